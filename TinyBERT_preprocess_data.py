@@ -1,0 +1,8 @@
+"""SST-2 dev.tsv -> bert_bin binary features (ModelZoo layout) + manifest. See --help."""
+
+import sys
+
+from tinybert.cli import run
+
+if __name__ == "__main__":
+    sys.exit(run("preprocess", prog="TinyBERT_preprocess_data.py"))

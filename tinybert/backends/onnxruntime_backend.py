@@ -1,0 +1,57 @@
+"""ONNX Runtime on the CPU (or a GPU provider when asked for and installed)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+
+from .. import INPUT_NAMES
+from ..errors import BackendUnavailableError, ModelFileError, expect
+from ..machine import physical_cores
+
+
+def _fixed_dim(dim) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None,
+                 optimization: str = "all"):
+        expect(os.path.isfile(model_path), ModelFileError,
+               f"{model_path}: expected an ONNX model (run test/pth2onnx.sh first), found no such file")
+        providers = providers or ["CPUExecutionProvider"]
+        unavailable = [p for p in providers if p not in ort.get_available_providers()]
+        if unavailable:
+            raise BackendUnavailableError(f"ONNX Runtime here has no {', '.join(unavailable)} "
+                                          f"(available: {', '.join(ort.get_available_providers())})")
+        options = ort.SessionOptions()
+        self.threads = threads or physical_cores()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = {
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        try:
+            self.session = ort.InferenceSession(model_path, options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for invalid files
+            raise ModelFileError(f"{model_path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+        inputs = self.session.get_inputs()
+        names = tuple(i.name for i in inputs)
+        expect(names == INPUT_NAMES, ModelFileError,
+               f"{model_path}: expected inputs {', '.join(INPUT_NAMES)}, got {', '.join(names)}")
+        shape = inputs[0].shape
+        self.batch_size = _fixed_dim(shape[0])
+        self.seq_len = _fixed_dim(shape[1])
+        self.output_name = self.session.get_outputs()[0].name
+        self.model_path = model_path
+
+    def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
+        feed = dict(zip(INPUT_NAMES, (input_ids, segment_ids, input_mask)))
+        return self.session.run([self.output_name], feed)[0]

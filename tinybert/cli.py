@@ -1,0 +1,199 @@
+"""Command-line front end: one parser per step, each calling one library function.
+
+Expected mistakes (PipelineError) are printed as `[ERROR] ...` without a traceback and exit
+non-zero; Ctrl-C and SIGTERM unwind through `finally` blocks so no half-written output remains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from . import DEFAULT_SEQ_LEN
+from .errors import PipelineError
+
+STEPS = {}
+
+
+def step(name: str, help_text: str):
+    def register(func):
+        STEPS[name] = (func, help_text)
+        return func
+    return register
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser(name: str, description: str, prog: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog or f"python -m tinybert {name}", description=description,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+@step("preprocess", "SST-2 TSV -> bert_bin/{input_ids,segment_ids,input_mask}/input{i}.bin + manifest.json")
+def _preprocess(argv, prog):
+    p = _parser("preprocess", STEPS["preprocess"][1], prog)
+    p.add_argument("--input_file", default="./glue_dir/SST-2/dev.tsv", help="SST-2 TSV (dev.tsv or test.tsv)")
+    p.add_argument("--vocab_file", default="./SST-2_model/vocab.txt", help="WordPiece vocabulary of the checkpoint")
+    p.add_argument("--output_dir", default="./bert_bin", help="feature folder to create")
+    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--overwrite", action="store_true", help="replace features made from other input")
+    p.add_argument("--no_progress", action="store_true")
+    a = p.parse_args(argv)
+    from .features import preprocess
+
+    preprocess(a.input_file, a.vocab_file, a.output_dir, a.max_seq_length, a.overwrite, not a.no_progress)
+
+
+@step("export", "checkpoint -> TinyBERT_bs{bs}.onnx -> TinyBERT_sim_bs{bs}.onnx, checked against PyTorch")
+def _export(argv, prog):
+    from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE
+
+    p = _parser("export", STEPS["export"][1], prog)
+    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
+    p.add_argument("--batch_size", type=positive_int, required=True)
+    p.add_argument("--output_dir", default=".", help="where the .onnx files go")
+    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
+    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max abs logit difference allowed")
+    a = p.parse_args(argv)
+    from .export import export
+
+    export(a.model_dir, a.batch_size, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
+
+
+def _backend_options(p):
+    p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: physical cores)")
+
+
+@step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
+def _infer(argv, prog):
+    from .backends import backend_names
+
+    p = _parser("infer", STEPS["infer"][1], prog)
+    p.add_argument("--model", required=True, help="ONNX model (or checkpoint folder for --backend pytorch)")
+    p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
+    p.add_argument("--output", default="./result", help="root of the result folders")
+    p.add_argument("--output_dirname", default=None, help="result folder name (default: a timestamp)")
+    p.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
+    p.add_argument("--batchsize", type=positive_int, required=True)
+    p.add_argument("--backend", default="onnxruntime", choices=backend_names())
+    p.add_argument("--no_progress", action="store_true")
+    _backend_options(p)
+    a = p.parse_args(argv)
+    from .inference import run_inference
+
+    run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
+                  a.output_dirname, not a.no_progress, threads=a.threads)
+
+
+@step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
+def _postprocess(argv, prog):
+    p = _parser("postprocess", STEPS["postprocess"][1], prog)
+    p.add_argument("result", help="result folder: a name inside --result_root, or a path")
+    p.add_argument("--result_root", default="./result")
+    p.add_argument("--bin_dir", default="./bert_bin", help="feature folder with manifest.json")
+    p.add_argument("--predictions_out", default=None, help="also write index<TAB>prediction here")
+    p.add_argument("--with_logits", action="store_true", help="add the two logits to the predictions file")
+    p.add_argument("--json_out", default=None, help="write the figures as JSON here")
+    a = p.parse_args(argv)
+    from .postprocess import resolve_result_dir, score
+
+    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out)
+
+
+@step("pth-accuracy", "accuracy of PyTorch eager on the checkpoint (the model card's pth column)")
+def _pth_accuracy(argv, prog):
+    p = _parser("pth-accuracy", STEPS["pth-accuracy"][1], prog)
+    p.add_argument("--model_dir", default="./SST-2_model")
+    p.add_argument("--bin_dir", default="./bert_bin")
+    p.add_argument("--batch_size", type=positive_int, default=64)
+    p.add_argument("--json_out", default=None)
+    a = p.parse_args(argv)
+    from .postprocess import pytorch_accuracy
+
+    pytorch_accuracy(a.model_dir, a.bin_dir, a.batch_size, a.json_out)
+
+
+@step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
+def _perf(argv, prog):
+    from .backends import backend_names
+
+    p = _parser("perf", STEPS["perf"][1], prog)
+    p.add_argument("--model", required=True)
+    p.add_argument("--batchsize", type=positive_int, required=True)
+    p.add_argument("--loop", type=positive_int, default=100)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--backend", default="onnxruntime", choices=backend_names())
+    p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
+    p.add_argument("--json_out", default=None)
+    _backend_options(p)
+    a = p.parse_args(argv)
+    from .perf import measure
+
+    options = {"threads": a.threads}
+    if a.providers:
+        options["providers"] = a.providers.split(",")
+    measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, **options)
+
+
+@step("report", "assemble the accuracy/performance table recorded by test/eval_all.sh")
+def _report(argv, prog):
+    p = _parser("report", STEPS["report"][1], prog)
+    p.add_argument("--eval_dir", required=True)
+    p.add_argument("--batch_sizes", required=True, help="space-separated, e.g. '1 4 8'")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--model_dir", required=True)
+    a = p.parse_args(argv)
+    from .report import build_table
+
+    try:
+        sizes = [positive_int(s) for s in a.batch_sizes.split()]
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--batch_sizes: {exc}")
+    print(build_table(a.eval_dir, sizes, a.backend, a.model_dir), end="")
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so cleanup code runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run one step; returns the process exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    func = STEPS[name][0]
+    try:
+        func(sys.argv[1:] if argv is None else argv, prog)
+    except PipelineError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("[ERROR] interrupted; no partial results were kept", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("[ERROR] terminated; no partial results were kept", file=sys.stderr)
+        return 143
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in STEPS:
+        print("usage: python -m tinybert <step> [options]   (each step has --help)\n\nsteps:")
+        for name, (_, help_text) in STEPS.items():
+            print(f"  {name:<13} {help_text}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return run(argv[0], argv[1:])

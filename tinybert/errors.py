@@ -1,0 +1,47 @@
+"""Exception types for expected mistakes: the CLI prints them without a traceback and exits 2."""
+
+
+class PipelineError(Exception):
+    """Base class: a user-facing problem with a message that says what was expected."""
+
+    exit_code = 2
+
+
+class UsageError(PipelineError):
+    """A command-line value is out of range (batch size, opset, ...)."""
+
+
+class DataFormatError(PipelineError):
+    """An input TSV is missing, empty or malformed."""
+
+
+class ManifestError(PipelineError):
+    """Feature files on disk do not match their manifest."""
+
+
+class CheckpointError(PipelineError):
+    """A checkpoint folder is incomplete, corrupted or has weights of the wrong shape."""
+
+
+class ExportError(PipelineError):
+    """ONNX export, simplification or the numerical check against PyTorch failed."""
+
+
+class ModelFileError(PipelineError):
+    """An ONNX/OM model file is missing or does not fit the request."""
+
+
+class ResultFolderError(PipelineError):
+    """A result folder is missing outputs, has extra ones, or has malformed ones."""
+
+
+class BackendUnavailableError(PipelineError):
+    """The requested inference backend (ais_bench, a GPU stack, ...) is not installed here."""
+
+    exit_code = 3
+
+
+def expect(condition: bool, error_type: type, message: str) -> None:
+    """Raise `error_type(message)` unless `condition` holds."""
+    if not condition:
+        raise error_type(message)

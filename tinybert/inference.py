@@ -1,0 +1,151 @@
+"""An ais_bench-compatible runner for the backends that run without an NPU.
+
+It reads the `--input` folders as ais_bench does (natural file order, one file per sample,
+consecutive chunks of `batch_size` files, the last chunk filled with its first file), runs the
+model, and writes the same result folder and summary, printing the same throughput line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import INPUT_NAMES
+from .backends import create_backend
+from .errors import ModelFileError, UsageError, expect
+from .features import FEATURE_DTYPE
+from .fileio import natural_key, os_errors_as
+from .resultdir import ResultFolderWriter
+
+
+@dataclass
+class InferenceReport:
+    result_dir: str
+    num_samples: int
+    batch_size: int
+    compute_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return throughput(self.batch_size, self.compute_ms)
+
+
+def throughput(batch_size: int, compute_ms: list[float]) -> float:
+    """ais_bench's figure: 1000 * batchsize / mean compute time per batch (ms)."""
+    mean = float(np.mean(compute_ms))
+    return 1000.0 * batch_size / mean if mean > 0 else float("inf")
+
+
+def throughput_line(batch_size: int, compute_ms: list[float]) -> str:
+    return (f"[INFO] throughput 1000*batchsize.mean({batch_size})/NPU_compute_time.mean"
+            f"({float(np.mean(compute_ms))}): {throughput(batch_size, compute_ms)}")
+
+
+def latency_stats(values_ms: list[float]) -> dict:
+    values = np.asarray(values_ms, dtype=np.float64) if values_ms else np.zeros(1)
+    return {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
+            "median": float(np.median(values)), "percentile(99%)": float(np.percentile(values, 99)),
+            "count": len(values_ms)}
+
+
+def list_input_files(input_dirs: list[str]) -> list[list[str]]:
+    """Per input folder, its files in natural order; the folders must pair up file by file."""
+    expect(len(input_dirs) == len(INPUT_NAMES), UsageError,
+           f"expected {len(INPUT_NAMES)} input folders ({', '.join(INPUT_NAMES)}), got {len(input_dirs)}")
+    listings = []
+    for folder in input_dirs:
+        expect(os.path.isdir(folder), UsageError,
+               f"{folder}: expected a folder of feature files (run test/preprocess_data.sh first), found none")
+        names = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=natural_key)
+        expect(names, UsageError, f"{folder}: expected feature files, got an empty folder")
+        listings.append([os.path.join(folder, n) for n in names])
+    first = [os.path.basename(p) for p in listings[0]]
+    for folder, paths in zip(input_dirs[1:], listings[1:]):
+        names = [os.path.basename(p) for p in paths]
+        if names != first:
+            only_here = sorted(set(names) - set(first), key=natural_key)[:3]
+            only_first = sorted(set(first) - set(names), key=natural_key)[:3]
+            raise UsageError(f"{folder}: expected the same {len(first)} file names as {input_dirs[0]}, got "
+                             f"{len(names)} files (only here: {only_here}, only in the first: {only_first})")
+    return listings
+
+
+def read_sample(path: str, seq_len: int) -> np.ndarray:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    expect(len(data) == seq_len * FEATURE_DTYPE.itemsize, UsageError,
+           f"{path}: expected {seq_len * FEATURE_DTYPE.itemsize} bytes (int64 [1, {seq_len}]), got {len(data)}")
+    return np.frombuffer(data, dtype=FEATURE_DTYPE)
+
+
+def _batches(count: int, batch_size: int):
+    """(indices of real samples, indices fed to the model) per batch; the last batch is filled."""
+    for start in range(0, count, batch_size):
+        real = list(range(start, min(start + batch_size, count)))
+        yield real, real + [real[0]] * (batch_size - len(real))
+
+
+def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
+                  outfmt: str = "TXT", backend: str = "onnxruntime", output_dirname: str | None = None,
+                  progress: bool = True, **backend_options) -> InferenceReport:
+    expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
+    started = time.time()
+    listings = list_input_files(input_dirs)
+    runner = create_backend(backend, model_path, **backend_options)
+    if runner.batch_size is not None:
+        expect(runner.batch_size == batch_size, ModelFileError,
+               f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "
+               f"(export it with test/pth2onnx.sh {batch_size})")
+    first_size = os.path.getsize(listings[0][0])
+    seq_len = runner.seq_len or first_size // FEATURE_DTYPE.itemsize
+    count = len(listings[0])
+    with os_errors_as(UsageError, f"write results under {output_root}"):
+        writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
+    compute_ms: list[float] = []
+    files_info: dict[str, dict] = {}
+    batches = _batches(count, batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, total=-(-count // batch_size), desc=f"infer bs{batch_size}", unit="batch")
+    try:
+        with os_errors_as(UsageError, f"write results under {output_root}"):
+            for real, fed in batches:
+                arrays = [np.stack([read_sample(paths[i], seq_len) for i in fed]) for paths in listings]
+                tick = time.perf_counter()
+                logits = runner.run(*arrays)
+                compute_ms.append((time.perf_counter() - tick) * 1000.0)
+                for row, index in enumerate(real):  # filler rows get no output, as in ais_bench
+                    stem = os.path.splitext(os.path.basename(listings[0][index]))[0]
+                    out_name = writer.write(stem, 0, logits[row:row + 1])
+                    files_info[str(index)] = {"infiles": [paths[index] for paths in listings],
+                                              "outfiles": [out_name]}
+            args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
+                    "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
+                    "threads": getattr(runner, "threads", None)}
+            final = writer.publish(lambda final_dir: _summary(files_info, final_dir, compute_ms, batch_size, args))
+    except BaseException:
+        writer.discard()
+        raise
+    print(throughput_line(batch_size, compute_ms))
+    print(f"[INFO] {count} outputs written to {final}")
+    return InferenceReport(final, count, batch_size, compute_ms)
+
+
+def _summary(files_info: dict, final_dir: str, compute_ms: list[float], batch_size: int, args: dict) -> dict:
+    zero = latency_stats([0.0] * len(compute_ms))  # host backends copy nothing to a device
+    return {
+        "filesinfo": {index: {"infiles": info["infiles"],
+                              "outfiles": [os.path.join(final_dir, name) for name in info["outfiles"]]}
+                      for index, info in files_info.items()},
+        "args": args,
+        "NPU_compute_time": latency_stats(compute_ms),
+        "H2D_latency": zero,
+        "D2H_latency": zero,
+        "throughput": throughput(batch_size, compute_ms),
+        "npu_compute_time_list": compute_ms,
+        "pid": os.getpid(),
+    }

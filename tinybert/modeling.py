@@ -1,0 +1,171 @@
+"""The TinyBERT SST-2 classifier on transformers' BERT modules, and loading of release checkpoints.
+
+Numerics follow the original TinyBERT modeling code (REFERENCE.md): erf GELU, LayerNorm eps 1e-12,
+additive mask `(1 - mask) * -10000`, pooler `tanh(dense(h[:, 0]))`, and the head
+`classifier(relu(pooled))`, which a stock BertForSequenceClassification does not have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+
+from . import NUM_LABELS
+from .errors import CheckpointError, expect
+
+CONFIG_NAMES = ("config.json", "bert_config.json")
+WEIGHTS_NAME = "pytorch_model.bin"
+VOCAB_NAME = "vocab.txt"
+REQUIRED_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                        "intermediate_size", "max_position_embeddings", "type_vocab_size")
+IGNORED_PREFIXES = ("fit_dense.",)  # distillation-only projection, unused at inference
+MASK_FILL = -10000.0
+
+
+def find_config(model_dir: str) -> str:
+    expect(os.path.isdir(model_dir), CheckpointError,
+           f"{model_dir}: expected a TinyBERT checkpoint folder (config.json, pytorch_model.bin, vocab.txt), "
+           "found no such folder")
+    for name in CONFIG_NAMES:
+        path = os.path.join(model_dir, name)
+        if os.path.isfile(path):
+            return path
+    raise CheckpointError(f"{model_dir}: expected {' or '.join(CONFIG_NAMES)}, found neither "
+                          f"(folder has: {', '.join(sorted(os.listdir(model_dir))) or 'nothing'})")
+
+
+def load_bert_config(model_dir: str):
+    """A transformers BertConfig from a TinyBERT config file (extra TinyBERT keys are ignored)."""
+    from transformers import BertConfig
+
+    path = find_config(model_dir)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: expected a JSON BERT config, got unparsable content ({exc})") from None
+    missing = [key for key in REQUIRED_CONFIG_KEYS if key not in raw]
+    expect(not missing, CheckpointError, f"{path}: expected BERT keys {', '.join(missing)}, not found")
+    hidden_act = raw.get("hidden_act", "gelu")
+    expect(hidden_act == "gelu", CheckpointError,
+           f"{path}: expected hidden_act 'gelu' (exact erf GELU, as TinyBERT), got {hidden_act!r}")
+    config = BertConfig(**{key: raw[key] for key in REQUIRED_CONFIG_KEYS}, hidden_act="gelu",
+                        layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    # Eager attention: the SDPA path has no opset-11 export and defeats ORT's attention fusion.
+    config._attn_implementation = "eager"
+    return config
+
+
+def _build_classifier_class():
+    import torch
+    from torch import nn
+    from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler
+
+    class TinyBertBody(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embeddings = BertEmbeddings(config)
+            self.encoder = BertEncoder(config)
+            self.pooler = BertPooler(config)
+
+        def forward(self, input_ids, segment_ids, input_mask):
+            # The original's additive mask, broadcast over heads and query positions.
+            mask = input_mask[:, None, None, :].to(torch.float32)
+            extended_mask = (1.0 - mask) * MASK_FILL
+            hidden = self.embeddings(input_ids=input_ids, token_type_ids=segment_ids)
+            hidden = self.encoder(hidden, attention_mask=extended_mask).last_hidden_state
+            return self.pooler(hidden)
+
+    class TinyBertForSequenceClassification(nn.Module):
+        """Inputs `(input_ids, segment_ids, input_mask)` int64 `[bs, seq]` -> logits `[bs, num_labels]`."""
+
+        def __init__(self, config, num_labels: int = NUM_LABELS):
+            super().__init__()
+            self.config = config
+            self.bert = TinyBertBody(config)
+            self.classifier = nn.Linear(config.hidden_size, num_labels)
+
+        def forward(self, input_ids, segment_ids, input_mask):
+            pooled = self.bert(input_ids, segment_ids, input_mask)
+            return self.classifier(torch.relu(pooled))
+
+    return TinyBertForSequenceClassification
+
+
+_CLASSIFIER_CLASS = None
+
+
+def build_model(config, num_labels: int = NUM_LABELS):
+    global _CLASSIFIER_CLASS
+    if _CLASSIFIER_CLASS is None:
+        _CLASSIFIER_CLASS = _build_classifier_class()
+    return _CLASSIFIER_CLASS(config, num_labels)
+
+
+def read_state_dict(weights_path: str) -> dict:
+    """Load a `pytorch_model.bin` without executing pickled code (torch's weights_only loader)."""
+    import torch
+
+    expect(os.path.isfile(weights_path), CheckpointError,
+           f"{weights_path}: expected the checkpoint weights ({WEIGHTS_NAME}), found no such file")
+    expect(os.path.getsize(weights_path) > 0, CheckpointError, f"{weights_path}: expected weights, got an empty file")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{weights_path}: refused to load: the file contains objects other than tensors "
+                              f"(weights-only loading; it may try to run code). Detail: {first_line}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{weights_path}: expected a PyTorch state dict, got a truncated or corrupted "
+                              f"file ({first_line})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    expect(isinstance(state, dict), CheckpointError,
+           f"{weights_path}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    expect(all(isinstance(v, torch.Tensor) for v in state.values()), CheckpointError,
+           f"{weights_path}: expected every entry to be a tensor")
+    return state
+
+
+def normalise_state_dict(state: dict) -> dict:
+    """Map release-checkpoint names onto the model's: `module.` prefix, LayerNorm gamma/beta, fit_dense."""
+    renamed = {}
+    for name, tensor in state.items():
+        if name.startswith("module."):
+            name = name[len("module."):]
+        if name.startswith(IGNORED_PREFIXES):
+            continue
+        if "LayerNorm" in name:
+            name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        renamed[name] = tensor
+    return renamed
+
+
+def load_tinybert(model_dir: str, num_labels: int = NUM_LABELS):
+    """Build the classifier and load every weight of a TinyBERT release checkpoint, strictly."""
+    config = load_bert_config(model_dir)
+    weights_path = os.path.join(model_dir, WEIGHTS_NAME)
+    state = normalise_state_dict(read_state_dict(weights_path))
+    model = build_model(config, num_labels)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [f"{name} (expected {tuple(expected[name].shape)}, got {tuple(state[name].shape)})"
+                   for name in expected if name in state and state[name].shape != expected[name].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} weight(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} weight(s): {', '.join(unexpected[:5])}"
+                        f"{' ...' if len(unexpected) > 5 else ''}")
+    if wrong_shape:
+        problems.append(f"wrong shape: {'; '.join(wrong_shape[:5])}")
+    if problems:
+        raise CheckpointError(f"{weights_path}: does not fit the TinyBERT architecture in "
+                              f"{os.path.basename(find_config(model_dir))}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model

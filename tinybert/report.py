@@ -1,0 +1,61 @@
+"""The model card's accuracy/performance table, assembled from what test/eval_all.sh recorded."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from .errors import PipelineError, expect
+from .fileio import read_json, write_json_atomic
+from .machine import describe_machine
+
+# The line both ais_bench and the ONNX Runtime runner print.
+THROUGHPUT_LINE = re.compile(r"throughput 1000\*batchsize\.mean\((\d+)\)/NPU_compute_time\.mean\(([\d.eE+-]+)\):\s*([\d.eE+-]+)")
+
+
+def parse_throughput(log_path: str) -> float:
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            matches = THROUGHPUT_LINE.findall(handle.read())
+    except FileNotFoundError:
+        raise PipelineError(f"{log_path}: expected the log of test/perf.sh, found no such file") from None
+    expect(matches, PipelineError, f"{log_path}: expected a '[INFO] throughput 1000*batchsize...' line, found none")
+    return float(matches[-1][2])
+
+
+def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: str) -> str:
+    rows, records = [], []
+    pth_path = os.path.join(eval_dir, "pth_accuracy.json")
+    pth = read_json(pth_path, PipelineError, "PyTorch eager accuracy") if os.path.exists(pth_path) else None
+    for bs in batch_sizes:
+        accuracy = read_json(os.path.join(eval_dir, f"bs{bs}_accuracy.json"), PipelineError, "postprocess results")
+        fps = parse_throughput(os.path.join(eval_dir, f"bs{bs}_perf.log"))
+        records.append({"batch_size": bs, "accuracy": accuracy["accuracy"], "num_samples": accuracy["num_samples"],
+                        "throughput": fps, "result_dir": accuracy["result_dir"]})
+        pth_cell = f"{pth['accuracy']:.2f}" if pth else "-"
+        rows.append(f"| TinyBERT (bs{bs}) | {pth_cell} | {accuracy['accuracy']:.2f} | {accuracy['num_samples']} | {fps:.2f} |")
+    best = max(records, key=lambda r: r["throughput"])
+    machine = describe_machine()
+    versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    lines = [
+        f"Backend: **{backend}**; checkpoint: `{model_dir}`; measured {time.strftime('%Y-%m-%d')}.",
+        f"Machine: {machine['cpu']}, {machine['physical_cores']} physical core(s) / {machine['logical_cpus']} "
+        f"logical CPU(s); Python {machine['python']}; {versions}.",
+        "",
+        f"| 模型 | pth精度 (PyTorch eager) | {backend}推理精度 | 样本数 | {backend}性能 (fps) |",
+        "| ---- | ---- | ---- | ---- | ---- |",
+        *rows,
+        f"| 最优bs (bs{best['batch_size']}) | {pth['accuracy']:.2f} | {best['accuracy']:.2f} | "
+        f"{best['num_samples']} | {best['throughput']:.2f} |" if pth else
+        f"| 最优bs (bs{best['batch_size']}) | - | {best['accuracy']:.2f} | {best['num_samples']} | {best['throughput']:.2f} |",
+        "",
+        "精度为百分比 (accuracy in %); 性能单位 fps (sentences per second, `1000*batchsize/mean compute ms`).",
+    ]
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(eval_dir, "table.md"), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    write_json_atomic(os.path.join(eval_dir, "table.json"), {
+        "backend": backend, "model_dir": model_dir, "machine": machine,
+        "pth_accuracy": pth["accuracy"] if pth else None, "rows": records})
+    return table

@@ -1,0 +1,180 @@
+"""Result folders in the layout ais_bench writes, and a strict reader for them.
+
+`<root>/<YYYY_MM_DD-HH_MM_SS>/<stem>_<output index>.<txt|bin|npy>` plus `<root>/<name>_summary.json`
+(REFERENCE.md). The writer stages everything in a hidden folder and renames it into place only
+when complete, under a name no other run holds: an interrupted run leaves nothing that looks
+finished, and earlier results are never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from . import NUM_LABELS
+from .errors import ResultFolderError, UsageError, expect
+from .fileio import natural_key, write_json_atomic
+
+FORMATS = ("TXT", "BIN", "NPY")
+TIMESTAMP_FORMAT = "%Y_%m_%d-%H_%M_%S"
+SUMMARY_SUFFIX = "_summary.json"
+_PARTIAL_MARK = ".partial-"
+
+
+def format_txt(array: np.ndarray) -> str:
+    """ais_bench TXT: each row's values as %f, each followed by a space, then a newline."""
+    rows = np.atleast_2d(array)
+    return "".join("".join(f"{value:f} " for value in row) + "\n" for row in rows)
+
+
+def output_file_name(stem: str, output_index: int, outfmt: str) -> str:
+    return f"{stem}_{output_index}.{outfmt.lower()}"
+
+
+def summary_path(root: str, name: str) -> str:
+    return os.path.join(root, f"{name}{SUMMARY_SUFFIX}")
+
+
+class ResultFolderWriter:
+    """Collects per-sample outputs, then publishes them as one complete ais_bench-style folder."""
+
+    def __init__(self, root: str, outfmt: str = "TXT", dirname: str | None = None, started: float | None = None):
+        outfmt = outfmt.upper()
+        expect(outfmt in FORMATS, UsageError, f"expected --outfmt among {', '.join(FORMATS)}, got {outfmt!r}")
+        if dirname is not None:
+            expect(dirname and os.sep not in dirname and not dirname.startswith("."), UsageError,
+                   f"expected a plain folder name for --output_dirname, got {dirname!r}")
+            expect(not os.path.exists(os.path.join(root, dirname)), ResultFolderError,
+                   f"{os.path.join(root, dirname)}: already exists; refusing to overwrite earlier results "
+                   "(choose another --output_dirname)")
+        self.root, self.outfmt, self.dirname = root, outfmt, dirname
+        self.started = time.time() if started is None else started
+        os.makedirs(root, exist_ok=True)
+        self.staging = tempfile.mkdtemp(prefix=f".result{_PARTIAL_MARK}", dir=root)
+        self.final_path: str | None = None
+
+    def write(self, stem: str, output_index: int, array: np.ndarray) -> str:
+        name = output_file_name(stem, output_index, self.outfmt)
+        path = os.path.join(self.staging, name)
+        if self.outfmt == "TXT":
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(format_txt(array))
+        elif self.outfmt == "BIN":
+            np.ascontiguousarray(array).tofile(path)
+        else:
+            np.save(path, array)
+        return name
+
+    def _reserve_name(self) -> str:
+        """mkdir is atomic: the first run to create a name owns it; later ones take a suffix."""
+        base = self.dirname or time.strftime(TIMESTAMP_FORMAT, time.localtime(self.started))
+        for attempt in range(1000):
+            name = base if attempt == 0 else f"{base}-{attempt}"
+            if os.path.exists(summary_path(self.root, name)):
+                continue
+            try:
+                os.mkdir(os.path.join(self.root, name))
+                return name
+            except FileExistsError:
+                if self.dirname is not None:
+                    raise ResultFolderError(f"{os.path.join(self.root, name)}: appeared during the run; "
+                                            "refusing to overwrite it") from None
+        raise ResultFolderError(f"{self.root}: no free result folder name starting with {base}")
+
+    def publish(self, make_summary) -> str:
+        """Reserve the final name, write `make_summary(final_path)` beside it, then move the outputs in."""
+        name = self._reserve_name()
+        final = os.path.join(self.root, name)
+        try:
+            write_json_atomic(summary_path(self.root, name), make_summary(final))
+            os.rename(self.staging, final)  # replaces the empty folder reserved above
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(final)
+            raise
+        self.final_path = final
+        return final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _parse_txt(path: str, num_labels: int) -> np.ndarray:
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ResultFolderError(f"{path}: expected ais_bench TXT (ASCII numbers), got binary content") from None
+    expect(text.endswith("\n"), ResultFolderError,
+           f"{path}: expected a complete TXT row ending in a newline, got a truncated file ({len(raw)} bytes)")
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    try:
+        values = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+    except ValueError:
+        raise ResultFolderError(f"{path}: expected {num_labels} numbers per row, got {text.strip()[:60]!r}") from None
+    expect(values.shape == (1, num_labels), ResultFolderError,
+           f"{path}: expected one row of {num_labels} logits, got shape {list(values.shape)}")
+    return values[0]
+
+
+def _parse_bin(path: str, num_labels: int) -> np.ndarray:
+    size = os.path.getsize(path)
+    expect(size == num_labels * 4, ResultFolderError,
+           f"{path}: expected {num_labels * 4} bytes ({num_labels} float32 logits), got {size}")
+    return np.fromfile(path, dtype="<f4").astype(np.float64)
+
+
+def _parse_npy(path: str, num_labels: int) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ResultFolderError(f"{path}: expected a .npy array, got unreadable content ({exc})") from None
+    expect(array.size == num_labels and array.dtype.kind == "f", ResultFolderError,
+           f"{path}: expected {num_labels} float logits (shape [1, {num_labels}]), got {array.dtype} {list(array.shape)}")
+    return array.reshape(-1).astype(np.float64)
+
+
+_PARSERS = {"txt": _parse_txt, "bin": _parse_bin, "npy": _parse_npy}
+
+
+def _describe(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}{f' ... ({len(names)} in all)' if len(names) > limit else ''}"
+
+
+def read_logits(folder: str, stems: list[str], num_labels: int = NUM_LABELS) -> np.ndarray:
+    """Logits `[len(stems), num_labels]`, row i from `<stems[i]>_0.<fmt>`; every deviation is an error."""
+    expect(os.path.isdir(folder), ResultFolderError,
+           f"{folder}: expected a result folder written by test/ais_inference.sh, found no such folder")
+    present = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=natural_key)
+    extensions = sorted({os.path.splitext(n)[1].lstrip(".").lower() for n in present})
+    known = [ext for ext in extensions if ext in _PARSERS]
+    expect(len(known) == 1, ResultFolderError,
+           f"{folder}: expected output files of one format (txt, bin or npy), got "
+           f"{', '.join(extensions) if extensions else 'an empty folder'}")
+    ext = known[0]
+    expected = [f"{stem}_0.{ext}" for stem in stems]
+    expected_set, present_set = set(expected), set(present)
+    missing = [n for n in expected if n not in present_set]
+    extra = [n for n in present if n not in expected_set]
+    expect(not missing and not extra, ResultFolderError,
+           f"{folder}: expected exactly {len(expected)} outputs {expected[0]}..{expected[-1]} (one per sample "
+           "in the manifest); " + "; ".join(
+               part for part in ((f"missing {_describe(missing)}" if missing else ""),
+                                 (f"unexpected {_describe(extra)}" if extra else "")) if part))
+    parser = _PARSERS[ext]
+    return np.stack([parser(os.path.join(folder, name), num_labels) for name in expected])
+
+
+def latest_result_folders(root: str) -> list[str]:
+    """Complete result folders under `root`, newest name last (staging folders are hidden)."""
+    if not os.path.isdir(root):
+        return []
+    return sorted((n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")),
+                  key=natural_key)
