@@ -19,6 +19,7 @@ from . import INPUT_NAMES
 from .dataset import Dataset, file_sha256
 from .errors import DataFormatError, ManifestError, PipelineError, UsageError, expect
 from .fileio import os_errors_as, read_json, staging_dir, write_json_atomic
+from .progress import progress as progress_bar
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "tinybert-sst2-features/1"
@@ -85,11 +86,7 @@ def encode_sentences(sentences: list[str], vocab_path: str, seq_len: int, chunk_
     input_ids = np.zeros((count, seq_len), dtype=FEATURE_DTYPE)
     input_mask = np.zeros((count, seq_len), dtype=FEATURE_DTYPE)
     chunks = range(0, count, chunk_size)
-    if progress:
-        from tqdm import tqdm
-
-        chunks = tqdm(chunks, desc="tokenize", unit="chunk", total=len(chunks))
-    for start in chunks:
+    for start in progress_bar(chunks, progress, desc="tokenize", unit="chunk"):
         encodings = tokenizer.encode_batch(sentences[start:start + chunk_size], add_special_tokens=False)
         for offset, encoding in enumerate(encodings):
             ids = [cls_id, *encoding.ids[:seq_len - 2], sep_id]
@@ -126,12 +123,7 @@ def _write_feature_files(features: Features, out_dir: str, progress: bool) -> No
     for name, array in features.arrays().items():
         folder = os.path.join(out_dir, name)
         os.makedirs(folder)
-        rows = range(len(features))
-        if progress:
-            from tqdm import tqdm
-
-            rows = tqdm(rows, desc=f"write {name}", unit="file", mininterval=0.5)
-        for index in rows:
+        for index in progress_bar(range(len(features)), progress, desc=f"write {name}", unit="file"):
             with open(os.path.join(folder, feature_file_name(index)), "wb") as handle:
                 handle.write(array[index].tobytes())
 

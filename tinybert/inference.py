@@ -18,6 +18,7 @@ from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
 from .features import FEATURE_DTYPE
 from .fileio import natural_key, os_errors_as
+from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
 
 
@@ -106,11 +107,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     compute_ms: list[float] = []
     files_info: dict[str, dict] = {}
-    batches = _batches(count, batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, total=-(-count // batch_size), desc=f"infer bs{batch_size}", unit="batch")
+    batches = progress_bar(_batches(count, batch_size), progress, total=-(-count // batch_size),
+                           desc=f"infer bs{batch_size}", unit="batch")
     try:
         with os_errors_as(UsageError, f"write results under {output_root}"):
             for real, fed in batches:

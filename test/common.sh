@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# Shared settings and helpers for test/*.sh (sourced, not run). Every setting can be overridden
+# from the environment; defaults follow the model card, relative to the current directory.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+GLUE_DIR="${GLUE_DIR:-./glue_dir/SST-2}"          # holds dev.tsv
+DATA_FILE="${DATA_FILE:-$GLUE_DIR/dev.tsv}"       # the TSV to preprocess
+CKPT_DIR="${CKPT_DIR:-./SST-2_model}"             # TinyBERT checkpoint (config, weights, vocab)
+BIN_DIR="${BIN_DIR:-./bert_bin}"                  # features written by preprocess_data.sh
+MODEL_DIR="${MODEL_DIR:-.}"                       # where .onnx and .om files are written and read
+RESULT_DIR="${RESULT_DIR:-./result}"              # root of inference result folders
+SEQ_LEN="${SEQ_LEN:-64}"
+OPSET="${OPSET:-11}"
+BACKEND="${BACKEND:-auto}"                        # auto | ais_bench | onnxruntime
+OUTFMT="${OUTFMT:-TXT}"                           # TXT | BIN | NPY
+PRECISION_MODE="${PRECISION_MODE:-force_fp16}"    # ATC --precision_mode
+CANN_SET_ENV="${CANN_SET_ENV:-/usr/local/Ascend/ascend-toolkit/set_env.sh}"
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
+
+die() { echo "[ERROR] $*" >&2; exit 2; }
+missing_tool() { echo "[ERROR] $*" >&2; exit 3; }
+
+# usage_or_help USAGE MIN_ARGS MAX_ARGS "$@": print USAGE on -h/--help or a wrong argument count.
+usage_or_help() {
+  local usage="$1" min="$2" max="$3"
+  shift 3
+  if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    printf 'usage: %s\n%s\n' "$usage" "$ENV_HELP"
+    exit 0
+  fi
+  if (($# < min || $# > max)); then
+    printf 'usage: %s\n%s\n' "$usage" "$ENV_HELP" >&2
+    exit 2
+  fi
+}
+
+require_batch_size() {
+  [[ "$1" =~ ^[1-9][0-9]*$ ]] || die "expected a positive integer batch size, got '$1'"
+}
+
+tinybert() { "$PYTHON" -m tinybert "$@"; }
+
+input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
+sim_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_bs$1.onnx"; }
+om_path() { echo "$MODEL_DIR/TinyBERT_bs$1.om"; }
+
+# The CANN toolkit puts atc and the ais_bench runtime on PATH/PYTHONPATH via set_env.sh.
+source_cann() {
+  if [[ -f "$CANN_SET_ENV" ]]; then
+    set +u
+    # shellcheck disable=SC1090
+    source "$CANN_SET_ENV"
+    set -u
+  fi
+}
+
+have_ais_bench() { "$PYTHON" -c "import ais_bench" >/dev/null 2>&1; }
+
+ais_bench_missing() {
+  missing_tool "ais_bench is not installed for $PYTHON (it needs an Ascend NPU with CANN; install it from https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench). Without an NPU use BACKEND=onnxruntime."
+}
+
+# resolve_backend BS: print the backend to use for batch size BS, or fail saying why.
+resolve_backend() {
+  local om
+  om="$(om_path "$1")"
+  case "$BACKEND" in
+    auto)
+      if have_ais_bench && [[ -f "$om" ]]; then echo ais_bench; else echo onnxruntime; fi ;;
+    ais_bench)
+      have_ais_bench || ais_bench_missing
+      [[ -f "$om" ]] || die "$om: expected the OM model for batch size $1, found no such file (run test/onnx2om.sh $1 <chip_name>)"
+      echo ais_bench ;;
+    onnxruntime)
+      echo onnxruntime ;;
+    *)
+      die "expected BACKEND auto, ais_bench or onnxruntime, got '$BACKEND'" ;;
+  esac
+}

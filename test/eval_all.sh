@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Step 7: rebuild the model card's accuracy/performance table: for each batch size export, infer,
+# score and time, then print and save a Markdown table (plus JSON) in $EVAL_DIR.
+# On an NPU set BACKEND=ais_bench and CHIP_NAME (e.g. 310P3) to build the .om files too.
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+usage_or_help "bash test/eval_all.sh [batch_size ...]   (default: 1 4 8 16 32 64; EVAL_DIR, CHIP_NAME, LOOP)" 0 64 "$@"
+batch_sizes=("$@")
+((${#batch_sizes[@]})) || batch_sizes=(1 4 8 16 32 64)
+for bs in "${batch_sizes[@]}"; do require_batch_size "$bs"; done
+
+stamp="$(date +%Y_%m_%d-%H_%M_%S)"
+EVAL_DIR="${EVAL_DIR:-./eval_results/$stamp}"
+[[ ! -e "$EVAL_DIR" ]] || die "$EVAL_DIR: already exists; refusing to overwrite an earlier evaluation (set EVAL_DIR)"
+source_cann
+if [[ "$BACKEND" == auto ]]; then
+  if have_ais_bench && [[ -n "${CHIP_NAME:-}" ]]; then BACKEND=ais_bench; else BACKEND=onnxruntime; fi
+fi
+export BACKEND
+echo "[INFO] backend: $BACKEND; batch sizes: ${batch_sizes[*]}; records in $EVAL_DIR"
+mkdir -p "$EVAL_DIR"
+
+bash "$REPO_ROOT/test/preprocess_data.sh"
+tinybert pth-accuracy --model_dir "$CKPT_DIR" --bin_dir "$BIN_DIR" --json_out "$EVAL_DIR/pth_accuracy.json"
+for bs in "${batch_sizes[@]}"; do
+  echo "[INFO] ===== batch size $bs ====="
+  bash "$REPO_ROOT/test/pth2onnx.sh" "$bs"
+  if [[ "$BACKEND" == ais_bench ]]; then
+    [[ -n "${CHIP_NAME:-}" ]] || die "BACKEND=ais_bench needs CHIP_NAME (the Name column of 'npu-smi info', e.g. 310P3)"
+    bash "$REPO_ROOT/test/onnx2om.sh" "$bs" "$CHIP_NAME"
+  fi
+  result_name="eval_bs${bs}_$stamp"
+  OUTPUT_DIRNAME="$result_name" bash "$REPO_ROOT/test/ais_inference.sh" "$bs"
+  bash "$REPO_ROOT/test/postprocess_data.sh" "$result_name" --json_out "$EVAL_DIR/bs${bs}_accuracy.json"
+  bash "$REPO_ROOT/test/perf.sh" "$bs" | tee "$EVAL_DIR/bs${bs}_perf.log"
+done
+
+tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${batch_sizes[*]}" --backend "$BACKEND" --model_dir "$CKPT_DIR"
+echo "[INFO] table saved to $EVAL_DIR/table.md and $EVAL_DIR/table.json"
