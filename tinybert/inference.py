@@ -16,7 +16,7 @@ import numpy as np
 from . import INPUT_NAMES
 from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
-from .features import FEATURE_DTYPE
+from .features import FEATURE_DTYPE, MANIFEST_NAME, load_features
 from .fileio import natural_key, os_errors_as
 from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
@@ -82,6 +82,37 @@ def read_sample(path: str, seq_len: int) -> np.ndarray:
     return np.frombuffer(data, dtype=FEATURE_DTYPE)
 
 
+def _manifest_folder(input_dirs: list[str]) -> str | None:
+    """The feature folder when the inputs are `<dir>/{input_ids,segment_ids,input_mask}` with a manifest."""
+    parents = {os.path.dirname(os.path.normpath(d)) for d in input_dirs}
+    names = tuple(os.path.basename(os.path.normpath(d)) for d in input_dirs)
+    if len(parents) == 1 and names == INPUT_NAMES:
+        parent = parents.pop() or "."
+        if os.path.isfile(os.path.join(parent, MANIFEST_NAME)):
+            return parent
+    return None
+
+
+def load_inputs(input_dirs: list[str], seq_len: int | None) -> tuple[list[np.ndarray], list[str], list[list[str]]]:
+    """Input arrays `[N, seq_len]`, output stems and input paths per sample, in ais_bench's order.
+
+    Feature folders with a manifest are checked against it (count, names, sizes, checksums);
+    other folders are read as ais_bench reads them.
+    """
+    listings = list_input_files(input_dirs)
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in listings[0]]
+    infiles = [list(paths) for paths in zip(*listings)]
+    bin_dir = _manifest_folder(input_dirs)
+    if bin_dir is not None:
+        features, _ = load_features(bin_dir)
+        expect(seq_len is None or features.seq_len == seq_len, UsageError,
+               f"{bin_dir}: features have sequence length {features.seq_len}, the model expects {seq_len}")
+        return list(features.batch(slice(None))), stems, infiles
+    seq_len = seq_len or os.path.getsize(listings[0][0]) // FEATURE_DTYPE.itemsize
+    arrays = [np.stack([read_sample(path, seq_len) for path in paths]) for paths in listings]
+    return arrays, stems, infiles
+
+
 def _batches(count: int, batch_size: int):
     """(indices of real samples, indices fed to the model) per batch; the last batch is filled."""
     for start in range(0, count, batch_size):
@@ -94,37 +125,33 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                   progress: bool = True, **backend_options) -> InferenceReport:
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
-    listings = list_input_files(input_dirs)
     runner = create_backend(backend, model_path, **backend_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, ModelFileError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "
                f"(export it with test/pth2onnx.sh {batch_size})")
-    first_size = os.path.getsize(listings[0][0])
-    seq_len = runner.seq_len or first_size // FEATURE_DTYPE.itemsize
-    count = len(listings[0])
+    arrays, stems, infiles = load_inputs(input_dirs, runner.seq_len)
+    count = len(stems)
     with os_errors_as(UsageError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     compute_ms: list[float] = []
-    files_info: dict[str, dict] = {}
+    out_names: list[str] = []
     batches = progress_bar(_batches(count, batch_size), progress, total=-(-count // batch_size),
                            desc=f"infer bs{batch_size}", unit="batch")
     try:
         with os_errors_as(UsageError, f"write results under {output_root}"):
             for real, fed in batches:
-                arrays = [np.stack([read_sample(paths[i], seq_len) for i in fed]) for paths in listings]
+                inputs = [array[fed] for array in arrays]
                 tick = time.perf_counter()
-                logits = runner.run(*arrays)
+                logits = runner.run(*inputs)
                 compute_ms.append((time.perf_counter() - tick) * 1000.0)
                 for row, index in enumerate(real):  # filler rows get no output, as in ais_bench
-                    stem = os.path.splitext(os.path.basename(listings[0][index]))[0]
-                    out_name = writer.write(stem, 0, logits[row:row + 1])
-                    files_info[str(index)] = {"infiles": [paths[index] for paths in listings],
-                                              "outfiles": [out_name]}
+                    out_names.append(writer.write(stems[index], 0, logits[row:row + 1]))
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
                     "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
                     "threads": getattr(runner, "threads", None)}
-            final = writer.publish(lambda final_dir: _summary(files_info, final_dir, compute_ms, batch_size, args))
+            final = writer.publish(lambda final_dir: _summary(infiles, out_names, final_dir, compute_ms,
+                                                              batch_size, args))
     except BaseException:
         writer.discard()
         raise
@@ -133,12 +160,12 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     return InferenceReport(final, count, batch_size, compute_ms)
 
 
-def _summary(files_info: dict, final_dir: str, compute_ms: list[float], batch_size: int, args: dict) -> dict:
+def _summary(infiles: list[list[str]], out_names: list[str], final_dir: str, compute_ms: list[float],
+             batch_size: int, args: dict) -> dict:
     zero = latency_stats([0.0] * len(compute_ms))  # host backends copy nothing to a device
     return {
-        "filesinfo": {index: {"infiles": info["infiles"],
-                              "outfiles": [os.path.join(final_dir, name) for name in info["outfiles"]]}
-                      for index, info in files_info.items()},
+        "filesinfo": {str(index): {"infiles": paths, "outfiles": [os.path.join(final_dir, name)]}
+                      for index, (paths, name) in enumerate(zip(infiles, out_names))},
         "args": args,
         "NPU_compute_time": latency_stats(compute_ms),
         "H2D_latency": zero,

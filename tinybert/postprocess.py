@@ -24,6 +24,15 @@ def resolve_result_dir(name_or_path: str, result_root: str) -> str:
     return os.path.join(result_root, name_or_path)
 
 
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    return {"correct": int((labels == predictions).sum()),
+            "accuracy": 100.0 * float(accuracy_score(labels, predictions)),
+            "f1": 100.0 * float(f1_score(labels, predictions, labels=[0, 1], zero_division=0)),
+            "confusion_matrix": confusion_matrix(labels, predictions, labels=[0, 1]).tolist()}
+
+
 def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray, logits: np.ndarray | None = None) -> None:
     """GLUE submission layout (`index<TAB>prediction`), optionally with the two logits."""
     expect(not os.path.exists(path), ResultFolderError,
@@ -47,9 +56,11 @@ def score(result_dir: str, bin_dir: str, predictions_out: str | None = None, wit
     report = {"result_dir": result_dir, "num_samples": count}
     labels = manifest.get("labels")
     if labels is not None:
-        correct = int((predictions == np.asarray(labels)).sum())
-        report.update(correct=correct, accuracy=100.0 * correct / count)
-        print(f"[INFO] accuracy: {report['accuracy']:.2f}% ({correct}/{count} samples correct, outputs from {result_dir})")
+        report.update(classification_metrics(np.asarray(labels), predictions))
+        print(f"[INFO] accuracy: {report['accuracy']:.2f}% ({report['correct']}/{count} samples correct, "
+              f"outputs from {result_dir})")
+        print(f"[INFO] F1 (positive class): {report['f1']:.2f}%; confusion matrix [[tn, fp], [fn, tp]]: "
+              f"{report['confusion_matrix']}")
     elif predictions_out is None:
         predictions_out = f"{result_dir.rstrip(os.sep)}_predictions.tsv"
     if predictions_out:
@@ -70,10 +81,10 @@ def pytorch_accuracy(model_dir: str, bin_dir: str, batch_size: int = 64, json_ou
     features, _ = load_features(bin_dir)
     expect(features.labels is not None, ResultFolderError, f"{bin_dir}: the features have no labels to score against")
     logits = torch_logits(load_tinybert(model_dir), features.batch(slice(None)), batch_size)
-    correct = int((logits.argmax(axis=1) == features.labels).sum())
-    report = {"backend": "pytorch", "num_samples": len(features), "correct": correct,
-              "accuracy": 100.0 * correct / len(features)}
-    print(f"[INFO] PyTorch eager accuracy: {report['accuracy']:.2f}% ({correct}/{len(features)} samples correct)")
+    report = {"backend": "pytorch", "num_samples": len(features),
+              **classification_metrics(features.labels, logits.argmax(axis=1))}
+    print(f"[INFO] PyTorch eager accuracy: {report['accuracy']:.2f}% "
+          f"({report['correct']}/{len(features)} samples correct)")
     if json_out:
         write_json_atomic(json_out, report)
     return report

@@ -1,0 +1,109 @@
+"""The NPU branches of the scripts, driven by stand-ins for `atc` and `ais_bench` that record how
+they were called, and the clear failures where the real tools are missing."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+
+import pytest
+from conftest import assert_clean_error, run_script
+
+NO_CANN = {"CANN_SET_ENV": "/nonexistent/set_env.sh"}
+
+
+def _path_without(tool: str) -> str:
+    return os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if not os.path.exists(os.path.join(d, tool)))
+
+
+@pytest.fixture
+def fake_tools(tmp_path):
+    """A bin/ with a recording `atc`, and an importable recording `ais_bench` package."""
+    bin_dir, pkg = tmp_path / "bin", tmp_path / "py" / "ais_bench"
+    bin_dir.mkdir()
+    pkg.mkdir(parents=True)
+    atc = bin_dir / "atc"
+    atc.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    atc.chmod(atc.stat().st_mode | stat.S_IEXEC)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text("import os, sys\nopen(os.environ['RECORD'], 'w').write('\\n'.join(sys.argv[1:]) + '\\n')\n"
+                                     "print('[INFO] throughput 1000*batchsize.mean(1)/NPU_compute_time.mean(1.0): 1000.0')\n")
+    record = tmp_path / "record.txt"
+    env = {**NO_CANN, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(tmp_path / "py"),
+           "RECORD": str(record)}
+    return env, record
+
+
+def test_onnx2om_runs_the_card_atc_command(tmp_path, fake_tools):
+    env, record = fake_tools
+    (tmp_path / "TinyBERT_sim_bs4.onnx").write_bytes(b"onnx")
+    proc = run_script("onnx2om.sh", 4, "310P3", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert record.read_text().splitlines() == [
+        "--framework=5", "--input_format=ND", "--model=./TinyBERT_sim_bs4.onnx",
+        "--input_shape=input_ids:4,64;segment_ids:4,64;input_mask:4,64", "--output=./TinyBERT_bs4",
+        "--soc_version=Ascend310P3", "--precision_mode=force_fp16", "--log=error"]
+    run_script("onnx2om.sh", 4, "310B1", cwd=tmp_path, env={**env, "PRECISION_MODE": "allow_mix_precision"})
+    assert "--precision_mode=allow_mix_precision" in record.read_text()
+
+
+def test_onnx2om_without_atc_says_what_to_do(tmp_path):
+    (tmp_path / "TinyBERT_sim_bs1.onnx").write_bytes(b"onnx")
+    proc = run_script("onnx2om.sh", 1, "310P3", cwd=tmp_path, env={**NO_CANN, "PATH": _path_without("atc")})
+    assert_clean_error(proc, "atc was not found", "CANN toolkit", "BACKEND=onnxruntime bash test/ais_inference.sh 1",
+                       code=3)
+
+
+def test_onnx2om_checks_its_arguments(tmp_path, fake_tools):
+    env, _ = fake_tools
+    assert_clean_error(run_script("onnx2om.sh", 1, "310P3", cwd=tmp_path, env=env),
+                       "TinyBERT_sim_bs1.onnx", "run test/pth2onnx.sh 1")
+    assert_clean_error(run_script("onnx2om.sh", 1, "310 P3", cwd=tmp_path, env=env), "chip name")
+    assert_clean_error(run_script("onnx2om.sh", 1, cwd=tmp_path, env=env), "usage: bash test/onnx2om.sh")
+
+
+def test_ais_inference_uses_ais_bench_with_the_card_arguments(tmp_path, fake_tools):
+    env, record = fake_tools
+    (tmp_path / "TinyBERT_bs8.om").write_bytes(b"om")
+    proc = run_script("ais_inference.sh", 8, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "[INFO] backend: ais_bench" in proc.stdout
+    assert record.read_text().splitlines() == [
+        "--model", "./TinyBERT_bs8.om", "--input", "./bert_bin/input_ids,./bert_bin/segment_ids,./bert_bin/input_mask",
+        "--output", "./result", "--outfmt", "TXT", "--batchsize", "8"]
+    run_script("ais_inference.sh", 8, cwd=tmp_path, env={**env, "OUTPUT_DIRNAME": "named"})
+    assert shlex.split(record.read_text().replace("\n", " "))[-2:] == ["--output_dirname", "named"]
+
+
+def test_perf_uses_ais_bench_loop(tmp_path, fake_tools):
+    env, record = fake_tools
+    (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
+    proc = run_script("perf.sh", 1, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert record.read_text().split() == ["--model", "./TinyBERT_bs1.om", "--loop", "1000", "--batchsize", "1"]
+
+
+def test_explicit_ais_bench_backend_fails_clearly_where_missing(tmp_path):
+    proc = run_script("ais_inference.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "ais_bench"})
+    assert_clean_error(proc, "ais_bench is not installed", "BACKEND=onnxruntime", code=3)
+    assert_clean_error(run_script("perf.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "npu"}),
+                       "expected BACKEND auto, ais_bench or onnxruntime, got 'npu'")
+
+
+def test_ais_bench_backend_needs_the_om_file(tmp_path, fake_tools):
+    env, _ = fake_tools
+    proc = run_script("ais_inference.sh", 2, cwd=tmp_path, env={**env, "BACKEND": "ais_bench"})
+    assert_clean_error(proc, "TinyBERT_bs2.om", "run test/onnx2om.sh 2 <chip_name>")
+
+
+def test_perf_gpu_without_a_gpu_stack_says_so(tmp_path):
+    import onnxruntime
+
+    if shutil.which("trtexec") or {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(
+            onnxruntime.get_available_providers()):
+        pytest.skip("this machine has a GPU stack; the no-GPU message cannot be shown here")
+    (tmp_path / "TinyBERT_sim_bs1.onnx").write_bytes(b"onnx")
+    assert_clean_error(run_script("perf_gpu.sh", 1, cwd=tmp_path), "no GPU stack here", "trtexec", code=3)

@@ -1,0 +1,122 @@
+"""Checkpoint loading and numerics against the original TinyBERT computation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import SPECIALS, WORDS
+from reference import reference_logits, write_checkpoint
+
+from tinybert.errors import CheckpointError
+from tinybert.modeling import load_tinybert
+
+
+def _batch(vocab_size, count=6, seq_len=32, seed=1):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, seq_len + 1, size=count)
+    mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(5, vocab_size, size=(count, seq_len)) * mask
+    return ids, np.zeros_like(ids), mask
+
+
+def _logits(model, arrays):
+    with torch.inference_mode():
+        return model(*(torch.from_numpy(a) for a in arrays)).numpy()
+
+
+def test_logits_match_the_original_computation(inputs):
+    model = load_tinybert(str(inputs.checkpoint))
+    config = json.loads((inputs.checkpoint / "config.json").read_text())
+    state = torch.load(inputs.checkpoint / "pytorch_model.bin", weights_only=True)
+    arrays = _batch(config["vocab_size"])
+    np.testing.assert_allclose(_logits(model, arrays), reference_logits(state, config, *arrays), atol=1e-5)
+
+
+def test_the_relu_head_matters(small_inputs):
+    """A stock BertForSequenceClassification (no ReLU) would give other logits for the same weights."""
+    model = load_tinybert(str(small_inputs.checkpoint))
+    arrays = _batch(model.config.vocab_size)
+    with torch.inference_mode():
+        pooled = model.bert(*(torch.from_numpy(a) for a in arrays))
+        without_relu = model.classifier(pooled).numpy()
+    assert (pooled < 0).any()
+    assert not np.allclose(_logits(model, arrays), without_relu, atol=1e-4)
+
+
+@pytest.fixture
+def checkpoint_copy(small_inputs, tmp_path):
+    target = tmp_path / "ckpt"
+    shutil.copytree(small_inputs.checkpoint, target)
+    return target
+
+
+def test_release_layout_variants_load_to_the_same_logits(small_inputs, tmp_path):
+    """bert_config.json and LayerNorm gamma/beta names, as in older TinyBERT folders."""
+    old = tmp_path / "old"
+    write_checkpoint(str(old), SPECIALS + WORDS, config_name="bert_config.json", layer_norm_names=("gamma", "beta"))
+    arrays = _batch(len(SPECIALS + WORDS))
+    np.testing.assert_allclose(_logits(load_tinybert(str(old)), arrays),
+                               _logits(load_tinybert(str(small_inputs.checkpoint)), arrays), atol=1e-6)
+
+
+def test_fit_dense_is_ignored_and_present_in_fixture(checkpoint_copy):
+    state = torch.load(checkpoint_copy / "pytorch_model.bin", weights_only=True)
+    assert "fit_dense.weight" in state
+    load_tinybert(str(checkpoint_copy))
+
+
+def _edit_state(folder, edit):
+    path = folder / "pytorch_model.bin"
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda s: s.pop("bert.encoder.layer.1.output.dense.weight"), "missing 1 weight(s): bert.encoder.layer.1.output.dense.weight"),
+    (lambda s: s.__setitem__("classifier.weight", torch.zeros(3, 48)), "classifier.weight (expected (2, 48), got (3, 48))"),
+    (lambda s: s.__setitem__("bert.encoder.layer.9.output.dense.weight", torch.zeros(1)), "unexpected 1 weight(s)"),
+])
+def test_weights_that_do_not_fit_are_an_error(checkpoint_copy, edit, fragment):
+    _edit_state(checkpoint_copy, edit)
+    with pytest.raises(CheckpointError) as info:
+        load_tinybert(str(checkpoint_copy))
+    assert fragment in str(info.value) and "pytorch_model.bin" in str(info.value)
+
+
+def test_incomplete_folders_are_an_error(checkpoint_copy, tmp_path):
+    with pytest.raises(CheckpointError, match="found no such folder"):
+        load_tinybert(str(tmp_path / "nowhere"))
+    os.remove(checkpoint_copy / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin: expected the checkpoint weights"):
+        load_tinybert(str(checkpoint_copy))
+    os.remove(checkpoint_copy / "config.json")
+    with pytest.raises(CheckpointError, match="expected config.json or bert_config.json"):
+        load_tinybert(str(checkpoint_copy))
+
+
+def test_truncated_weights_are_an_error(checkpoint_copy):
+    path = checkpoint_copy / "pytorch_model.bin"
+    path.write_bytes(path.read_bytes()[:4000])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_tinybert(str(checkpoint_copy))
+
+
+class _RunsCodeOnLoad:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_a_checkpoint_that_runs_code_on_load_is_refused(checkpoint_copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = torch.load(checkpoint_copy / "pytorch_model.bin", weights_only=True)
+    state["classifier.bias"] = _RunsCodeOnLoad()
+    torch.save(state, checkpoint_copy / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_tinybert(str(checkpoint_copy))
+    assert not (tmp_path / "pwned-by-checkpoint").exists()

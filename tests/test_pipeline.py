@@ -1,0 +1,214 @@
+"""CI smoke: the step scripts end to end (preprocess -> export -> simplify -> ONNX Runtime inference ->
+postprocess) at bs 1 and bs 64, on the shared dev set and demo checkpoint when present."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import assert_clean_error, run_cli, run_script
+from reference import reference_logits
+
+from tinybert.dataset import read_sst2_tsv
+
+TXT_ROW = re.compile(r"^-?\d+\.\d{6} -?\d+\.\d{6} \n$")
+SUMMARY_KEYS = {"filesinfo", "args", "NPU_compute_time", "H2D_latency", "D2H_latency", "throughput",
+                "npu_compute_time_list", "pid"}
+STAT_KEYS = {"min", "max", "mean", "median", "percentile(99%)", "count"}
+
+
+@pytest.fixture(scope="module")
+def workdir(inputs, tmp_path_factory):
+    """A model-card working directory: CKPT_DIR and DATA_FILE point at the inputs."""
+    root = tmp_path_factory.mktemp("work")
+    env = {"DATA_FILE": str(inputs.tsv), "CKPT_DIR": str(inputs.checkpoint)}
+    proc = run_script("preprocess_data.sh", cwd=root, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def eager(inputs):
+    """Logits of the original TinyBERT computation (independent re-implementation) on all samples."""
+    from reference import reference_features
+
+    dataset = read_sst2_tsv(str(inputs.tsv))
+    arrays = reference_features(dataset.sentences, str(inputs.checkpoint / "vocab.txt"), 64)
+    config = json.loads((inputs.checkpoint / "config.json").read_text())
+    state = torch.load(inputs.checkpoint / "pytorch_model.bin", weights_only=True)
+    logits = np.concatenate([reference_logits(state, config, *(a[s:s + 128] for a in arrays))
+                             for s in range(0, len(dataset), 128)])
+    labels = np.asarray(dataset.labels)
+    return logits, 100.0 * (logits.argmax(1) == labels).mean()
+
+
+def _chain(workdir, bs):
+    root, env = workdir
+    export = run_script("pth2onnx.sh", bs, cwd=root, env=env)
+    assert export.returncode == 0, export.stderr
+    diffs = [float(d) for d in re.findall(r"max abs logit difference .*?: ([\d.e+-]+)", export.stdout)]
+    assert len(diffs) == 2 and max(diffs) <= 1e-4, export.stdout
+    infer = run_script("ais_inference.sh", bs, cwd=root, env={**env, "OUTPUT_DIRNAME": f"smoke_bs{bs}"})
+    assert infer.returncode == 0, infer.stderr
+    assert "[INFO] backend: onnxruntime" in infer.stdout
+    assert re.search(rf"\[INFO\] throughput 1000\*batchsize\.mean\({bs}\)/NPU_compute_time\.mean\([\d.]+\): [\d.]+",
+                     infer.stdout)
+    post = run_script("postprocess_data.sh", f"smoke_bs{bs}", "--json_out", f"acc_bs{bs}.json", cwd=root, env=env)
+    assert post.returncode == 0, post.stderr
+    return root, json.loads((root / f"acc_bs{bs}.json").read_text())
+
+
+@pytest.mark.parametrize("bs", [1, 64])
+def test_pipeline_matches_pytorch_eager(workdir, inputs, eager, bs):
+    root, scored = _chain(workdir, bs)
+    eager_logits, eager_accuracy = eager
+    count = len(eager_logits)
+    assert scored["num_samples"] == count == (872 if inputs.real else count)
+    assert scored["accuracy"] == pytest.approx(eager_accuracy, abs=1e-9)
+    folder = root / "result" / f"smoke_bs{bs}"
+    assert len(os.listdir(folder)) == count
+    written = np.array([[float(v) for v in (folder / f"input{i}_0.txt").read_text().split()] for i in range(count)])
+    np.testing.assert_allclose(written, eager_logits, atol=1e-4)  # 6 decimals in TXT, ORT vs original
+
+
+def test_onnx_files_have_the_card_interface(workdir):
+    root, _ = workdir
+    for name in ("TinyBERT_bs1.onnx", "TinyBERT_sim_bs1.onnx"):
+        model = onnx.load(root / name)
+        assert model.opset_import[0].version == 11
+        dims = lambda v: [d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+        assert [(i.name, i.type.tensor_type.elem_type, dims(i)) for i in model.graph.input] == [
+            (n, onnx.TensorProto.INT64, [1, 64]) for n in ("input_ids", "segment_ids", "input_mask")]
+        assert [(o.name, o.type.tensor_type.elem_type, dims(o)) for o in model.graph.output] == [
+            ("output", onnx.TensorProto.FLOAT, [1, 2])]
+
+
+def test_result_folder_is_ais_bench_shaped(workdir):
+    root, _ = workdir
+    summary = json.loads((root / "result" / "smoke_bs64_summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    for key in ("NPU_compute_time", "H2D_latency", "D2H_latency"):
+        assert set(summary[key]) == STAT_KEYS
+    count = len(summary["filesinfo"])
+    assert summary["NPU_compute_time"]["count"] == -(-count // 64) == len(summary["npu_compute_time_list"])
+    last = summary["filesinfo"][str(count - 1)]
+    assert last["infiles"] == [f"./bert_bin/{n}/input{count - 1}.bin" for n in ("input_ids", "segment_ids", "input_mask")]
+    assert last["outfiles"] == [f"./result/smoke_bs64/input{count - 1}_0.txt"]
+    assert summary["throughput"] == pytest.approx(64_000 / summary["NPU_compute_time"]["mean"])
+    for name in os.listdir(root / "result" / "smoke_bs64"):
+        assert TXT_ROW.match((root / "result" / "smoke_bs64" / name).read_text()), name
+
+
+def test_timestamped_folders_and_no_overwrite(workdir):
+    root, env = workdir
+    again = run_script("ais_inference.sh", 1, cwd=root, env={**env, "OUTPUT_DIRNAME": "smoke_bs1"})
+    assert_clean_error(again, "smoke_bs1", "refusing to overwrite")
+    stamped = run_script("ais_inference.sh", 1, cwd=root, env=env)
+    assert stamped.returncode == 0, stamped.stderr
+    name = re.search(r"outputs written to \./result/(\S+)", stamped.stdout).group(1)
+    assert re.fullmatch(r"\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d(-\d+)?", name)
+    assert (root / "result" / f"{name}_summary.json").is_file()
+    assert not [n for n in os.listdir(root / "result") if n.startswith(".")]
+
+
+def test_other_output_formats_score_the_same(workdir, eager):
+    root, env = workdir
+    for fmt in ("BIN", "NPY"):
+        proc = run_script("ais_inference.sh", 1, cwd=root, env={**env, "OUTFMT": fmt, "OUTPUT_DIRNAME": f"fmt_{fmt}"})
+        assert proc.returncode == 0, proc.stderr
+        post = run_script("postprocess_data.sh", f"fmt_{fmt}", "--json_out", f"fmt_{fmt}.json", cwd=root, env=env)
+        assert post.returncode == 0, post.stderr
+        assert json.loads((root / f"fmt_{fmt}.json").read_text())["accuracy"] == pytest.approx(eager[1])
+
+
+def test_perf_prints_the_ais_bench_throughput_line(workdir):
+    root, env = workdir
+    proc = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5"})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\[INFO\] throughput 1000\*batchsize\.mean\(1\)/NPU_compute_time\.mean\([\d.]+\): [\d.]+", proc.stdout)
+
+
+def test_eval_all_builds_the_table(workdir, eager):
+    root, env = workdir
+    proc = run_script("eval_all.sh", 1, 3, cwd=root, env={**env, "EVAL_DIR": "eval", "LOOP": "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = json.loads((root / "eval" / "table.json").read_text())
+    assert [row["batch_size"] for row in table["rows"]] == [1, 3]
+    assert all(row["accuracy"] == pytest.approx(eager[1]) for row in table["rows"])
+    assert table["pth_accuracy"] == pytest.approx(eager[1])
+    markdown = (root / "eval" / "table.md").read_text()
+    assert "| TinyBERT (bs3) |" in markdown and "onnxruntime" in markdown
+    rerun = run_script("eval_all.sh", 1, cwd=root, env={**env, "EVAL_DIR": "eval"})
+    assert_clean_error(rerun, "eval", "refusing to overwrite")
+
+
+@pytest.mark.parametrize("script", ["pth2onnx.sh", "ais_inference.sh", "perf.sh", "perf_gpu.sh"])
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "1.5"])
+def test_batch_size_must_be_a_positive_integer(workdir, script, bad):
+    root, env = workdir
+    assert_clean_error(run_script(script, bad, cwd=root, env=env), f"got '{bad}'", "positive integer", code=2)
+
+
+def test_scripts_print_usage(workdir):
+    root, env = workdir
+    for script in ("preprocess_data.sh", "pth2onnx.sh", "onnx2om.sh", "ais_inference.sh", "postprocess_data.sh",
+                   "perf.sh", "perf_gpu.sh", "eval_all.sh"):
+        helped = run_script(script, "--help", cwd=root, env=env)
+        assert helped.returncode == 0 and helped.stdout.startswith(f"usage: bash test/{script}"), script
+    assert_clean_error(run_script("pth2onnx.sh", cwd=root, env=env), "usage: bash test/pth2onnx.sh <batch_size>")
+
+
+def test_missing_model_for_batch_size(workdir):
+    root, env = workdir
+    proc = run_script("ais_inference.sh", 7, cwd=root, env={**env, "BACKEND": "onnxruntime"})
+    assert_clean_error(proc, "TinyBERT_sim_bs7.onnx", "run test/pth2onnx.sh first")
+    assert not (root / "result" / "smoke_bs7").exists()
+
+
+def test_model_and_batch_size_must_agree(workdir):
+    root, env = workdir
+    proc = run_cli("infer", "--model", "TinyBERT_sim_bs1.onnx", "--input",
+                   "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 4, cwd=root)
+    assert_clean_error(proc, "fixed batch size of 1, expected 4")
+
+
+def test_inference_refuses_features_that_changed(workdir, tmp_path):
+    root, env = workdir
+    import shutil
+
+    shutil.copytree(root / "bert_bin", tmp_path / "bert_bin")
+    os.remove(tmp_path / "bert_bin" / "segment_ids" / "input2.bin")
+    proc = run_cli("infer", "--model", root / "TinyBERT_sim_bs1.onnx", "--input",
+                   "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 1, cwd=tmp_path)
+    assert_clean_error(proc, "segment_ids", "input2.bin")
+    assert not (tmp_path / "result").exists() or not os.listdir(tmp_path / "result")
+
+
+def test_postprocess_names_bad_result_folders(workdir, tmp_path):
+    root, env = workdir
+    import shutil
+
+    shutil.copytree(root / "result" / "smoke_bs1", tmp_path / "broken")
+    os.remove(tmp_path / "broken" / "input4_0.txt")
+    (tmp_path / "broken" / "input0_0.txt").write_text("0.1 ")
+    proc = run_script("postprocess_data.sh", tmp_path / "broken", cwd=root, env=env)
+    assert_clean_error(proc, "broken", "missing input4_0.txt")
+    (tmp_path / "broken" / "input4_0.txt").write_text("0.1 0.2 \n")
+    assert_clean_error(run_script("postprocess_data.sh", tmp_path / "broken", cwd=root, env=env),
+                       "input0_0.txt", "truncated")
+    assert_clean_error(run_script("postprocess_data.sh", "no_such_run", cwd=root, env=env),
+                       "result/no_such_run", "found no such folder")
+
+
+def test_checkpoint_errors_through_the_script(workdir, tmp_path):
+    root, env = workdir
+    (tmp_path / "empty_ckpt").mkdir()
+    proc = run_script("pth2onnx.sh", 1, cwd=root, env={**env, "CKPT_DIR": str(tmp_path / "empty_ckpt"),
+                                                        "MODEL_DIR": str(tmp_path)})
+    assert_clean_error(proc, "empty_ckpt", "expected config.json or bert_config.json", code=2)
+    assert not list(tmp_path.glob("*.onnx"))

@@ -1,0 +1,117 @@
+"""ais_bench result folders: exact file formats, completeness, no overwrite, strict reading."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tinybert.errors import ResultFolderError
+from tinybert.fileio import natural_key
+from tinybert.resultdir import ResultFolderWriter, format_txt, read_logits
+
+
+def test_txt_format_is_ais_bench_s():
+    assert format_txt(np.array([[1.5, -2.25]], dtype=np.float32)) == "1.500000 -2.250000 \n"
+    assert format_txt(np.array([[1e-7, 3.0]])) == "0.000000 3.000000 \n"
+
+
+def test_natural_order_matches_ais_bench():
+    names = ["input10.bin", "Input2.bin", "input9.bin", "input1.bin", "input100.bin"]
+    assert sorted(names, key=natural_key) == ["input1.bin", "Input2.bin", "input9.bin", "input10.bin", "input100.bin"]
+
+
+def _publish(root, outfmt, logits, dirname=None, started=None):
+    writer = ResultFolderWriter(str(root), outfmt, dirname, started=started)
+    for index, row in enumerate(logits):
+        writer.write(f"input{index}", 0, row[None, :])
+    return writer.publish(lambda final: {"filesinfo": {}, "final": final})
+
+
+@pytest.mark.parametrize("outfmt", ["TXT", "BIN", "NPY"])
+def test_round_trip_per_format(tmp_path, outfmt):
+    logits = np.random.default_rng(0).normal(size=(11, 2)).astype(np.float32)
+    final = _publish(tmp_path, outfmt, logits, dirname="run")
+    read = read_logits(final, [f"input{i}" for i in range(11)])
+    np.testing.assert_allclose(read, logits, atol=5e-7 if outfmt == "TXT" else 0)
+    assert sorted(os.listdir(tmp_path)) == ["run", "run_summary.json"]
+    assert json.loads((tmp_path / "run_summary.json").read_text())["final"] == final
+    if outfmt == "NPY":
+        assert np.load(os.path.join(final, "input0_0.npy")).shape == (1, 2)
+    if outfmt == "BIN":
+        assert os.path.getsize(os.path.join(final, "input0_0.bin")) == 8
+
+
+def test_runs_in_the_same_second_get_separate_folders(tmp_path):
+    logits = np.zeros((2, 2), dtype=np.float32)
+    first = _publish(tmp_path, "TXT", logits, started=1_700_000_000)
+    second = _publish(tmp_path, "TXT", logits + 1, started=1_700_000_000)
+    assert first != second and os.path.basename(second) == os.path.basename(first) + "-1"
+    assert read_logits(first, ["input0", "input1"]).sum() == 0
+    assert read_logits(second, ["input0", "input1"]).sum() == 4
+
+
+def test_an_existing_named_folder_is_never_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ResultFolderError, match="refusing to overwrite"):
+        ResultFolderWriter(str(tmp_path), "TXT", "run")
+
+
+def test_a_discarded_run_leaves_nothing(tmp_path):
+    writer = ResultFolderWriter(str(tmp_path), "TXT")
+    writer.write("input0", 0, np.zeros((1, 2)))
+    writer.discard()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return _publish(tmp_path, "TXT", np.ones((4, 2), dtype=np.float32), dirname="r")
+
+
+STEMS = ["input0", "input1", "input2", "input3"]
+
+
+def test_missing_outputs_are_named(folder):
+    os.remove(os.path.join(folder, "input2_0.txt"))
+    with pytest.raises(ResultFolderError, match="missing input2_0.txt"):
+        read_logits(folder, STEMS)
+
+
+def test_extra_outputs_are_named(folder):
+    with open(os.path.join(folder, "input4_0.txt"), "w") as handle:
+        handle.write("1.0 2.0 \n")
+    with pytest.raises(ResultFolderError, match="unexpected input4_0.txt"):
+        read_logits(folder, STEMS)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("1.000000 -2.0", "truncated"),
+    ("1.000000 abc \n", "expected 2 numbers"),
+    ("1.0 2.0 3.0 \n", "shape [1, 3]"),
+    ("", "truncated"),
+])
+def test_malformed_txt_is_named(folder, content, fragment):
+    with open(os.path.join(folder, "input1_0.txt"), "w") as handle:
+        handle.write(content)
+    with pytest.raises(ResultFolderError) as info:
+        read_logits(folder, STEMS)
+    assert "input1_0.txt" in str(info.value) and fragment in str(info.value)
+
+
+def test_mixed_or_unknown_formats_are_refused(folder, tmp_path):
+    np.save(os.path.join(folder, "input9_0.npy"), np.zeros((1, 2), dtype=np.float32))
+    with pytest.raises(ResultFolderError, match="one format"):
+        read_logits(folder, STEMS)
+    with pytest.raises(ResultFolderError, match="found no such folder"):
+        read_logits(str(tmp_path / "absent"), STEMS)
+
+
+def test_truncated_bin_is_named(tmp_path):
+    final = _publish(tmp_path, "BIN", np.ones((2, 2), dtype=np.float32), dirname="b")
+    with open(os.path.join(final, "input1_0.bin"), "wb") as handle:
+        handle.write(b"\0" * 5)
+    with pytest.raises(ResultFolderError, match="input1_0.bin: expected 8 bytes"):
+        read_logits(final, ["input0", "input1"])
