@@ -189,7 +189,7 @@ def random_state_dict(config, num_labels=2, seed=0, layer_norm_names=("weight", 
             base = 1.0 if name.endswith(("weight", "gamma")) else 0.0
             state[name] = base + 0.1 * torch.randn(shape, generator=gen)
         else:
-            state[name] = 0.5 * torch.randn(shape, generator=gen)
+            state[name] = 0.3 * torch.randn(shape, generator=gen)
     return state
 
 

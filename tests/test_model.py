@@ -34,7 +34,9 @@ def test_logits_match_the_original_computation(inputs):
     config = json.loads((inputs.checkpoint / "config.json").read_text())
     state = torch.load(inputs.checkpoint / "pytorch_model.bin", weights_only=True)
     arrays = _batch(config["vocab_size"])
-    np.testing.assert_allclose(_logits(model, arrays), reference_logits(state, config, *arrays), atol=1e-5)
+    # float32 model against a float64 oracle: the project's 1e-4 logit tolerance (the demo
+    # checkpoint agrees to about 1e-6).
+    np.testing.assert_allclose(_logits(model, arrays), reference_logits(state, config, *arrays), atol=1e-4, rtol=0)
 
 
 def test_the_relu_head_matters(small_inputs):
