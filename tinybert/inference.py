@@ -93,24 +93,32 @@ def _manifest_folder(input_dirs: list[str]) -> str | None:
     return None
 
 
-def load_inputs(input_dirs: list[str], seq_len: int | None) -> tuple[list[np.ndarray], list[str], list[list[str]]]:
-    """Input arrays `[N, seq_len]`, output stems and input paths per sample, in ais_bench's order.
+@dataclass
+class Inputs:
+    arrays: list[np.ndarray]  # input_ids, segment_ids, input_mask, each [N, seq_len]
+    stems: list[str]  # output file stem per sample
+    infiles: list[list[str]]  # input file paths per sample
+    provenance: dict | None  # which features these are, when read through a manifest
 
-    Feature folders with a manifest are checked against it (count, names, sizes, checksums);
-    other folders are read as ais_bench reads them.
-    """
+
+def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
+    """Inputs in ais_bench's order. Feature folders with a manifest are checked against it
+    (count, names, sizes, checksums); other folders are read as ais_bench reads them."""
     listings = list_input_files(input_dirs)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in listings[0]]
     infiles = [list(paths) for paths in zip(*listings)]
     bin_dir = _manifest_folder(input_dirs)
     if bin_dir is not None:
-        features, _ = load_features(bin_dir)
+        features, manifest = load_features(bin_dir)
         expect(seq_len is None or features.seq_len == seq_len, UsageError,
                f"{bin_dir}: features have sequence length {features.seq_len}, the model expects {seq_len}")
-        return list(features.batch(slice(None))), stems, infiles
+        provenance = {"manifest": os.path.abspath(os.path.join(bin_dir, MANIFEST_NAME)),
+                      "num_samples": manifest["num_samples"], "source_sha256": manifest.get("source", {}).get("sha256"),
+                      "features_sha256": manifest["features_sha256"]}
+        return Inputs(list(features.batch(slice(None))), stems, infiles, provenance)
     seq_len = seq_len or os.path.getsize(listings[0][0]) // FEATURE_DTYPE.itemsize
     arrays = [np.stack([read_sample(path, seq_len) for path in paths]) for paths in listings]
-    return arrays, stems, infiles
+    return Inputs(arrays, stems, infiles, None)
 
 
 def _batches(count: int, batch_size: int):
@@ -130,7 +138,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         expect(runner.batch_size == batch_size, ModelFileError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "
                f"(export it with test/pth2onnx.sh {batch_size})")
-    arrays, stems, infiles = load_inputs(input_dirs, runner.seq_len)
+    inputs = load_inputs(input_dirs, runner.seq_len)
+    arrays, stems, infiles = inputs.arrays, inputs.stems, inputs.infiles
     count = len(stems)
     with os_errors_as(UsageError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
@@ -149,7 +158,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                     out_names.append(writer.write(stems[index], 0, logits[row:row + 1]))
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
                     "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
-                    "threads": getattr(runner, "threads", None)}
+                    "threads": getattr(runner, "threads", None), "features": inputs.provenance}
             final = writer.publish(lambda final_dir: _summary(infiles, out_names, final_dir, compute_ms,
                                                               batch_size, args))
     except BaseException:
