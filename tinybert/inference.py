@@ -150,9 +150,9 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     try:
         with os_errors_as(UsageError, f"write results under {output_root}"):
             for real, fed in batches:
-                inputs = [array[fed] for array in arrays]
+                batch = [array[fed] for array in arrays]
                 tick = time.perf_counter()
-                logits = runner.run(*inputs)
+                logits = runner.run(*batch)
                 compute_ms.append((time.perf_counter() - tick) * 1000.0)
                 for row, index in enumerate(real):  # filler rows get no output, as in ais_bench
                     out_names.append(writer.write(stems[index], 0, logits[row:row + 1]))
