@@ -207,6 +207,15 @@ def load_features(bin_dir: str, verify: bool = True) -> tuple[Features, dict]:
     return features, manifest
 
 
+def _warn_empty_sentences(dataset: Dataset) -> None:
+    """Empty sentences are kept (a test set needs a prediction for every index) but flagged."""
+    empty = [i for i, sentence in enumerate(dataset.sentences) if not sentence.strip()]
+    if empty:
+        lines = ", ".join(str(i + 2) for i in empty[:5])  # sample i is on line i + 2, after the header
+        print(f"[WARN] {dataset.path}: {len(empty)} empty sentence(s) (line {lines}{' ...' if len(empty) > 5 else ''}); "
+              "each is encoded as [CLS] [SEP]")
+
+
 def preprocess(tsv_path: str, vocab_path: str, bin_dir: str, seq_len: int, overwrite: bool = False,
                progress: bool = True) -> dict:
     """The whole preprocess step; returns the manifest. Skips work when the features are current."""
@@ -223,6 +232,7 @@ def preprocess(tsv_path: str, vocab_path: str, bin_dir: str, seq_len: int, overw
             load_features(bin_dir)  # raises if the files were changed since
             print(f"[INFO] {bin_dir} is up to date with {tsv_path} ({existing['num_samples']} samples); nothing to do")
             return existing
+    _warn_empty_sentences(dataset)
     features = encode_sentences(dataset.sentences, vocab_path, seq_len, progress=progress)
     manifest = build_manifest(features, dataset, vocab_path)
     write_features(features, manifest, bin_dir, overwrite=overwrite, progress=progress)
