@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import os
 
 import numpy as np
 
 from .errors import ResultFolderError, expect
-from .features import feature_file_name, load_features, read_manifest
-from .fileio import os_errors_as, write_json_atomic
-from .resultdir import read_logits
+from .features import MANIFEST_NAME, feature_file_name, load_features, read_manifest
+from .fileio import os_errors_as, read_json, write_json_atomic
+from .resultdir import read_logits, summary_path
 
 
 def sample_stems(manifest: dict) -> list[str]:
@@ -33,23 +35,65 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
             "confusion_matrix": confusion_matrix(labels, predictions, labels=[0, 1]).tolist()}
 
 
-def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray, logits: np.ndarray | None = None) -> None:
-    """GLUE submission layout (`index<TAB>prediction`), optionally with the two logits."""
-    expect(not os.path.exists(path), ResultFolderError,
-           f"{path}: already exists; refusing to overwrite earlier predictions (choose another --predictions_out)")
-    with os_errors_as(ResultFolderError, f"write predictions to {path}"):
-        tmp = f"{path}.partial"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write("index\tprediction" + ("\tlogit_0\tlogit_1" if logits is not None else "") + "\n")
-            for row, (sample_id, prediction) in enumerate(zip(sample_ids, predictions)):
-                extra = "".join(f"\t{v:.6f}" for v in logits[row]) if logits is not None else ""
-                handle.write(f"{sample_id}\t{int(prediction)}{extra}\n")
-        os.replace(tmp, path)
+def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray, logits: np.ndarray | None = None) -> bool:
+    """GLUE submission layout (`index<TAB>prediction`), optionally with the two logits.
+
+    Written to a temporary sibling first. An existing file is kept: identical content means a
+    re-run (returns False), different content is refused rather than overwritten.
+    """
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        with os_errors_as(ResultFolderError, f"write predictions to {path}"):
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write("index\tprediction" + ("\tlogit_0\tlogit_1" if logits is not None else "") + "\n")
+                for row, (sample_id, prediction) in enumerate(zip(sample_ids, predictions)):
+                    extra = "".join(f"\t{v:.6f}" for v in logits[row]) if logits is not None else ""
+                    handle.write(f"{sample_id}\t{int(prediction)}{extra}\n")
+            if os.path.exists(path):
+                expect(os.path.isfile(path) and filecmp.cmp(tmp, path, shallow=False), ResultFolderError,
+                       f"{path}: already exists with other content; refusing to overwrite earlier predictions "
+                       "(choose another --predictions_out)")
+                return False
+            os.replace(tmp, path)
+            return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def check_provenance(result_dir: str, manifest: dict, bin_dir: str) -> None:
+    """Refuse outputs made from other features, by what the inference summary recorded about them.
+
+    Folders without such a record (a genuine ais_bench run, a copied folder) are still held to the
+    manifest's sample count by `read_logits`.
+    """
+    folder = os.path.normpath(result_dir)
+    path = summary_path(os.path.dirname(folder), os.path.basename(folder))
+    if not os.path.isfile(path):
+        return
+    args = read_json(path, ResultFolderError, "the inference summary written beside the result folder").get("args")
+    recorded = args.get("features") if isinstance(args, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    manifest_path = os.path.join(bin_dir, MANIFEST_NAME)
+    made_from = f"got outputs made from {recorded.get('manifest')} (recorded in {path})"
+    count = manifest["num_samples"]
+    expect(recorded.get("num_samples") == count, ResultFolderError,
+           f"{result_dir}: expected outputs for the {count} samples of {manifest_path}, {made_from} "
+           f"with {recorded.get('num_samples')} samples")
+    source = manifest.get("source", {})
+    expect(recorded.get("source_sha256") == source.get("sha256"), ResultFolderError,
+           f"{result_dir}: expected outputs for sentences of {source.get('path')} (sha256 {str(source.get('sha256'))[:12]}), "
+           f"{made_from} for another source file (sha256 {str(recorded.get('source_sha256'))[:12]})")
+    expect(recorded.get("features_sha256") == manifest["features_sha256"], ResultFolderError,
+           f"{result_dir}: expected outputs for the features in {bin_dir}, {made_from} for features with other "
+           "checksums (the features were re-made since; run the inference again)")
 
 
 def score(result_dir: str, bin_dir: str, predictions_out: str | None = None, with_logits: bool = False,
           json_out: str | None = None) -> dict:
     manifest = read_manifest(bin_dir)
+    check_provenance(result_dir, manifest, bin_dir)
     logits = read_logits(result_dir, sample_stems(manifest))
     predictions = logits.argmax(axis=1)
     count = len(predictions)
@@ -65,11 +109,12 @@ def score(result_dir: str, bin_dir: str, predictions_out: str | None = None, wit
         predictions_out = f"{result_dir.rstrip(os.sep)}_predictions.tsv"
     if predictions_out:
         sample_ids = manifest.get("sample_ids") or [str(i) for i in range(count)]
-        write_predictions(predictions_out, sample_ids, predictions, logits if with_logits else None)
+        written = write_predictions(predictions_out, sample_ids, predictions, logits if with_logits else None)
         report["predictions"] = predictions_out
-        print(f"[INFO] {count} predictions written to {predictions_out}")
+        print(f"[INFO] {count} predictions {'written to' if written else 'unchanged in'} {predictions_out}")
     if json_out:
-        write_json_atomic(json_out, report)
+        with os_errors_as(ResultFolderError, f"write {json_out}"):
+            write_json_atomic(json_out, report)
     return report
 
 

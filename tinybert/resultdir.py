@@ -76,6 +76,10 @@ class ResultFolderWriter:
         for attempt in range(1000):
             name = base if attempt == 0 else f"{base}-{attempt}"
             if os.path.exists(summary_path(self.root, name)):
+                # The folder may be gone, but its summary is an earlier run's: never reuse the name.
+                if self.dirname is not None:
+                    raise ResultFolderError(f"{summary_path(self.root, name)}: already exists; refusing to "
+                                            "overwrite earlier results (choose another --output_dirname)")
                 continue
             try:
                 os.mkdir(os.path.join(self.root, name))
@@ -89,13 +93,17 @@ class ResultFolderWriter:
     def publish(self, make_summary) -> str:
         """Reserve the final name, write `make_summary(final_path)` beside it, then move the outputs in."""
         name = self._reserve_name()
-        final = os.path.join(self.root, name)
+        final, summary = os.path.join(self.root, name), summary_path(self.root, name)
         try:
-            write_json_atomic(summary_path(self.root, name), make_summary(final))
+            write_json_atomic(summary, make_summary(final))
             os.rename(self.staging, final)  # replaces the empty folder reserved above
         except BaseException:
+            # Undo the reservation so no summary points at a folder that never got its outputs. The
+            # name is ours (we created the folder), so a summary under it can only be this run's.
             with contextlib.suppress(OSError):
                 os.rmdir(final)
+            with contextlib.suppress(OSError):
+                os.unlink(summary)
             raise
         self.final_path = final
         return final
@@ -132,9 +140,13 @@ def _parse_bin(path: str, num_labels: int) -> np.ndarray:
 
 def _parse_npy(path: str, num_labels: int) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:
+            array = np.load(handle, allow_pickle=False)
+            trailing = len(handle.read())
     except (ValueError, OSError, EOFError) as exc:
         raise ResultFolderError(f"{path}: expected a .npy array, got unreadable content ({exc})") from None
+    # np.load stops after the array: bytes beyond it mean the file is not what was written.
+    expect(trailing == 0, ResultFolderError, f"{path}: expected one .npy array, got {trailing} extra bytes after it")
     expect(array.size == num_labels and array.dtype.kind == "f", ResultFolderError,
            f"{path}: expected {num_labels} float logits (shape [1, {num_labels}]), got {array.dtype} {list(array.shape)}")
     return array.reshape(-1).astype(np.float64)
@@ -152,6 +164,9 @@ def read_logits(folder: str, stems: list[str], num_labels: int = NUM_LABELS) -> 
     """Logits `[len(stems), num_labels]`, row i from `<stems[i]>_0.<fmt>`; every deviation is an error."""
     expect(os.path.isdir(folder), ResultFolderError,
            f"{folder}: expected a result folder written by test/ais_inference.sh, found no such folder")
+    expect(not is_staging_folder(folder), ResultFolderError,
+           f"{folder}: expected a published result folder, got the staging folder of an unfinished or "
+           "interrupted run (run the inference again)")
     present = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=natural_key)
     extensions = sorted({os.path.splitext(n)[1].lstrip(".").lower() for n in present})
     known = [ext for ext in extensions if ext in _PARSERS]
@@ -170,6 +185,11 @@ def read_logits(folder: str, stems: list[str], num_labels: int = NUM_LABELS) -> 
                                  (f"unexpected {_describe(extra)}" if extra else "")) if part))
     parser = _PARSERS[ext]
     return np.stack([parser(os.path.join(folder, name), num_labels) for name in expected])
+
+
+def is_staging_folder(path: str) -> bool:
+    """A writer's hidden work folder: it may hold every output yet still be unfinished."""
+    return os.path.basename(os.path.normpath(path)).startswith(f".result{_PARTIAL_MARK}")
 
 
 def latest_result_folders(root: str) -> list[str]:
