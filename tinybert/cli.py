@@ -163,6 +163,24 @@ def _report(argv, prog):
     print(build_table(a.eval_dir, sizes, a.backend, a.model_dir), end="")
 
 
+@step("predict", "label and probabilities for sentences given as arguments or on stdin")
+def _predict(argv, prog):
+    p = _parser("predict", STEPS["predict"][1], prog)
+    p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
+    p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
+    p.add_argument("--onnx", default=None, help="ONNX model (ONNX Runtime backend) instead of --model_dir")
+    p.add_argument("--vocab_file", default=None,
+                   help="WordPiece vocabulary (default: <model_dir>/vocab.txt, or ./SST-2_model/vocab.txt with --onnx)")
+    p.add_argument("--max_seq_length", type=positive_int, default=None,
+                   help=f"tokens per sentence (default: the model's fixed length, else {DEFAULT_SEQ_LEN})")
+    _backend_options(p)
+    a = p.parse_args(argv)
+    from .predict import predict, print_predictions, read_sentences
+
+    sentences = read_sentences(a.sentences, sys.stdin)
+    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads))
+
+
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so cleanup code runs."""
 
@@ -180,6 +198,10 @@ def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> in
     except PipelineError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # Disk full, read-only or vanished paths not already named by a step: still one clear line.
+        print(f"[ERROR] {exc.filename or 'I/O'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("[ERROR] interrupted; no partial results were kept", file=sys.stderr)
         return 130

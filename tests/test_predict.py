@@ -1,0 +1,104 @@
+"""`python -m tinybert predict` / test/predict.sh: sentences in, label and probabilities out, through
+the pipeline's own tokenization and backends (PyTorch on the checkpoint, or a static ONNX model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SPECIALS, WORDS, assert_clean_error, run_cli, run_script
+from reference import reference_features, reference_logits
+from small_pipeline import small_features, small_onnx
+
+SENTENCES = ["the movie was great fun", "a boring , awful plot", "\"naive\" charm ... not bad",
+             "Café NAÏVE 中文 story", "", "- it was very good - but the acting was bad"]
+
+
+@pytest.fixture(scope="module")
+def onnx_bs4(small_inputs, tmp_path_factory):
+    shared = tmp_path_factory.getbasetemp() / "hardening"
+    shared.mkdir(exist_ok=True)
+    bin_dir = small_features(small_inputs.tsv, small_inputs.checkpoint / "vocab.txt", shared / "bert_bin")
+    return small_onnx(small_inputs.checkpoint, bin_dir, shared, 4)
+
+
+@pytest.fixture(scope="module")
+def expected(small_inputs):
+    """Softmax of the original TinyBERT computation on independently computed features."""
+    ckpt = small_inputs.checkpoint
+    arrays = reference_features(SENTENCES, str(ckpt / "vocab.txt"), 64)
+    state = torch.load(ckpt / "pytorch_model.bin", weights_only=True)
+    logits = reference_logits(state, json.loads((ckpt / "config.json").read_text()), *arrays)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _parse(stdout: str):
+    lines = stdout.splitlines()
+    assert lines[0] == "label\tname\tp_negative\tp_positive\tsentence"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert all(len(row) == 5 for row in rows), rows
+    return [int(r[0]) for r in rows], np.array([[float(r[2]), float(r[3])] for r in rows]), [r[1] for r in rows], [r[4] for r in rows]
+
+
+def _check(stdout, expected, atol=6e-5):
+    labels, probs, names, sentences = _parse(stdout)
+    assert sentences == SENTENCES
+    np.testing.assert_allclose(probs, expected, atol=atol)
+    assert labels == expected.argmax(axis=1).tolist()
+    assert names == [("negative", "positive")[label] for label in labels]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=2e-4)
+
+
+def test_pytorch_on_arguments_and_stdin(small_inputs, expected):
+    by_args = run_cli("predict", "--model_dir", small_inputs.checkpoint, "--", *SENTENCES, check=True)
+    _check(by_args.stdout, expected)
+    # stdin: one sentence per line; blank lines are skipped, so send the empty sentence as arguments only
+    stdin_sentences = [s for s in SENTENCES if s]
+    proc = subprocess.run([sys.executable, "-m", "tinybert", "predict", "--model_dir", str(small_inputs.checkpoint)],
+                          input="\r\n".join(stdin_sentences) + "\n\n", capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in by_args.stdout.splitlines()[1:] if line.split("\t")[4]]
+    assert proc.stdout.splitlines()[1:] == rows
+
+
+def test_static_onnx_model_fills_the_last_batch(small_inputs, onnx_bs4, expected):
+    """6 sentences on a [4, 64] model: one full batch, one filled with filler rows that are dropped."""
+    proc = run_cli("predict", "--onnx", onnx_bs4, "--vocab_file", small_inputs.checkpoint / "vocab.txt", "--",
+                   *SENTENCES, check=True)
+    _check(proc.stdout, expected, atol=2e-4)
+
+
+def test_predict_script(small_inputs, onnx_bs4, expected, tmp_path):
+    env = {"CKPT_DIR": str(small_inputs.checkpoint)}
+    proc = run_script("predict.sh", *SENTENCES, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    _check(proc.stdout, expected)
+    onnx = run_script("predict.sh", *SENTENCES, cwd=tmp_path, env={**env, "ONNX_MODEL": str(onnx_bs4)})
+    assert onnx.returncode == 0, onnx.stderr
+    _check(onnx.stdout, expected, atol=2e-4)
+    helped = run_script("predict.sh", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: bash test/predict.sh")
+
+
+def test_predict_mistakes_are_clear(small_inputs, onnx_bs4, tmp_path):
+    ckpt = small_inputs.checkpoint
+    assert_clean_error(run_cli("predict", "good"), "exactly one of --model_dir", "got neither", code=2)
+    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--onnx", onnx_bs4, "good"), "got both", code=2)
+    empty = subprocess.run([sys.executable, "-m", "tinybert", "predict", "--model_dir", str(ckpt)], input="\n \n",
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_clean_error(empty, "expected sentences as arguments or one per line on stdin", code=2)
+    assert_clean_error(run_cli("predict", "--onnx", onnx_bs4, "--vocab_file", ckpt / "vocab.txt",
+                               "--max_seq_length", 32, "good"), "fixed length of 64", code=2)
+    assert_clean_error(run_cli("predict", "--onnx", tmp_path / "none.onnx", "--vocab_file", ckpt / "vocab.txt",
+                               "good"), "none.onnx", "found no such file", code=2)
+    bigger = tmp_path / "vocab.txt"  # a vocabulary that is not the checkpoint's
+    bigger.write_text("\n".join(SPECIALS + WORDS + [f"extra{i}" for i in range(50)]) + "\n", encoding="utf-8")
+    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--vocab_file", bigger, "extra49 good"),
+                       "expected the vocabulary of", code=2)

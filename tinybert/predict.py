@@ -1,0 +1,106 @@
+"""A quick look at the model: label and probabilities for a few sentences.
+
+Sentences go through the same tokenization as the preprocess step (`encode_sentences`) and the
+same backends as the inference step, so what this prints is what the pipeline would score.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Iterable, TextIO
+
+import numpy as np
+
+from . import DEFAULT_SEQ_LEN
+from .backends import create_backend
+from .errors import ModelFileError, UsageError, expect
+from .features import encode_sentences
+
+LABEL_NAMES = ("negative", "positive")
+DYNAMIC_BATCH = 64  # rows per call when the model accepts any batch size
+
+
+@dataclass
+class Prediction:
+    sentence: str
+    label: int
+    probabilities: list[float]
+
+    def tsv_row(self) -> str:
+        probs = "\t".join(f"{p:.4f}" for p in self.probabilities)
+        text = self.sentence.replace("\t", " ").replace("\r", " ").replace("\n", " ")  # keep one row per sentence
+        return f"{self.label}\t{LABEL_NAMES[self.label]}\t{probs}\t{text}"
+
+
+TSV_HEADER = "label\tname\tp_negative\tp_positive\tsentence"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
+    """Sentences from the command line, else one per non-blank line of stdin."""
+    sentences = list(args) if args else [line.rstrip("\r\n") for line in stdin if line.strip()]
+    expect(bool(sentences), UsageError, "expected sentences as arguments or one per line on stdin, got none")
+    return sentences
+
+
+def _open_backend(model_dir: str | None, onnx: str | None, threads: int | None):
+    expect((model_dir is None) != (onnx is None), UsageError,
+           "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
+           f"got {'both' if model_dir and onnx else 'neither'}")
+    if onnx is not None:
+        return create_backend("onnxruntime", onnx, threads=threads)
+    return create_backend("pytorch", model_dir, threads=threads)
+
+
+def _sequence_length(runner, requested: int | None, model_path: str) -> int:
+    """A model with a fixed sequence axis decides the length; otherwise the request or the default."""
+    if runner.seq_len is None:
+        return requested or DEFAULT_SEQ_LEN
+    expect(requested in (None, runner.seq_len), ModelFileError,
+           f"{model_path}: expected inputs of length {requested}, the model has a fixed length of {runner.seq_len}")
+    return runner.seq_len
+
+
+def _batched_logits(runner, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Run in model-sized batches; a fixed-batch model gets its last batch filled with the first row
+    of that batch (as the inference step does), and the filler outputs are dropped."""
+    count = len(arrays[0])
+    size = runner.batch_size or min(count, DYNAMIC_BATCH)
+    outputs = []
+    for start in range(0, count, size):
+        rows = np.arange(start, min(start + size, count))
+        fed = np.concatenate([rows, np.full(size - len(rows), rows[0])]) if runner.batch_size else rows
+        outputs.append(np.asarray(runner.run(*(a[fed] for a in arrays)))[:len(rows)])
+    return np.concatenate(outputs)
+
+
+def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None = None,
+            vocab_file: str | None = None, max_seq_length: int | None = None,
+            threads: int | None = None) -> list[Prediction]:
+    runner = _open_backend(model_dir, onnx, threads)
+    model_path = onnx or model_dir
+    vocab_file = vocab_file or os.path.join(model_dir or "./SST-2_model", "vocab.txt")
+    seq_len = _sequence_length(runner, max_seq_length, model_path)
+    features = encode_sentences(sentences, vocab_file, seq_len)
+    config = getattr(getattr(runner, "model", None), "config", None)
+    if config is not None:  # the PyTorch model knows its sizes; catch a mismatched vocab.txt or length
+        expect(seq_len <= config.max_position_embeddings, UsageError,
+               f"expected --max_seq_length <= {config.max_position_embeddings} (max positions), got {seq_len}")
+        expect(int(features.input_ids.max()) < config.vocab_size, UsageError,
+               f"{vocab_file}: expected the vocabulary of {model_path} ({config.vocab_size} tokens), "
+               f"got token ids up to {int(features.input_ids.max())}")
+    probabilities = softmax(_batched_logits(runner, features.batch(slice(None))))
+    return [Prediction(s, int(p.argmax()), p.tolist()) for s, p in zip(sentences, probabilities)]
+
+
+def print_predictions(predictions: Iterable[Prediction], out: TextIO = sys.stdout) -> None:
+    print(TSV_HEADER, file=out)
+    for prediction in predictions:
+        print(prediction.tsv_row(), file=out)
