@@ -1,0 +1,143 @@
+"""Interrupted and concurrent inference runs: a run stopped at any point (SIGKILL, SIGTERM, SIGINT,
+a crash) leaves no result folder that postprocess accepts, running again works, and runs started
+in the same second each get their own folder without touching earlier ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from conftest import assert_clean_error, run_cli
+from small_pipeline import input_arg, small_features, small_onnx, start_held_infer, wait_for
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def setup(small_inputs, tmp_path_factory):
+    shared = tmp_path_factory.getbasetemp() / "hardening"
+    shared.mkdir(exist_ok=True)
+    bin_dir = small_features(small_inputs.tsv, small_inputs.checkpoint / "vocab.txt", shared / "bert_bin")
+    model = small_onnx(small_inputs.checkpoint, bin_dir, shared, BATCH)
+    return bin_dir, model
+
+
+def _infer_args(setup, root):
+    bin_dir, model = setup
+    return ["--model", model, "--input", input_arg(bin_dir), "--output", root, "--batchsize", BATCH, "--no_progress"]
+
+
+def _published(root) -> list[str]:
+    return sorted(n for n in os.listdir(root) if not n.startswith(".")) if root.exists() else []
+
+
+def _postprocess(setup, folder):
+    return run_cli("postprocess", folder, "--bin_dir", setup[0])
+
+
+def _rerun_succeeds(setup, root):
+    proc = run_cli("infer", *_infer_args(setup, root))
+    assert proc.returncode == 0, proc.stderr
+    folder = proc.stdout.split("outputs written to ")[1].strip()
+    scored = _postprocess(setup, folder)
+    assert scored.returncode == 0 and "accuracy:" in scored.stdout, scored.stderr
+    return folder
+
+
+@pytest.mark.parametrize("signum, code, message", [
+    (signal.SIGTERM, 143, "terminated; no partial results were kept"),
+    (signal.SIGINT, 130, "interrupted; no partial results were kept"),
+])
+@pytest.mark.parametrize("hold_at", ["write:10", "summary"])
+def test_a_signalled_run_cleans_up_and_a_rerun_works(setup, tmp_path, signum, code, message, hold_at):
+    root = tmp_path / "result"
+    proc, mark = start_held_infer(tmp_path, _infer_args(setup, root), hold_at)
+    wait_for(mark, proc)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert message in stderr and "Traceback" not in stderr
+    assert os.listdir(root) == []  # no outputs, no summary, no staging folder
+    _rerun_succeeds(setup, root)
+
+
+def test_a_killed_run_leaves_nothing_postprocess_accepts(setup, tmp_path):
+    root = tmp_path / "result"
+    proc, mark = start_held_infer(tmp_path, _infer_args(setup, root), "write:10")
+    wait_for(mark, proc)
+    proc.kill()  # SIGKILL: no cleanup code runs at all
+    proc.wait(timeout=60)
+    assert _published(root) == []
+    staging = [n for n in os.listdir(root) if n.startswith(".result.partial-")]
+    assert len(staging) == 1 and len(os.listdir(root / staging[0])) == 9
+    assert_clean_error(_postprocess(setup, root / staging[0]), "staging folder of an unfinished", code=2)
+    _rerun_succeeds(setup, root)
+
+
+def test_a_run_killed_while_publishing_is_refused_then_rerun_gets_a_new_name(setup, tmp_path):
+    root = tmp_path / "result"
+    proc, mark = start_held_infer(tmp_path, _infer_args(setup, root), "summary")
+    wait_for(mark, proc)
+    proc.kill()  # between the summary and the rename of the outputs into the reserved folder
+    proc.wait(timeout=60)
+    [reserved] = [n for n in _published(root) if os.path.isdir(root / n)]
+    assert (root / f"{reserved}_summary.json").is_file() and os.listdir(root / reserved) == []
+    assert_clean_error(_postprocess(setup, root / reserved), reserved, "empty folder", code=2)
+    folder = _rerun_succeeds(setup, root)
+    assert os.path.basename(folder) != reserved
+
+
+def test_a_crash_while_writing_outputs_publishes_nothing(setup, tmp_path):
+    root = tmp_path / "result"
+    proc, mark = start_held_infer(tmp_path, _infer_args(setup, root), "write:10", action="crash")
+    _, stderr = proc.communicate(timeout=120)
+    assert mark.exists() and proc.returncode == 1 and "simulated crash" in stderr
+    assert os.listdir(root) == []
+    _rerun_succeeds(setup, root)
+
+
+def test_runs_started_in_the_same_second_never_share_a_folder(setup, tmp_path):
+    root = tmp_path / "result"
+    started = 1_700_000_000.0
+    earlier_name = "2023_11_14-22_13_20"  # what that start time gives in UTC
+    env = {"FIXED_START": str(started), "GO": str(tmp_path / "go"), "TZ": "UTC"}
+    root.mkdir()
+    (root / earlier_name).mkdir()
+    (root / earlier_name / "keep.txt").write_text("an earlier run")
+    runs = [start_held_infer(tmp_path, _infer_args(setup, root), "publish", "wait_go", env, tag=f"r{i}")
+            for i in range(3)]
+    for proc, mark in runs:
+        wait_for(mark, proc, timeout=120)
+    (tmp_path / "go").touch()  # all three reserve their names at the same moment
+    folders = []
+    for proc, _ in runs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        folders.append(stdout.split("outputs written to ")[1].strip())
+    assert sorted(os.path.basename(f) for f in folders) == [f"{earlier_name}-{i}" for i in (1, 2, 3)]
+    assert (root / earlier_name / "keep.txt").read_text() == "an earlier run"
+    for (proc, _), folder in zip(runs, folders):
+        summary = json.loads((root / f"{os.path.basename(folder)}_summary.json").read_text())
+        assert summary["pid"] == proc.pid  # each summary sits beside its own run's outputs
+        assert _postprocess(setup, folder).returncode == 0
+
+
+def test_concurrent_named_runs_one_wins_the_other_refuses(setup, tmp_path):
+    root = tmp_path / "result"
+    env = {"GO": str(tmp_path / "go")}
+    args = [*_infer_args(setup, root), "--output_dirname", "named"]
+    runs = [start_held_infer(tmp_path, args, "publish", "wait_go", env, tag=f"n{i}") for i in range(2)]
+    for proc, mark in runs:
+        wait_for(mark, proc, timeout=120)
+    (tmp_path / "go").touch()
+    results = []
+    for proc, _ in runs:
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    assert sorted(r.returncode for r in results) == [0, 2]
+    assert_clean_error(next(r for r in results if r.returncode), "named", "refusing to overwrite")
+    assert _published(root) == ["named", "named_summary.json"]
+    assert _postprocess(setup, root / "named").returncode == 0
