@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import zipfile
 
 from . import NUM_LABELS
 from .errors import CheckpointError, expect
@@ -104,6 +103,25 @@ def build_model(config, num_labels: int = NUM_LABELS):
     return _CLASSIFIER_CLASS(config, num_labels)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _unpickling_refusal(weights_path: str, exc: pickle.UnpicklingError) -> CheckpointError:
+    """torch's weights-only loader refuses both pickled code and damaged bytes; say which it was."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    blocked = [line for line in lines if "GLOBAL" in line]
+    if blocked:
+        return CheckpointError(f"{weights_path}: refused to load: expected only tensors, got a pickled reference to "
+                               f"code that loading would run ({blocked[0]}). Nothing from it was executed; "
+                               "use a checkpoint from a trusted source")
+    detail = next((line for line in lines if line.lower().startswith("unsupported")), _first_line(exc))
+    return CheckpointError(f"{weights_path}: refused to load: expected a state dict of tensors, got content the "
+                           f"weights-only loader cannot read ({detail}); the file is corrupted or holds other "
+                           "pickled objects")
+
+
 def read_state_dict(weights_path: str) -> dict:
     """Load a `pytorch_model.bin` without executing pickled code (torch's weights_only loader)."""
     import torch
@@ -111,16 +129,17 @@ def read_state_dict(weights_path: str) -> dict:
     expect(os.path.isfile(weights_path), CheckpointError,
            f"{weights_path}: expected the checkpoint weights ({WEIGHTS_NAME}), found no such file")
     expect(os.path.getsize(weights_path) > 0, CheckpointError, f"{weights_path}: expected weights, got an empty file")
+    with open(weights_path, "rb") as handle:
+        head = handle.read(64)
+    expect(not head.startswith(b"version https://git-lfs"), CheckpointError,
+           f"{weights_path}: expected the weights, got a Git LFS pointer file (fetch the real file with git lfs pull)")
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{weights_path}: refused to load: the file contains objects other than tensors "
-                              f"(weights-only loading; it may try to run code). Detail: {first_line}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _unpickling_refusal(weights_path, exc) from None
+    except Exception as exc:  # damaged zip/pickle bytes surface as many types (RuntimeError, UnicodeDecodeError, ...)
         raise CheckpointError(f"{weights_path}: expected a PyTorch state dict, got a truncated or corrupted "
-                              f"file ({first_line})") from None
+                              f"file ({type(exc).__name__}: {_first_line(exc)[:200]})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     expect(isinstance(state, dict), CheckpointError,
