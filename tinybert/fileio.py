@@ -65,6 +65,14 @@ def staging_dir(final_path: str) -> Iterator[str]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _file_in_the_way(path: str) -> str | None:
+    """The nearest existing ancestor of `path` (itself included) when it is not a folder."""
+    current = os.path.abspath(path)
+    while not os.path.lexists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return None if os.path.isdir(current) else current
+
+
 @contextlib.contextmanager
 def os_errors_as(error_type: type[PipelineError], what: str) -> Iterator[None]:
     """Turn disk-full / permission errors into a one-line message instead of a traceback."""
@@ -72,6 +80,13 @@ def os_errors_as(error_type: type[PipelineError], what: str) -> Iterator[None]:
         yield
     except PermissionError as exc:
         raise error_type(f"cannot {what}: permission denied on {exc.filename}") from None
+    except (NotADirectoryError, FileExistsError) as exc:
+        blocker = _file_in_the_way(os.path.dirname(os.path.abspath(exc.filename))) if exc.filename else None
+        if isinstance(exc, FileExistsError) and exc.filename and not os.path.isdir(exc.filename):
+            blocker = exc.filename  # makedirs on a path that is a file
+        if blocker:
+            raise error_type(f"cannot {what}: {blocker} is a file, expected a folder") from None
+        raise error_type(f"cannot {what}: {exc.strerror} ({exc.filename})") from None
     except OSError as exc:
         if isinstance(exc, (FileNotFoundError, FileExistsError)) and exc.filename:
             raise error_type(f"cannot {what}: {exc.strerror} ({exc.filename})") from None

@@ -113,9 +113,9 @@ def _unpickling_refusal(weights_path: str, exc: pickle.UnpicklingError) -> Check
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     blocked = [line for line in lines if "GLOBAL" in line]
     if blocked:
-        return CheckpointError(f"{weights_path}: refused to load: expected only tensors, got a pickled reference to "
-                               f"code that loading would run ({blocked[0]}). Nothing from it was executed; "
-                               "use a checkpoint from a trusted source")
+        return CheckpointError(f"{weights_path}: refused to load: expected only tensors, got a pickled call to a "
+                               f"function that weights-only loading does not allow ({blocked[0]}). Nothing from "
+                               "it was executed; use a checkpoint from a trusted source")
     detail = next((line for line in lines if line.lower().startswith("unsupported")), _first_line(exc))
     return CheckpointError(f"{weights_path}: refused to load: expected a state dict of tensors, got content the "
                            f"weights-only loader cannot read ({detail}); the file is corrupted or holds other "
