@@ -36,15 +36,17 @@ def input_arg(bin_dir: Path) -> str:
     return ",".join(str(bin_dir / name) for name in INPUT_NAMES)
 
 
-# Runs `python -m tinybert infer ARGS` with one step of the result writer patched (HOLD_AT):
+# Runs `python -m tinybert $STEP ARGS` (STEP: infer, the default, or preprocess) with one step of
+# the writers patched (HOLD_AT):
 #   write:N  - before the N-th output file;   summary - right after the summary is written;
-#   publish  - before the final name is reserved.
+#   publish  - before the final name is reserved;
+#   manifest - preprocess: after every feature file, before the feature folder is renamed into place.
 # There it touches $MARK, then either sleeps (ACTION=sleep: the test signals it), raises
 # (ACTION=crash), or waits for $GO to exist (ACTION=wait_go: several runs publish at once).
 # FIXED_START pins the run's start time, so concurrent runs want the same timestamped name.
 HARNESS = r'''
 import os, pathlib, sys, time
-from tinybert import resultdir
+from tinybert import features, resultdir
 from tinybert.cli import run
 
 hold, action = os.environ["HOLD_AT"], os.environ["ACTION"]
@@ -76,6 +78,12 @@ elif hold == "summary":
         original_json(*args)
         stop()
     resultdir.write_json_atomic = write_json
+elif hold == "manifest":
+    original_manifest = features.write_json_atomic
+    def write_manifest(*args):
+        stop()
+        original_manifest(*args)
+    features.write_json_atomic = write_manifest
 elif hold == "publish":
     original_publish = writer.publish
     def publish(self, make_summary):
@@ -87,7 +95,7 @@ if os.environ.get("FIXED_START"):
     def init(self, root, outfmt="TXT", dirname=None, started=None):
         original_init(self, root, outfmt, dirname, started=float(os.environ["FIXED_START"]))
     writer.__init__ = init
-sys.exit(run("infer", sys.argv[1:]))
+sys.exit(run(os.environ.get("STEP", "infer"), sys.argv[1:]))
 '''
 
 

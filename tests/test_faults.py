@@ -141,3 +141,32 @@ def test_concurrent_named_runs_one_wins_the_other_refuses(setup, tmp_path):
     assert_clean_error(next(r for r in results if r.returncode), "named", "refusing to overwrite")
     assert _published(root) == ["named", "named_summary.json"]
     assert _postprocess(setup, root / "named").returncode == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_interrupted_preprocess_never_leaves_half_a_feature_folder(small_inputs, setup, tmp_path, signum, overwrite):
+    """Stopped after every feature file is written but before the folder is renamed into place."""
+    out = tmp_path / "bert_bin"
+    vocab = small_inputs.checkpoint / "vocab.txt"
+    if overwrite:  # replacing features made from another file
+        other = tmp_path / "other.tsv"
+        other.write_text("sentence\tlabel\ngood film \t1\n", encoding="utf-8")
+        run_cli("preprocess", "--input_file", other, "--vocab_file", vocab, "--output_dir", out, check=True)
+    args = ["--input_file", small_inputs.tsv, "--vocab_file", vocab, "--output_dir", out, "--no_progress",
+            *(["--overwrite"] if overwrite else [])]
+    proc, mark = start_held_infer(tmp_path, args, "manifest", extra_env={"STEP": "preprocess"})
+    wait_for(mark, proc)
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    assert proc.returncode == (-9 if signum == signal.SIGKILL else 143)
+    assert out.exists() == overwrite  # only ever the complete earlier features, or nothing
+    if overwrite:
+        assert json.loads((out / "manifest.json").read_text())["num_samples"] == 1
+    else:
+        assert_clean_error(run_cli("infer", *_infer_args((out, setup[1]), tmp_path / "result")),
+                           "bert_bin", "run test/preprocess_data.sh first")
+    rerun = run_cli("preprocess", *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((out / "manifest.json").read_text())["num_samples"] == 37
+    assert run_cli("infer", *_infer_args((out, setup[1]), tmp_path / "result")).returncode == 0
