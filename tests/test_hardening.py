@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -225,25 +226,31 @@ def test_a_damaged_summary_is_refused(scored_run, tmp_path):
 
 # --- disk and path errors -------------------------------------------------------------------------
 
-def _enospc_after(calls: int):
-    """A stand-in for `open` that fails with ENOSPC once `calls` files were opened."""
+def _enospc_after(calls: int, code: int = errno.ENOSPC):
+    """A stand-in for `open` that fails with `code` (disk full by default) once `calls` files were opened."""
     opened = []
 
     def fake_open(path, *args, **kwargs):
         opened.append(path)
         if len(opened) > calls:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            raise OSError(code, os.strerror(code), str(path))  # OSError picks the subclass, e.g. PermissionError
         return open(path, *args, **kwargs)
     return fake_open
 
 
-def test_disk_full_while_writing_results_leaves_nothing(scored_run, small_inputs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("code, fragment", [
+    (errno.ENOSPC, "No space left on device"),
+    (errno.EACCES, "permission denied on"),
+    (errno.EROFS, "Read-only file system"),
+])
+def test_disk_errors_while_writing_results_leave_nothing(scored_run, small_inputs, tmp_path, monkeypatch, code, fragment):
     root, _ = scored_run
-    monkeypatch.setattr(resultdir_module, "open", _enospc_after(5), raising=False)
-    with pytest.raises(PipelineError, match="No space left on device") as info:
+    monkeypatch.setattr(resultdir_module, "open", _enospc_after(5, code), raising=False)
+    with pytest.raises(PipelineError) as info:
         run_inference(str(small_inputs.checkpoint), [str(root / "A" / n) for n in ("input_ids", "segment_ids", "input_mask")],
                       str(tmp_path / "result"), 8, backend="pytorch", progress=False)
-    assert "write results under" in str(info.value)
+    assert "cannot write results under" in str(info.value) and fragment in str(info.value)
+    assert re.search(r"input\d+_0\.txt", str(info.value))  # names the file that could not be written
     assert os.listdir(tmp_path / "result") == []
 
 
