@@ -14,12 +14,15 @@ RESULT_DIR="${RESULT_DIR:-./result}"              # root of inference result fol
 SEQ_LEN="${SEQ_LEN:-64}"
 OPSET="${OPSET:-11}"
 BACKEND="${BACKEND:-auto}"                        # auto | ais_bench | onnxruntime
+ORT_MODEL="${ORT_MODEL:-fast}"                    # ONNX Runtime model: fast (fused fp32) | int8 | static (the card's)
+BUCKET_EDGES="${BUCKET_EDGES:-tight}"             # fast/int8 length buckets: tight | e.g. 16,32,48,64 | off
+DYNAMIC_DIMS="${DYNAMIC_DIMS:-}"                  # Ascend gear model, e.g. 16,32,48,64 (empty: static, as the card)
 OUTFMT="${OUTFMT:-TXT}"                           # TXT | BIN | NPY
 PRECISION_MODE="${PRECISION_MODE:-force_fp16}"    # ATC --precision_mode
 CANN_SET_ENV="${CANN_SET_ENV:-/usr/local/Ascend/ascend-toolkit/set_env.sh}"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
-ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
+ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND ORT_MODEL BUCKET_EDGES DYNAMIC_DIMS OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
 
 die() { echo "[ERROR] $*" >&2; exit 2; }
 missing_tool() { echo "[ERROR] $*" >&2; exit 3; }
@@ -46,7 +49,32 @@ tinybert() { "$PYTHON" -m tinybert "$@"; }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
 sim_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_bs$1.onnx"; }
-om_path() { echo "$MODEL_DIR/TinyBERT_bs$1.om"; }
+dynamic_onnx_path() { echo "$MODEL_DIR/TinyBERT_dynamic.onnx"; }
+# The OM model for batch size $1: a gear model when DYNAMIC_DIMS is set.
+om_path() {
+  if [[ -n "$DYNAMIC_DIMS" ]]; then echo "$MODEL_DIR/TinyBERT_bs$1_dyn.om"; else echo "$MODEL_DIR/TinyBERT_bs$1.om"; fi
+}
+
+# The ONNX model ONNX Runtime runs for batch size $1, chosen by ORT_MODEL.
+ort_model_path() {
+  case "$ORT_MODEL" in
+    fast) echo "$MODEL_DIR/TinyBERT_fast.onnx" ;;
+    int8) echo "$MODEL_DIR/TinyBERT_int8.onnx" ;;
+    static) sim_onnx_path "$1" ;;
+    *) die "expected ORT_MODEL fast, int8 or static, got '$ORT_MODEL'" ;;
+  esac
+}
+
+# gear_list "16,32,48,64" -> "16 32 48 64", checking each is a positive integer.
+gear_list() {
+  local gear gears=()
+  IFS=', ' read -r -a gears <<<"$1"
+  ((${#gears[@]} >= 2)) || die "expected at least two gears in DYNAMIC_DIMS (e.g. 16,32,48,64), got '$1'"
+  for gear in "${gears[@]}"; do
+    [[ "$gear" =~ ^[1-9][0-9]*$ ]] || die "expected positive integer gears in DYNAMIC_DIMS, got '$gear'"
+  done
+  echo "${gears[*]}"
+}
 
 # The CANN toolkit puts atc and the ais_bench runtime on PATH/PYTHONPATH via set_env.sh.
 source_cann() {

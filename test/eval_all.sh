@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Step 7: rebuild the model card's accuracy/performance table: for each batch size export, infer,
 # score and time, then print and save a Markdown table (plus JSON) in $EVAL_DIR.
-# On an NPU set BACKEND=ais_bench and CHIP_NAME (e.g. 310P3) to build the .om files too.
+# On an NPU set BACKEND=ais_bench and CHIP_NAME (e.g. 310P3) to build the .om files too;
+# elsewhere ORT_MODEL picks the ONNX Runtime model (fast, int8 or static, the card's).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -36,5 +37,7 @@ for bs in "${batch_sizes[@]}"; do
   bash "$REPO_ROOT/test/perf.sh" "$bs" | tee "$EVAL_DIR/bs${bs}_perf.log"
 done
 
-tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${batch_sizes[*]}" --backend "$BACKEND" --model_dir "$CKPT_DIR"
+label="$BACKEND"
+[[ "$BACKEND" != onnxruntime ]] || label="onnxruntime ($ORT_MODEL)"
+tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${batch_sizes[*]}" --backend "$label" --model_dir "$CKPT_DIR"
 echo "[INFO] table saved to $EVAL_DIR/table.md and $EVAL_DIR/table.json"

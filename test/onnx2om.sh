@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Step 3: TinyBERT_sim_bs${bs}.onnx -> TinyBERT_bs${bs}.om with ATC for one Ascend chip.
+# Step 3: ONNX -> OM with ATC for one Ascend chip: the card's static TinyBERT_bs${bs}.om, or with
+# DYNAMIC_DIMS=16,32,48,64 a gear model TinyBERT_bs${bs}_dyn.om for length-bucketed inference.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,11 +13,23 @@ require_batch_size "$bs"
 source_cann
 command -v atc >/dev/null 2>&1 || missing_tool "atc was not found: install the CANN toolkit (6.0 or later) and source its set_env.sh (looked for $CANN_SET_ENV; set CANN_SET_ENV if it lives elsewhere). Without an NPU, inference can go on with ONNX Runtime: BACKEND=onnxruntime bash test/ais_inference.sh $bs"
 
-onnx="$(sim_onnx_path "$bs")"
-[[ -f "$onnx" ]] || die "$onnx: expected the simplified ONNX model, found no such file (run test/pth2onnx.sh $bs)"
-shape="input_ids:$bs,$SEQ_LEN;segment_ids:$bs,$SEQ_LEN;input_mask:$bs,$SEQ_LEN"
+gear_args=()
+if [[ -n "$DYNAMIC_DIMS" ]]; then
+  onnx="$(dynamic_onnx_path)"
+  length=-1
+  gear_text="$(gear_list "$DYNAMIC_DIMS")"  # an assignment, so a bad list stops the script
+  dims=()
+  for gear in $gear_text; do dims+=("$gear,$gear,$gear"); done
+  gear_args=(--dynamic_dims="$(IFS=';'; echo "${dims[*]}")")
+else
+  onnx="$(sim_onnx_path "$bs")"
+  length="$SEQ_LEN"
+fi
+[[ -f "$onnx" ]] || die "$onnx: expected the ONNX model, found no such file (run test/pth2onnx.sh $bs)"
+shape="input_ids:$bs,$length;segment_ids:$bs,$length;input_mask:$bs,$length"
+om="$(om_path "$bs")"
 
-atc --framework=5 --input_format=ND --model="$onnx" --input_shape="$shape" \
-  --output="$MODEL_DIR/TinyBERT_bs$bs" --soc_version="Ascend$chip_name" \
+atc --framework=5 --input_format=ND --model="$onnx" --input_shape="$shape" "${gear_args[@]}" \
+  --output="${om%.om}" --soc_version="Ascend$chip_name" \
   --precision_mode="$PRECISION_MODE" --log=error
-echo "[INFO] wrote $(om_path "$bs")"
+echo "[INFO] wrote $om"

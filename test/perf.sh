@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Step 6: pure-inference throughput (ais_bench --loop on an NPU, ONNX Runtime elsewhere).
+# Step 6: pure-inference throughput: ais_bench --loop on an NPU; elsewhere ONNX Runtime on the
+# ORT_MODEL model (static: a full-length batch as ais_bench; fast/int8: the length-bucketed
+# batches of $BIN_DIR, the work that model really does).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -13,5 +15,9 @@ echo "[INFO] backend: $backend"
 if [[ "$backend" == ais_bench ]]; then
   "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --loop "${LOOP:-1000}" --batchsize "$bs"
 else
-  tinybert perf --model "$(sim_onnx_path "$bs")" --batchsize "$bs" --loop "${LOOP:-100}"
+  model="$(ort_model_path "$bs")"
+  [[ -f "$model" ]] || die "$model: expected the ONNX model for ORT_MODEL=$ORT_MODEL, found no such file (run test/pth2onnx.sh $bs)"
+  echo "[INFO] model: $model"
+  tinybert perf --model "$model" --batchsize "$bs" --loop "${LOOP:-100}" --bin_dir "$BIN_DIR" \
+    --bucket_edges "$BUCKET_EDGES"
 fi

@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Step 2: checkpoint -> TinyBERT_bs${bs}.onnx -> TinyBERT_sim_bs${bs}.onnx, both checked against PyTorch.
+# Step 2: checkpoint -> TinyBERT_bs${bs}.onnx -> TinyBERT_sim_bs${bs}.onnx, both checked against PyTorch;
+# also the batch-independent fast models (dynamic, fused fp32, int8) when missing or older than the weights.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/pth2onnx.sh <batch_size>" 1 1 "$@"
+usage_or_help "bash test/pth2onnx.sh <batch_size>   (FAST_MODELS=0 skips the fast models)" 1 1 "$@"
 bs="$1"
 require_batch_size "$bs"
 
 "$PYTHON" "$REPO_ROOT/TinyBERT_pth2onnx.py" --model_dir "$CKPT_DIR" --batch_size "$bs" --output_dir "$MODEL_DIR" \
   --opset "$OPSET" --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
+
+fast_models_stale() {
+  local model
+  for model in "$(dynamic_onnx_path)" "$MODEL_DIR/TinyBERT_fast.onnx" "$MODEL_DIR/TinyBERT_int8.onnx"; do
+    [[ -f "$model" && ! "$CKPT_DIR/pytorch_model.bin" -nt "$model" ]] || return 0
+  done
+  return 1
+}
+if [[ "${FAST_MODELS:-1}" != 0 ]] && fast_models_stale; then
+  tinybert export-fast --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
+    --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
+fi

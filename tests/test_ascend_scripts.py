@@ -107,3 +107,69 @@ def test_perf_gpu_without_a_gpu_stack_says_so(tmp_path):
         pytest.skip("this machine has a GPU stack; the no-GPU message cannot be shown here")
     (tmp_path / "TinyBERT_sim_bs1.onnx").write_bytes(b"onnx")
     assert_clean_error(run_script("perf_gpu.sh", 1, cwd=tmp_path), "no GPU stack here", "trtexec", code=3)
+
+
+def test_onnx2om_builds_a_gear_model(tmp_path, fake_tools):
+    env, record = fake_tools
+    (tmp_path / "TinyBERT_dynamic.onnx").write_bytes(b"onnx")
+    proc = run_script("onnx2om.sh", 4, "310P3", cwd=tmp_path, env={**env, "DYNAMIC_DIMS": "16,32,48,64"})
+    assert proc.returncode == 0, proc.stderr
+    assert record.read_text().splitlines() == [
+        "--framework=5", "--input_format=ND", "--model=./TinyBERT_dynamic.onnx",
+        "--input_shape=input_ids:4,-1;segment_ids:4,-1;input_mask:4,-1",
+        "--dynamic_dims=16,16,16;32,32,32;48,48,48;64,64,64", "--output=./TinyBERT_bs4_dyn",
+        "--soc_version=Ascend310P3", "--precision_mode=force_fp16", "--log=error"]
+    assert_clean_error(run_script("onnx2om.sh", 4, "310P3", cwd=tmp_path, env={**env, "DYNAMIC_DIMS": "16,x"}),
+                       "expected positive integer gears in DYNAMIC_DIMS, got 'x'")
+
+
+# An ais_bench stand-in that really writes outputs: logits (sequence length it was fed, sample number).
+WRITING_AIS_BENCH = '''
+import argparse, json, os, sys
+p = argparse.ArgumentParser()
+for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--dymDims"):
+    p.add_argument(a)
+a = p.parse_args()
+with open(os.environ["RECORD"], "a") as r:
+    r.write(a.dymDims + "\\n")
+first = a.input.split(",")[0]
+out = os.path.join(a.output, a.output_dirname)
+os.makedirs(out)
+info = {}
+for i, name in enumerate(sorted(os.listdir(first))):
+    length = os.path.getsize(os.path.join(first, name)) // 8
+    stem = name[:-4]
+    with open(os.path.join(out, stem + "_0.txt"), "w") as f:
+        f.write(f"{length:f} {int(stem[5:]):f} \\n")
+    info[str(i)] = {"infiles": [os.path.join(first, name)], "outfiles": [os.path.join(out, stem + "_0.txt")]}
+json.dump({"filesinfo": info, "args": {"batchsize": a.batchsize}, "npu_compute_time_list": [1.0]},
+          open(os.path.join(a.output, a.output_dirname + "_summary.json"), "w"))
+'''
+
+
+def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fake_tools, small_inputs):
+    env, record = fake_tools
+    (tmp_path / "py" / "ais_bench" / "__main__.py").write_text(WRITING_AIS_BENCH)
+    pre = run_script("preprocess_data.sh", cwd=tmp_path, env={**env, "DATA_FILE": str(small_inputs.tsv),
+                                                               "CKPT_DIR": str(small_inputs.checkpoint)})
+    assert pre.returncode == 0, pre.stderr
+    (tmp_path / "TinyBERT_bs4_dyn.om").write_bytes(b"om")
+    gears = {**env, "DYNAMIC_DIMS": "16,32,48,64", "OUTPUT_DIRNAME": "geared"}
+    proc = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = record.read_text().split()
+    assert calls and all(c == f"input_ids:4,{g};segment_ids:4,{g};input_mask:4,{g}"
+                         for c, g in zip(calls, [c.split(",")[-1] for c in calls]))
+    from tinybert.features import load_features
+
+    features, _ = load_features(str(tmp_path / "bert_bin"))
+    lengths = features.input_mask.sum(1)
+    folder = tmp_path / "result" / "geared"
+    for i, length in enumerate(lengths):  # each sample ran once, at the smallest gear that holds it
+        fed, sample = map(float, (folder / f"input{i}_0.txt").read_text().split())
+        assert sample == i and fed == min(g for g in (16, 32, 48, 64) if g >= length)
+    post = run_script("postprocess_data.sh", "geared", cwd=tmp_path, env=env)
+    assert post.returncode == 0 and f"/{len(lengths)} samples" in post.stdout, post.stderr
+    assert sorted(p.name for p in (tmp_path / "result").iterdir()) == ["geared", "geared_summary.json"]
+    again = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
+    assert_clean_error(again, "geared", "refusing to overwrite")

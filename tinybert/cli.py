@@ -71,6 +71,49 @@ def _export(argv, prog):
     export(a.model_dir, a.batch_size, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
+@step("export-fast", "checkpoint -> TinyBERT_dynamic.onnx, fused TinyBERT_fast.onnx and TinyBERT_int8.onnx")
+def _export_fast(argv, prog):
+    from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE
+
+    p = _parser("export-fast", STEPS["export-fast"][1], prog)
+    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
+    p.add_argument("--output_dir", default=".", help="where the .onnx files go")
+    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
+    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max abs logit difference allowed (fp32)")
+    a = p.parse_args(argv)
+    from .optimize import export_fast_models
+
+    export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
+
+
+@step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")
+def _gears(argv, prog):
+    p = _parser("gears", STEPS["gears"][1], prog)
+    sub = p.add_subparsers(dest="action", required=True)
+    sp = sub.add_parser("split", help="write <out>/gear<L>/{input_ids,segment_ids,input_mask}/input{i}.bin")
+    sp.add_argument("--bin_dir", default="./bert_bin")
+    sp.add_argument("--edges", required=True, help="gear sequence lengths, e.g. 16,32,48,64")
+    sp.add_argument("--output_dir", required=True)
+    sp.add_argument("--print_gears", action="store_true", help="print '<length> <folder>' per gear, for scripts")
+    mp = sub.add_parser("merge", help="merge <parts>/gear<L> ais_bench folders into one result folder")
+    mp.add_argument("--parts", required=True)
+    mp.add_argument("--output", default="./result")
+    mp.add_argument("--output_dirname", default=None)
+    mp.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
+    a = p.parse_args(argv)
+    from . import gears
+
+    if a.action == "split":
+        gears.split(a.bin_dir, a.edges, a.output_dir)
+        if a.print_gears:
+            for length, folder in gears.gear_folders(a.output_dir):
+                print(length, folder)
+    else:
+        gears.merge(a.parts, a.output, a.outfmt, a.output_dirname)
+
+
 def _backend_options(p):
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: physical cores)")
 
@@ -87,13 +130,16 @@ def _infer(argv, prog):
     p.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
     p.add_argument("--batchsize", type=positive_int, required=True)
     p.add_argument("--backend", default="onnxruntime", choices=backend_names())
+    p.add_argument("--bucket_edges", default="tight",
+                   help="dynamic-shape models: 'tight' pads each length-sorted batch to its longest sample, "
+                        "e.g. '16,32,48,64' to those edges, 'off' to the full length")
     p.add_argument("--no_progress", action="store_true")
     _backend_options(p)
     a = p.parse_args(argv)
     from .inference import run_inference
 
     run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
-                  a.output_dirname, not a.no_progress, threads=a.threads)
+                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads)
 
 
 @step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
@@ -135,6 +181,9 @@ def _perf(argv, prog):
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--backend", default="onnxruntime", choices=backend_names())
     p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
+    p.add_argument("--bin_dir", default=None,
+                   help="dynamic-shape models: time the length-bucketed batches of these features")
+    p.add_argument("--bucket_edges", default="tight", help="as for infer")
     p.add_argument("--json_out", default=None)
     _backend_options(p)
     a = p.parse_args(argv)
@@ -143,7 +192,8 @@ def _perf(argv, prog):
     options = {"threads": a.threads}
     if a.providers:
         options["providers"] = a.providers.split(",")
-    measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, **options)
+    measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, bin_dir=a.bin_dir,
+            bucket_edges=a.bucket_edges, **options)
 
 
 @step("report", "assemble the accuracy/performance table recorded by test/eval_all.sh")
@@ -179,6 +229,32 @@ def _predict(argv, prog):
 
     sentences = read_sentences(a.sentences, sys.stdin)
     print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads))
+
+
+@step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
+def _benchmark(argv, prog):
+    from .benchmark import DEFAULT_BATCH_SIZES
+
+    p = _parser("benchmark", STEPS["benchmark"][1], prog)
+    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
+    p.add_argument("--data_file", default="./glue_dir/SST-2/dev.tsv", help="labelled SST-2 TSV")
+    p.add_argument("--output", default="./benchmark_results", help="a new benchmark-<time> folder is made here")
+    p.add_argument("--batch_sizes", default=" ".join(map(str, DEFAULT_BATCH_SIZES)), help="space-separated")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed passes per row; the median is reported")
+    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--opset", type=positive_int, default=11)
+    p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
+    p.add_argument("--no_plot", action="store_true")
+    _backend_options(p)
+    a = p.parse_args(argv)
+    try:
+        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--batch_sizes: {exc}")
+    from .benchmark import run_benchmark
+
+    run_benchmark(a.model_dir, a.data_file, a.output, sizes, a.repeats, a.max_seq_length, a.opset, a.threads,
+                  gpu=not a.no_gpu, plot=not a.no_plot)
 
 
 class Terminated(BaseException):

@@ -34,9 +34,10 @@ class ExportReport:
     num_checked: int
 
 
-def _verification_inputs(features_dir: str | None, batch_size: int, seq_len: int, vocab_size: int):
+def _verification_inputs(features_dir: str | None, batch_size: int, seq_len: int, vocab_size: int,
+                         count: int | None = None):
     """Real features when the preprocess step has run, else a fixed pseudo-random batch."""
-    count = batch_size * max(1, VERIFY_SAMPLES // batch_size)
+    count = count or batch_size * max(1, VERIFY_SAMPLES // batch_size)
     if features_dir and os.path.isfile(os.path.join(features_dir, "manifest.json")):
         from .features import load_features
 

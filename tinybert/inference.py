@@ -121,16 +121,34 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
     return Inputs(arrays, stems, infiles, None)
 
 
-def _batches(count: int, batch_size: int):
-    """(indices of real samples, indices fed to the model) per batch; the last batch is filled."""
-    for start in range(0, count, batch_size):
-        real = list(range(start, min(start + batch_size, count)))
-        yield real, real + [real[0]] * (batch_size - len(real))
+def plan(arrays, batch_size: int, model_seq_len: int | None, model_batch_size: int | None,
+         bucket_edges: str | None, source: str) -> tuple[list, int | None]:
+    """Batches in the order they run, and the size to fill them to.
+
+    A static model gets the model card's batches: consecutive samples at full length, the last
+    one filled. A dynamic model gets length-sorted batches trimmed to their bucket (`bucketing`).
+    """
+    from .bucketing import Batch, parse_edges, plan_batches, real_lengths
+
+    count, seq_len = arrays[0].shape
+    if model_seq_len is not None or bucket_edges == "off":
+        batches = [Batch(np.arange(start, min(start + batch_size, count)), seq_len)
+                   for start in range(0, count, batch_size)]
+        return batches, model_batch_size or batch_size
+    edges = parse_edges(bucket_edges, seq_len)
+    return plan_batches(real_lengths(arrays[2], source), batch_size, edges), None
 
 
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
                   outfmt: str = "TXT", backend: str = "onnxruntime", output_dirname: str | None = None,
-                  progress: bool = True, **backend_options) -> InferenceReport:
+                  progress: bool = True, bucket_edges: str | None = None, **backend_options) -> InferenceReport:
+    """Run the model over the input folders and publish one result folder.
+
+    bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
+    longest sample, "16,32,48,64" to gear edges, "off" keeps the full padded length.
+    """
+    from .bucketing import run_batches, tokens_processed
+
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
     runner = create_backend(backend, model_path, **backend_options)
@@ -141,27 +159,32 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     inputs = load_inputs(input_dirs, runner.seq_len)
     arrays, stems, infiles = inputs.arrays, inputs.stems, inputs.infiles
     count = len(stems)
+    batches, fill_to = plan(arrays, batch_size, runner.seq_len, runner.batch_size, bucket_edges,
+                            os.path.dirname(input_dirs[-1]) or input_dirs[-1])
     with os_errors_as(UsageError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
-    compute_ms: list[float] = []
-    out_names: list[str] = []
-    batches = progress_bar(_batches(count, batch_size), progress, total=-(-count // batch_size),
-                           desc=f"infer bs{batch_size}", unit="batch")
+    out_names: dict[int, str] = {}
+    bar = progress_bar(None, progress, total=len(batches), desc=f"infer bs{batch_size}", unit="batch")
+
+    def write_outputs(batch, logits):  # filler rows get no output, as in ais_bench
+        for row, index in enumerate(batch.indices):
+            out_names[int(index)] = writer.write(stems[index], 0, logits[row:row + 1])
+        bar.update(1)
+
     try:
         with os_errors_as(UsageError, f"write results under {output_root}"):
-            for real, fed in batches:
-                batch = [array[fed] for array in arrays]
-                tick = time.perf_counter()
-                logits = runner.run(*batch)
-                compute_ms.append((time.perf_counter() - tick) * 1000.0)
-                for row, index in enumerate(real):  # filler rows get no output, as in ais_bench
-                    out_names.append(writer.write(stems[index], 0, logits[row:row + 1]))
+            _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs)
+            bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
                     "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
-                    "threads": getattr(runner, "threads", None), "features": inputs.provenance}
-            final = writer.publish(lambda final_dir: _summary(infiles, out_names, final_dir, compute_ms,
+                    "threads": getattr(runner, "threads", None), "features": inputs.provenance,
+                    "bucketing": None if fill_to else (bucket_edges or "tight"),
+                    "tokens_processed": tokens_processed(batches, fill_to)}
+            names = [out_names[i] for i in range(count)]
+            final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms,
                                                               batch_size, args))
     except BaseException:
+        bar.close()
         writer.discard()
         raise
     print(throughput_line(batch_size, compute_ms))

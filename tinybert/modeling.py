@@ -21,6 +21,7 @@ REQUIRED_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_a
                         "intermediate_size", "max_position_embeddings", "type_vocab_size")
 IGNORED_PREFIXES = ("fit_dense.",)  # distillation-only projection, unused at inference
 MASK_FILL = -10000.0
+ATTENTION_NAME = "tinybert"  # registered with transformers' AttentionInterface
 
 
 def find_config(model_dir: str) -> str:
@@ -52,9 +53,32 @@ def load_bert_config(model_dir: str):
            f"{path}: expected hidden_act 'gelu' (exact erf GELU, as TinyBERT), got {hidden_act!r}")
     config = BertConfig(**{key: raw[key] for key in REQUIRED_CONFIG_KEYS}, hidden_act="gelu",
                         layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    # Eager attention: the SDPA path has no opset-11 export and defeats ORT's attention fusion.
-    config._attn_implementation = "eager"
+    # Not SDPA: it has no opset-11 export and defeats ONNX Runtime's attention fusion.
+    _register_attention()
+    config._attn_implementation = ATTENTION_NAME
     return config
+
+
+def _tinybert_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention as the original TinyBERT computes it: scores divided by sqrt(head size), plus the
+    additive mask, softmax (no dropout at inference). transformers' eager path multiplies by the
+    inverse instead, which puts two Muls in front of the mask Add and stops ONNX Runtime's attention
+    fusion from finding the mask; the Div keeps the exported graph fusable."""
+    import math
+
+    import torch
+
+    scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(query.size(-1))
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, _tinybert_attention)
 
 
 def _build_classifier_class():
@@ -70,8 +94,9 @@ def _build_classifier_class():
             self.pooler = BertPooler(config)
 
         def forward(self, input_ids, segment_ids, input_mask):
-            # The original's additive mask, broadcast over heads and query positions.
-            mask = input_mask[:, None, None, :].to(torch.float32)
+            # The original's additive mask, broadcast over heads and query positions. Written as
+            # unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention fusion recognises.
+            mask = input_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)
             extended_mask = (1.0 - mask) * MASK_FILL
             hidden = self.embeddings(input_ids=input_ids, token_type_ids=segment_ids)
             hidden = self.encoder(hidden, attention_mask=extended_mask).last_hidden_state

@@ -22,23 +22,45 @@ def synthetic_batch(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarr
     return input_ids, np.zeros_like(input_ids), np.ones_like(input_ids)
 
 
+def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = None) -> list:
+    """The length-bucketed batches a dynamic model runs over these features (last one not filled)."""
+    from .bucketing import batch_inputs, parse_edges, plan_batches, real_lengths
+    from .features import load_features
+
+    features, _ = load_features(bin_dir)
+    arrays = features.batch(slice(None))
+    plan = plan_batches(real_lengths(arrays[2], bin_dir), batch_size, parse_edges(edges, features.seq_len))
+    return [batch_inputs(arrays, b) for b in plan if len(b.indices) == batch_size] or [batch_inputs(arrays, plan[0])]
+
+
 def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, backend: str = "onnxruntime",
-            seq_len: int = DEFAULT_SEQ_LEN, json_out: str | None = None, **backend_options) -> dict:
+            seq_len: int = DEFAULT_SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
+            bucket_edges: str | None = None, **backend_options) -> dict:
+    """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
+    `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
+    batches of those features, since a full-length batch would not show what it does on real data."""
     expect(loop > 0, UsageError, f"expected a positive --loop, got {loop}")
     runner = create_backend(backend, model_path, **backend_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
-    batch = synthetic_batch(batch_size, runner.seq_len or seq_len)
-    for _ in range(warmup):
-        runner.run(*batch)
+    if runner.seq_len is None and bin_dir:
+        batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges)
+        workload = f"{len(batches)} length-bucketed batches of {bin_dir}"
+    else:
+        batches = [synthetic_batch(batch_size, runner.seq_len or seq_len)]
+        workload = f"full-length [{batch_size}, {runner.seq_len or seq_len}] batch"
+    for i in range(warmup):
+        runner.run(*batches[i % len(batches)])
     compute_ms = []
-    for _ in range(loop):
+    for i in range(loop):
+        batch = batches[i % len(batches)]
         tick = time.perf_counter()
         runner.run(*batch)
         compute_ms.append((time.perf_counter() - tick) * 1000.0)
+    print(f"[INFO] workload: {workload}")
     print(throughput_line(batch_size, compute_ms))
-    report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop,
+    report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
               "NPU_compute_time": latency_stats(compute_ms), "throughput": throughput(batch_size, compute_ms)}
     if json_out:
         write_json_atomic(json_out, report)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 
-def progress(iterable, enabled: bool = True, **kwargs):
-    if not enabled:
-        return iterable
+def progress(iterable=None, enabled: bool = True, **kwargs):
+    """A tqdm bar (iterate over it, or call .update/.close when iterable is None)."""
     from tqdm import tqdm
 
-    return tqdm(iterable, disable=None, mininterval=0.5, **kwargs)
+    return tqdm(iterable, disable=None if enabled else True, mininterval=0.5, **kwargs)

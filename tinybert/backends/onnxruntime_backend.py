@@ -24,9 +24,10 @@ class OnnxRuntimeBackend:
         expect(os.path.isfile(model_path), ModelFileError,
                f"{model_path}: expected an ONNX model (run test/pth2onnx.sh first), found no such file")
         providers = providers or ["CPUExecutionProvider"]
-        unavailable = [p for p in providers if p not in ort.get_available_providers()]
+        # A provider is a name, or (name, options) as ONNX Runtime accepts.
+        unavailable = [p for p in providers if (p[0] if isinstance(p, tuple) else p) not in ort.get_available_providers()]
         if unavailable:
-            raise BackendUnavailableError(f"ONNX Runtime here has no {', '.join(unavailable)} "
+            raise BackendUnavailableError(f"ONNX Runtime here has no {', '.join(map(str, unavailable))} "
                                           f"(available: {', '.join(ort.get_available_providers())})")
         options = ort.SessionOptions()
         self.threads = threads or physical_cores()

@@ -1,0 +1,358 @@
+"""Side-by-side benchmark of the ways to run the model, in one process and one run.
+
+Rows (all on the same features, each batch size in turn, rows interleaved so drift hits all alike):
+  A  PyTorch eager on the .pth checkpoint, padded to the full length (the model card's "pth" path)
+  B  ONNX Runtime on the card's simplified static export, padded, last batch filled
+  C  the project's fast fp32 path: fused dynamic model, length-bucketed batches
+  D  the project's int8 path: C, dynamically quantized
+  E/F ONNX Runtime CUDA fp32 / TensorRT fp16 on the dynamic model, where those providers exist
+
+Per row and batch size: sentences/s over the whole set (wall time of a pass, median of `repeats`),
+p50/p99 latency per batch, accuracy, agreement with A, max abs logit difference to A, and the
+fraction of this machine's measured fp32 matrix-multiply rate that the FLOPs of the tokens the row
+actually processed (padding and filler included) represent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bucketing import Batch, plan_batches, real_lengths, run_batches
+from .errors import UsageError, expect
+from .fileio import write_json_atomic
+from .machine import describe_machine, physical_cores
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
+INT8_MAX_ACCURACY_DROP = 0.3  # points, against the fp32 fast path
+INT8_MIN_AGREEMENT = 0.99  # with A
+TARGETS = {"C_vs_A_bs1": 3.0, "C_vs_A_bs8plus": 2.5, "C_roofline": 0.75, "D_vs_A_bs8plus": 6.0}
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    make_runner: object  # batch_size -> callable(input_ids, segment_ids, input_mask) -> logits
+    bucketed: bool  # length-bucketed batches, else full-length consecutive batches
+    fill: bool = False  # a static model: the last batch is filled to the batch size
+    cache: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- machine rate and FLOPs
+
+def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) -> dict:
+    """This machine's fp32 matrix-multiply rate: the best of PyTorch's BLAS, NumPy's BLAS and ONNX
+    Runtime's MLAS over a few square sizes (the roofline a CPU inference row can reach)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rates: dict[str, float] = {}
+    for size in sizes:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        x, y = a.numpy(), b.numpy()
+        flops = 2 * size ** 3
+        candidates = {"torch.mm": lambda: torch.mm(a, b), "numpy.matmul": lambda: x @ y,
+                      "onnxruntime MatMul": _ort_matmul(size, threads, x, y)}
+        for name, func in candidates.items():
+            rates[name] = max(rates.get(name, 0.0), _best_rate(func, flops, repeats))
+    return {"gflops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads}
+
+
+def _ort_matmul(size: int, threads: int, x, y):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    spec = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size])  # noqa: E731
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "y"], ["z"])], "matmul", [spec("x"), spec("y")],
+                              [spec("z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, {"x": x, "y": y})
+
+
+def _best_rate(func, flops: float, repeats: int) -> float:
+    func()
+    best = float("inf")
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - tick)
+    return flops / best / 1e9
+
+
+def batch_flops(config, rows: int, length: int) -> float:
+    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`."""
+    h, inner = config.hidden_size, config.intermediate_size
+    per_token = config.num_hidden_layers * (2 * (4 * h * h + 2 * h * inner) + 4 * length * h)
+    return rows * (length * per_token + 2 * h * h + 2 * h * 2)
+
+
+# ---------------------------------------------------------------- rows
+
+def build_rows(model_dir: str, work_dir: str, features_dir: str, seq_len: int, threads: int, opset: int,
+               gpu: bool = True) -> tuple[list[Row], list[str]]:
+    from .backends import create_backend
+    from .export import export
+    from .optimize import DYNAMIC_NAME, FAST_NAME, INT8_NAME, export_fast_models
+
+    export_fast_models(model_dir, work_dir, opset, seq_len, features_dir)
+    ort = lambda path, **o: create_backend("onnxruntime", path, threads=threads, **o).run  # noqa: E731
+
+    def static_model(bs):
+        export(model_dir, bs, work_dir, opset, seq_len, features_dir)
+        return ort(os.path.join(work_dir, f"TinyBERT_sim_bs{bs}.onnx"))
+
+    torch_model = create_backend("pytorch", model_dir, threads=threads)
+    rows = [
+        Row("A", "PyTorch eager, padded to 64 (the card's pth path)", lambda bs: torch_model.run, bucketed=False),
+        Row("B", "ONNX Runtime, the card's static simplified model, padded", static_model, bucketed=False, fill=True),
+        Row("C", "ONNX Runtime fused fp32, length-bucketed (project default)",
+            lambda bs: ort(os.path.join(work_dir, FAST_NAME)), bucketed=True),
+        Row("D", "ONNX Runtime fused int8 (dynamic quantization), length-bucketed",
+            lambda bs: ort(os.path.join(work_dir, INT8_NAME)), bucketed=True),
+    ]
+    notes = []
+    if gpu:
+        gpu_rows, note = _gpu_rows(os.path.join(work_dir, DYNAMIC_NAME), ort)
+        rows += gpu_rows
+        notes.append(note)
+    return rows, notes
+
+
+def _gpu_rows(dynamic_model: str, ort) -> tuple[list[Row], str]:
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    rows = []
+    if "CUDAExecutionProvider" in available:
+        rows.append(Row("E", "ONNX Runtime CUDA fp32, length-bucketed",
+                        lambda bs: ort(dynamic_model, providers=["CUDAExecutionProvider"]), bucketed=True))
+    if "TensorrtExecutionProvider" in available:
+        trt = [("TensorrtExecutionProvider", {"trt_fp16_enable": True}), "CUDAExecutionProvider"]
+        rows.append(Row("F", "ONNX Runtime TensorRT fp16, length-bucketed",
+                        lambda bs: ort(dynamic_model, providers=trt), bucketed=True))
+    if rows:
+        return rows, f"GPU rows: {', '.join(r.key for r in rows)} (providers {sorted(available)})"
+    return [], ("GPU rows skipped: this onnxruntime has no CUDA or TensorRT execution provider "
+                f"(available: {', '.join(sorted(available))}); install onnxruntime-gpu on a GPU machine")
+
+
+def plan_for(row: Row, lengths: np.ndarray, seq_len: int, batch_size: int) -> list[Batch]:
+    if row.bucketed:
+        return plan_batches(lengths, batch_size)
+    count = len(lengths)
+    return [Batch(np.arange(s, min(s + batch_size, count)), seq_len) for s in range(0, count, batch_size)]
+
+
+def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: int, config) -> dict:
+    run = row.make_runner(batch_size)
+    batches = plan_for(row, lengths, seq_len, batch_size)
+    fill_to = batch_size if row.fill else None
+    run_batches(run, arrays, batches[:3], fill_to)  # warm-up
+    passes = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        logits, compute_ms = run_batches(run, arrays, batches, fill_to)
+        passes.append((time.perf_counter() - tick, logits, compute_ms))
+    wall, logits, compute_ms = sorted(passes, key=lambda p: p[0])[len(passes) // 2]  # median pass
+    flops = sum(batch_flops(config, fill_to or len(b.indices), b.length) for b in batches)
+    tokens = sum((fill_to or len(b.indices)) * b.length for b in batches)
+    return {"wall_s": wall, "sentences_per_s": len(lengths) / wall, "p50_ms": float(np.percentile(compute_ms, 50)),
+            "p99_ms": float(np.percentile(compute_ms, 99)), "batches": len(batches), "tokens": int(tokens),
+            "gflop": flops / 1e9, "achieved_gflops": flops / wall / 1e9, "logits": logits}
+
+
+# ---------------------------------------------------------------- the run
+
+def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark_results",
+                  batch_sizes=DEFAULT_BATCH_SIZES, repeats: int = 3, seq_len: int = 64, opset: int = 11,
+                  threads: int | None = None, gpu: bool = True, plot: bool = True) -> dict:
+    expect(repeats > 0, UsageError, f"expected a positive --repeats, got {repeats}")
+    threads = threads or physical_cores()
+    out_dir = _new_results_dir(output_root)
+    # Features and models are scratch: the results folder keeps only the table, JSON and plot.
+    with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=output_root) as work_dir:
+        report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu)
+    _write_outputs(out_dir, report, plot)
+    return report
+
+
+def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu) -> dict:
+    from .features import load_features, preprocess
+    from .modeling import load_bert_config
+
+    features_dir = os.path.join(work_dir, "bert_bin")
+    preprocess(tsv_path, os.path.join(model_dir, "vocab.txt"), features_dir, seq_len, progress=False)
+    features, manifest = load_features(features_dir)
+    arrays = features.batch(slice(None))
+    lengths = real_lengths(arrays[2], features_dir)
+    config = load_bert_config(model_dir)
+    machine = describe_machine()
+    sgemm = measured_sgemm_gflops(threads)
+    _print_header(machine, sgemm, threads, len(lengths), lengths)
+    rows, notes = build_rows(model_dir, work_dir, features_dir, seq_len, threads, opset, gpu)
+    for note in notes:
+        print(f"[INFO] {note}")
+    results = []
+    for bs in batch_sizes:
+        reference = None
+        for row in rows:
+            figures = time_row(row, arrays, lengths, seq_len, bs, repeats, config)
+            logits = figures.pop("logits")
+            reference = logits if row.key == "A" else reference
+            figures.update(_quality(logits, reference, features.labels))
+            figures.update(row=row.key, title=row.title, batch_size=bs,
+                           roofline_fraction=figures["achieved_gflops"] / sgemm["gflops"],
+                           roofline_sentences_per_s=sgemm["gflops"] * 1e9 * len(lengths) / (figures["gflop"] * 1e9))
+            results.append(figures)
+            _print_row(figures)
+    report = {"machine": machine, "threads": threads, "sgemm": sgemm, "notes": notes, "repeats": repeats,
+              "checkpoint": model_dir, "data": tsv_path, "num_samples": len(lengths),
+              "mean_tokens": float(lengths.mean()), "max_tokens": int(lengths.max()), "seq_len": seq_len,
+              "results": results}
+    report["checks"] = evaluate_targets(results)
+    return report
+
+
+def _quality(logits, reference, labels) -> dict:
+    out = {"agreement_with_A": float((logits.argmax(1) == reference.argmax(1)).mean()),
+           "max_abs_diff_to_A": float(np.abs(logits - reference).max())}
+    if labels is not None:
+        out["accuracy"] = 100.0 * float((logits.argmax(1) == labels).mean())
+    return out
+
+
+def _new_results_dir(root: str) -> str:
+    stamp = time.strftime("%Y_%m_%d-%H_%M_%S")
+    os.makedirs(root, exist_ok=True)
+    for attempt in range(100):
+        path = os.path.join(root, f"benchmark-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            os.mkdir(path)  # atomic: never shares a folder with another run
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"{root}: no free benchmark folder name for {stamp}")
+
+
+# ---------------------------------------------------------------- verdicts and output
+
+def evaluate_targets(results: list[dict]) -> list[dict]:
+    """The issue's targets and the int8 accuracy bounds, each with its measured value."""
+    by = {(r["row"], r["batch_size"]): r for r in results}
+    checks = []
+
+    def check(name, value, target, ok=None):
+        checks.append({"check": name, "value": value, "target": target,
+                       "met": bool(value >= target) if ok is None else bool(ok)})
+
+    for (row, bs), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        a = by.get(("A", bs))
+        if row == "C" and a:
+            target = TARGETS["C_vs_A_bs1"] if bs == 1 else TARGETS["C_vs_A_bs8plus"] if bs >= 8 else None
+            if target:
+                check(f"C/A speed-up at bs{bs}", r["sentences_per_s"] / a["sentences_per_s"], target)
+            check(f"C agreement with A at bs{bs}", r["agreement_with_A"], 1.0)
+            check(f"C max abs logit diff to A at bs{bs} (<= 1e-4)", r["max_abs_diff_to_A"], 1e-4,
+                  ok=r["max_abs_diff_to_A"] <= 1e-4)
+            check(f"C roofline fraction at bs{bs}", r["roofline_fraction"], TARGETS["C_roofline"])
+        if row == "D" and a:
+            if bs >= 8:
+                check(f"D/A speed-up at bs{bs}", r["sentences_per_s"] / a["sentences_per_s"], TARGETS["D_vs_A_bs8plus"])
+            c = by.get(("C", bs))
+            if c and "accuracy" in r:
+                drop = c["accuracy"] - r["accuracy"]
+                check(f"D accuracy drop vs C at bs{bs} (<= {INT8_MAX_ACCURACY_DROP} pt)", drop,
+                      INT8_MAX_ACCURACY_DROP, ok=drop <= INT8_MAX_ACCURACY_DROP)
+            check(f"D agreement with A at bs{bs}", r["agreement_with_A"], INT8_MIN_AGREEMENT)
+    return checks
+
+
+def _print_header(machine, sgemm, threads, count, lengths) -> None:
+    print(f"[INFO] machine: {machine['cpu']}; {machine['physical_cores']} physical core(s), "
+          f"{machine['logical_cpus']} logical; {threads} thread(s); Python {machine['python']}; "
+          + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()))
+    print(f"[INFO] measured fp32 matrix multiply: {sgemm['gflops']:.1f} GFLOP/s "
+          f"(best of {', '.join(f'{k} {v:.1f}' for k, v in sgemm['by_library'].items())}; "
+          f"square sizes {sgemm['sizes']})")
+    print(f"[INFO] {count} sentences, real length mean {lengths.mean():.2f} / max {lengths.max()} tokens")
+
+
+def _print_row(r: dict) -> None:
+    acc = f"{r['accuracy']:.2f}%" if "accuracy" in r else "-"
+    print(f"[INFO] bs{r['batch_size']:<3} {r['row']}: {r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:7.2f} ms  "
+          f"p99 {r['p99_ms']:7.2f} ms  acc {acc}  agree {100 * r['agreement_with_A']:.2f}%  "
+          f"maxdiff {r['max_abs_diff_to_A']:.2e}  roofline {100 * r['roofline_fraction']:.0f}%")
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['physical_cores']} physical core(s) / {m['logical_cpus']} logical, "
+        f"{report['threads']} thread(s); Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
+        f"Measured fp32 matrix multiply: **{report['sgemm']['gflops']:.1f} GFLOP/s**. Data: "
+        f"{report['num_samples']} sentences (real length mean {report['mean_tokens']:.2f}, max "
+        f"{report['max_tokens']} tokens), checkpoint `{report['checkpoint']}`; median of {report['repeats']} pass(es).",
+        *(f"{note}." for note in report["notes"]),
+        "",
+        "| bs | row | sentences/s | x A | p50 ms | p99 ms | accuracy % | agree with A % | max abs diff to A | "
+        "tokens processed | GFLOP/s | roofline % |",
+        "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+    ]
+    speed_a = {r["batch_size"]: r["sentences_per_s"] for r in report["results"] if r["row"] == "A"}
+    for r in report["results"]:
+        ratio = r["sentences_per_s"] / speed_a[r["batch_size"]] if r["batch_size"] in speed_a else float("nan")
+        lines.append(f"| {r['batch_size']} | {r['row']} | {r['sentences_per_s']:.1f} | {ratio:.2f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r.get('accuracy', float('nan')):.2f} | {100 * r['agreement_with_A']:.2f} | "
+                     f"{r['max_abs_diff_to_A']:.1e} | {r['tokens']} | {r['achieved_gflops']:.1f} | "
+                     f"{100 * r['roofline_fraction']:.0f} |")
+    titles = {r["row"]: r["title"] for r in report["results"]}
+    lines += ["", *(f"- **{k}**: {v}" for k, v in titles.items()), "", "| check | measured | target | met |",
+              "| --- | --: | --: | --- |"]
+    lines += [f"| {c['check']} | {c['value']:.4g} | {c['target']:.4g} | {'yes' if c['met'] else '**no**'} |"
+              for c in report["checks"]]
+    return "\n".join(lines) + "\n"
+
+
+def _write_outputs(out_dir: str, report: dict, plot: bool) -> None:
+    table = markdown(report)
+    with open(os.path.join(out_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    write_json_atomic(os.path.join(out_dir, "benchmark.json"), report)
+    if plot:
+        _plot(report, os.path.join(out_dir, "benchmark.png"))
+    missed = [c for c in report["checks"] if not c["met"]]
+    print(table)
+    print(f"[INFO] {len(report['checks']) - len(missed)}/{len(report['checks'])} checks met"
+          + (f"; missed: {'; '.join(c['check'] for c in missed)}" if missed else ""))
+    print(f"[INFO] wrote benchmark.md, benchmark.json{', benchmark.png' if plot else ''} to {out_dir}")
+
+
+def _plot(report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for key in sorted({r["row"] for r in report["results"]}):
+        points = [(r["batch_size"], r["sentences_per_s"]) for r in report["results"] if r["row"] == key]
+        title = next(r["title"] for r in report["results"] if r["row"] == key)
+        ax.plot(*zip(*points), marker="o", label=f"{key}: {title}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("sentences / s (whole dev set)")
+    ax.set_title(f"TinyBERT SST-2, {report['machine']['cpu'][:40]}, {report['threads']} threads", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

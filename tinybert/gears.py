@@ -1,0 +1,107 @@
+"""Length bucketing on Ascend: gear feature folders for `ais_bench --dymDims`, and merging results.
+
+An OM model built with ATC `--dynamic_dims` runs one gear (sequence length) per call. `split`
+writes, per gear, the samples whose real length fits it (and no smaller gear), trimmed to the
+gear and keeping their original file names; ais_bench then runs each gear folder with
+`--dymDims`, and `merge` moves the per-gear outputs into one result folder in the usual layout,
+so postprocess scores it like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+
+from . import INPUT_NAMES
+from .bucketing import bucket_length, parse_edges, real_lengths
+from .errors import ResultFolderError, UsageError, expect
+from .features import FEATURE_DTYPE, feature_file_name, load_features
+from .fileio import natural_key, os_errors_as, read_json, staging_dir, write_json_atomic
+from .resultdir import SUMMARY_SUFFIX, ResultFolderWriter
+
+GEAR_PREFIX = "gear"
+GEARS_INDEX = "gears.json"
+
+
+def split(bin_dir: str, edges_text: str, out_dir: str) -> dict:
+    """Write `<out_dir>/gear<L>/{input_ids,segment_ids,input_mask}/input{i}.bin` ([1, L] int64)."""
+    features, manifest = load_features(bin_dir)
+    arrays = features.batch(slice(None))
+    edges = parse_edges(edges_text, features.seq_len)
+    expect(edges is not None, UsageError, "expected explicit gears for an Ascend gear model, e.g. '16,32,48,64'")
+    gear_of = np.asarray([bucket_length(n, edges) for n in real_lengths(arrays[2], bin_dir)])
+    index = {"features_sha256": manifest["features_sha256"], "num_samples": len(gear_of), "gears": {}}
+    with os_errors_as(UsageError, f"write gear folders to {out_dir}"), staging_dir(out_dir) as tmp:
+        for edge in edges:
+            members = np.flatnonzero(gear_of == edge)
+            if members.size == 0:
+                continue
+            for name, array in zip(INPUT_NAMES, arrays):
+                folder = os.path.join(tmp, f"{GEAR_PREFIX}{edge}", name)
+                os.makedirs(folder)
+                for i in members:
+                    array[i, :edge].astype(FEATURE_DTYPE).tofile(os.path.join(folder, feature_file_name(int(i))))
+            index["gears"][str(edge)] = int(members.size)
+        write_json_atomic(os.path.join(tmp, GEARS_INDEX), index)
+        _replace_folder(tmp, out_dir)
+    print(f"[INFO] {len(gear_of)} samples split into gears "
+          + ", ".join(f"{edge}: {n}" for edge, n in index["gears"].items()) + f" under {out_dir}")
+    return index
+
+
+def _replace_folder(tmp: str, out_dir: str) -> None:
+    """Gear folders are derived from the features: an earlier split is replaced, anything else kept."""
+    if os.path.exists(out_dir):
+        expect(os.path.isfile(os.path.join(out_dir, GEARS_INDEX)), UsageError,
+               f"{out_dir}: exists and is not a gear folder written by this tool; refusing to replace it")
+        shutil.rmtree(out_dir)
+    os.rename(tmp, out_dir)
+
+
+def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
+    """(gear length, folder) for each gear `split` wrote."""
+    index = read_json(os.path.join(gears_dir, GEARS_INDEX), UsageError, "the gear index written by 'tinybert gears split'")
+    return [(int(edge), os.path.join(gears_dir, f"{GEAR_PREFIX}{edge}")) for edge in index["gears"]]
+
+
+def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None) -> str:
+    """Move the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder."""
+    parts = sorted((n for n in os.listdir(parts_root) if n.startswith(GEAR_PREFIX)
+                    and os.path.isdir(os.path.join(parts_root, n))), key=natural_key)
+    expect(parts, ResultFolderError, f"{parts_root}: expected per-gear result folders gear<L>, found none")
+    writer = ResultFolderWriter(output_root, outfmt, dirname)
+    compute_ms: list[float] = []
+    filesinfo: dict = {}
+    summaries = []
+    try:
+        for part in parts:
+            summary = read_json(os.path.join(parts_root, part + SUMMARY_SUFFIX), ResultFolderError,
+                                "the ais_bench summary of one gear")
+            summaries.append(summary)
+            compute_ms += list(summary.get("npu_compute_time_list", []))
+            for name in os.listdir(os.path.join(parts_root, part)):
+                target = os.path.join(writer.staging, name)
+                expect(not os.path.exists(target), ResultFolderError,
+                       f"{parts_root}: output {name} appears in more than one gear")
+                shutil.copy2(os.path.join(parts_root, part, name), target)
+            for info in summary.get("filesinfo", {}).values():
+                filesinfo[str(len(filesinfo))] = info
+        batch_size = int(summaries[0].get("args", {}).get("batchsize", 1))
+
+        def make_summary(final_dir):
+            mean = float(np.mean(compute_ms)) if compute_ms else 0.0
+            for info in filesinfo.values():  # outputs now live in the merged folder
+                info["outfiles"] = [os.path.join(final_dir, os.path.basename(p)) for p in info.get("outfiles", [])]
+            return {"filesinfo": filesinfo, "args": {**summaries[0].get("args", {}), "gears": parts},
+                    "npu_compute_time_list": compute_ms,
+                    "throughput": 1000.0 * batch_size / mean if mean else 0.0}
+
+        final = writer.publish(make_summary)
+    except BaseException:
+        writer.discard()
+        raise
+    shutil.rmtree(parts_root, ignore_errors=True)
+    print(f"[INFO] merged {len(parts)} gear results ({len(filesinfo)} outputs) into {final}")
+    return final
