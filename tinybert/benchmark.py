@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bucketing import Batch, plan_batches, real_lengths, run_batches
+from .bucketing import Batch, default_gears, plan_batches, real_lengths, run_batches
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
 from .machine import describe_machine, physical_cores
@@ -40,6 +40,7 @@ class Row:
     make_runner: object  # batch_size -> callable(input_ids, segment_ids, input_mask) -> logits
     bucketed: bool  # length-bucketed batches, else full-length consecutive batches
     fill: bool = False  # a static model: the last batch is filled to the batch size
+    edges: tuple | None = None  # bucket edges for bucketed rows (None: tight)
     cache: dict = field(default_factory=dict)
 
 
@@ -117,6 +118,9 @@ def build_rows(model_dir: str, work_dir: str, features_dir: str, seq_len: int, t
             lambda bs: ort(os.path.join(work_dir, FAST_NAME)), bucketed=True),
         Row("D", "ONNX Runtime fused int8 (dynamic quantization), length-bucketed",
             lambda bs: ort(os.path.join(work_dir, INT8_NAME)), bucketed=True),
+        # C with the fixed Ascend gears instead of tight buckets: the measurement behind the default.
+        Row("C16", f"as C, buckets at the gears {'/'.join(map(str, default_gears(seq_len)))} instead of tight",
+            lambda bs: ort(os.path.join(work_dir, FAST_NAME)), bucketed=True, edges=default_gears(seq_len)),
     ]
     notes = []
     if gpu:
@@ -146,7 +150,7 @@ def _gpu_rows(dynamic_model: str, ort) -> tuple[list[Row], str]:
 
 def plan_for(row: Row, lengths: np.ndarray, seq_len: int, batch_size: int) -> list[Batch]:
     if row.bucketed:
-        return plan_batches(lengths, batch_size)
+        return plan_batches(lengths, batch_size, row.edges)
     count = len(lengths)
     return [Batch(np.arange(s, min(s + batch_size, count)), seq_len) for s in range(0, count, batch_size)]
 

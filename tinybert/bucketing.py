@@ -18,7 +18,12 @@ from .errors import DataFormatError, UsageError, expect
 # longest sample ("tight") was as fast as or faster than rounding up to multiples of 4, 8 or 16
 # (x16 cost about 20 %), so ONNX Runtime uses tight buckets. Ascend gear models need a fixed list.
 TIGHT = None
-ASCEND_GEARS = (16, 32, 48, 64)
+GEAR_STEP = 16
+
+
+def default_gears(seq_len: int) -> tuple[int, ...]:
+    """16, 32, ... up to the sequence length (16/32/48/64 for 64)."""
+    return tuple(range(GEAR_STEP, seq_len, GEAR_STEP)) + (seq_len,)
 
 
 @dataclass(frozen=True)
