@@ -24,7 +24,8 @@ ais_bench_gears() {
         --output_dirname "gear$length" --outfmt "$OUTFMT" --batchsize "$bs" \
         --dymDims "input_ids:$bs,$length;segment_ids:$bs,$length;input_mask:$bs,$length"
     done
-  tinybert gears merge --parts "$parts" --output "$RESULT_DIR" --outfmt "$OUTFMT" "${dirname_args[@]}"
+  tinybert gears merge --parts "$parts" --output "$RESULT_DIR" --outfmt "$OUTFMT" --gears_dir "$gears_dir" \
+    "${dirname_args[@]}"
 }
 
 if [[ "$backend" == ais_bench ]]; then

@@ -171,5 +171,9 @@ def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fak
     post = run_script("postprocess_data.sh", "geared", cwd=tmp_path, env=env)
     assert post.returncode == 0 and f"/{len(lengths)} samples" in post.stdout, post.stderr
     assert sorted(p.name for p in (tmp_path / "result").iterdir()) == ["geared", "geared_summary.json"]
+    import json
+
+    recorded = json.loads((tmp_path / "result" / "geared_summary.json").read_text())["args"]["features"]
+    assert recorded["num_samples"] == len(lengths) and recorded["manifest"].endswith("bert_bin/manifest.json")
     again = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
     assert_clean_error(again, "geared", "refusing to overwrite")

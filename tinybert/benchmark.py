@@ -218,11 +218,17 @@ def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, o
             results.append(figures)
             _print_row(figures)
     report = {"machine": machine, "threads": threads, "sgemm": sgemm, "notes": notes, "repeats": repeats,
-              "checkpoint": model_dir, "data": tsv_path, "num_samples": len(lengths),
+              "checkpoint": _shown_path(model_dir), "data": _shown_path(tsv_path), "num_samples": len(lengths),
               "mean_tokens": float(lengths.mean()), "max_tokens": int(lengths.max()), "seq_len": seq_len,
               "results": results}
     report["checks"] = evaluate_targets(results)
     return report
+
+
+def _shown_path(path: str) -> str:
+    """Relative to the working directory when that is shorter: tables get published."""
+    relative = os.path.relpath(path)
+    return relative if len(relative) < len(os.path.abspath(path)) else os.path.abspath(path)
 
 
 def _quality(logits, reference, labels) -> dict:
@@ -346,17 +352,20 @@ def _plot(report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=120)
     for key in sorted({r["row"] for r in report["results"]}):
         points = [(r["batch_size"], r["sentences_per_s"]) for r in report["results"] if r["row"] == key]
         title = next(r["title"] for r in report["results"] if r["row"] == key)
         ax.plot(*zip(*points), marker="o", label=f"{key}: {title}")
+    sizes = sorted({r["batch_size"] for r in report["results"]})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(bs) for bs in sizes])
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("batch size")
     ax.set_ylabel("sentences / s (whole dev set)")
     ax.set_title(f"TinyBERT SST-2, {report['machine']['cpu'][:40]}, {report['threads']} threads", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path)
     plt.close(fig)

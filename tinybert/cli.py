@@ -102,6 +102,7 @@ def _gears(argv, prog):
     mp.add_argument("--output", default="./result")
     mp.add_argument("--output_dirname", default=None)
     mp.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
+    mp.add_argument("--gears_dir", default=None, help="the split's folder: records which features were run")
     a = p.parse_args(argv)
     from . import gears
 
@@ -111,7 +112,7 @@ def _gears(argv, prog):
             for length, folder in gears.gear_folders(a.output_dir):
                 print(length, folder)
     else:
-        gears.merge(a.parts, a.output, a.outfmt, a.output_dirname)
+        gears.merge(a.parts, a.output, a.outfmt, a.output_dirname, a.gears_dir)
 
 
 def _backend_options(p):

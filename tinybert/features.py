@@ -172,6 +172,12 @@ def read_manifest(bin_dir: str) -> dict:
     return manifest
 
 
+def features_provenance(bin_dir: str, manifest: dict) -> dict:
+    """What a result summary records about its features, so postprocess can refuse other features' outputs."""
+    return {"manifest": os.path.abspath(os.path.join(bin_dir, MANIFEST_NAME)), "num_samples": manifest["num_samples"],
+            "source_sha256": manifest.get("source", {}).get("sha256"), "features_sha256": manifest["features_sha256"]}
+
+
 def load_features(bin_dir: str, verify: bool = True) -> tuple[Features, dict]:
     """Read every feature file listed by the manifest, checking names, sizes and checksums."""
     manifest = read_manifest(bin_dir)

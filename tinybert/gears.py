@@ -17,7 +17,7 @@ import numpy as np
 from . import INPUT_NAMES
 from .bucketing import bucket_length, parse_edges, real_lengths
 from .errors import ResultFolderError, UsageError, expect
-from .features import FEATURE_DTYPE, feature_file_name, load_features
+from .features import FEATURE_DTYPE, feature_file_name, features_provenance, load_features
 from .fileio import natural_key, os_errors_as, read_json, staging_dir, write_json_atomic
 from .resultdir import SUMMARY_SUFFIX, ResultFolderWriter
 
@@ -32,7 +32,7 @@ def split(bin_dir: str, edges_text: str, out_dir: str) -> dict:
     edges = parse_edges(edges_text, features.seq_len)
     expect(edges is not None, UsageError, "expected explicit gears for an Ascend gear model, e.g. '16,32,48,64'")
     gear_of = np.asarray([bucket_length(n, edges) for n in real_lengths(arrays[2], bin_dir)])
-    index = {"features_sha256": manifest["features_sha256"], "num_samples": len(gear_of), "gears": {}}
+    index = {"features": features_provenance(bin_dir, manifest), "gears": {}}
     with os_errors_as(UsageError, f"write gear folders to {out_dir}"), staging_dir(out_dir) as tmp:
         for edge in edges:
             members = np.flatnonzero(gear_of == edge)
@@ -66,11 +66,17 @@ def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
     return [(int(edge), os.path.join(gears_dir, f"{GEAR_PREFIX}{edge}")) for edge in index["gears"]]
 
 
-def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None) -> str:
-    """Move the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder."""
+def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None,
+          gears_dir: str | None = None) -> str:
+    """Move the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder;
+    with `gears_dir`, its summary records which features the gears were split from."""
     parts = sorted((n for n in os.listdir(parts_root) if n.startswith(GEAR_PREFIX)
                     and os.path.isdir(os.path.join(parts_root, n))), key=natural_key)
     expect(parts, ResultFolderError, f"{parts_root}: expected per-gear result folders gear<L>, found none")
+    features = None
+    if gears_dir is not None:
+        index = read_json(os.path.join(gears_dir, GEARS_INDEX), UsageError, "the gear index written by 'tinybert gears split'")
+        features = index.get("features")
     writer = ResultFolderWriter(output_root, outfmt, dirname)
     compute_ms: list[float] = []
     filesinfo: dict = {}
@@ -94,7 +100,7 @@ def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = 
             mean = float(np.mean(compute_ms)) if compute_ms else 0.0
             for info in filesinfo.values():  # outputs now live in the merged folder
                 info["outfiles"] = [os.path.join(final_dir, os.path.basename(p)) for p in info.get("outfiles", [])]
-            return {"filesinfo": filesinfo, "args": {**summaries[0].get("args", {}), "gears": parts},
+            return {"filesinfo": filesinfo, "args": {**summaries[0].get("args", {}), "gears": parts, "features": features},
                     "npu_compute_time_list": compute_ms,
                     "throughput": 1000.0 * batch_size / mean if mean else 0.0}
 

@@ -16,7 +16,7 @@ import numpy as np
 from . import INPUT_NAMES
 from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
-from .features import FEATURE_DTYPE, MANIFEST_NAME, load_features
+from .features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_features
 from .fileio import natural_key, os_errors_as
 from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
@@ -112,10 +112,7 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
         features, manifest = load_features(bin_dir)
         expect(seq_len is None or features.seq_len == seq_len, UsageError,
                f"{bin_dir}: features have sequence length {features.seq_len}, the model expects {seq_len}")
-        provenance = {"manifest": os.path.abspath(os.path.join(bin_dir, MANIFEST_NAME)),
-                      "num_samples": manifest["num_samples"], "source_sha256": manifest.get("source", {}).get("sha256"),
-                      "features_sha256": manifest["features_sha256"]}
-        return Inputs(list(features.batch(slice(None))), stems, infiles, provenance)
+        return Inputs(list(features.batch(slice(None))), stems, infiles, features_provenance(bin_dir, manifest))
     seq_len = seq_len or os.path.getsize(listings[0][0]) // FEATURE_DTYPE.itemsize
     arrays = [np.stack([read_sample(path, seq_len) for path in paths]) for paths in listings]
     return Inputs(arrays, stems, infiles, None)
