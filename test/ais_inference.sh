@@ -6,10 +6,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/ais_inference.sh <batch_size>   (OUTPUT_DIRNAME names the result folder; default a timestamp)" 1 1 "$@"
-bs="$1"
-require_batch_size "$bs"
-source_cann
-backend="$(resolve_backend "$bs")"
+start_inference_step "$1"
 dirname_args=()
 if [[ -n "${OUTPUT_DIRNAME:-}" ]]; then dirname_args=(--output_dirname "$OUTPUT_DIRNAME"); fi
 

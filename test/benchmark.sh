@@ -6,9 +6,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/benchmark.sh [batch_size ...]   (default: 1 4 8 16 32 64; BENCH_DIR, REPEATS)" 0 64 "$@"
-batch_sizes=("$@")
-((${#batch_sizes[@]})) || batch_sizes=(1 4 8 16 32 64)
-for bs in "${batch_sizes[@]}"; do require_batch_size "$bs"; done
+read_batch_sizes "$@"
 
 shared="$REPO_ROOT/../shared"
 if [[ ! -f "$DATA_FILE" && -f "$shared/data/SST-2/dev.tsv" ]]; then DATA_FILE="$shared/data/SST-2/dev.tsv"; fi
@@ -16,4 +14,4 @@ if [[ ! -d "$CKPT_DIR" && -d "$shared/models/tinybert-sst2-demo" ]]; then CKPT_D
 echo "[INFO] checkpoint: $CKPT_DIR; data: $DATA_FILE"
 
 tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "${BENCH_DIR:-./benchmark_results}" \
-  --batch_sizes "${batch_sizes[*]}" --repeats "${REPEATS:-3}" --max_seq_length "$SEQ_LEN" --opset "$OPSET"
+  --batch_sizes "${BATCH_SIZES[*]}" --repeats "${REPEATS:-3}" --max_seq_length "$SEQ_LEN" --opset "$OPSET"

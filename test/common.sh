@@ -45,6 +45,23 @@ require_batch_size() {
   [[ "$1" =~ ^[1-9][0-9]*$ ]] || die "expected a positive integer batch size, got '$1'"
 }
 
+# read_batch_sizes "$@": BATCH_SIZES = the arguments, each checked, or the model card's list.
+read_batch_sizes() {
+  local bs
+  BATCH_SIZES=("$@")
+  ((${#BATCH_SIZES[@]})) || BATCH_SIZES=(1 4 8 16 32 64)
+  for bs in "${BATCH_SIZES[@]}"; do require_batch_size "$bs"; done
+}
+
+# start_inference_step BS: check BS, load CANN where installed, pick the backend (sets bs, backend).
+start_inference_step() {
+  bs="$1"
+  require_batch_size "$bs"
+  source_cann
+  # shellcheck disable=SC2034  # read by the calling script
+  backend="$(resolve_backend "$bs")"
+}
+
 tinybert() { "$PYTHON" -m tinybert "$@"; }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }

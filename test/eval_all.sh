@@ -7,9 +7,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/eval_all.sh [batch_size ...]   (default: 1 4 8 16 32 64; EVAL_DIR, CHIP_NAME, LOOP)" 0 64 "$@"
-batch_sizes=("$@")
-((${#batch_sizes[@]})) || batch_sizes=(1 4 8 16 32 64)
-for bs in "${batch_sizes[@]}"; do require_batch_size "$bs"; done
+read_batch_sizes "$@"
 
 stamp="$(date +%Y_%m_%d-%H_%M_%S)"
 EVAL_DIR="${EVAL_DIR:-./eval_results/$stamp}"
@@ -19,12 +17,12 @@ if [[ "$BACKEND" == auto ]]; then
   if have_ais_bench && [[ -n "${CHIP_NAME:-}" ]]; then BACKEND=ais_bench; else BACKEND=onnxruntime; fi
 fi
 export BACKEND
-echo "[INFO] backend: $BACKEND; batch sizes: ${batch_sizes[*]}; records in $EVAL_DIR"
+echo "[INFO] backend: $BACKEND; batch sizes: ${BATCH_SIZES[*]}; records in $EVAL_DIR"
 mkdir -p "$EVAL_DIR"
 
 bash "$REPO_ROOT/test/preprocess_data.sh"
 tinybert pth-accuracy --model_dir "$CKPT_DIR" --bin_dir "$BIN_DIR" --json_out "$EVAL_DIR/pth_accuracy.json"
-for bs in "${batch_sizes[@]}"; do
+for bs in "${BATCH_SIZES[@]}"; do
   echo "[INFO] ===== batch size $bs ====="
   bash "$REPO_ROOT/test/pth2onnx.sh" "$bs"
   if [[ "$BACKEND" == ais_bench ]]; then
@@ -39,5 +37,5 @@ done
 
 label="$BACKEND"
 [[ "$BACKEND" != onnxruntime ]] || label="onnxruntime ($ORT_MODEL)"
-tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${batch_sizes[*]}" --backend "$label" --model_dir "$CKPT_DIR"
+tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${BATCH_SIZES[*]}" --backend "$label" --model_dir "$CKPT_DIR"
 echo "[INFO] table saved to $EVAL_DIR/table.md and $EVAL_DIR/table.json"

@@ -6,10 +6,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/perf.sh <batch_size>   (LOOP: iterations; default 1000 on ais_bench, 100 on ONNX Runtime)" 1 1 "$@"
-bs="$1"
-require_batch_size "$bs"
-source_cann
-backend="$(resolve_backend "$bs")"
+start_inference_step "$1"
 echo "[INFO] backend: $backend"
 
 if [[ "$backend" == ais_bench ]]; then

@@ -46,7 +46,10 @@ def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, 
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
     if runner.seq_len is None and bin_dir:
         batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges)
-        workload = f"{len(batches)} length-bucketed batches of {bin_dir}"
+        # Whole passes only: the batches are sorted by length, so a partial pass would time the
+        # shortest sentences and overstate the throughput.
+        loop = len(batches) * -(-loop // len(batches))
+        workload = f"{loop // len(batches)} pass(es) over the {len(batches)} length-bucketed batches of {bin_dir}"
     else:
         batches = [synthetic_batch(batch_size, runner.seq_len or seq_len)]
         workload = f"full-length [{batch_size}, {runner.seq_len or seq_len}] batch"
