@@ -3,7 +3,7 @@
 An OM model built with ATC `--dynamic_dims` runs one gear (sequence length) per call. `split`
 writes, per gear, the samples whose real length fits it (and no smaller gear), trimmed to the
 gear and keeping their original file names; ais_bench then runs each gear folder with
-`--dymDims`, and `merge` moves the per-gear outputs into one result folder in the usual layout,
+`--dymDims`, and `merge` gathers the per-gear outputs into one result folder in the usual layout,
 so postprocess scores it like any other.
 """
 
@@ -68,8 +68,9 @@ def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
 
 def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None,
           gears_dir: str | None = None) -> str:
-    """Move the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder;
-    with `gears_dir`, its summary records which features the gears were split from."""
+    """Copy the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder,
+    then remove the per-gear folders (kept when anything fails); with `gears_dir`, the summary
+    records which features the gears were split from."""
     parts = sorted((n for n in os.listdir(parts_root) if n.startswith(GEAR_PREFIX)
                     and os.path.isdir(os.path.join(parts_root, n))), key=natural_key)
     expect(parts, ResultFolderError, f"{parts_root}: expected per-gear result folders gear<L>, found none")
