@@ -97,3 +97,15 @@ def test_benchmark_needs_its_inputs(tmp_path):
                    "--output", tmp_path / "out", "--batch_sizes", "4", cwd=tmp_path)
     assert_clean_error(proc, "dev.tsv")
     assert_clean_error(run_cli("benchmark", "--batch_sizes", "4 x", cwd=tmp_path), "--batch_sizes", "got 'x'")
+
+
+@pytest.mark.parametrize("step, names", [
+    ("export-fast", ["TinyBERT_dynamic.onnx", "TinyBERT_fast.onnx", "TinyBERT_int8.onnx"]),
+    ("export", ["TinyBERT_bs2.onnx", "TinyBERT_sim_bs2.onnx"])])
+def test_models_that_fail_their_check_are_removed(small_inputs, tmp_path, step, names):
+    """A negative tolerance fails every check: nothing may be left that looks like a good model."""
+    extra = ["--batch_size", 2] if step == "export" else []
+    proc = run_cli(step, "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path, "--tolerance", "-1",
+                   *extra, cwd=tmp_path)
+    assert_clean_error(proc, "logits differ from PyTorch", "expected at most -1e+00", "removed")
+    assert not [n for n in names if (tmp_path / n).exists()]
