@@ -66,7 +66,7 @@ tinybert() { "$PYTHON" -m tinybert "$@"; }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
 sim_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_bs$1.onnx"; }
-dynamic_onnx_path() { echo "$MODEL_DIR/TinyBERT_dynamic.onnx"; }
+sim_dynamic_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_dynamic.onnx"; }
 # The OM model for batch size $1: a gear model when DYNAMIC_DIMS is set.
 om_path() {
   if [[ -n "$DYNAMIC_DIMS" ]]; then echo "$MODEL_DIR/TinyBERT_bs$1_dyn.om"; else echo "$MODEL_DIR/TinyBERT_bs$1.om"; fi

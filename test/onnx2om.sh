@@ -15,7 +15,7 @@ command -v atc >/dev/null 2>&1 || missing_tool "atc was not found: install the C
 
 gear_args=()
 if [[ -n "$DYNAMIC_DIMS" ]]; then
-  onnx="$(dynamic_onnx_path)"
+  onnx="$(sim_dynamic_onnx_path)"
   length=-1
   gear_text="$(gear_list "$DYNAMIC_DIMS")"  # an assignment, so a bad list stops the script
   dims=()

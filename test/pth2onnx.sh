@@ -13,7 +13,7 @@ require_batch_size "$bs"
 
 fast_models_stale() {
   local model
-  for model in "$(dynamic_onnx_path)" "$MODEL_DIR/TinyBERT_fast.onnx" "$MODEL_DIR/TinyBERT_int8.onnx"; do
+  for model in "$(sim_dynamic_onnx_path)" "$MODEL_DIR/TinyBERT_fast.onnx" "$MODEL_DIR/TinyBERT_int8.onnx"; do
     [[ -f "$model" && ! "$CKPT_DIR/pytorch_model.bin" -nt "$model" ]] || return 0
   done
   return 1

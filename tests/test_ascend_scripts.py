@@ -111,11 +111,11 @@ def test_perf_gpu_without_a_gpu_stack_says_so(tmp_path):
 
 def test_onnx2om_builds_a_gear_model(tmp_path, fake_tools):
     env, record = fake_tools
-    (tmp_path / "TinyBERT_dynamic.onnx").write_bytes(b"onnx")
+    (tmp_path / "TinyBERT_sim_dynamic.onnx").write_bytes(b"onnx")
     proc = run_script("onnx2om.sh", 4, "310P3", cwd=tmp_path, env={**env, "DYNAMIC_DIMS": "16,32,48,64"})
     assert proc.returncode == 0, proc.stderr
     assert record.read_text().splitlines() == [
-        "--framework=5", "--input_format=ND", "--model=./TinyBERT_dynamic.onnx",
+        "--framework=5", "--input_format=ND", "--model=./TinyBERT_sim_dynamic.onnx",
         "--input_shape=input_ids:4,-1;segment_ids:4,-1;input_mask:4,-1",
         "--dynamic_dims=16,16,16;32,32,32;48,48,48;64,64,64", "--output=./TinyBERT_bs4_dyn",
         "--soc_version=Ascend310P3", "--precision_mode=force_fp16", "--log=error"]

@@ -1,7 +1,9 @@
 """The fast models: one dynamic-shape export, fused for ONNX Runtime on the CPU, and its int8 twin.
 
 - `TinyBERT_dynamic.onnx`: batch and sequence axes dynamic, standard ONNX ops only (the source of
-  Ascend gear models and of the two below).
+  the models below); `TinyBERT_sim_dynamic.onnx`, the same simplified by onnx-simplifier, is what
+  ATC turns into Ascend gear models. (The fusions below need the unsimplified graph: simplifying
+  merges the mask's two Unsqueezes, which ONNX Runtime's attention pattern does not expect.)
 - `TinyBERT_fast.onnx`: ONNX Runtime's transformer fusions (EmbedLayerNormalization, Attention,
   SkipLayerNormalization, BiasGelu) applied; fp32, logits checked against PyTorch.
 - `TinyBERT_int8.onnx`: dynamic int8 quantization of the fused model (weights int8, activations
@@ -24,9 +26,10 @@ from .errors import ExportError, UsageError, expect
 from .fileio import os_errors_as
 
 DYNAMIC_NAME = "TinyBERT_dynamic.onnx"
+SIM_DYNAMIC_NAME = "TinyBERT_sim_dynamic.onnx"
 FAST_NAME = "TinyBERT_fast.onnx"
 INT8_NAME = "TinyBERT_int8.onnx"
-FAST_MODELS = {"fast": FAST_NAME, "int8": INT8_NAME, "dynamic": DYNAMIC_NAME}
+FAST_MODELS = {"fast": FAST_NAME, "int8": INT8_NAME, "dynamic": DYNAMIC_NAME, "sim_dynamic": SIM_DYNAMIC_NAME}
 VERIFY_LIMIT = 1024  # samples compared with PyTorch after export
 VERIFY_BATCH = 32
 
@@ -70,8 +73,9 @@ def _check_fusions(counts: dict, num_layers: int, path: str) -> None:
 
 def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = 11, seq_len: int = DEFAULT_SEQ_LEN,
                        features_dir: str | None = None, tolerance: float = 1e-4) -> dict:
-    """Write the dynamic, fused and int8 models; fail when the fused fp32 logits leave `tolerance`."""
-    from .export import _export_torchscript, _save_atomically, _verification_inputs, torch_logits
+    """Write the dynamic (plain and simplified), fused and int8 models; fail when an fp32 model's
+    logits leave `tolerance`."""
+    from .export import _export_torchscript, _save_atomically, _simplify, _verification_inputs, torch_logits
     from .modeling import load_tinybert
 
     expect(opset >= 11, UsageError, f"expected ONNX opset >= 11, got {opset}")
@@ -89,6 +93,8 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = 11, seq_
         example = tuple(a[:2, :16] for a in arrays)  # any shape: both axes are exported as dynamic
         _save_atomically(lambda p: _export_torchscript(model, example, p, opset, dynamic=True), paths["dynamic"])
         print(f"[INFO] exported {paths['dynamic']} (opset {opset}, inputs int64 [batch, sequence])")
+        _save_atomically(lambda p: _simplify(paths["dynamic"], p), paths["sim_dynamic"])
+        print(f"[INFO] simplified -> {paths['sim_dynamic']} (for ATC gear models)")
         counts = {}
         _save_atomically(lambda p: counts.update(fuse_for_cpu(paths["dynamic"], p, config.num_attention_heads,
                                                               config.hidden_size)), paths["fast"])
@@ -98,14 +104,14 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = 11, seq_
         print(f"[INFO] dynamic int8 quantization -> {paths['int8']}")
     reference = torch_logits(model, arrays, VERIFY_BATCH)
     report = {"paths": paths, "fusions": counts, "max_abs_diff": {}, "agreement": {}}
-    for key in ("dynamic", "fast", "int8"):
+    for key in ("dynamic", "sim_dynamic", "fast", "int8"):
         logits = bucketed_logits(paths[key], arrays, VERIFY_BATCH)
         diff = float(np.abs(logits - reference).max())
         agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
         report["max_abs_diff"][key], report["agreement"][key] = diff, agreement
         print(f"[INFO] {os.path.basename(paths[key])} vs PyTorch on {description}, length-bucketed: "
               f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
-    for key in ("dynamic", "fast"):
+    for key in ("dynamic", "sim_dynamic", "fast"):
         if report["max_abs_diff"][key] > tolerance:
             remove_models(paths.values())  # a model that failed its check must not look ready
             raise ExportError(f"{paths[key]}: logits differ from PyTorch by {report['max_abs_diff'][key]:.3e}, "
