@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bucketing import Batch, default_gears, plan_batches, real_lengths, run_batches
+from .bucketing import Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches, tokens_processed
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
 from .machine import describe_machine, physical_cores
@@ -151,8 +151,7 @@ def _gpu_rows(dynamic_model: str, ort) -> tuple[list[Row], str]:
 def plan_for(row: Row, lengths: np.ndarray, seq_len: int, batch_size: int) -> list[Batch]:
     if row.bucketed:
         return plan_batches(lengths, batch_size, row.edges)
-    count = len(lengths)
-    return [Batch(np.arange(s, min(s + batch_size, count)), seq_len) for s in range(0, count, batch_size)]
+    return consecutive_batches(len(lengths), batch_size, seq_len)
 
 
 def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: int, config) -> dict:
@@ -167,7 +166,7 @@ def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: 
         passes.append((time.perf_counter() - tick, logits, compute_ms))
     wall, logits, compute_ms = sorted(passes, key=lambda p: p[0])[len(passes) // 2]  # median pass
     flops = sum(batch_flops(config, fill_to or len(b.indices), b.length) for b in batches)
-    tokens = sum((fill_to or len(b.indices)) * b.length for b in batches)
+    tokens = tokens_processed(batches, fill_to)
     return {"wall_s": wall, "sentences_per_s": len(lengths) / wall, "p50_ms": float(np.percentile(compute_ms, 50)),
             "p99_ms": float(np.percentile(compute_ms, 99)), "batches": len(batches), "tokens": int(tokens),
             "gflop": flops / 1e9, "achieved_gflops": flops / wall / 1e9, "logits": logits}

@@ -91,6 +91,11 @@ def plan_batches(lengths: np.ndarray, batch_size: int, edges: tuple[int, ...] | 
     return batches
 
 
+def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]:
+    """The model card's batches: samples in file order, every batch at the full length."""
+    return [Batch(np.arange(start, min(start + batch_size, count)), length) for start in range(0, count, batch_size)]
+
+
 def tokens_processed(batches: list[Batch], batch_size: int | None = None) -> int:
     """Positions the model computes, filler rows included when a fixed batch size is filled."""
     return sum(b.length * (batch_size or len(b.indices)) for b in batches)

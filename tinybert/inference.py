@@ -125,13 +125,11 @@ def plan(arrays, batch_size: int, model_seq_len: int | None, model_batch_size: i
     A static model gets the model card's batches: consecutive samples at full length, the last
     one filled. A dynamic model gets length-sorted batches trimmed to their bucket (`bucketing`).
     """
-    from .bucketing import Batch, parse_edges, plan_batches, real_lengths
+    from .bucketing import consecutive_batches, parse_edges, plan_batches, real_lengths
 
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == "off":
-        batches = [Batch(np.arange(start, min(start + batch_size, count)), seq_len)
-                   for start in range(0, count, batch_size)]
-        return batches, model_batch_size or batch_size
+        return consecutive_batches(count, batch_size, seq_len), model_batch_size or batch_size
     edges = parse_edges(bucket_edges, seq_len)
     return plan_batches(real_lengths(arrays[2], source), batch_size, edges), None
 
