@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -61,6 +62,14 @@ def inputs(small_inputs) -> Inputs:
     if SHARED_TSV.is_file() and (SHARED_CHECKPOINT / "pytorch_model.bin").is_file():
         return Inputs(SHARED_TSV, SHARED_CHECKPOINT, real=True)
     return small_inputs
+
+
+@pytest.fixture
+def checkpoint_copy(small_inputs, tmp_path) -> Path:
+    """A writable copy of the generated checkpoint, for tests that damage it."""
+    target = tmp_path / "ckpt"
+    shutil.copytree(small_inputs.checkpoint, target)
+    return target
 
 
 def run_cli(*args, cwd=None, env=None, check=False) -> subprocess.CompletedProcess:

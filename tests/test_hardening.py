@@ -294,27 +294,20 @@ class _CreatesMarker:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.fixture
-def checkpoint(small_inputs, tmp_path):
-    target = tmp_path / "ckpt"
-    shutil.copytree(small_inputs.checkpoint, target)
-    return target
-
-
-def test_a_legacy_pickle_that_runs_code_is_refused_via_the_cli(checkpoint, tmp_path):
+def test_a_legacy_pickle_that_runs_code_is_refused_via_the_cli(checkpoint_copy, tmp_path):
     """Not torch's zip format but a bare pickle (what older torch.save and hand-made files are)."""
     marker = tmp_path / "code-ran"
-    state = torch.load(checkpoint / "pytorch_model.bin", weights_only=True)
+    state = torch.load(checkpoint_copy / "pytorch_model.bin", weights_only=True)
     payload = pickle.dumps({"payload": _CreatesMarker(marker), **state}, protocol=2)
     pickle.loads(payload)  # the file is real: an ordinary unpickler runs its code
     assert marker.exists()
     marker.unlink()
-    (checkpoint / "pytorch_model.bin").write_bytes(payload)
-    proc = run_cli("predict", "--model_dir", checkpoint, "a good film")
+    (checkpoint_copy / "pytorch_model.bin").write_bytes(payload)
+    proc = run_cli("predict", "--model_dir", checkpoint_copy, "a good film")
     assert_clean_error(proc, "pytorch_model.bin", "refused to load", "posix.system", "Nothing from it was executed",
                        code=2)
     assert not marker.exists()
-    assert_clean_error(run_cli("export", "--model_dir", checkpoint, "--batch_size", 1, "--output_dir", tmp_path / "onnx"),
+    assert_clean_error(run_cli("export", "--model_dir", checkpoint_copy, "--batch_size", 1, "--output_dir", tmp_path / "onnx"),
                        "refused to load")
     assert not marker.exists()
 
@@ -326,11 +319,11 @@ def test_a_legacy_pickle_that_runs_code_is_refused_via_the_cli(checkpoint, tmp_p
     (lambda raw: bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "refused to load: expected a state dict"),
     (lambda raw: b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n", "Git LFS pointer"),
 ])
-def test_damaged_weights_are_a_clear_error(checkpoint, damage, fragment):
-    path = checkpoint / "pytorch_model.bin"
+def test_damaged_weights_are_a_clear_error(checkpoint_copy, damage, fragment):
+    path = checkpoint_copy / "pytorch_model.bin"
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(CheckpointError) as info:
-        load_tinybert(str(checkpoint))
+        load_tinybert(str(checkpoint_copy))
     assert str(info.value).startswith(str(path)) and fragment in str(info.value)
 
 

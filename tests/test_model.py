@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -48,13 +47,6 @@ def test_the_relu_head_matters(small_inputs):
         without_relu = model.classifier(pooled).numpy()
     assert (pooled < 0).any()
     assert not np.allclose(_logits(model, arrays), without_relu, atol=1e-4)
-
-
-@pytest.fixture
-def checkpoint_copy(small_inputs, tmp_path):
-    target = tmp_path / "ckpt"
-    shutil.copytree(small_inputs.checkpoint, target)
-    return target
 
 
 def test_release_layout_variants_load_to_the_same_logits(small_inputs, tmp_path):
