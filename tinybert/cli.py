@@ -53,36 +53,33 @@ def _preprocess(argv, prog):
     preprocess(a.input_file, a.vocab_file, a.output_dir, a.max_seq_length, a.overwrite, not a.no_progress)
 
 
-@step("export", "checkpoint -> TinyBERT_bs{bs}.onnx -> TinyBERT_sim_bs{bs}.onnx, checked against PyTorch")
-def _export(argv, prog):
+def _export_options(p: argparse.ArgumentParser, batch_size: bool) -> argparse.ArgumentParser:
+    """The options both export steps share."""
     from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE
 
-    p = _parser("export", STEPS["export"][1], prog)
     p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
-    p.add_argument("--batch_size", type=positive_int, required=True)
+    if batch_size:
+        p.add_argument("--batch_size", type=positive_int, required=True)
     p.add_argument("--output_dir", default=".", help="where the .onnx files go")
     p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
     p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
     p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max abs logit difference allowed")
-    a = p.parse_args(argv)
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="max abs logit difference to PyTorch allowed (fp32 models)")
+    return p
+
+
+@step("export", "checkpoint -> TinyBERT_bs{bs}.onnx -> TinyBERT_sim_bs{bs}.onnx, checked against PyTorch")
+def _export(argv, prog):
+    a = _export_options(_parser("export", STEPS["export"][1], prog), batch_size=True).parse_args(argv)
     from .export import export
 
     export(a.model_dir, a.batch_size, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
-@step("export-fast", "checkpoint -> TinyBERT_dynamic.onnx, fused TinyBERT_fast.onnx and TinyBERT_int8.onnx")
+@step("export-fast", "checkpoint -> TinyBERT_{dynamic,sim_dynamic}.onnx, fused TinyBERT_fast.onnx, TinyBERT_int8.onnx")
 def _export_fast(argv, prog):
-    from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE
-
-    p = _parser("export-fast", STEPS["export-fast"][1], prog)
-    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
-    p.add_argument("--output_dir", default=".", help="where the .onnx files go")
-    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
-    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
-    p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max abs logit difference allowed (fp32)")
-    a = p.parse_args(argv)
+    a = _export_options(_parser("export-fast", STEPS["export-fast"][1], prog), batch_size=False).parse_args(argv)
     from .optimize import export_fast_models
 
     export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
