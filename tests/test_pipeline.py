@@ -159,7 +159,8 @@ def test_eval_all_builds_the_table(workdir, eager):
     assert_clean_error(rerun, "eval", "refusing to overwrite")
 
 
-@pytest.mark.parametrize("script", ["pth2onnx.sh", "ais_inference.sh", "perf.sh", "perf_gpu.sh"])
+@pytest.mark.parametrize("script", ["pth2onnx.sh", "ais_inference.sh", "perf.sh", "perf_gpu.sh", "eval_all.sh",
+                                    "benchmark.sh"])
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "1.5"])
 def test_batch_size_must_be_a_positive_integer(workdir, script, bad):
     root, env = workdir
@@ -169,7 +170,7 @@ def test_batch_size_must_be_a_positive_integer(workdir, script, bad):
 def test_scripts_print_usage(workdir):
     root, env = workdir
     for script in ("preprocess_data.sh", "pth2onnx.sh", "onnx2om.sh", "ais_inference.sh", "postprocess_data.sh",
-                   "perf.sh", "perf_gpu.sh", "eval_all.sh"):
+                   "perf.sh", "perf_gpu.sh", "eval_all.sh", "benchmark.sh", "predict.sh"):
         helped = run_script(script, "--help", cwd=root, env=env)
         assert helped.returncode == 0 and helped.stdout.startswith(f"usage: bash test/{script}"), script
     assert_clean_error(run_script("pth2onnx.sh", cwd=root, env=env), "usage: bash test/pth2onnx.sh <batch_size>")
