@@ -21,7 +21,11 @@ echo "[INFO] backend: $BACKEND; batch sizes: ${BATCH_SIZES[*]}; records in $EVAL
 mkdir -p "$EVAL_DIR"
 
 bash "$REPO_ROOT/test/preprocess_data.sh"
-tinybert pth-accuracy --model_dir "$CKPT_DIR" --bin_dir "$BIN_DIR" --json_out "$EVAL_DIR/pth_accuracy.json"
+# The card's pth column: PyTorch eager on the checkpoint, run and scored like every other backend.
+pth_result="eval_pth_$stamp"
+tinybert infer --backend pytorch --model "$CKPT_DIR" --input "$(input_dirs)" --output "$RESULT_DIR" \
+  --output_dirname "$pth_result" --outfmt "$OUTFMT" --batchsize 64 --bucket_edges off
+bash "$REPO_ROOT/test/postprocess_data.sh" "$pth_result" --json_out "$EVAL_DIR/pth_accuracy.json"
 for bs in "${BATCH_SIZES[@]}"; do
   echo "[INFO] ===== batch size $bs ====="
   bash "$REPO_ROOT/test/pth2onnx.sh" "$bs"

@@ -1,5 +1,5 @@
 """Independent re-computations used as test oracles, written from the published algorithms
-(REFERENCE.md), sharing no code with the `tinybert` package:
+(the original BERT tokenizer and TinyBERT forward pass), sharing no code with the `tinybert` package:
 
 - `ReferenceTokenizer`: the original BERT BasicTokenizer + WordPiece in plain Python;
 - `reference_features`: the ModelZoo feature layout computed from it;

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
 
-from tinybert.bucketing import batch_inputs, parse_edges, plan_batches, real_lengths, run_batches, tokens_processed
+from tinybert.runner import batch_inputs, parse_edges, plan_batches, real_lengths, run_batches, tokens_processed
 from tinybert.errors import DataFormatError, UsageError
 
 
@@ -47,7 +47,7 @@ def test_outputs_return_to_sample_order():
 
 def test_static_batches_are_filled_like_ais_bench():
     arrays = [np.arange(5)[:, None].repeat(4, 1)] * 3
-    from tinybert.bucketing import Batch
+    from tinybert.runner import Batch
 
     filled = batch_inputs(arrays, Batch(np.array([3, 4]), 4), fill_to=4)
     assert filled[0][:, 0].tolist() == [3, 4, 3, 3]

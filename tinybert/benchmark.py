@@ -18,19 +18,17 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .bucketing import Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches, tokens_processed
+from .benchmark_checks import evaluate_targets
 from .errors import UsageError, expect
-from .fileio import write_json_atomic
+from .fileio import reserve_dir, write_json_atomic, write_text_atomic
 from .machine import describe_machine, physical_cores
-
-DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
-INT8_MAX_ACCURACY_DROP = 0.3  # points, against the fp32 fast path
-INT8_MIN_AGREEMENT = 0.99  # with A
-TARGETS = {"C_vs_A_bs1": 3.0, "C_vs_A_bs8plus": 2.5, "C_roofline": 0.75, "D_vs_A_bs8plus": 6.0}
+from .roofline import batch_flops, measured_sgemm_gflops
+from .runner import Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches, tokens_processed
+from .settings import BATCH_SIZES, OPSET, SEQ_LEN, model_path
 
 
 @dataclass
@@ -41,58 +39,6 @@ class Row:
     bucketed: bool  # length-bucketed batches, else full-length consecutive batches
     fill: bool = False  # a static model: the last batch is filled to the batch size
     edges: tuple | None = None  # bucket edges for bucketed rows (None: tight)
-    cache: dict = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- machine rate and FLOPs
-
-def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) -> dict:
-    """This machine's fp32 matrix-multiply rate: the best of PyTorch's BLAS, NumPy's BLAS and ONNX
-    Runtime's MLAS over a few square sizes (the roofline a CPU inference row can reach)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    rates: dict[str, float] = {}
-    for size in sizes:
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        x, y = a.numpy(), b.numpy()
-        flops = 2 * size ** 3
-        candidates = {"torch.mm": lambda: torch.mm(a, b), "numpy.matmul": lambda: x @ y,
-                      "onnxruntime MatMul": _ort_matmul(size, threads, x, y)}
-        for name, func in candidates.items():
-            rates[name] = max(rates.get(name, 0.0), _best_rate(func, flops, repeats))
-    return {"gflops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads}
-
-
-def _ort_matmul(size: int, threads: int, x, y):
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    spec = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size])  # noqa: E731
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "y"], ["z"])], "matmul", [spec("x"), spec("y")],
-                              [spec("z")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return lambda: session.run(None, {"x": x, "y": y})
-
-
-def _best_rate(func, flops: float, repeats: int) -> float:
-    func()
-    best = float("inf")
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - tick)
-    return flops / best / 1e9
-
-
-def batch_flops(config, rows: int, length: int) -> float:
-    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`."""
-    h, inner = config.hidden_size, config.intermediate_size
-    per_token = config.num_hidden_layers * (2 * (4 * h * h + 2 * h * inner) + 4 * length * h)
-    return rows * (length * per_token + 2 * h * h + 2 * h * 2)
 
 
 # ---------------------------------------------------------------- rows
@@ -100,31 +46,30 @@ def batch_flops(config, rows: int, length: int) -> float:
 def build_rows(model_dir: str, work_dir: str, features_dir: str, seq_len: int, threads: int, opset: int,
                gpu: bool = True) -> tuple[list[Row], list[str]]:
     from .backends import create_backend
-    from .export import export
-    from .optimize import DYNAMIC_NAME, FAST_NAME, INT8_NAME, export_fast_models
+    from .export import export, export_fast_models
 
     export_fast_models(model_dir, work_dir, opset, seq_len, features_dir)
     ort = lambda path, **o: create_backend("onnxruntime", path, threads=threads, **o).run  # noqa: E731
 
     def static_model(bs):
         export(model_dir, bs, work_dir, opset, seq_len, features_dir)
-        return ort(os.path.join(work_dir, f"TinyBERT_sim_bs{bs}.onnx"))
+        return ort(model_path("sim", work_dir, bs))
 
     torch_model = create_backend("pytorch", model_dir, threads=threads)
     rows = [
         Row("A", "PyTorch eager, padded to 64 (the card's pth path)", lambda bs: torch_model.run, bucketed=False),
         Row("B", "ONNX Runtime, the card's static simplified model, padded", static_model, bucketed=False, fill=True),
         Row("C", "ONNX Runtime fused fp32, length-bucketed (project default)",
-            lambda bs: ort(os.path.join(work_dir, FAST_NAME)), bucketed=True),
+            lambda bs: ort(model_path("fast", work_dir)), bucketed=True),
         Row("D", "ONNX Runtime fused int8 (dynamic quantization), length-bucketed",
-            lambda bs: ort(os.path.join(work_dir, INT8_NAME)), bucketed=True),
+            lambda bs: ort(model_path("int8", work_dir)), bucketed=True),
         # C with the fixed Ascend gears instead of tight buckets: the measurement behind the default.
         Row("C16", f"as C, buckets at the gears {'/'.join(map(str, default_gears(seq_len)))} instead of tight",
-            lambda bs: ort(os.path.join(work_dir, FAST_NAME)), bucketed=True, edges=default_gears(seq_len)),
+            lambda bs: ort(model_path("fast", work_dir)), bucketed=True, edges=default_gears(seq_len)),
     ]
     notes = []
     if gpu:
-        gpu_rows, note = _gpu_rows(os.path.join(work_dir, DYNAMIC_NAME), ort)
+        gpu_rows, note = _gpu_rows(model_path("dynamic", work_dir), ort)
         rows += gpu_rows
         notes.append(note)
     return rows, notes
@@ -175,11 +120,11 @@ def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: 
 # ---------------------------------------------------------------- the run
 
 def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark_results",
-                  batch_sizes=DEFAULT_BATCH_SIZES, repeats: int = 3, seq_len: int = 64, opset: int = 11,
+                  batch_sizes=BATCH_SIZES, repeats: int = 3, seq_len: int = SEQ_LEN, opset: int = OPSET,
                   threads: int | None = None, gpu: bool = True, plot: bool = True) -> dict:
     expect(repeats > 0, UsageError, f"expected a positive --repeats, got {repeats}")
     threads = threads or physical_cores()
-    out_dir = _new_results_dir(output_root)
+    out_dir = reserve_dir(output_root, f"benchmark-{time.strftime('%Y_%m_%d-%H_%M_%S')}")
     # Features and models are scratch: the results folder keeps only the table, JSON and plot.
     with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=output_root) as work_dir:
         report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu)
@@ -238,51 +183,7 @@ def _quality(logits, reference, labels) -> dict:
     return out
 
 
-def _new_results_dir(root: str) -> str:
-    stamp = time.strftime("%Y_%m_%d-%H_%M_%S")
-    os.makedirs(root, exist_ok=True)
-    for attempt in range(100):
-        path = os.path.join(root, f"benchmark-{stamp}" + (f"-{attempt}" if attempt else ""))
-        try:
-            os.mkdir(path)  # atomic: never shares a folder with another run
-            return path
-        except FileExistsError:
-            continue
-    raise UsageError(f"{root}: no free benchmark folder name for {stamp}")
-
-
-# ---------------------------------------------------------------- verdicts and output
-
-def evaluate_targets(results: list[dict]) -> list[dict]:
-    """The issue's targets and the int8 accuracy bounds, each with its measured value."""
-    by = {(r["row"], r["batch_size"]): r for r in results}
-    checks = []
-
-    def check(name, value, target, ok=None):
-        checks.append({"check": name, "value": value, "target": target,
-                       "met": bool(value >= target) if ok is None else bool(ok)})
-
-    for (row, bs), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        a = by.get(("A", bs))
-        if row == "C" and a:
-            target = TARGETS["C_vs_A_bs1"] if bs == 1 else TARGETS["C_vs_A_bs8plus"] if bs >= 8 else None
-            if target:
-                check(f"C/A speed-up at bs{bs}", r["sentences_per_s"] / a["sentences_per_s"], target)
-            check(f"C agreement with A at bs{bs}", r["agreement_with_A"], 1.0)
-            check(f"C max abs logit diff to A at bs{bs} (<= 1e-4)", r["max_abs_diff_to_A"], 1e-4,
-                  ok=r["max_abs_diff_to_A"] <= 1e-4)
-            check(f"C roofline fraction at bs{bs}", r["roofline_fraction"], TARGETS["C_roofline"])
-        if row == "D" and a:
-            if bs >= 8:
-                check(f"D/A speed-up at bs{bs}", r["sentences_per_s"] / a["sentences_per_s"], TARGETS["D_vs_A_bs8plus"])
-            c = by.get(("C", bs))
-            if c and "accuracy" in r:
-                drop = c["accuracy"] - r["accuracy"]
-                check(f"D accuracy drop vs C at bs{bs} (<= {INT8_MAX_ACCURACY_DROP} pt)", drop,
-                      INT8_MAX_ACCURACY_DROP, ok=drop <= INT8_MAX_ACCURACY_DROP)
-            check(f"D agreement with A at bs{bs}", r["agreement_with_A"], INT8_MIN_AGREEMENT)
-    return checks
-
+# ---------------------------------------------------------------- output
 
 def _print_header(machine, sgemm, threads, count, lengths) -> None:
     print(f"[INFO] machine: {machine['cpu']}; {machine['physical_cores']} physical core(s), "
@@ -333,8 +234,7 @@ def markdown(report: dict) -> str:
 
 def _write_outputs(out_dir: str, report: dict, plot: bool) -> None:
     table = markdown(report)
-    with open(os.path.join(out_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
-        handle.write(table)
+    write_text_atomic(os.path.join(out_dir, "benchmark.md"), table)
     write_json_atomic(os.path.join(out_dir, "benchmark.json"), report)
     if plot:
         _plot(report, os.path.join(out_dir, "benchmark.png"))

@@ -55,16 +55,16 @@ def _preprocess(argv, prog):
 
 def _export_options(p: argparse.ArgumentParser, batch_size: bool) -> argparse.ArgumentParser:
     """The options both export steps share."""
-    from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE
+    from .settings import EXPORT_TOLERANCE, OPSET
 
     p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
     if batch_size:
         p.add_argument("--batch_size", type=positive_int, required=True)
     p.add_argument("--output_dir", default=".", help="where the .onnx files go")
-    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
+    p.add_argument("--opset", type=positive_int, default=OPSET)
     p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
     p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    p.add_argument("--tolerance", type=float, default=EXPORT_TOLERANCE,
                    help="max abs logit difference to PyTorch allowed (fp32 models)")
     return p
 
@@ -80,7 +80,7 @@ def _export(argv, prog):
 @step("export-fast", "checkpoint -> TinyBERT_{dynamic,sim_dynamic}.onnx, fused TinyBERT_fast.onnx, TinyBERT_int8.onnx")
 def _export_fast(argv, prog):
     a = _export_options(_parser("export-fast", STEPS["export-fast"][1], prog), batch_size=False).parse_args(argv)
-    from .optimize import export_fast_models
+    from .export import export_fast_models
 
     export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
@@ -155,19 +155,6 @@ def _postprocess(argv, prog):
     score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out)
 
 
-@step("pth-accuracy", "accuracy of PyTorch eager on the checkpoint (the model card's pth column)")
-def _pth_accuracy(argv, prog):
-    p = _parser("pth-accuracy", STEPS["pth-accuracy"][1], prog)
-    p.add_argument("--model_dir", default="./SST-2_model")
-    p.add_argument("--bin_dir", default="./bert_bin")
-    p.add_argument("--batch_size", type=positive_int, default=64)
-    p.add_argument("--json_out", default=None)
-    a = p.parse_args(argv)
-    from .postprocess import pytorch_accuracy
-
-    pytorch_accuracy(a.model_dir, a.bin_dir, a.batch_size, a.json_out)
-
-
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
 def _perf(argv, prog):
     from .backends import backend_names
@@ -231,13 +218,13 @@ def _predict(argv, prog):
 
 @step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
 def _benchmark(argv, prog):
-    from .benchmark import DEFAULT_BATCH_SIZES
+    from .settings import BATCH_SIZES
 
     p = _parser("benchmark", STEPS["benchmark"][1], prog)
     p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
     p.add_argument("--data_file", default="./glue_dir/SST-2/dev.tsv", help="labelled SST-2 TSV")
     p.add_argument("--output", default="./benchmark_results", help="a new benchmark-<time> folder is made here")
-    p.add_argument("--batch_sizes", default=" ".join(map(str, DEFAULT_BATCH_SIZES)), help="space-separated")
+    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed passes per row; the median is reported")
     p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
     p.add_argument("--opset", type=positive_int, default=11)

@@ -35,6 +35,11 @@ class ResultFolderError(PipelineError):
     """A result folder is missing outputs, has extra ones, or has malformed ones."""
 
 
+class OutputError(PipelineError):
+    """A file or folder could not be written: disk full, permission denied, a file in the way, or
+    a name that would overwrite earlier results."""
+
+
 class BackendUnavailableError(PipelineError):
     """The requested inference backend (ais_bench, a GPU stack, ...) is not installed here."""
 

@@ -1,7 +1,7 @@
 """SST-2 sentences -> ModelZoo binary features, and the manifest that describes them.
 
-Layout (REFERENCE.md): `<bin_dir>/{input_ids,segment_ids,input_mask}/input{i}.bin`, each a raw
-little-endian int64 `[1, seq_len]` array. `<bin_dir>/manifest.json` records the sample count,
+Layout, as the ModelZoo preprocessing writes it: `<bin_dir>/{input_ids,segment_ids,input_mask}/input{i}.bin`,
+each a raw little-endian int64 `[1, seq_len]` array. `<bin_dir>/manifest.json` records the sample count,
 sequence length, labels, real lengths and checksums, so later steps never hard-code 872 and never
 re-tokenize to find labels.
 """
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import INPUT_NAMES
 from .dataset import Dataset, file_sha256
-from .errors import DataFormatError, ManifestError, PipelineError, UsageError, expect
-from .fileio import os_errors_as, read_json, staging_dir, write_json_atomic
+from .errors import DataFormatError, ManifestError, OutputError, UsageError, expect
+from .fileio import os_errors_as, publish_dir, read_json, staging_dir, write_json_atomic
 from .progress import progress as progress_bar
 
 MANIFEST_NAME = "manifest.json"
@@ -139,18 +138,12 @@ def write_features(features: Features, manifest: dict, bin_dir: str, overwrite: 
                    progress: bool = False) -> None:
     """Write all feature files and the manifest into `bin_dir`, atomically as a whole folder."""
     if os.path.exists(bin_dir) and os.listdir(bin_dir) and not overwrite:
-        raise PipelineError(f"{bin_dir}: already holds features made from other input; "
+        raise OutputError(f"{bin_dir}: already holds features made from other input; "
                             "expected an empty or missing folder (pass --overwrite to replace it)")
-    with os_errors_as(PipelineError, f"write features to {bin_dir}"), staging_dir(bin_dir) as tmp:
+    with os_errors_as(OutputError, f"write features to {bin_dir}"), staging_dir(bin_dir) as tmp:
         _write_feature_files(features, tmp, progress)
         write_json_atomic(os.path.join(tmp, MANIFEST_NAME), manifest)
-        if os.path.exists(bin_dir):
-            old = f"{tmp}.old"
-            os.rename(bin_dir, old)
-            os.rename(tmp, bin_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, bin_dir)
+        publish_dir(tmp, bin_dir)
 
 
 def read_manifest(bin_dir: str) -> dict:

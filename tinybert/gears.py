@@ -9,17 +9,18 @@ so postprocess scores it like any other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
 import numpy as np
 
 from . import INPUT_NAMES
-from .bucketing import bucket_length, parse_edges, real_lengths
-from .errors import ResultFolderError, UsageError, expect
+from .errors import OutputError, ResultFolderError, UsageError, expect
 from .features import FEATURE_DTYPE, feature_file_name, features_provenance, load_features
-from .fileio import natural_key, os_errors_as, read_json, staging_dir, write_json_atomic
+from .fileio import natural_key, os_errors_as, publish_dir, read_json, staging_dir, write_json_atomic
 from .resultdir import SUMMARY_SUFFIX, ResultFolderWriter
+from .runner import bucket_length, parse_edges, real_lengths, throughput
 
 GEAR_PREFIX = "gear"
 GEARS_INDEX = "gears.json"
@@ -33,7 +34,10 @@ def split(bin_dir: str, edges_text: str, out_dir: str) -> dict:
     expect(edges is not None, UsageError, "expected explicit gears for an Ascend gear model, e.g. '16,32,48,64'")
     gear_of = np.asarray([bucket_length(n, edges) for n in real_lengths(arrays[2], bin_dir)])
     index = {"features": features_provenance(bin_dir, manifest), "gears": {}}
-    with os_errors_as(UsageError, f"write gear folders to {out_dir}"), staging_dir(out_dir) as tmp:
+    if os.path.exists(out_dir):  # gear folders are derived from the features: an earlier split is replaced
+        expect(os.path.isfile(os.path.join(out_dir, GEARS_INDEX)), OutputError,
+               f"{out_dir}: exists and is not a gear folder written by this tool; refusing to replace it")
+    with os_errors_as(OutputError, f"write gear folders to {out_dir}"), staging_dir(out_dir) as tmp:
         for edge in edges:
             members = np.flatnonzero(gear_of == edge)
             if members.size == 0:
@@ -45,19 +49,10 @@ def split(bin_dir: str, edges_text: str, out_dir: str) -> dict:
                     array[i, :edge].astype(FEATURE_DTYPE).tofile(os.path.join(folder, feature_file_name(int(i))))
             index["gears"][str(edge)] = int(members.size)
         write_json_atomic(os.path.join(tmp, GEARS_INDEX), index)
-        _replace_folder(tmp, out_dir)
+        publish_dir(tmp, out_dir)
     print(f"[INFO] {len(gear_of)} samples split into gears "
           + ", ".join(f"{edge}: {n}" for edge, n in index["gears"].items()) + f" under {out_dir}")
     return index
-
-
-def _replace_folder(tmp: str, out_dir: str) -> None:
-    """Gear folders are derived from the features: an earlier split is replaced, anything else kept."""
-    if os.path.exists(out_dir):
-        expect(os.path.isfile(os.path.join(out_dir, GEARS_INDEX)), UsageError,
-               f"{out_dir}: exists and is not a gear folder written by this tool; refusing to replace it")
-        shutil.rmtree(out_dir)
-    os.rename(tmp, out_dir)
 
 
 def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
@@ -69,8 +64,9 @@ def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
 def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None,
           gears_dir: str | None = None) -> str:
     """Copy the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder,
-    then remove the per-gear folders (kept when anything fails); with `gears_dir`, the summary
-    records which features the gears were split from."""
+    then remove those per-gear folders and their summaries (kept when anything fails), and
+    `parts_root` itself once empty; with `gears_dir`, the summary records which features the gears
+    were split from."""
     parts = sorted((n for n in os.listdir(parts_root) if n.startswith(GEAR_PREFIX)
                     and os.path.isdir(os.path.join(parts_root, n))), key=natural_key)
     expect(parts, ResultFolderError, f"{parts_root}: expected per-gear result folders gear<L>, found none")
@@ -98,17 +94,21 @@ def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = 
         batch_size = int(summaries[0].get("args", {}).get("batchsize", 1))
 
         def make_summary(final_dir):
-            mean = float(np.mean(compute_ms)) if compute_ms else 0.0
             for info in filesinfo.values():  # outputs now live in the merged folder
                 info["outfiles"] = [os.path.join(final_dir, os.path.basename(p)) for p in info.get("outfiles", [])]
             return {"filesinfo": filesinfo, "args": {**summaries[0].get("args", {}), "gears": parts, "features": features},
                     "npu_compute_time_list": compute_ms,
-                    "throughput": 1000.0 * batch_size / mean if mean else 0.0}
+                    "throughput": throughput(batch_size, compute_ms)}
 
         final = writer.publish(make_summary)
     except BaseException:
         writer.discard()
         raise
-    shutil.rmtree(parts_root, ignore_errors=True)
+    for part in parts:
+        shutil.rmtree(os.path.join(parts_root, part), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(parts_root, part + SUMMARY_SUFFIX))
+    with contextlib.suppress(OSError):
+        os.rmdir(parts_root)  # only when nothing else is in it
     print(f"[INFO] merged {len(parts)} gear results ({len(filesinfo)} outputs) into {final}")
     return final

@@ -15,11 +15,12 @@ import numpy as np
 
 from . import INPUT_NAMES
 from .backends import create_backend
-from .errors import ModelFileError, UsageError, expect
+from .errors import ModelFileError, OutputError, UsageError, expect
 from .features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_features
 from .fileio import natural_key, os_errors_as
 from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
+from .runner import latency_stats, plan, run_batches, throughput, throughput_line, tokens_processed
 
 
 @dataclass
@@ -32,24 +33,6 @@ class InferenceReport:
     @property
     def throughput(self) -> float:
         return throughput(self.batch_size, self.compute_ms)
-
-
-def throughput(batch_size: int, compute_ms: list[float]) -> float:
-    """ais_bench's figure: 1000 * batchsize / mean compute time per batch (ms)."""
-    mean = float(np.mean(compute_ms))
-    return 1000.0 * batch_size / mean if mean > 0 else float("inf")
-
-
-def throughput_line(batch_size: int, compute_ms: list[float]) -> str:
-    return (f"[INFO] throughput 1000*batchsize.mean({batch_size})/NPU_compute_time.mean"
-            f"({float(np.mean(compute_ms))}): {throughput(batch_size, compute_ms)}")
-
-
-def latency_stats(values_ms: list[float]) -> dict:
-    values = np.asarray(values_ms, dtype=np.float64) if values_ms else np.zeros(1)
-    return {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
-            "median": float(np.median(values)), "percentile(99%)": float(np.percentile(values, 99)),
-            "count": len(values_ms)}
 
 
 def list_input_files(input_dirs: list[str]) -> list[list[str]]:
@@ -118,22 +101,6 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
     return Inputs(arrays, stems, infiles, None)
 
 
-def plan(arrays, batch_size: int, model_seq_len: int | None, model_batch_size: int | None,
-         bucket_edges: str | None, source: str) -> tuple[list, int | None]:
-    """Batches in the order they run, and the size to fill them to.
-
-    A static model gets the model card's batches: consecutive samples at full length, the last
-    one filled. A dynamic model gets length-sorted batches trimmed to their bucket (`bucketing`).
-    """
-    from .bucketing import consecutive_batches, parse_edges, plan_batches, real_lengths
-
-    count, seq_len = arrays[0].shape
-    if model_seq_len is not None or bucket_edges == "off":
-        return consecutive_batches(count, batch_size, seq_len), model_batch_size or batch_size
-    edges = parse_edges(bucket_edges, seq_len)
-    return plan_batches(real_lengths(arrays[2], source), batch_size, edges), None
-
-
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
                   outfmt: str = "TXT", backend: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, **backend_options) -> InferenceReport:
@@ -142,8 +109,6 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
     longest sample, "16,32,48,64" to gear edges, "off" keeps the full padded length.
     """
-    from .bucketing import run_batches, tokens_processed
-
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
     runner = create_backend(backend, model_path, **backend_options)
@@ -155,8 +120,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     arrays, stems, infiles = inputs.arrays, inputs.stems, inputs.infiles
     count = len(stems)
     batches, fill_to = plan(arrays, batch_size, runner.seq_len, runner.batch_size, bucket_edges,
-                            os.path.dirname(input_dirs[-1]) or input_dirs[-1])
-    with os_errors_as(UsageError, f"write results under {output_root}"):
+                            source=os.path.dirname(input_dirs[-1]) or input_dirs[-1])
+    with os_errors_as(OutputError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     out_names: dict[int, str] = {}
     bar = progress_bar(None, progress, total=len(batches), desc=f"infer bs{batch_size}", unit="batch")
@@ -167,7 +132,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         bar.update(1)
 
     try:
-        with os_errors_as(UsageError, f"write results under {output_root}"):
+        with os_errors_as(OutputError, f"write results under {output_root}"):
             _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs)
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,

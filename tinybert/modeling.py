@@ -1,6 +1,6 @@
 """The TinyBERT SST-2 classifier on transformers' BERT modules, and loading of release checkpoints.
 
-Numerics follow the original TinyBERT modeling code (REFERENCE.md): erf GELU, LayerNorm eps 1e-12,
+Numerics follow the original TinyBERT modeling code: erf GELU, LayerNorm eps 1e-12,
 additive mask `(1 - mask) * -10000`, pooler `tanh(dense(h[:, 0]))`, and the head
 `classifier(relu(pooled))`, which a stock BertForSequenceClassification does not have.
 """

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from . import DEFAULT_SEQ_LEN
 from .backends import create_backend
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
-from .inference import latency_stats, throughput, throughput_line
+from .runner import Batch, latency_stats, plan, run_batches, throughput, throughput_line
+from .settings import SEQ_LEN
 
 
-def synthetic_batch(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A full-length batch: a static model does the same work whatever the token values are.
 
     Token ids alternate 0 and 1, valid in any BERT vocabulary, however small.
@@ -22,19 +20,19 @@ def synthetic_batch(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarr
     return input_ids, np.zeros_like(input_ids), np.ones_like(input_ids)
 
 
-def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = None) -> list:
-    """The length-bucketed batches a dynamic model runs over these features (last one not filled)."""
-    from .bucketing import batch_inputs, parse_edges, plan_batches, real_lengths
+def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = None):
+    """The features' arrays and the full length-bucketed batches a dynamic model runs over them
+    (the last, smaller batch only when there is no full one)."""
     from .features import load_features
 
     features, _ = load_features(bin_dir)
     arrays = features.batch(slice(None))
-    plan = plan_batches(real_lengths(arrays[2], bin_dir), batch_size, parse_edges(edges, features.seq_len))
-    return [batch_inputs(arrays, b) for b in plan if len(b.indices) == batch_size] or [batch_inputs(arrays, plan[0])]
+    batches, _ = plan(arrays, batch_size, bucket_edges=edges or "tight", source=bin_dir)
+    return arrays, [b for b in batches if len(b.indices) == batch_size] or batches[:1]
 
 
 def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, backend: str = "onnxruntime",
-            seq_len: int = DEFAULT_SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
+            seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
             bucket_edges: str | None = None, **backend_options) -> dict:
     """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
     `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
@@ -45,22 +43,19 @@ def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, 
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
     if runner.seq_len is None and bin_dir:
-        batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges)
+        arrays, batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges)
         # Whole passes only: the batches are sorted by length, so a partial pass would time the
         # shortest sentences and overstate the throughput.
-        loop = len(batches) * -(-loop // len(batches))
-        workload = f"{loop // len(batches)} pass(es) over the {len(batches)} length-bucketed batches of {bin_dir}"
+        passes = -(-loop // len(batches))
+        loop = passes * len(batches)
+        workload = f"{passes} pass(es) over the {len(batches)} length-bucketed batches of {bin_dir}"
     else:
-        batches = [synthetic_batch(batch_size, runner.seq_len or seq_len)]
-        workload = f"full-length [{batch_size}, {runner.seq_len or seq_len}] batch"
-    for i in range(warmup):
-        runner.run(*batches[i % len(batches)])
-    compute_ms = []
-    for i in range(loop):
-        batch = batches[i % len(batches)]
-        tick = time.perf_counter()
-        runner.run(*batch)
-        compute_ms.append((time.perf_counter() - tick) * 1000.0)
+        length = runner.seq_len or seq_len
+        arrays = synthetic_arrays(batch_size, length)
+        batches = [Batch(np.arange(batch_size), length)]
+        workload = f"full-length [{batch_size}, {length}] batch"
+    run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)])
+    _, compute_ms = run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(loop)])
     print(f"[INFO] workload: {workload}")
     print(throughput_line(batch_size, compute_ms))
     report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,

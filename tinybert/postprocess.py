@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import filecmp
 import os
 
 import numpy as np
 
-from .errors import ResultFolderError, expect
-from .features import MANIFEST_NAME, feature_file_name, load_features, read_manifest
-from .fileio import os_errors_as, read_json, write_json_atomic
+from .errors import OutputError, ResultFolderError, expect
+from .features import MANIFEST_NAME, feature_file_name, read_manifest
+from .fileio import os_errors_as, read_json, write_json_atomic, write_text_atomic
 from .resultdir import read_logits, summary_path
 
 
@@ -36,29 +34,14 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
 
 
 def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray, logits: np.ndarray | None = None) -> bool:
-    """GLUE submission layout (`index<TAB>prediction`), optionally with the two logits.
-
-    Written to a temporary sibling first. An existing file is kept: identical content means a
-    re-run (returns False), different content is refused rather than overwritten.
-    """
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
-        with os_errors_as(ResultFolderError, f"write predictions to {path}"):
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write("index\tprediction" + ("\tlogit_0\tlogit_1" if logits is not None else "") + "\n")
-                for row, (sample_id, prediction) in enumerate(zip(sample_ids, predictions)):
-                    extra = "".join(f"\t{v:.6f}" for v in logits[row]) if logits is not None else ""
-                    handle.write(f"{sample_id}\t{int(prediction)}{extra}\n")
-            if os.path.exists(path):
-                expect(os.path.isfile(path) and filecmp.cmp(tmp, path, shallow=False), ResultFolderError,
-                       f"{path}: already exists with other content; refusing to overwrite earlier predictions "
-                       "(choose another --predictions_out)")
-                return False
-            os.replace(tmp, path)
-            return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    """GLUE submission layout (`index<TAB>prediction`), optionally with the two logits. An existing
+    file is kept: identical content means a re-run (returns False), other content is refused."""
+    header = "index\tprediction" + ("\tlogit_0\tlogit_1" if logits is not None else "") + "\n"
+    rows = [f"{sample_id}\t{int(prediction)}" + ("".join(f"\t{v:.6f}" for v in logits[row]) if logits is not None else "")
+            + "\n" for row, (sample_id, prediction) in enumerate(zip(sample_ids, predictions))]
+    with os_errors_as(OutputError, f"write predictions to {path}"):
+        return write_text_atomic(path, header + "".join(rows), keep_existing=True,
+                                 what="earlier predictions (choose another --predictions_out)")
 
 
 def check_provenance(result_dir: str, manifest: dict, bin_dir: str) -> None:
@@ -113,23 +96,6 @@ def score(result_dir: str, bin_dir: str, predictions_out: str | None = None, wit
         report["predictions"] = predictions_out
         print(f"[INFO] {count} predictions {'written to' if written else 'unchanged in'} {predictions_out}")
     if json_out:
-        with os_errors_as(ResultFolderError, f"write {json_out}"):
+        with os_errors_as(OutputError, f"write {json_out}"):
             write_json_atomic(json_out, report)
-    return report
-
-
-def pytorch_accuracy(model_dir: str, bin_dir: str, batch_size: int = 64, json_out: str | None = None) -> dict:
-    """Accuracy of PyTorch eager on the checkpoint over the same features: the card's "pth" column."""
-    from .export import torch_logits
-    from .modeling import load_tinybert
-
-    features, _ = load_features(bin_dir)
-    expect(features.labels is not None, ResultFolderError, f"{bin_dir}: the features have no labels to score against")
-    logits = torch_logits(load_tinybert(model_dir), features.batch(slice(None)), batch_size)
-    report = {"backend": "pytorch", "num_samples": len(features),
-              **classification_metrics(features.labels, logits.argmax(axis=1))}
-    print(f"[INFO] PyTorch eager accuracy: {report['accuracy']:.2f}% "
-          f"({report['correct']}/{len(features)} samples correct)")
-    if json_out:
-        write_json_atomic(json_out, report)
     return report

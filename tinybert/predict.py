@@ -13,10 +13,11 @@ from typing import Iterable, TextIO
 
 import numpy as np
 
-from . import DEFAULT_SEQ_LEN
 from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
 from .features import encode_sentences
+from .runner import model_logits
+from .settings import SEQ_LEN
 
 LABEL_NAMES = ("negative", "positive")
 DYNAMIC_BATCH = 64  # rows per call when the model accepts any batch size
@@ -62,23 +63,10 @@ def _open_backend(model_dir: str | None, onnx: str | None, threads: int | None):
 def _sequence_length(runner, requested: int | None, model_path: str) -> int:
     """A model with a fixed sequence axis decides the length; otherwise the request or the default."""
     if runner.seq_len is None:
-        return requested or DEFAULT_SEQ_LEN
+        return requested or SEQ_LEN
     expect(requested in (None, runner.seq_len), ModelFileError,
            f"{model_path}: expected inputs of length {requested}, the model has a fixed length of {runner.seq_len}")
     return runner.seq_len
-
-
-def _batched_logits(runner, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Run in model-sized batches; a fixed-batch model gets its last batch filled with the first row
-    of that batch (as the inference step does), and the filler outputs are dropped."""
-    count = len(arrays[0])
-    size = runner.batch_size or min(count, DYNAMIC_BATCH)
-    outputs = []
-    for start in range(0, count, size):
-        rows = np.arange(start, min(start + size, count))
-        fed = np.concatenate([rows, np.full(size - len(rows), rows[0])]) if runner.batch_size else rows
-        outputs.append(np.asarray(runner.run(*(a[fed] for a in arrays)))[:len(rows)])
-    return np.concatenate(outputs)
 
 
 def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None = None,
@@ -96,7 +84,9 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
         expect(int(features.input_ids.max()) < config.vocab_size, UsageError,
                f"{vocab_file}: expected the vocabulary of {model_path} ({config.vocab_size} tokens), "
                f"got token ids up to {int(features.input_ids.max())}")
-    probabilities = softmax(_batched_logits(runner, features.batch(slice(None))))
+    # Consecutive batches at the full length; a fixed-batch model gets its last batch filled.
+    batch_size = runner.batch_size or min(len(sentences), DYNAMIC_BATCH)
+    probabilities = softmax(model_logits(runner, features.batch(slice(None)), batch_size))
     return [Prediction(s, int(p.argmax()), p.tolist()) for s, p in zip(sentences, probabilities)]
 
 

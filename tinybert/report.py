@@ -7,7 +7,7 @@ import re
 import time
 
 from .errors import PipelineError, expect
-from .fileio import read_json, write_json_atomic
+from .fileio import read_json, write_json_atomic, write_text_atomic
 from .machine import describe_machine
 
 # The line both ais_bench and the ONNX Runtime runner print.
@@ -53,8 +53,7 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
         "精度为百分比 (accuracy in %); 性能单位 fps (sentences per second, `1000*batchsize/mean compute ms`).",
     ]
     table = "\n".join(lines) + "\n"
-    with open(os.path.join(eval_dir, "table.md"), "w", encoding="utf-8") as handle:
-        handle.write(table)
+    write_text_atomic(os.path.join(eval_dir, "table.md"), table)
     write_json_atomic(os.path.join(eval_dir, "table.json"), {
         "backend": backend, "model_dir": model_dir, "machine": machine,
         "pth_accuracy": pth["accuracy"] if pth else None, "rows": records})

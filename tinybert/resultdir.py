@@ -1,7 +1,7 @@
 """Result folders in the layout ais_bench writes, and a strict reader for them.
 
-`<root>/<YYYY_MM_DD-HH_MM_SS>/<stem>_<output index>.<txt|bin|npy>` plus `<root>/<name>_summary.json`
-(REFERENCE.md). The writer stages everything in a hidden folder and renames it into place only
+`<root>/<YYYY_MM_DD-HH_MM_SS>/<stem>_<output index>.<txt|bin|npy>` plus `<root>/<name>_summary.json`,
+as ais_bench names them (`--output_dirname` replaces the timestamp). The writer stages everything in a hidden folder and renames it into place only
 when complete, under a name no other run holds: an interrupted run leaves nothing that looks
 finished, and earlier results are never overwritten.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import NUM_LABELS
 from .errors import ResultFolderError, UsageError, expect
-from .fileio import natural_key, write_json_atomic
+from .fileio import natural_key, reserve_dir, write_json_atomic
 
 FORMATS = ("TXT", "BIN", "NPY")
 TIMESTAMP_FORMAT = "%Y_%m_%d-%H_%M_%S"
@@ -71,24 +71,12 @@ class ResultFolderWriter:
         return name
 
     def _reserve_name(self) -> str:
-        """mkdir is atomic: the first run to create a name owns it; later ones take a suffix."""
+        """A new folder name under the root; with --output_dirname that exact name or an error."""
         base = self.dirname or time.strftime(TIMESTAMP_FORMAT, time.localtime(self.started))
-        for attempt in range(1000):
-            name = base if attempt == 0 else f"{base}-{attempt}"
-            if os.path.exists(summary_path(self.root, name)):
-                # The folder may be gone, but its summary is an earlier run's: never reuse the name.
-                if self.dirname is not None:
-                    raise ResultFolderError(f"{summary_path(self.root, name)}: already exists; refusing to "
-                                            "overwrite earlier results (choose another --output_dirname)")
-                continue
-            try:
-                os.mkdir(os.path.join(self.root, name))
-                return name
-            except FileExistsError:
-                if self.dirname is not None:
-                    raise ResultFolderError(f"{os.path.join(self.root, name)}: appeared during the run; "
-                                            "refusing to overwrite it") from None
-        raise ResultFolderError(f"{self.root}: no free result folder name starting with {base}")
+        # A summary without its folder is still an earlier run's: its name is never reused.
+        path = reserve_dir(self.root, base, exact=self.dirname is not None,
+                           taken=lambda name: os.path.exists(summary_path(self.root, name)))
+        return os.path.basename(path)
 
     def publish(self, make_summary) -> str:
         """Reserve the final name, write `make_summary(final_path)` beside it, then move the outputs in."""
@@ -190,11 +178,3 @@ def read_logits(folder: str, stems: list[str], num_labels: int = NUM_LABELS) -> 
 def is_staging_folder(path: str) -> bool:
     """A writer's hidden work folder: it may hold every output yet still be unfinished."""
     return os.path.basename(os.path.normpath(path)).startswith(f".result{_PARTIAL_MARK}")
-
-
-def latest_result_folders(root: str) -> list[str]:
-    """Complete result folders under `root`, newest name last (staging folders are hidden)."""
-    if not os.path.isdir(root):
-        return []
-    return sorted((n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")),
-                  key=natural_key)

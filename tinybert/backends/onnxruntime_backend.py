@@ -19,8 +19,7 @@ def _fixed_dim(dim) -> int | None:
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None,
-                 optimization: str = "all"):
+    def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None):
         expect(os.path.isfile(model_path), ModelFileError,
                f"{model_path}: expected an ONNX model (run test/pth2onnx.sh first), found no such file")
         providers = providers or ["CPUExecutionProvider"]
@@ -33,12 +32,7 @@ class OnnxRuntimeBackend:
         self.threads = threads or physical_cores()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = {
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(model_path, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid files

@@ -1,22 +1,25 @@
-"""Length bucketing: sort samples by real length, pad each batch only as far as it needs.
+"""Running a model over batches, for every step that does: which batches (the model card's
+consecutive ones, or length-bucketed), filling a fixed-size model's last batch, running and timing
+each call, putting outputs back in sample order, and ais_bench's throughput/latency figures.
 
-SST-2 dev sentences are 25 tokens long on average (55 at most), so padding every batch to 64
-wastes most of the work. Batches are formed over the samples sorted by length and trimmed to the
-smallest bucket edge that holds their longest sample; callers scatter outputs back by index, so
-result folders and accuracy do not change.
+Length bucketing: SST-2 dev sentences are 25 tokens long on average (55 at most), so padding every
+batch to 64 wastes most of the work. Batches are formed over the samples sorted by length and
+trimmed to the smallest bucket edge that holds their longest sample; outputs are scattered back by
+index, so result folders and accuracy do not change.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import DataFormatError, UsageError, expect
 
-# Measured on SST-2 dev with the fused fp32 model (2-core Xeon): padding to the batch's own
-# longest sample ("tight") was as fast as or faster than rounding up to multiples of 4, 8 or 16
-# (x16 cost about 20 %), so ONNX Runtime uses tight buckets. Ascend gear models need a fixed list.
+# Measured on SST-2 dev with the fused fp32 model: padding to the batch's own longest sample
+# ("tight") was as fast as or faster than rounding up to multiples of 4, 8 or 16 (x16 cost about
+# 20 %), so ONNX Runtime uses tight buckets. Ascend gear models need a fixed list.
 TIGHT = None
 GEAR_STEP = 16
 
@@ -31,6 +34,8 @@ class Batch:
     indices: np.ndarray  # sample indices, in the order fed to the model
     length: int  # padded sequence length of this batch
 
+
+# ---------------------------------------------------------------- planning
 
 def real_lengths(input_mask: np.ndarray, source: str = "input_mask") -> np.ndarray:
     """Tokens per sample. The trimmed batches keep only the first `length` positions, which is
@@ -96,14 +101,30 @@ def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]
     return [Batch(np.arange(start, min(start + batch_size, count)), length) for start in range(0, count, batch_size)]
 
 
-def tokens_processed(batches: list[Batch], batch_size: int | None = None) -> int:
-    """Positions the model computes, filler rows included when a fixed batch size is filled."""
-    return sum(b.length * (batch_size or len(b.indices)) for b in batches)
+def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
+         bucket_edges: str | None = "off", source: str = "input_mask") -> tuple[list[Batch], int | None]:
+    """Batches in the order they run, and the size to fill them to.
 
+    A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
+    full length, the last one filled as ais_bench fills it. A dynamic model otherwise gets
+    length-sorted batches trimmed to their bucket ("tight", or edges such as "16,32,48,64").
+    """
+    count, seq_len = arrays[0].shape
+    if model_seq_len is not None or bucket_edges == "off":
+        return consecutive_batches(count, batch_size, seq_len), model_batch_size or batch_size
+    return plan_batches(real_lengths(arrays[2], source), batch_size, parse_edges(bucket_edges, seq_len)), None
+
+
+def tokens_processed(batches: list[Batch], fill_to: int | None = None) -> int:
+    """Positions the model computes, filler rows included when a fixed batch size is filled."""
+    return sum(b.length * (fill_to or len(b.indices)) for b in batches)
+
+
+# ---------------------------------------------------------------- running
 
 def batch_inputs(arrays, batch: Batch, fill_to: int | None = None) -> list[np.ndarray]:
     """The batch's rows trimmed to its length; with `fill_to`, filled with copies of its first row
-    (as ais_bench fills a static model's last batch)."""
+    (as ais_bench fills a static model's last batch; the filler outputs are dropped)."""
     rows = batch.indices
     if fill_to is not None and len(rows) < fill_to:
         rows = np.concatenate([rows, np.repeat(rows[:1], fill_to - len(rows))])
@@ -111,9 +132,8 @@ def batch_inputs(arrays, batch: Batch, fill_to: int | None = None) -> list[np.nd
 
 
 def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, on_batch=None):
-    """Logits `[N, 2]` in sample order and compute time per batch (ms), whatever order batches run in."""
-    import time
-
+    """Logits `[N, 2]` in sample order and the compute time of each call (ms), whatever order the
+    batches run in. `on_batch(batch, logits)` sees each batch's own rows as they come."""
     logits = None
     compute_ms = []
     for batch in batches:
@@ -127,3 +147,31 @@ def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, o
         if on_batch is not None:
             on_batch(batch, out[:len(batch.indices)])
     return logits, compute_ms
+
+
+def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = "off") -> np.ndarray:
+    """Logits of every sample, batched as `plan` decides for this backend's model."""
+    batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
+    return run_batches(backend.run, arrays, batches, fill_to)[0]
+
+
+# ---------------------------------------------------------------- ais_bench's figures
+
+def throughput(batch_size: int, compute_ms: list[float]) -> float:
+    """ais_bench's figure: 1000 * batchsize / mean compute time per batch (ms); 0.0 when nothing
+    was timed (JSON has no infinity)."""
+    mean = float(np.mean(compute_ms)) if len(compute_ms) else 0.0
+    return 1000.0 * batch_size / mean if mean > 0 else 0.0
+
+
+def throughput_line(batch_size: int, compute_ms: list[float]) -> str:
+    mean = float(np.mean(compute_ms)) if len(compute_ms) else 0.0
+    return (f"[INFO] throughput 1000*batchsize.mean({batch_size})/NPU_compute_time.mean"
+            f"({mean}): {throughput(batch_size, compute_ms)}")
+
+
+def latency_stats(values_ms: list[float]) -> dict:
+    values = np.asarray(values_ms, dtype=np.float64) if len(values_ms) else np.zeros(1)
+    return {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
+            "median": float(np.median(values)), "percentile(99%)": float(np.percentile(values, 99)),
+            "count": len(values_ms)}

@@ -1,0 +1,17 @@
+"""Checkpoint -> ONNX models, each checked against PyTorch eager before it is kept.
+
+- `export`: the model card's static pair for one batch size, `TinyBERT_bs{bs}.onnx` (TorchScript
+  exporter, opset 11) and `TinyBERT_sim_bs{bs}.onnx` (onnx-simplifier): what ATC and
+  ORT_MODEL=static use.
+- `export_fast_models`: the batch-independent models: `TinyBERT_dynamic.onnx` (batch and sequence
+  axes dynamic, standard ops only), `TinyBERT_sim_dynamic.onnx` (simplified: what ATC turns into
+  gear models), `TinyBERT_fast.onnx` (ONNX Runtime's transformer fusions, fp32) and
+  `TinyBERT_int8.onnx` (the fused model, dynamically quantized).
+
+Every model goes through `checking.check_models`: a model that fails its check is removed.
+"""
+
+from .fast import export_fast_models
+from .static import ExportReport, export
+
+__all__ = ["ExportReport", "export", "export_fast_models"]

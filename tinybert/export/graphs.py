@@ -1,0 +1,74 @@
+"""The ONNX graph writers: TorchScript export, onnx-simplifier, ONNX Runtime's fusions, int8."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+from .. import INPUT_NAMES, OUTPUT_NAME
+from ..errors import ExportError, expect
+
+
+def export_torchscript(model, example, path: str, opset: int, dynamic: bool) -> None:
+    """The TorchScript exporter: it keeps the erf GELU and the attention pattern ATC and ONNX
+    Runtime's fusions recognise."""
+    import torch
+
+    dynamic_axes = None
+    if dynamic:
+        dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+        dynamic_axes[OUTPUT_NAME] = {0: "batch"}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(model, tuple(torch.from_numpy(a) for a in example), path,
+                          input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                          opset_version=opset, dynamo=False, do_constant_folding=True,
+                          dynamic_axes=dynamic_axes)
+
+
+def simplify(source: str, target: str) -> None:
+    import onnx
+    import onnxsim
+
+    model, ok = onnxsim.simplify(onnx.load(source))
+    expect(ok, ExportError, f"{source}: onnx-simplifier could not validate the simplified model")
+    onnx.save(model, target)
+
+
+def fuse_for_cpu(source: str, target: str, config) -> dict:
+    """Apply ONNX Runtime's BERT fusions and check they all happened; returns the fused operator
+    counts. (They need the unsimplified graph: simplifying merges the mask's two Unsqueezes, which
+    ONNX Runtime's attention pattern does not expect.) The fused model runs on ONNX Runtime only."""
+    from onnxruntime.transformers import optimizer
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        # opt_level 0: only the Python pattern fusions; the session applies its own graph optimisations.
+        model = optimizer.optimize_model(source, model_type="bert", num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size, opt_level=0)
+    counts = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+    # Without fused attention the fast model is barely faster than the static one: say so loudly.
+    layers = config.num_hidden_layers
+    expected = {"Attention": layers, "SkipLayerNormalization": 2 * layers, "EmbedLayerNormalization": 1}
+    missing = {op: n for op, n in expected.items() if counts.get(op, 0) != n}
+    expect(not missing, ExportError,
+           f"{source}: expected ONNX Runtime fusions {expected}, got {counts}; the graph changed shape "
+           "(was the model exported through another attention implementation?)")
+    model.save_model_to_file(target)
+    return counts
+
+
+def quantize_int8(source: str, target: str) -> None:
+    """Dynamic int8: weights int8, activations quantized per batch at run time."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # its advice to run shape pre-processing does not apply here
+    try:
+        # Contrib ops (Attention, ...) have no ONNX shape inference; their outputs are float32.
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.disable(logging.NOTSET)
