@@ -4,9 +4,10 @@ Every entry script and test imports from here; heavy dependencies (torch, onnx, 
 are imported inside the functions that need them so that `--help` and the data steps stay fast.
 """
 
+from .settings import SEQ_LEN as DEFAULT_SEQ_LEN  # noqa: F401  (the settings table; the old name stays)
+
 INPUT_NAMES = ("input_ids", "segment_ids", "input_mask")
 OUTPUT_NAME = "output"
-DEFAULT_SEQ_LEN = 64
 NUM_LABELS = 2
 
 __version__ = "1.0.0"
