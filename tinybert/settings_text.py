@@ -33,12 +33,16 @@ def _single_quoted(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def shell_value(default: str) -> str:
-    """A default as the word of ${NAME:-word}, references kept as ${NAME}, literal text exactly as written."""
+def shell_assignment(name: str, default: str) -> str:
+    """`NAME="${NAME:-default}"`: the default unless the environment sets NAME (non-empty). References
+    stay ${OTHER}; literal text is kept exactly (single-quoted where it holds shell syntax)."""
     parts = _parts(default)
     if all(ref or _PLAIN.fullmatch(text) for ref, text in parts):
-        return '"' + "".join("${" + text + "}" if ref else text for ref, text in parts) + '"'
-    return "".join('"${' + text + '}"' if ref else _single_quoted(text) for ref, text in parts)
+        word = "".join("${" + text + "}" if ref else text for ref, text in parts)
+        return f'{name}="${{{name}:-{word}}}"'
+    # Outside double quotes: inside "${NAME:-...}" bash would take a ' as the start of a quote.
+    word = "".join('"${' + text + '}"' if ref else _single_quoted(text) for ref, text in parts)
+    return f"{name}=${{{name}:-{word}}}"
 
 
 def run_values(now: float | None = None) -> dict[str, str]:
@@ -52,12 +56,7 @@ def shell_assignments(script: str | None = None, now: float | None = None) -> st
     """Lines for `eval`: the run values, then each setting `script` reads, set to its default when the
     environment leaves it unset or empty (settings without a default end up empty, never unset)."""
     lines = [f"{name}={_single_quoted(value)}" for name, value in run_values(now).items()]
-    for setting in for_script(script):
-        word = shell_value(setting.default)
-        if word.startswith('"'):
-            lines.append(f'{setting.name}="${{{setting.name}:-{word[1:-1]}}}"')
-        else:
-            lines.append(f"{setting.name}=${{{setting.name}:-{word}}}")
+    lines += [shell_assignment(setting.name, setting.default) for setting in for_script(script)]
     return "\n".join(lines) + "\n"
 
 
