@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/ais_inference.sh <batch_size>   (OUTPUT_DIRNAME names the result folder; default a timestamp)" 1 1 "$@"
 start_inference_step "$1"
 dirname_args=()
-if [[ -n "${OUTPUT_DIRNAME:-}" ]]; then dirname_args=(--output_dirname "$OUTPUT_DIRNAME"); fi
+if [[ -n "$OUTPUT_DIRNAME" ]]; then dirname_args=(--output_dirname "$OUTPUT_DIRNAME"); fi
 
 ais_bench_gears() {
   local gears_dir="$BIN_DIR.gears" parts length folder
@@ -16,7 +16,7 @@ ais_bench_gears() {
   tinybert gears split --bin_dir "$BIN_DIR" --edges "$DYNAMIC_DIMS" --output_dir "$gears_dir" --print_gears |
     while read -r length folder; do
       [[ "$length" =~ ^[0-9]+$ ]] || { echo "$length $folder"; continue; }  # pass [INFO] lines through
-      "$PYTHON" -m ais_bench --model "$(om_path "$bs")" \
+      "$PYTHON" -m ais_bench --model "$om" \
         --input "$folder/input_ids,$folder/segment_ids,$folder/input_mask" --output "$parts" \
         --output_dirname "gear$length" --outfmt "$OUTFMT" --batchsize "$bs" \
         --dymDims "input_ids:$bs,$length;segment_ids:$bs,$length;input_mask:$bs,$length"
@@ -26,18 +26,18 @@ ais_bench_gears() {
 }
 
 if [[ "$backend" == ais_bench ]]; then
-  echo "[INFO] backend: ais_bench, model $(om_path "$bs")"
+  om="$(om_path "$bs")"
+  echo "[INFO] backend: ais_bench, model $om"
   mkdir -p "$RESULT_DIR"
   if [[ -n "$DYNAMIC_DIMS" ]]; then
     gear_list "$DYNAMIC_DIMS" >/dev/null
     ais_bench_gears
   else
-    "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --input "$(input_dirs)" --output "$RESULT_DIR" \
+    "$PYTHON" -m ais_bench --model "$om" --input "$(input_dirs)" --output "$RESULT_DIR" \
       --outfmt "$OUTFMT" --batchsize "$bs" "${dirname_args[@]}"
   fi
 else
   model="$(ort_model_path "$bs")"
-  [[ -f "$model" ]] || die "$model: expected the ONNX model for ORT_MODEL=$ORT_MODEL, found no such file (run test/pth2onnx.sh $bs)"
   echo "[INFO] backend: onnxruntime, model $model"
   tinybert infer --model "$model" --input "$(input_dirs)" --output "$RESULT_DIR" \
     --outfmt "$OUTFMT" --batchsize "$bs" --bucket_edges "$BUCKET_EDGES" "${dirname_args[@]}"

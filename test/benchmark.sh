@@ -5,7 +5,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/benchmark.sh [batch_size ...]   (default: 1 4 8 16 32 64; BENCH_DIR, REPEATS)" 0 64 "$@"
+usage_or_help "bash test/benchmark.sh [batch_size ...]   (default: ${BATCH_SIZES[*]}; BENCH_DIR, REPEATS)" 0 64 "$@"
 read_batch_sizes "$@"
 
 shared="$REPO_ROOT/../shared"
@@ -13,5 +13,5 @@ if [[ ! -f "$DATA_FILE" && -f "$shared/data/SST-2/dev.tsv" ]]; then DATA_FILE="$
 if [[ ! -d "$CKPT_DIR" && -d "$shared/models/tinybert-sst2-demo" ]]; then CKPT_DIR="$shared/models/tinybert-sst2-demo"; fi
 echo "[INFO] checkpoint: $CKPT_DIR; data: $DATA_FILE"
 
-tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "${BENCH_DIR:-./benchmark_results}" \
-  --batch_sizes "${BATCH_SIZES[*]}" --repeats "${REPEATS:-3}" --max_seq_length "$SEQ_LEN" --opset "$OPSET"
+tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "$BENCH_DIR" \
+  --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET"

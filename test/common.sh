@@ -1,42 +1,43 @@
 # shellcheck shell=bash
-# Shared settings and helpers for test/*.sh (sourced, not run). Every setting can be overridden
-# from the environment; defaults follow the model card, relative to the current directory.
+# Shared settings and helpers for test/*.sh (sourced, not run). Every setting can be overridden from the
+# environment. The defaults, each with its reason, are one table in the package (tinybert/settings.py:
+# `python -m tinybert settings --markdown`); model file names and the backend choice come from the
+# package too (`python -m tinybert paths`, `python -m tinybert backend`). Paths are relative to the
+# current directory, as in the model card.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-python3}"
-GLUE_DIR="${GLUE_DIR:-./glue_dir/SST-2}"          # holds dev.tsv
-DATA_FILE="${DATA_FILE:-$GLUE_DIR/dev.tsv}"       # the TSV to preprocess
-CKPT_DIR="${CKPT_DIR:-./SST-2_model}"             # TinyBERT checkpoint (config, weights, vocab)
-BIN_DIR="${BIN_DIR:-./bert_bin}"                  # features written by preprocess_data.sh
-MODEL_DIR="${MODEL_DIR:-.}"                       # where .onnx and .om files are written and read
-RESULT_DIR="${RESULT_DIR:-./result}"              # root of inference result folders
-SEQ_LEN="${SEQ_LEN:-64}"
-OPSET="${OPSET:-11}"
-BACKEND="${BACKEND:-auto}"                        # auto | ais_bench | onnxruntime
-ORT_MODEL="${ORT_MODEL:-fast}"                    # ONNX Runtime model: fast (fused fp32) | int8 | static (the card's)
-BUCKET_EDGES="${BUCKET_EDGES:-tight}"             # fast/int8 length buckets: tight | e.g. 16,32,48,64 | off
-DYNAMIC_DIMS="${DYNAMIC_DIMS:-}"                  # Ascend gear model, e.g. 16,32,48,64 (empty: static, as the card)
-OUTFMT="${OUTFMT:-TXT}"                           # TXT | BIN | NPY
-PRECISION_MODE="${PRECISION_MODE:-force_fp16}"    # ATC --precision_mode
-CANN_SET_ENV="${CANN_SET_ENV:-/usr/local/Ascend/ascend-toolkit/set_env.sh}"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
-
-ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND ORT_MODEL BUCKET_EDGES DYNAMIC_DIMS OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
+# The one default spelled here: reading the table needs Python (its PYTHON row says the same).
+PYTHON="${PYTHON:-python3}"
+SCRIPT_NAME="$(basename "$0")"
 
 die() { echo "[ERROR] $*" >&2; exit 2; }
 missing_tool() { echo "[ERROR] $*" >&2; exit 3; }
+
+tinybert() { "$PYTHON" -m tinybert "$@"; }
+
+# Each setting this script reads (the shared ones and its own) from the environment, else its default;
+# and `stamp`, this run's start time, which defaults such as EVAL_DIR refer to.
+settings_code="$(tinybert settings --shell --script "$SCRIPT_NAME")" ||
+  missing_tool "$PYTHON -m tinybert could not print the settings: set PYTHON to a Python 3 with requirements.txt installed"
+eval "$settings_code"
+unset settings_code
+
+# The settings help under each usage line: what this script reads, with the defaults.
+env_help() { tinybert settings --script "$SCRIPT_NAME"; }
 
 # usage_or_help USAGE MIN_ARGS MAX_ARGS "$@": print USAGE on -h/--help or a wrong argument count.
 usage_or_help() {
   local usage="$1" min="$2" max="$3"
   shift 3
   if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    printf 'usage: %s\n%s\n' "$usage" "$ENV_HELP"
+    printf 'usage: %s\n' "$usage"
+    env_help
     exit 0
   fi
   if (($# < min || $# > max)); then
-    printf 'usage: %s\n%s\n' "$usage" "$ENV_HELP" >&2
+    { printf 'usage: %s\n' "$usage"; env_help; } >&2
     exit 2
   fi
 }
@@ -45,11 +46,11 @@ require_batch_size() {
   [[ "$1" =~ ^[1-9][0-9]*$ ]] || die "expected a positive integer batch size, got '$1'"
 }
 
-# read_batch_sizes "$@": BATCH_SIZES = the arguments, each checked, or the model card's list.
+# read_batch_sizes "$@": BATCH_SIZES becomes an array: the arguments, each checked, or the BATCH_SIZES setting.
 read_batch_sizes() {
-  local bs
-  BATCH_SIZES=("$@")
-  ((${#BATCH_SIZES[@]})) || BATCH_SIZES=(1 4 8 16 32 64)
+  local bs setting="$BATCH_SIZES"
+  if (($#)); then BATCH_SIZES=("$@"); else read -r -a BATCH_SIZES <<<"$setting"; fi
+  ((${#BATCH_SIZES[@]})) || die "expected batch sizes in BATCH_SIZES (e.g. '1 4 8'), got '$setting'"
   for bs in "${BATCH_SIZES[@]}"; do require_batch_size "$bs"; done
 }
 
@@ -59,27 +60,40 @@ start_inference_step() {
   require_batch_size "$bs"
   source_cann
   # shellcheck disable=SC2034  # read by the calling script
-  backend="$(resolve_backend "$bs")"
+  backend="$(choose_backend --batch_size "$bs")"
 }
 
-tinybert() { "$PYTHON" -m tinybert "$@"; }
+# choose_backend [--chip_name NAME] --batch_size BS...: the backend for BACKEND (the package's one rule,
+# after source_cann): auto picks ais_bench where it is installed and its OM models exist or will be built.
+choose_backend() {
+  # shellcheck disable=SC2153  # BACKEND is a setting (see above), not a misspelt backend
+  tinybert backend --requested="$BACKEND" --model_dir="$MODEL_DIR" --ort_model="$ORT_MODEL" \
+    --dynamic_dims="$DYNAMIC_DIMS" "$@"
+}
+
+# backend_setting NAME BACKEND: the setting from the environment, else its default on BACKEND (LOOP).
+backend_setting() {
+  if [[ -n "${!1}" ]]; then echo "${!1}"; else tinybert settings --get "$1" --backend "$2"; fi
+}
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
-sim_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_bs$1.onnx"; }
-sim_dynamic_onnx_path() { echo "$MODEL_DIR/TinyBERT_sim_dynamic.onnx"; }
-# The OM model for batch size $1: a gear model when DYNAMIC_DIMS is set.
-om_path() {
-  if [[ -n "$DYNAMIC_DIMS" ]]; then echo "$MODEL_DIR/TinyBERT_bs$1_dyn.om"; else echo "$MODEL_DIR/TinyBERT_bs$1.om"; fi
+
+# model_path KIND [--batch_size BS]: a model file in MODEL_DIR (kinds: python -m tinybert paths --help).
+model_path() {
+  local kind="$1"
+  shift
+  tinybert paths "$kind" --model_dir="$MODEL_DIR" --ort_model="$ORT_MODEL" --dynamic_dims="$DYNAMIC_DIMS" "$@"
 }
 
-# The ONNX model ONNX Runtime runs for batch size $1, chosen by ORT_MODEL.
+# om_path BS: the OM model ais_bench runs for batch size BS (a gear model when DYNAMIC_DIMS is set).
+om_path() { model_path ais_bench --batch_size "$1"; }
+
+# ort_model_path BS: the ONNX model ONNX Runtime runs for batch size BS (ORT_MODEL), which must exist.
 ort_model_path() {
-  case "$ORT_MODEL" in
-    fast) echo "$MODEL_DIR/TinyBERT_fast.onnx" ;;
-    int8) echo "$MODEL_DIR/TinyBERT_int8.onnx" ;;
-    static) sim_onnx_path "$1" ;;
-    *) die "expected ORT_MODEL fast, int8 or static, got '$ORT_MODEL'" ;;
-  esac
+  local model
+  model="$(model_path onnxruntime --batch_size "$1")" || exit
+  [[ -f "$model" ]] || die "$model: expected the ONNX model for ORT_MODEL=$ORT_MODEL, found no such file (run test/pth2onnx.sh $1)"
+  echo "$model"
 }
 
 # gear_list "16,32,48,64" -> "16 32 48 64", checking each is a positive integer.
@@ -101,28 +115,4 @@ source_cann() {
     source "$CANN_SET_ENV"
     set -u
   fi
-}
-
-have_ais_bench() { "$PYTHON" -c "import ais_bench" >/dev/null 2>&1; }
-
-ais_bench_missing() {
-  missing_tool "ais_bench is not installed for $PYTHON (it needs an Ascend NPU with CANN; install it from https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench). Without an NPU use BACKEND=onnxruntime."
-}
-
-# resolve_backend BS: print the backend to use for batch size BS, or fail saying why.
-resolve_backend() {
-  local om
-  om="$(om_path "$1")"
-  case "$BACKEND" in
-    auto)
-      if have_ais_bench && [[ -f "$om" ]]; then echo ais_bench; else echo onnxruntime; fi ;;
-    ais_bench)
-      have_ais_bench || ais_bench_missing
-      [[ -f "$om" ]] || die "$om: expected the OM model for batch size $1, found no such file (run test/onnx2om.sh $1 <chip_name>)"
-      echo ais_bench ;;
-    onnxruntime)
-      echo onnxruntime ;;
-    *)
-      die "expected BACKEND auto, ais_bench or onnxruntime, got '$BACKEND'" ;;
-  esac
 }

@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
 # Step 7: rebuild the model card's accuracy/performance table: for each batch size export, infer,
 # score and time, then print and save a Markdown table (plus JSON) in $EVAL_DIR.
-# On an NPU set BACKEND=ais_bench and CHIP_NAME (e.g. 310P3) to build the .om files too;
+# On an NPU set CHIP_NAME (e.g. 310P3) to build the .om files too (BACKEND=auto then picks ais_bench);
 # elsewhere ORT_MODEL picks the ONNX Runtime model (fast, int8 or static, the card's).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/eval_all.sh [batch_size ...]   (default: 1 4 8 16 32 64; EVAL_DIR, CHIP_NAME, LOOP)" 0 64 "$@"
+usage_or_help "bash test/eval_all.sh [batch_size ...]   (default: ${BATCH_SIZES[*]}; EVAL_DIR, CHIP_NAME, LOOP)" 0 64 "$@"
 read_batch_sizes "$@"
 
-stamp="$(date +%Y_%m_%d-%H_%M_%S)"
-EVAL_DIR="${EVAL_DIR:-./eval_results/$stamp}"
 [[ ! -e "$EVAL_DIR" ]] || die "$EVAL_DIR: already exists; refusing to overwrite an earlier evaluation (set EVAL_DIR)"
 source_cann
-if [[ "$BACKEND" == auto ]]; then
-  if have_ais_bench && [[ -n "${CHIP_NAME:-}" ]]; then BACKEND=ais_bench; else BACKEND=onnxruntime; fi
-fi
+BACKEND="$(choose_backend --chip_name="$CHIP_NAME" --batch_size "${BATCH_SIZES[@]}")"
 export BACKEND
 echo "[INFO] backend: $BACKEND; batch sizes: ${BATCH_SIZES[*]}; records in $EVAL_DIR"
 mkdir -p "$EVAL_DIR"
 
 bash "$REPO_ROOT/test/preprocess_data.sh"
 # The card's pth column: PyTorch eager on the checkpoint, run and scored like every other backend.
+# shellcheck disable=SC2154  # stamp: this run's start time, set with the settings in common.sh
 pth_result="eval_pth_$stamp"
 tinybert infer --backend pytorch --model "$CKPT_DIR" --input "$(input_dirs)" --output "$RESULT_DIR" \
   --output_dirname "$pth_result" --outfmt "$OUTFMT" --batchsize 64 --bucket_edges off
@@ -29,8 +26,7 @@ bash "$REPO_ROOT/test/postprocess_data.sh" "$pth_result" --json_out "$EVAL_DIR/p
 for bs in "${BATCH_SIZES[@]}"; do
   echo "[INFO] ===== batch size $bs ====="
   bash "$REPO_ROOT/test/pth2onnx.sh" "$bs"
-  if [[ "$BACKEND" == ais_bench ]]; then
-    [[ -n "${CHIP_NAME:-}" ]] || die "BACKEND=ais_bench needs CHIP_NAME (the Name column of 'npu-smi info', e.g. 310P3)"
+  if [[ "$BACKEND" == ais_bench && -n "$CHIP_NAME" ]]; then
     bash "$REPO_ROOT/test/onnx2om.sh" "$bs" "$CHIP_NAME"
   fi
   result_name="eval_bs${bs}_$stamp"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Step 3: ONNX -> OM with ATC for one Ascend chip: the card's static TinyBERT_bs${bs}.om, or with
-# DYNAMIC_DIMS=16,32,48,64 a gear model TinyBERT_bs${bs}_dyn.om for length-bucketed inference.
+# Step 3: ONNX -> OM with ATC for one Ascend chip: the card's static OM model from the simplified static
+# ONNX model, or with DYNAMIC_DIMS=16,32,48,64 a gear model (from the simplified dynamic export) for
+# length-bucketed inference. File names: python -m tinybert paths --help.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -15,14 +16,14 @@ command -v atc >/dev/null 2>&1 || missing_tool "atc was not found: install the C
 
 gear_args=()
 if [[ -n "$DYNAMIC_DIMS" ]]; then
-  onnx="$(sim_dynamic_onnx_path)"
+  onnx="$(model_path sim_dynamic)"
   length=-1
   gear_text="$(gear_list "$DYNAMIC_DIMS")"  # an assignment, so a bad list stops the script
   dims=()
   for gear in $gear_text; do dims+=("$gear,$gear,$gear"); done
   gear_args=(--dynamic_dims="$(IFS=';'; echo "${dims[*]}")")
 else
-  onnx="$(sim_onnx_path "$bs")"
+  onnx="$(model_path sim --batch_size "$bs")"
   length="$SEQ_LEN"
 fi
 [[ -f "$onnx" ]] || die "$onnx: expected the ONNX model, found no such file (run test/pth2onnx.sh $bs)"

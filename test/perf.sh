@@ -5,16 +5,17 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/perf.sh <batch_size>   (LOOP: iterations; default 1000 on ais_bench, 100 on ONNX Runtime)" 1 1 "$@"
+usage_or_help "bash test/perf.sh <batch_size>   (LOOP: iterations; its default depends on the backend, see below)" 1 1 "$@"
 start_inference_step "$1"
 echo "[INFO] backend: $backend"
+loop="$(backend_setting LOOP "$backend")"
 
 if [[ "$backend" == ais_bench ]]; then
-  "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --loop "${LOOP:-1000}" --batchsize "$bs"
+  om="$(om_path "$bs")"
+  "$PYTHON" -m ais_bench --model "$om" --loop "$loop" --batchsize "$bs"
 else
   model="$(ort_model_path "$bs")"
-  [[ -f "$model" ]] || die "$model: expected the ONNX model for ORT_MODEL=$ORT_MODEL, found no such file (run test/pth2onnx.sh $bs)"
   echo "[INFO] model: $model"
-  tinybert perf --model "$model" --batchsize "$bs" --loop "${LOOP:-100}" --bin_dir "$BIN_DIR" \
+  tinybert perf --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
     --bucket_edges "$BUCKET_EDGES"
 fi

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/perf_gpu.sh <batch_size>" 1 1 "$@"
 bs="$1"
 require_batch_size "$bs"
-onnx="$(sim_onnx_path "$bs")"
+onnx="$(model_path sim --batch_size "$bs")"
 [[ -f "$onnx" ]] || die "$onnx: expected the simplified ONNX model, found no such file (run test/pth2onnx.sh $bs)"
 
 if command -v trtexec >/dev/null 2>&1; then
@@ -19,4 +19,5 @@ fi
 providers="$("$PYTHON" -c 'import onnxruntime as o; print(",".join(p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in o.get_available_providers()))')"
 [[ -n "$providers" ]] || missing_tool "no GPU stack here: neither trtexec (TensorRT) nor onnxruntime-gpu with a CUDA or TensorRT provider is installed"
 echo "[INFO] backend: onnxruntime ($providers)"
-tinybert perf --model "$onnx" --batchsize "$bs" --loop "${LOOP:-1000}" --providers "$providers,CPUExecutionProvider"
+loop="$(backend_setting LOOP onnxruntime-gpu)"
+tinybert perf --model "$onnx" --batchsize "$bs" --loop "$loop" --providers "$providers,CPUExecutionProvider"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Step 2: checkpoint -> TinyBERT_bs${bs}.onnx -> TinyBERT_sim_bs${bs}.onnx, both checked against PyTorch;
-# also the batch-independent fast models (dynamic, fused fp32, int8) when missing or older than the weights.
+# Step 2: checkpoint -> the card's static ONNX model for one batch size -> its simplified twin, both checked
+# against PyTorch; also the batch-independent fast models (dynamic, fused fp32, int8) when missing or older
+# than the weights. File names: python -m tinybert paths --help.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -11,14 +12,19 @@ require_batch_size "$bs"
 "$PYTHON" "$REPO_ROOT/TinyBERT_pth2onnx.py" --model_dir "$CKPT_DIR" --batch_size "$bs" --output_dir "$MODEL_DIR" \
   --opset "$OPSET" --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
 
+# fast_models_stale MODEL...: true when one is missing or older than the weights.
 fast_models_stale() {
   local model
-  for model in "$(sim_dynamic_onnx_path)" "$MODEL_DIR/TinyBERT_fast.onnx" "$MODEL_DIR/TinyBERT_int8.onnx"; do
+  for model in "$@"; do
     [[ -f "$model" && ! "$CKPT_DIR/pytorch_model.bin" -nt "$model" ]] || return 0
   done
   return 1
 }
-if [[ "${FAST_MODELS:-1}" != 0 ]] && fast_models_stale; then
-  tinybert export-fast --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
-    --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
+if [[ "$FAST_MODELS" != 0 ]]; then
+  model_list="$(model_path fast_models)"
+  mapfile -t fast_model_paths <<<"$model_list"
+  if fast_models_stale "${fast_model_paths[@]}"; then
+    tinybert export-fast --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
+      --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
+  fi
 fi

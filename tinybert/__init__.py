@@ -6,7 +6,6 @@ are imported inside the functions that need them so that `--help` and the data s
 
 INPUT_NAMES = ("input_ids", "segment_ids", "input_mask")
 OUTPUT_NAME = "output"
-DEFAULT_SEQ_LEN = 64
 NUM_LABELS = 2
 
 __version__ = "1.0.0"

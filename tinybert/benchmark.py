@@ -28,7 +28,7 @@ from .fileio import reserve_dir, write_json_atomic, write_text_atomic
 from .machine import describe_machine, physical_cores
 from .roofline import batch_flops, measured_sgemm_gflops
 from .runner import Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches, tokens_processed
-from .settings import BATCH_SIZES, OPSET, SEQ_LEN, model_path
+from .settings import BATCH_SIZES, OPSET, SEQ_LEN, TIMESTAMP_FORMAT, model_path
 
 
 @dataclass
@@ -124,7 +124,7 @@ def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark
                   threads: int | None = None, gpu: bool = True, plot: bool = True) -> dict:
     expect(repeats > 0, UsageError, f"expected a positive --repeats, got {repeats}")
     threads = threads or physical_cores()
-    out_dir = reserve_dir(output_root, f"benchmark-{time.strftime('%Y_%m_%d-%H_%M_%S')}")
+    out_dir = reserve_dir(output_root, f"benchmark-{time.strftime(TIMESTAMP_FORMAT)}")
     # Features and models are scratch: the results folder keeps only the table, JSON and plot.
     with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=output_root) as work_dir:
         report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu)

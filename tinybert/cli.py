@@ -7,11 +7,15 @@ non-zero; Ctrl-C and SIGTERM unwind through `finally` blocks so no half-written 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
-from . import DEFAULT_SEQ_LEN
 from .errors import PipelineError
+from .settings import BATCH_SIZES, EXPORT_TOLERANCE, LOOP, MODEL_FILES, OPSET, REPEATS, SEQ_LEN, defaults
+
+DEFAULTS = defaults()  # the settings table: every default below comes from it
+VOCAB_FILE = os.path.join(DEFAULTS["CKPT_DIR"], "vocab.txt")
 
 STEPS = {}
 
@@ -41,10 +45,10 @@ def _parser(name: str, description: str, prog: str | None) -> argparse.ArgumentP
 @step("preprocess", "SST-2 TSV -> bert_bin/{input_ids,segment_ids,input_mask}/input{i}.bin + manifest.json")
 def _preprocess(argv, prog):
     p = _parser("preprocess", STEPS["preprocess"][1], prog)
-    p.add_argument("--input_file", default="./glue_dir/SST-2/dev.tsv", help="SST-2 TSV (dev.tsv or test.tsv)")
-    p.add_argument("--vocab_file", default="./SST-2_model/vocab.txt", help="WordPiece vocabulary of the checkpoint")
-    p.add_argument("--output_dir", default="./bert_bin", help="feature folder to create")
-    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--input_file", default=DEFAULTS["DATA_FILE"], help="SST-2 TSV (dev.tsv or test.tsv)")
+    p.add_argument("--vocab_file", default=VOCAB_FILE, help="WordPiece vocabulary of the checkpoint")
+    p.add_argument("--output_dir", default=DEFAULTS["BIN_DIR"], help="feature folder to create")
+    p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
     p.add_argument("--overwrite", action="store_true", help="replace features made from other input")
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
@@ -55,15 +59,13 @@ def _preprocess(argv, prog):
 
 def _export_options(p: argparse.ArgumentParser, batch_size: bool) -> argparse.ArgumentParser:
     """The options both export steps share."""
-    from .settings import EXPORT_TOLERANCE, OPSET
-
-    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
+    p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
     if batch_size:
         p.add_argument("--batch_size", type=positive_int, required=True)
-    p.add_argument("--output_dir", default=".", help="where the .onnx files go")
+    p.add_argument("--output_dir", default=DEFAULTS["MODEL_DIR"], help="where the .onnx files go")
     p.add_argument("--opset", type=positive_int, default=OPSET)
-    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
-    p.add_argument("--features_dir", default="./bert_bin", help="real features for the numerical check")
+    p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
+    p.add_argument("--features_dir", default=DEFAULTS["BIN_DIR"], help="real features for the numerical check")
     p.add_argument("--tolerance", type=float, default=EXPORT_TOLERANCE,
                    help="max abs logit difference to PyTorch allowed (fp32 models)")
     return p
@@ -90,15 +92,15 @@ def _gears(argv, prog):
     p = _parser("gears", STEPS["gears"][1], prog)
     sub = p.add_subparsers(dest="action", required=True)
     sp = sub.add_parser("split", help="write <out>/gear<L>/{input_ids,segment_ids,input_mask}/input{i}.bin")
-    sp.add_argument("--bin_dir", default="./bert_bin")
+    sp.add_argument("--bin_dir", default=DEFAULTS["BIN_DIR"])
     sp.add_argument("--edges", required=True, help="gear sequence lengths, e.g. 16,32,48,64")
     sp.add_argument("--output_dir", required=True)
     sp.add_argument("--print_gears", action="store_true", help="print '<length> <folder>' per gear, for scripts")
     mp = sub.add_parser("merge", help="merge <parts>/gear<L> ais_bench folders into one result folder")
     mp.add_argument("--parts", required=True)
-    mp.add_argument("--output", default="./result")
+    mp.add_argument("--output", default=DEFAULTS["RESULT_DIR"])
     mp.add_argument("--output_dirname", default=None)
-    mp.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
+    mp.add_argument("--outfmt", default=DEFAULTS["OUTFMT"], choices=["TXT", "BIN", "NPY"])
     mp.add_argument("--gears_dir", default=None, help="the split's folder: records which features were run")
     a = p.parse_args(argv)
     from . import gears
@@ -123,12 +125,12 @@ def _infer(argv, prog):
     p = _parser("infer", STEPS["infer"][1], prog)
     p.add_argument("--model", required=True, help="ONNX model (or checkpoint folder for --backend pytorch)")
     p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
-    p.add_argument("--output", default="./result", help="root of the result folders")
+    p.add_argument("--output", default=DEFAULTS["RESULT_DIR"], help="root of the result folders")
     p.add_argument("--output_dirname", default=None, help="result folder name (default: a timestamp)")
-    p.add_argument("--outfmt", default="TXT", choices=["TXT", "BIN", "NPY"])
+    p.add_argument("--outfmt", default=DEFAULTS["OUTFMT"], choices=["TXT", "BIN", "NPY"])
     p.add_argument("--batchsize", type=positive_int, required=True)
     p.add_argument("--backend", default="onnxruntime", choices=backend_names())
-    p.add_argument("--bucket_edges", default="tight",
+    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
                    help="dynamic-shape models: 'tight' pads each length-sorted batch to its longest sample, "
                         "e.g. '16,32,48,64' to those edges, 'off' to the full length")
     p.add_argument("--no_progress", action="store_true")
@@ -144,8 +146,8 @@ def _infer(argv, prog):
 def _postprocess(argv, prog):
     p = _parser("postprocess", STEPS["postprocess"][1], prog)
     p.add_argument("result", help="result folder: a name inside --result_root, or a path")
-    p.add_argument("--result_root", default="./result")
-    p.add_argument("--bin_dir", default="./bert_bin", help="feature folder with manifest.json")
+    p.add_argument("--result_root", default=DEFAULTS["RESULT_DIR"])
+    p.add_argument("--bin_dir", default=DEFAULTS["BIN_DIR"], help="feature folder with manifest.json")
     p.add_argument("--predictions_out", default=None, help="also write index<TAB>prediction here")
     p.add_argument("--with_logits", action="store_true", help="add the two logits to the predictions file")
     p.add_argument("--json_out", default=None, help="write the figures as JSON here")
@@ -162,13 +164,13 @@ def _perf(argv, prog):
     p = _parser("perf", STEPS["perf"][1], prog)
     p.add_argument("--model", required=True)
     p.add_argument("--batchsize", type=positive_int, required=True)
-    p.add_argument("--loop", type=positive_int, default=100)
+    p.add_argument("--loop", type=positive_int, default=LOOP)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--backend", default="onnxruntime", choices=backend_names())
     p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
     p.add_argument("--bin_dir", default=None,
                    help="dynamic-shape models: time the length-bucketed batches of these features")
-    p.add_argument("--bucket_edges", default="tight", help="as for infer")
+    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"], help="as for infer")
     p.add_argument("--json_out", default=None)
     _backend_options(p)
     a = p.parse_args(argv)
@@ -205,9 +207,9 @@ def _predict(argv, prog):
     p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
     p.add_argument("--onnx", default=None, help="ONNX model (ONNX Runtime backend) instead of --model_dir")
     p.add_argument("--vocab_file", default=None,
-                   help="WordPiece vocabulary (default: <model_dir>/vocab.txt, or ./SST-2_model/vocab.txt with --onnx)")
+                   help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
     p.add_argument("--max_seq_length", type=positive_int, default=None,
-                   help=f"tokens per sentence (default: the model's fixed length, else {DEFAULT_SEQ_LEN})")
+                   help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
     _backend_options(p)
     a = p.parse_args(argv)
     from .predict import predict, print_predictions, read_sentences
@@ -218,16 +220,14 @@ def _predict(argv, prog):
 
 @step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
 def _benchmark(argv, prog):
-    from .settings import BATCH_SIZES
-
     p = _parser("benchmark", STEPS["benchmark"][1], prog)
-    p.add_argument("--model_dir", default="./SST-2_model", help="TinyBERT checkpoint folder")
-    p.add_argument("--data_file", default="./glue_dir/SST-2/dev.tsv", help="labelled SST-2 TSV")
-    p.add_argument("--output", default="./benchmark_results", help="a new benchmark-<time> folder is made here")
+    p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
+    p.add_argument("--data_file", default=DEFAULTS["DATA_FILE"], help="labelled SST-2 TSV")
+    p.add_argument("--output", default=DEFAULTS["BENCH_DIR"], help="a new benchmark-<time> folder is made here")
     p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed passes per row; the median is reported")
-    p.add_argument("--max_seq_length", type=positive_int, default=DEFAULT_SEQ_LEN)
-    p.add_argument("--opset", type=positive_int, default=11)
+    p.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed passes per row; the median is reported")
+    p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
+    p.add_argument("--opset", type=positive_int, default=OPSET)
     p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
     p.add_argument("--no_plot", action="store_true")
     _backend_options(p)
@@ -240,6 +240,89 @@ def _benchmark(argv, prog):
 
     run_benchmark(a.model_dir, a.data_file, a.output, sizes, a.repeats, a.max_seq_length, a.opset, a.threads,
                   gpu=not a.no_gpu, plot=not a.no_plot)
+
+
+def _print(text: str) -> None:
+    """Text as UTF-8 whatever the locale (the Markdown table has Chinese headers)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, README's Markdown")
+def _settings(argv, prog):
+    p = _parser("settings", STEPS["settings"][1], prog)
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--shell", action="store_true",
+                      help="lines for eval: each setting, unless set and non-empty, becomes its default")
+    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (README.md)")
+    form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
+    p.add_argument("--script", default=None,
+                   help="only the settings this test/*.sh reads (the shared ones and its own); default: all")
+    p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
+    a = p.parse_args(argv)
+    from . import settings_text
+    from .settings import backend_default
+
+    if a.shell:
+        text = settings_text.shell_assignments(a.script)
+    elif a.markdown:
+        text = settings_text.markdown(a.script)
+    elif a.get:
+        text = backend_default(a.get, a.backend) + "\n"
+    else:
+        text = settings_text.help_text(a.script)
+    _print(text)
+
+
+def _model_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The settings that decide which model file a step uses."""
+    p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: where the .onnx and .om files are")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the ONNX Runtime model")
+    p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
+                   help="DYNAMIC_DIMS: non-empty selects the Ascend gear model")
+    return p
+
+
+FAST_MODEL_GROUP = "fast_models"
+
+
+@step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
+def _paths(argv, prog):
+    from .backend_choice import BACKEND_RULES, Request, backend_model
+    from .settings import FAST_MODEL_KINDS, model_path
+
+    backends = [rule.name for rule in BACKEND_RULES]
+    p = _parser("paths", STEPS["paths"][1], prog)
+    p.add_argument("kind", nargs="+",
+                   help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
+                        f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
+    p.add_argument("--batch_size", type=positive_int, default=None, help="for the models made per batch size")
+    a = _model_options(p).parse_args(argv)
+    request = Request(a.model_dir, a.ort_model, a.dynamic_dims)
+    lines = []
+    for kind in a.kind:
+        if kind == FAST_MODEL_GROUP:
+            lines += [model_path(k, a.model_dir, a.batch_size) for k in FAST_MODEL_KINDS]
+        elif kind in backends:
+            lines.append(backend_model(kind, request, a.batch_size))
+        else:
+            lines.append(model_path(kind, a.model_dir, a.batch_size))
+    _print("".join(f"{line}\n" for line in lines))
+
+
+@step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
+def _backend(argv, prog):
+    from .backend_choice import Request, choose_backend
+
+    p = _parser("backend", STEPS["backend"][1], prog)
+    p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
+    p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
+                   help="the batch sizes to run (each one's model must exist, unless it will be built)")
+    p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
+    a = _model_options(p).parse_args(argv)
+    request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
+    print(choose_backend(a.requested, a.batch_size, request))
 
 
 class Terminated(BaseException):

@@ -17,7 +17,7 @@ from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
 from .features import encode_sentences
 from .runner import model_logits
-from .settings import SEQ_LEN
+from .settings import SEQ_LEN, default
 
 LABEL_NAMES = ("negative", "positive")
 DYNAMIC_BATCH = 64  # rows per call when the model accepts any batch size
@@ -74,7 +74,7 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
             threads: int | None = None) -> list[Prediction]:
     runner = _open_backend(model_dir, onnx, threads)
     model_path = onnx or model_dir
-    vocab_file = vocab_file or os.path.join(model_dir or "./SST-2_model", "vocab.txt")
+    vocab_file = vocab_file or os.path.join(model_dir or default("CKPT_DIR"), "vocab.txt")
     seq_len = _sequence_length(runner, max_seq_length, model_path)
     features = encode_sentences(sentences, vocab_file, seq_len)
     config = getattr(getattr(runner, "model", None), "config", None)

@@ -19,9 +19,9 @@ import numpy as np
 from . import NUM_LABELS
 from .errors import ResultFolderError, UsageError, expect
 from .fileio import natural_key, reserve_dir, write_json_atomic
+from .settings import TIMESTAMP_FORMAT
 
 FORMATS = ("TXT", "BIN", "NPY")
-TIMESTAMP_FORMAT = "%Y_%m_%d-%H_%M_%S"
 SUMMARY_SUFFIX = "_summary.json"
 _PARTIAL_MARK = ".partial-"
 

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Setting:
     name: str  # the environment variable test/*.sh reads
-    default: str  # may refer to an earlier setting as {NAME}
+    # May refer to an earlier setting as {NAME}, or to a value the run computes as {lowercase} (RUN_VALUES).
+    # Empty: the variable stays empty unless set (the step decides, e.g. from the backend: by_backend).
+    default: str
     why: str
+    scripts: tuple[str, ...] = ()  # the test/*.sh that read it; () = every step (through test/common.sh)
+    by_backend: tuple[tuple[str, str], ...] = ()  # (backend, default) where the default depends on it
 
 
 SETTINGS = (
@@ -28,7 +32,8 @@ SETTINGS = (
     Setting("RESULT_DIR", "./result", "ais_bench's --output in the card"),
     Setting("SEQ_LEN", "64", "the card's max_seq_length; the longest dev sentence has 55 tokens"),
     Setting("OPSET", "11", "the card's opset: ATC supports it, and exact (erf) GELU needs 9 or later"),
-    Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table"),
+    Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table (batch sizes given as "
+                                             "arguments replace it)", scripts=("eval_all.sh", "benchmark.sh")),
     Setting("BACKEND", "auto", "ais_bench where it is installed and an OM model exists or can be built, "
                                "else ONNX Runtime: the same steps run on an NPU server and anywhere else"),
     Setting("ORT_MODEL", "fast", "fused fp32 on length-bucketed batches: the logits of PyTorch within 1e-4, "
@@ -40,7 +45,36 @@ SETTINGS = (
     Setting("PRECISION_MODE", "force_fp16", "ATC's inference default, as in the card"),
     Setting("CANN_SET_ENV", "/usr/local/Ascend/ascend-toolkit/set_env.sh", "where the CANN toolkit installs "
                                                                            "its environment script"),
+    Setting("PYTHON", "python3", "the interpreter of the model card's commands; test/common.sh spells this one "
+                                 "default itself, since it needs Python to read this table (a test keeps both equal)"),
+    # Read by some scripts only.
+    Setting("LOOP", "", "timed iterations: the card's ais_bench --loop 1000 (also for GPU providers); 100 on "
+                        "ONNX Runtime on the CPU, where one iteration takes far longer. For the fast/int8 models it "
+                        "is rounded up to whole passes over the length-bucketed batches: a partial pass would time "
+                        "only the short sentences",
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"),
+            by_backend=(("ais_bench", "1000"), ("onnxruntime", "100"), ("onnxruntime-gpu", "1000"))),
+    Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
+                                  "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
+    Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
+                                                 "earlier table is never overwritten", scripts=("eval_all.sh",)),
+    Setting("CHIP_NAME", "", "empty: no OM models are built; on an NPU server the Name column of 'npu-smi info' "
+                             "(e.g. 310P3) makes eval_all.sh build them with ATC, so BACKEND=auto can pick ais_bench",
+            scripts=("eval_all.sh",)),
+    Setting("BENCH_DIR", "./benchmark_results", "each run adds a benchmark-<time> folder here, beside the card's "
+                                                "folders", scripts=("benchmark.sh",)),
+    Setting("REPEATS", "3", "timed passes per row, the median reported: one disturbed pass on a shared machine "
+                            "does not move the figure, and the whole benchmark stays within minutes",
+            scripts=("benchmark.sh",)),
+    Setting("ONNX_MODEL", "", "empty: PyTorch eager on CKPT_DIR, nothing to export first; an .onnx file runs "
+                              "ONNX Runtime instead", scripts=("predict.sh",)),
+    Setting("FAST_MODELS", "1", "the fast models are ONNX Runtime's default path, so they are exported when "
+                                "missing or older than the weights; 0 skips them (only the card's static pair)",
+            scripts=("pth2onnx.sh",)),
 )
+# Values a run computes, which defaults may refer to as {name}.
+RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
+TIMESTAMP_FORMAT = "%Y_%m_%d-%H_%M_%S"
 
 _REFERENCE = re.compile(r"\{([A-Z_]+)\}")
 
@@ -57,10 +91,42 @@ def default(name: str) -> str:
     return defaults()[name]
 
 
+def setting(name: str) -> Setting:
+    from .errors import UsageError
+
+    for candidate in SETTINGS:
+        if candidate.name == name:
+            return candidate
+    raise UsageError(f"expected a setting among {', '.join(s.name for s in SETTINGS)}, got {name!r}")
+
+
+def backend_default(name: str, backend: str) -> str:
+    """The default of a setting that depends on the backend (LOOP), or its plain default."""
+    from .errors import UsageError
+
+    found = setting(name)
+    if not found.by_backend:
+        return default(name)
+    choices = dict(found.by_backend)
+    if backend not in choices:
+        raise UsageError(f"expected a backend among {', '.join(choices)} for the {name} default, got {backend!r}")
+    return choices[backend]
+
+
+def for_script(script: str | None) -> tuple[Setting, ...]:
+    """The settings a test/*.sh reads: the shared ones and those naming it (all of them for None)."""
+    if script is None:
+        return SETTINGS
+    script = os.path.basename(script)
+    return tuple(s for s in SETTINGS if not s.scripts or script in s.scripts)
+
+
 # Typed defaults for the Python steps (the same table).
 SEQ_LEN = int(default("SEQ_LEN"))
 OPSET = int(default("OPSET"))
 BATCH_SIZES = tuple(int(bs) for bs in default("BATCH_SIZES").split())
+LOOP = int(backend_default("LOOP", "onnxruntime"))  # `python -m tinybert perf` runs ONNX Runtime
+REPEATS = int(default("REPEATS"))
 MIN_OPSET = 11  # ATC's ONNX support starts at 11
 # fp32 exports must give the logits of PyTorch eager to this max abs difference (float32 rounding
 # over 4 layers stays near 1e-6; a wrong graph is off by far more).

@@ -1,0 +1,373 @@
+"""One place for each rule: the settings table reaches the shell (`settings --shell`), the scripts'
+help and README (`--markdown`); model file names come from `paths`; one BACKEND rule (`backend`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, assert_clean_error, run_cli, run_script
+
+from tinybert import backend_choice, settings, settings_text
+from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
+from tinybert.settings import SETTINGS, Setting
+
+NAMES = [s.name for s in SETTINGS]
+SCRIPTS = sorted(p.name for p in (REPO / "test").glob("*.sh") if p.name != "common.sh")
+
+
+def _clean_env(**values) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in NAMES}
+    return {**env, "PYTHONPATH": str(REPO), **values}
+
+
+def _eval_in_bash(shell_code: str, names, env) -> dict:
+    """Evaluate `shell_code` under set -u and read back each variable."""
+    script = shell_code + "".join(f'printf "%s\\0" "${n}"\n' for n in names)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return dict(zip(names, proc.stdout.split("\0")))
+
+
+def _shell(*args, env=None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "tinybert", "settings", "--shell", *args], env=env or _clean_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+def test_every_setting_has_a_reason_and_known_scripts():
+    assert len(set(NAMES)) == len(NAMES)
+    for index, setting in enumerate(SETTINGS):
+        assert setting.why.strip(), setting.name
+        assert set(setting.scripts) <= set(SCRIPTS), setting.name
+        assert not (setting.default and setting.by_backend), f"{setting.name}: one kind of default"
+        for match in re.finditer(r"\{(\w+)\}", setting.default):
+            ref = match.group(1)
+            if ref in settings.RUN_VALUES:
+                continue
+            earlier = {s.name: s for s in SETTINGS[:index]}
+            assert ref in earlier, f"{setting.name} refers to {ref}, which is not an earlier setting"
+            assert not earlier[ref].scripts or set(setting.scripts) <= set(earlier[ref].scripts), setting.name
+
+
+def test_typed_constants_follow_the_table():
+    assert settings.SEQ_LEN == int(settings.default("SEQ_LEN"))
+    assert settings.BATCH_SIZES == tuple(map(int, settings.default("BATCH_SIZES").split()))
+    assert settings.LOOP == int(settings.backend_default("LOOP", "onnxruntime"))
+
+
+def test_cli_option_defaults_come_from_the_table(monkeypatch):
+    import tinybert.benchmark
+    import tinybert.perf
+    from tinybert import cli
+
+    calls = {}
+    monkeypatch.setattr(tinybert.benchmark, "run_benchmark", lambda *a, **k: calls.setdefault("benchmark", a))
+    monkeypatch.setattr(tinybert.perf, "measure", lambda *a, **k: calls.setdefault("perf", (a, k)))
+    assert cli.run("benchmark", []) == 0 and cli.run("perf", ["--model", "m.onnx", "--batchsize", "1"]) == 0
+    model_dir, data_file, output, sizes, repeats, seq_len, opset = calls["benchmark"][:7]
+    d = settings.defaults()
+    assert (model_dir, data_file, output) == (d["CKPT_DIR"], d["DATA_FILE"], d["BENCH_DIR"])
+    assert (tuple(sizes), repeats, seq_len, opset) == (settings.BATCH_SIZES, settings.REPEATS, settings.SEQ_LEN,
+                                                      settings.OPSET)
+    (model, batch, loop, *_), options = calls["perf"]
+    assert loop == settings.LOOP and options["bucket_edges"] == d["BUCKET_EDGES"]
+
+
+# --- settings --shell ---------------------------------------------------------------------------------
+
+def test_shell_assignments_give_the_table_defaults():
+    values = _eval_in_bash(_shell(), NAMES + ["stamp"], _clean_env())
+    assert re.fullmatch(r"\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d", values["stamp"])
+    expected = {name: value.replace("{stamp}", values["stamp"]) for name, value in settings.defaults().items()}
+    assert {n: values[n] for n in NAMES} == expected
+    assert values["DATA_FILE"] == "./glue_dir/SST-2/dev.tsv" and values["SEQ_LEN"] == "64"
+    assert values["LOOP"] == "" and values["OUTPUT_DIRNAME"] == ""  # no single default: left empty
+
+
+def test_shell_assignments_keep_values_from_the_environment():
+    env = _clean_env(GLUE_DIR="/data/my SST-2", SEQ_LEN="128", BACKEND="onnxruntime", LOOP="7", DYNAMIC_DIMS="",
+                     EVAL_DIR="mine")
+    values = _eval_in_bash(_shell(env=env), NAMES, env)
+    assert values["GLUE_DIR"] == "/data/my SST-2" and values["DATA_FILE"] == "/data/my SST-2/dev.tsv"
+    assert values["SEQ_LEN"] == "128" and values["BACKEND"] == "onnxruntime" and values["LOOP"] == "7"
+    assert values["EVAL_DIR"] == "mine" and values["DYNAMIC_DIMS"] == ""
+    assert values["OPSET"] == settings.default("OPSET")
+
+
+def test_shell_assignments_quote_any_default(monkeypatch):
+    hostile = "a b'c\"d$HOME`x`\\e}f*~g\nh|<i>"
+    table = (Setting("FIRST", hostile, "-"), Setting("SECOND", "{FIRST}/x'y", "-"), Setting("EMPTY", "", "-"),
+             Setting("PLAIN", "./p q/{FIRST}", "-"))
+    monkeypatch.setattr(settings_text, "for_script", lambda script: table)
+    code = settings_text.shell_assignments()
+    values = _eval_in_bash(code, ["FIRST", "SECOND", "EMPTY", "PLAIN"], _clean_env())
+    assert values == {"FIRST": hostile, "SECOND": hostile + "/x'y", "EMPTY": "", "PLAIN": "./p q/" + hostile}
+
+
+def test_shell_assignments_per_script():
+    def names(script):
+        return {line.split("=", 1)[0] for line in _shell("--script", script).splitlines()}
+
+    shared = {s.name for s in SETTINGS if not s.scripts}
+    assert names("benchmark.sh") == shared | {"stamp", "BATCH_SIZES", "BENCH_DIR", "REPEATS"}
+    assert names("test/perf.sh") == shared | {"stamp", "LOOP"}
+    assert "EVAL_DIR" in names("eval_all.sh") and "EVAL_DIR" not in names("preprocess_data.sh")
+
+
+def test_common_sh_bootstraps_python_with_the_table_default():
+    common = (REPO / "test" / "common.sh").read_text()
+    assert f'PYTHON="${{PYTHON:-{settings.default("PYTHON")}}}"' in common
+
+
+# --- help and README ------------------------------------------------------------------------------------
+
+def test_help_lists_the_settings_of_the_script():
+    text = run_cli("settings", "--script", "perf.sh", check=True).stdout
+    assert re.search(r"^  SEQ_LEN +64$", text, re.M) and re.search(r"^  LOOP +1000 on ais_bench, 100 on onnxruntime",
+                                                                    text, re.M)
+    assert "BENCH_DIR" not in text
+    every = run_cli("settings", check=True).stdout
+    assert all(re.search(rf"^  {name} ", every, re.M) for name in NAMES)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_help_shows_its_settings(script, tmp_path):
+    proc = run_script(script, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == proc.stdout.split("\n", 1)[0] + "\n" + settings_text.help_text(script)
+
+
+def test_readme_has_the_generated_settings_table():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- settings-table:start -->\n(.*?)<!-- settings-table:end -->", readme, re.S)
+    assert found, "README.md: expected the settings table between settings-table markers"
+    printed = subprocess.run([sys.executable, "-m", "tinybert", "settings", "--markdown"], env=_clean_env(),
+                             capture_output=True, check=True).stdout.decode("utf-8")
+    assert found.group(1) == printed, "README.md is out of date: paste `python -m tinybert settings --markdown`"
+
+
+# --- nothing spelled twice in the shell -----------------------------------------------------------------
+
+def _code(path) -> str:
+    """The script without comments (a # that starts a word, outside quotes, well enough for these files)."""
+    return "\n".join(re.sub(r"(^|\s)#(?![!]).*$", "", line) for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("script", SCRIPTS + ["common.sh"])
+def test_scripts_spell_no_model_file_name_and_no_default(script):
+    path = REPO / "test" / script
+    text = path.read_text()
+    # The card's entry scripts (TinyBERT_pth2onnx.py, ...) are not models.
+    assert not re.search(r"TinyBERT_(?!(pre|post)process_data\.py|pth2onnx\.py)", text), script
+    assert ".onnx\"" not in text and ".om\"" not in text, script
+    code = _code(path)
+    bootstrap = f'${{PYTHON:-{settings.default("PYTHON")}}}'
+    defaults = re.findall(r"\$\{\w+:-[^}]+\}", code.replace(bootstrap, ""))
+    assert not defaults, f"{script}: defaults spelled in the shell: {defaults}"
+    assert settings.default("BATCH_SIZES") not in text, script
+    for name in ("SEQ_LEN", "OPSET", "REPEATS"):
+        value = settings.default(name)
+        assert not re.search(rf"(--\w+[= ]|=)[\"']?{value}\b", code), f"{script} spells {name}={value}"
+    for backend, value in dict(settings.setting("LOOP").by_backend).items():
+        assert not re.search(rf"--loop[= ][\"']?{value}\b", code), f"{script} spells the {backend} LOOP {value}"
+
+
+# --- paths ---------------------------------------------------------------------------------------------
+
+CARD_NAMES = {"onnx": "TinyBERT_bs4.onnx", "sim": "TinyBERT_sim_bs4.onnx", "dynamic": "TinyBERT_dynamic.onnx",
+              "sim_dynamic": "TinyBERT_sim_dynamic.onnx", "fast": "TinyBERT_fast.onnx", "int8": "TinyBERT_int8.onnx",
+              "om": "TinyBERT_bs4.om", "om_gears": "TinyBERT_bs4_dyn.om"}
+
+
+@pytest.mark.parametrize("kind", sorted(CARD_NAMES))
+def test_paths_of_each_kind(kind):
+    assert set(CARD_NAMES) == set(settings.MODEL_FILES)
+    printed = run_cli("paths", kind, "--batch_size", 4, check=True).stdout
+    assert printed == f"./{CARD_NAMES[kind]}\n"
+    elsewhere = run_cli("paths", kind, "--batch_size", 4, "--model_dir", "/m o", check=True).stdout
+    assert elsewhere == f"/m o/{CARD_NAMES[kind]}\n"
+
+
+def test_paths_for_the_scripts():
+    def paths(*args):
+        return run_cli("paths", *args, check=True).stdout.splitlines()
+
+    assert paths("onnxruntime") == ["./TinyBERT_fast.onnx"]  # ORT_MODEL's default
+    assert paths("onnxruntime", "--ort_model", "int8") == ["./TinyBERT_int8.onnx"]
+    assert paths("onnxruntime", "--ort_model", "static", "--batch_size", 8) == ["./TinyBERT_sim_bs8.onnx"]
+    assert paths("ais_bench", "--batch_size", 8) == ["./TinyBERT_bs8.om"]
+    assert paths("ais_bench", "--batch_size", 8, "--dynamic_dims", "16,32,48,64") == ["./TinyBERT_bs8_dyn.om"]
+    assert paths("fast_models", "--model_dir", "m") == [
+        "m/TinyBERT_dynamic.onnx", "m/TinyBERT_sim_dynamic.onnx", "m/TinyBERT_fast.onnx", "m/TinyBERT_int8.onnx"]
+    assert paths("sim", "om", "--batch_size", 2) == ["./TinyBERT_sim_bs2.onnx", "./TinyBERT_bs2.om"]
+
+
+def test_paths_errors():
+    assert_clean_error(run_cli("paths", "onnxruntime", "--ort_model", "fp16"),
+                       "expected ORT_MODEL fast, int8 or static, got 'fp16'", code=2)
+    assert_clean_error(run_cli("paths", "sim"), "expected a batch size for the sim model", code=2)
+    assert_clean_error(run_cli("paths", "tflite"), "expected a model kind among", "got 'tflite'", code=2)
+    assert_clean_error(run_cli("settings", "--get", "NOPE"), "expected a setting among", "got 'NOPE'", code=2)
+    assert_clean_error(run_cli("settings", "--get", "LOOP", "--backend", "tpu"), "got 'tpu'", code=2)
+    assert run_cli("settings", "--get", "LOOP", "--backend", "ais_bench", check=True).stdout == "1000\n"
+
+
+# --- the backend rule ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_ais_bench(tmp_path):
+    """PYTHONPATH entries with an importable stand-in `ais_bench` package."""
+    pkg = tmp_path / "py" / "ais_bench"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    return f"{REPO}{os.pathsep}{tmp_path / 'py'}"
+
+
+def _backend(*args, cwd, pythonpath=None):
+    return run_cli("backend", *args, cwd=cwd, env={"PYTHONPATH": pythonpath or str(REPO)})
+
+
+def _chosen(*args, cwd, pythonpath=None) -> str:
+    proc = _backend(*args, cwd=cwd, pythonpath=pythonpath)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_auto_without_ais_bench_is_onnxruntime(tmp_path):
+    (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
+    assert _chosen("--batch_size", 1, cwd=tmp_path) == "onnxruntime"
+    assert _chosen("--batch_size", 1, "--chip_name", "310P3", cwd=tmp_path) == "onnxruntime"
+
+
+def test_auto_with_ais_bench_needs_the_om_models_or_a_chip(tmp_path, fake_ais_bench):
+    def chosen(*args):
+        return _chosen("--requested", "auto", *args, cwd=tmp_path, pythonpath=fake_ais_bench)
+
+    assert chosen("--batch_size", 1) == "onnxruntime"  # nothing to run ais_bench on
+    assert chosen("--batch_size", 1, "--chip_name", "310P3") == "ais_bench"  # the step builds the OM
+    (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
+    assert chosen("--batch_size", 1) == "ais_bench"
+    assert chosen("--batch_size", 1, 4) == "onnxruntime"  # every batch size needs its OM
+    assert chosen("--batch_size", 1, "--dynamic_dims", "16,64") == "onnxruntime"  # gear models are others
+    (tmp_path / "TinyBERT_bs1_dyn.om").write_bytes(b"om")
+    assert chosen("--batch_size", 1, "--dynamic_dims", "16,64") == "ais_bench"
+    assert chosen("--batch_size", 1, "--model_dir", "elsewhere") == "onnxruntime"
+
+
+def test_explicit_backends(tmp_path, fake_ais_bench):
+    missing = _backend("--requested", "ais_bench", "--batch_size", 1, cwd=tmp_path)
+    assert_clean_error(missing, "ais_bench is not installed for", "gitee.com/ascend/tools", "BACKEND=onnxruntime",
+                       code=3)
+    no_om = _backend("--requested", "ais_bench", "--batch_size", 2, cwd=tmp_path, pythonpath=fake_ais_bench)
+    assert_clean_error(no_om, "./TinyBERT_bs2.om: expected the OM model for batch size 2, found no such file "
+                              "(run test/onnx2om.sh 2 <chip_name>)", code=2)
+    assert _chosen("--requested", "ais_bench", "--batch_size", 2, "--chip_name", "310P3", cwd=tmp_path,
+                   pythonpath=fake_ais_bench) == "ais_bench"
+    assert _chosen("--requested", "onnxruntime", "--batch_size", 2, cwd=tmp_path, pythonpath=fake_ais_bench) == \
+        "onnxruntime"
+    assert_clean_error(_backend("--requested", "npu", "--batch_size", 1, cwd=tmp_path),
+                       "expected BACKEND auto, ais_bench or onnxruntime, got 'npu'", code=2)
+
+
+def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
+    """Another branch adds `cann` (an ONNX Runtime provider): one BackendRule, tried before ais_bench."""
+    request = backend_choice.Request(model_dir=str(tmp_path))
+    installed = {"cann": True}
+    cann = backend_choice.BackendRule("cann", lambda: installed["cann"], "no CANN provider for {python}",
+                                      backend_choice.ort_model,
+                                      missing_model="{path}: expected the ONNX model for batch size {bs}")
+    monkeypatch.setattr(backend_choice, "BACKEND_RULES", (cann,) + backend_choice.BACKEND_RULES)
+    assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing
+    with pytest.raises(ModelFileError, match="TinyBERT_fast.onnx: expected the ONNX model for batch size 1"):
+        backend_choice.choose_backend("cann", [1], request)
+    (tmp_path / "TinyBERT_fast.onnx").write_bytes(b"onnx")
+    assert backend_choice.choose_backend("auto", [1], request) == "cann"
+    assert backend_choice.choose_backend("cann", [1], request) == "cann"
+    with pytest.raises(UsageError, match="expected BACKEND auto, cann, ais_bench or onnxruntime, got 'x'"):
+        backend_choice.choose_backend("x", [1], request)
+    installed["cann"] = False
+    assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"
+    with pytest.raises(BackendUnavailableError, match=f"no CANN provider for {re.escape(sys.executable)}"):
+        backend_choice.choose_backend("cann", [1], request)
+
+
+# --- the scripts use the one rule -----------------------------------------------------------------------
+
+FAKE_ATC = '''#!/usr/bin/env bash
+for arg in "$@"; do case "$arg" in --output=*) out="${arg#--output=}" ;; esac; done
+printf '%s\\n' "$@" >> "$RECORD"
+echo om > "$out.om"
+'''
+
+# ais_bench stand-in: `--loop` prints the throughput line; otherwise writes one TXT output per sample
+# (logits favouring the label read from the manifest, so accuracy is 100 %).
+FAKE_AIS_BENCH = '''
+import argparse, json, os
+p = argparse.ArgumentParser()
+for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--loop"):
+    p.add_argument(a)
+a = p.parse_args()
+with open(os.environ["RECORD"], "a") as r:
+    r.write(f"ais_bench --model {a.model} --loop {a.loop}\\n")
+if a.loop:
+    print("[INFO] throughput 1000*batchsize.mean(1)/NPU_compute_time.mean(1.0): 1000.0")
+    raise SystemExit
+first = a.input.split(",")[0]
+labels = json.load(open(os.path.join(os.path.dirname(first), "manifest.json")))["labels"]
+name = a.output_dirname
+out = os.path.join(a.output, name)
+os.makedirs(out)
+info = {}
+for i, label in enumerate(labels):
+    path = os.path.join(out, f"input{i}_0.txt")
+    open(path, "w").write("0.000000 1.000000 \\n" if label else "1.000000 0.000000 \\n")
+    info[str(i)] = {"infiles": [os.path.join(first, f"input{i}.bin")], "outfiles": [path]}
+json.dump({"filesinfo": info, "args": {"batchsize": a.batchsize}, "npu_compute_time_list": [1.0]},
+          open(os.path.join(a.output, name + "_summary.json"), "w"))
+'''
+
+
+def test_eval_all_builds_oms_and_runs_ais_bench_when_a_chip_is_named(tmp_path, small_inputs):
+    bin_dir, pkg = tmp_path / "bin", tmp_path / "py" / "ais_bench"
+    bin_dir.mkdir()
+    pkg.mkdir(parents=True)
+    (bin_dir / "atc").write_text(FAKE_ATC)
+    (bin_dir / "atc").chmod(0o755)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(FAKE_AIS_BENCH)
+    record = tmp_path / "record.txt"
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(tmp_path / "py"),
+           "RECORD": str(record), "CANN_SET_ENV": "/nonexistent/set_env.sh", "FAST_MODELS": "0",
+           "DATA_FILE": str(small_inputs.tsv), "CKPT_DIR": str(small_inputs.checkpoint), "EVAL_DIR": "eval",
+           "CHIP_NAME": "310P3"}
+    proc = run_script("eval_all.sh", 2, cwd=work, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[INFO] backend: ais_bench;" in proc.stdout
+    calls = record.read_text()
+    assert "--soc_version=Ascend310P3" in calls and "--output=./TinyBERT_bs2" in calls
+    assert "ais_bench --model ./TinyBERT_bs2.om --loop None" in calls
+    assert "ais_bench --model ./TinyBERT_bs2.om --loop 1000" in calls
+    assert "| TinyBERT (bs2) |" in (work / "eval" / "table.md").read_text()
+    assert "ais_bench" in (work / "eval" / "table.md").read_text()
+
+
+def test_eval_all_asks_the_same_rule_before_any_work(tmp_path, fake_ais_bench):
+    env = {"PYTHONPATH": fake_ais_bench, "CANN_SET_ENV": "/nonexistent/set_env.sh", "EVAL_DIR": "eval",
+           "DATA_FILE": str(tmp_path / "absent.tsv")}  # preprocessing fails at once after the choice
+    without_om = run_script("eval_all.sh", 1, cwd=tmp_path, env=env)
+    assert "[INFO] backend: onnxruntime;" in without_om.stdout, without_om.stdout + without_om.stderr
+    (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
+    with_om = run_script("eval_all.sh", 1, cwd=tmp_path, env={**env, "EVAL_DIR": "eval2"})
+    assert "[INFO] backend: ais_bench;" in with_om.stdout, with_om.stdout + with_om.stderr
+    explicit = run_script("eval_all.sh", 1, 4, cwd=tmp_path, env={**env, "EVAL_DIR": "eval3", "BACKEND": "ais_bench"})
+    assert_clean_error(explicit, "TinyBERT_bs4.om: expected the OM model for batch size 4", code=2)
+    assert not (tmp_path / "eval3").exists()
