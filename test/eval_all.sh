@@ -21,7 +21,7 @@ bash "$REPO_ROOT/test/preprocess_data.sh"
 # shellcheck disable=SC2154  # stamp: this run's start time, set with the settings in common.sh
 pth_result="eval_pth_$stamp"
 tinybert infer --backend pytorch --model "$CKPT_DIR" --input "$(input_dirs)" --output "$RESULT_DIR" \
-  --output_dirname "$pth_result" --outfmt "$OUTFMT" --batchsize 64 --bucket_edges off
+  --output_dirname "$pth_result" --outfmt "$OUTFMT" --batchsize "$PTH_BATCH_SIZE" --bucket_edges off
 bash "$REPO_ROOT/test/postprocess_data.sh" "$pth_result" --json_out "$EVAL_DIR/pth_accuracy.json"
 for bs in "${BATCH_SIZES[@]}"; do
   echo "[INFO] ===== batch size $bs ====="

@@ -58,6 +58,8 @@ SETTINGS = (
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
     Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
                                                  "earlier table is never overwritten", scripts=("eval_all.sh",)),
+    Setting("PTH_BATCH_SIZE", "64", "batch size of the pth column's PyTorch eager run (the card's largest; "
+                                    "any batch size gives the same predictions)", scripts=("eval_all.sh",)),
     Setting("CHIP_NAME", "", "empty: no OM models are built; on an NPU server the Name column of 'npu-smi info' "
                              "(e.g. 310P3) makes eval_all.sh build them with ATC, so BACKEND=auto can pick ais_bench",
             scripts=("eval_all.sh",)),
