@@ -1,0 +1,97 @@
+"""Batch planning and running: length bucketing, filling a static model's last batch, outputs back in
+sample order, and the ais_bench throughput and latency figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinybert.bucketing import (Batch, batch_inputs, consecutive_batches, parse_edges, plan_batches, real_lengths,
+                                run_batches, tokens_processed)
+from tinybert.errors import DataFormatError, UsageError
+from tinybert.inference import latency_stats, plan, throughput, throughput_line
+
+
+def _mask(lengths, seq_len=64):
+    return (np.arange(seq_len)[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+
+
+@pytest.mark.parametrize("edges", [None, (16, 32, 48, 64)])
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 64])
+def test_every_sample_runs_once_at_a_length_that_holds_it(edges, batch_size):
+    lengths = np.random.default_rng(batch_size).integers(2, 65, size=101)
+    batches = plan_batches(lengths, batch_size, edges)
+    seen = np.concatenate([b.indices for b in batches])
+    assert sorted(seen.tolist()) == list(range(101))
+    for b in batches:
+        assert 1 <= len(b.indices) <= batch_size
+        assert b.length >= lengths[b.indices].max()
+        if edges is None:
+            assert b.length == lengths[b.indices].max()  # tight: no padding beyond the longest
+        else:
+            assert b.length in edges
+            smaller = [e for e in edges if e < b.length]
+            assert not smaller or lengths[b.indices].min() > smaller[-1]  # a batch never straddles gears
+    assert tokens_processed(batches) < 101 * 64
+
+
+def test_outputs_return_to_sample_order():
+    lengths = np.array([5, 60, 2, 33, 17, 9, 64])
+    arrays = [np.arange(7 * 64).reshape(7, 64), np.zeros((7, 64), np.int64), _mask(lengths)]
+    # A "model" whose logits reveal which sample and how many positions it saw.
+    run = lambda ids, seg, mask: np.stack([ids[:, 0] // 64, mask.sum(1)], axis=1)  # noqa: E731
+    logits, times = run_batches(run, arrays, plan_batches(lengths, 3))
+    assert logits[:, 0].tolist() == list(range(7)) and logits[:, 1].tolist() == lengths.tolist()
+    assert len(times) == 3
+
+
+def test_static_batches_are_filled_like_ais_bench():
+    arrays = [np.arange(5)[:, None].repeat(4, 1)] * 3
+    filled = batch_inputs(arrays, Batch(np.array([3, 4]), 4), fill_to=4)
+    assert filled[0][:, 0].tolist() == [3, 4, 3, 3]
+
+
+def test_masks_that_are_not_right_padded_are_refused():
+    mask = _mask([3, 5])
+    mask[1, 1] = 0
+    with pytest.raises(DataFormatError, match=r"feats: expected right-padded masks .* sample \[1\]"):
+        real_lengths(mask, "feats")
+    with pytest.raises(DataFormatError, match="all-zero mask"):
+        real_lengths(np.zeros((2, 8), np.int64), "feats")
+
+
+@pytest.mark.parametrize("text, message", [("16,x,64", "bucket edges such as"), ("32,16,64", "strictly increasing"),
+                                           ("16,32", "last bucket edge to be the sequence length 64")])
+def test_bucket_edges_are_checked(text, message):
+    assert parse_edges("tight", 64) is None and parse_edges("16, 32 64", 64) == (16, 32, 64)
+    with pytest.raises(UsageError, match=message):
+        parse_edges(text, 64)
+
+
+def test_static_models_get_the_card_batches_and_dynamic_ones_buckets():
+    lengths = np.array([5, 60, 2, 33, 17, 9, 64])
+    arrays = [np.zeros((7, 64), np.int64), np.zeros((7, 64), np.int64), _mask(lengths)]
+    # A static [4, 64] model: consecutive samples at full length, the last batch filled to 4.
+    batches, fill_to = plan(arrays, 4, 64, 4, None, "feats")
+    assert [b.indices.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6]] and fill_to == 4
+    assert [b.length for b in batches] == [64, 64] and tokens_processed(batches, fill_to) == 2 * 4 * 64
+    # A dynamic model: length-sorted, each batch trimmed to its longest sample, nothing filled.
+    batches, fill_to = plan(arrays, 4, None, None, "tight", "feats")
+    assert fill_to is None and [b.indices.tolist() for b in batches] == [[2, 0, 5, 4], [3, 1, 6]]
+    assert [b.length for b in batches] == [17, 64]
+    batches, _ = plan(arrays, 4, None, None, "16,32,48,64", "feats")
+    assert [(b.indices.tolist(), b.length) for b in batches] == [([2, 0, 5], 16), ([4], 32), ([3], 48), ([1, 6], 64)]
+    # "off": a dynamic model run like the card's, full length, no filling.
+    batches, fill_to = plan(arrays, 4, None, None, "off", "feats")
+    assert fill_to == 4 and [b.indices.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6]]
+    assert [b.length for b in batches] == [b.length for b in consecutive_batches(7, 4, 64)] == [64, 64]
+
+
+def test_throughput_and_latency_are_ais_bench_s_figures():
+    assert throughput(8, [2.0, 6.0]) == 2000.0  # 1000 * batchsize / mean ms per batch
+    assert throughput_line(8, [2.0, 6.0]) == ("[INFO] throughput 1000*batchsize.mean(8)/NPU_compute_time.mean(4.0): "
+                                              "2000.0")
+    stats = latency_stats([1.0, 2.0, 3.0, 10.0])
+    assert stats == {"min": 1.0, "max": 10.0, "mean": 4.0, "median": 2.5,
+                     "percentile(99%)": pytest.approx(9.79), "count": 4}
+    assert latency_stats([])["count"] == 0 and latency_stats([])["mean"] == 0.0
