@@ -1,8 +1,14 @@
-"""Fixtures: the shared SST-2 dev set and demo checkpoint when `../shared` is beside the checkout,
-a small generated TSV and checkpoint in the TinyBERT release layout otherwise."""
+"""Fixtures and helpers shared by the test files.
+
+Inputs: the shared SST-2 dev set and demo checkpoint when `../shared` is beside the checkout, a
+small generated TSV and checkpoint in the TinyBERT release layout otherwise. Built once per
+session: the generated inputs, their features and a static ONNX model of them. Tests marked
+`slow` export models, run the shell pipeline or spawn many processes; `-m "not slow"` skips them.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -16,14 +22,39 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import write_checkpoint  # noqa: E402
 
+from tinybert import INPUT_NAMES  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# TINYBERT_TEST_SHARED points the tests at another shared folder; a path without the data (e.g.
+# /nonexistent) runs them as on a clean clone, with the generated inputs only.
+SHARED = Path(os.environ.get("TINYBERT_TEST_SHARED") or REPO.parent / "shared")
 SHARED_TSV = SHARED / "data" / "SST-2" / "dev.tsv"
 SHARED_CHECKPOINT = SHARED / "models" / "tinybert-sst2-demo"
+SHARED_COUNT = 872  # sentences in the GLUE SST-2 dev set
+SMALL_COUNT = 37  # sentences in the generated TSV
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ("the a an movie film is was very not good bad great awful fun boring story acting plot but and "
          "it 's , . ! ? - \" ( ) cafe naive love hate charm ##ing ##ly ##s ##ed 中 文").split()
+
+# Sentences as SST-2 has them plus the awkward ones: quotes (text, never quoting: the unbalanced one
+# would swallow the following lines under csv's default dialect), accents, CJK, an empty sentence
+# and one far longer than 64 tokens.
+AWKWARD_ROWS = [
+    ("it 's a charming and often affecting journey . ", "1"),
+    ('the " plot " is " awful , but the acting is great fun ', "1"),
+    ('"unbalanced quote and a boring story ', "0"),
+    ("Café NAÏVE charm ... 中文 movie ", "1"),
+    ("", "0"),
+    (" ".join(["the very good movie"] * 30), "1"),
+    ("'s not ( bad ) ! ? - but not great either", "0"),
+]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: exports models, runs the shell pipeline or many subprocesses (seconds to minutes); "
+                   "deselect with -m \"not slow\"")
 
 
 @dataclass(frozen=True)
@@ -31,10 +62,11 @@ class Inputs:
     tsv: Path
     checkpoint: Path
     real: bool  # the genuine dev set and demo checkpoint
+    count: int  # sentences in tsv
 
 
-def make_small_tsv(path: Path, count: int = 37, seed: int = 0) -> Path:
-    """Labelled sentences over the small vocabulary, one far longer than 64 tokens."""
+def make_small_tsv(path: Path, count: int = SMALL_COUNT, seed: int = 0) -> Path:
+    """Labelled sentences over the small vocabulary, one (the 6th) far longer than 64 tokens."""
     rng = random.Random(seed)
     plain = [w for w in WORDS if not w.startswith("##")]
     lines = ["sentence\tlabel"]
@@ -48,20 +80,81 @@ def make_small_tsv(path: Path, count: int = 37, seed: int = 0) -> Path:
     return path
 
 
+def tsv_bytes(rows, header=("sentence", "label"), newline="\n", bom=False, trailing="") -> bytes:
+    """A TSV file's bytes: header and rows joined by tabs, in the given line ending."""
+    lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
+    return (("\ufeff" if bom else "") + newline.join(lines) + newline + trailing).encode("utf-8")
+
+
+def input_dirs(bin_dir: Path) -> list[str]:
+    """The three feature folders, in model input order."""
+    return [str(bin_dir / name) for name in INPUT_NAMES]
+
+
+def input_arg(bin_dir: Path) -> str:
+    """`--input` of the infer step for a feature folder."""
+    return ",".join(input_dirs(bin_dir))
+
+
+# --- session fixtures -----------------------------------------------------------------------------
+
 @pytest.fixture(scope="session")
 def small_inputs(tmp_path_factory) -> Inputs:
     root = tmp_path_factory.mktemp("small")
     checkpoint = root / "SST-2_model"
     write_checkpoint(str(checkpoint), SPECIALS + WORDS)
-    return Inputs(make_small_tsv(root / "dev.tsv"), checkpoint, real=False)
+    return Inputs(make_small_tsv(root / "dev.tsv"), checkpoint, real=False, count=SMALL_COUNT)
 
 
 @pytest.fixture(scope="session")
 def inputs(small_inputs) -> Inputs:
     """The genuine data when available, else the generated stand-ins."""
     if SHARED_TSV.is_file() and (SHARED_CHECKPOINT / "pytorch_model.bin").is_file():
-        return Inputs(SHARED_TSV, SHARED_CHECKPOINT, real=True)
+        return Inputs(SHARED_TSV, SHARED_CHECKPOINT, real=True, count=SHARED_COUNT)
     return small_inputs
+
+
+@pytest.fixture(scope="session")
+def small_features(small_inputs, tmp_path_factory) -> Path:
+    """Features (bert_bin) of the generated TSV, seq_len 64. Read-only: copy before damaging."""
+    from tinybert.features import preprocess
+
+    out = tmp_path_factory.mktemp("small_features") / "bert_bin"
+    preprocess(str(small_inputs.tsv), str(small_inputs.checkpoint / "vocab.txt"), str(out), 64, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_onnx_bs4(small_inputs, small_features, tmp_path_factory) -> Path:
+    """TinyBERT_sim_bs4.onnx of the generated checkpoint: static [4, 64], as test/pth2onnx.sh writes it
+    (TinyBERT_bs4.onnx beside it)."""
+    from tinybert.export import export
+
+    out = tmp_path_factory.mktemp("small_onnx")
+    return Path(export(str(small_inputs.checkpoint), 4, str(out), features_dir=str(small_features)).simplified_path)
+
+
+@pytest.fixture(scope="session")
+def small_result(small_inputs, small_features, tmp_path_factory) -> Path:
+    """Result folder `runA` (with runA_summary.json beside it) of the generated features, by the PyTorch
+    backend at bs 8. Read-only: copy before damaging."""
+    from tinybert.inference import run_inference
+
+    root = tmp_path_factory.mktemp("small_result")
+    report = run_inference(str(small_inputs.checkpoint), input_dirs(small_features), str(root / "result"), 8,
+                           backend="pytorch", output_dirname="runA", progress=False)
+    return Path(report.result_dir)
+
+
+@pytest.fixture(scope="session")
+def awkward_manifest(small_inputs, tmp_path_factory) -> dict:
+    """The manifest of AWKWARD_ROWS written as a plain LF file, for comparing the variants against."""
+    from tinybert.features import preprocess
+
+    root = tmp_path_factory.mktemp("awkward")
+    (root / "dev.tsv").write_bytes(tsv_bytes(AWKWARD_ROWS))
+    return preprocess(str(root / "dev.tsv"), str(small_inputs.checkpoint / "vocab.txt"), str(root / "bin"), 64,
+                      progress=False)
 
 
 @pytest.fixture
@@ -72,11 +165,35 @@ def checkpoint_copy(small_inputs, tmp_path) -> Path:
     return target
 
 
-def run_cli(*args, cwd=None, env=None, check=False) -> subprocess.CompletedProcess:
+# --- helpers ----------------------------------------------------------------------------------------
+
+def publish(root, outfmt, logits, dirname=None, started=None) -> str:
+    """A result folder of `logits` (one output file per row) through the writer, as infer publishes it."""
+    from tinybert.resultdir import ResultFolderWriter
+
+    writer = ResultFolderWriter(str(root), outfmt, dirname, started=started)
+    for index, row in enumerate(logits):
+        writer.write(f"input{index}", 0, row[None, :])
+    return writer.publish(lambda final: {"filesinfo": {}, "args": {}, "final": final})
+
+
+def enospc_after(calls: int, code: int = errno.ENOSPC):
+    """A stand-in for `open` that fails with `code` (disk full by default) once `calls` files were opened."""
+    opened = []
+
+    def fake_open(path, *args, **kwargs):
+        opened.append(path)
+        if len(opened) > calls:
+            raise OSError(code, os.strerror(code), str(path))  # OSError picks the subclass, e.g. PermissionError
+        return open(path, *args, **kwargs)
+    return fake_open
+
+
+def run_cli(*args, cwd=None, env=None, check=False, input=None) -> subprocess.CompletedProcess:
     """`python -m tinybert ...` in a subprocess, as the shell scripts call it."""
     merged = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "tinybert", *map(str, args)], cwd=cwd, env=merged,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, input=input)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

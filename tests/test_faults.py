@@ -8,21 +8,111 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, run_cli
-from small_pipeline import input_arg, small_features, small_onnx, start_held_infer, wait_for
+from conftest import REPO, assert_clean_error, input_arg, run_cli
+
+pytestmark = pytest.mark.slow  # every test runs and signals several child processes
 
 BATCH = 4
 
+# Runs `python -m tinybert $STEP ARGS` (STEP: infer, the default, or preprocess) with one step of
+# the writers patched (HOLD_AT):
+#   write:N  - before the N-th output file;   summary - right after the summary is written;
+#   publish  - before the final name is reserved;
+#   manifest - preprocess: after every feature file, before the feature folder is renamed into place.
+# There it touches $MARK, then either sleeps (ACTION=sleep: the test signals it), raises
+# (ACTION=crash), or waits for $GO to exist (ACTION=wait_go: several runs publish at once).
+# FIXED_START pins the run's start time, so concurrent runs want the same timestamped name.
+HARNESS = r'''
+import os, pathlib, signal, sys, time
+from tinybert import features, resultdir
+from tinybert.cli import run
 
-@pytest.fixture(scope="module")
-def setup(small_inputs, tmp_path_factory):
-    shared = tmp_path_factory.getbasetemp() / "hardening"
-    shared.mkdir(exist_ok=True)
-    bin_dir = small_features(small_inputs.tsv, small_inputs.checkpoint / "vocab.txt", shared / "bert_bin")
-    model = small_onnx(small_inputs.checkpoint, bin_dir, shared, BATCH)
-    return bin_dir, model
+# A parent started in the background by a non-interactive shell passes SIGINT on as ignored; the
+# test needs Python's usual Ctrl-C behaviour.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+hold, action = os.environ["HOLD_AT"], os.environ["ACTION"]
+count = 0
+
+def stop():
+    pathlib.Path(os.environ["MARK"]).touch()
+    if action == "crash":
+        raise RuntimeError("simulated crash while writing outputs")
+    if action == "wait_go":
+        while not os.path.exists(os.environ["GO"]):
+            time.sleep(0.01)
+    else:
+        time.sleep(120)
+
+writer = resultdir.ResultFolderWriter
+if hold.startswith("write:"):
+    original_write = writer.write
+    def write(self, *args):
+        global count
+        count += 1
+        if count == int(hold.split(":")[1]):
+            stop()
+        return original_write(self, *args)
+    writer.write = write
+elif hold == "summary":
+    original_json = resultdir.write_json_atomic
+    def write_json(*args):
+        original_json(*args)
+        stop()
+    resultdir.write_json_atomic = write_json
+elif hold == "manifest":
+    original_manifest = features.write_json_atomic
+    def write_manifest(*args):
+        stop()
+        original_manifest(*args)
+    features.write_json_atomic = write_manifest
+elif hold == "publish":
+    original_publish = writer.publish
+    def publish(self, make_summary):
+        stop()
+        return original_publish(self, make_summary)
+    writer.publish = publish
+if os.environ.get("FIXED_START"):
+    original_init = writer.__init__
+    def init(self, root, outfmt="TXT", dirname=None, started=None):
+        original_init(self, root, outfmt, dirname, started=float(os.environ["FIXED_START"]))
+    writer.__init__ = init
+sys.exit(run(os.environ.get("STEP", "infer"), sys.argv[1:]))
+'''
+
+
+def start_held_infer(tmp: Path, args: list, hold_at: str, action: str = "sleep", extra_env: dict | None = None,
+                     tag: str = "run") -> tuple[subprocess.Popen, Path]:
+    """Start the harness; returns the process and the marker file it touches when it is held."""
+    script = tmp / "held_infer.py"
+    script.write_text(HARNESS, encoding="utf-8")
+    mark = tmp / f"{tag}.held"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOLD_AT": hold_at, "ACTION": action, "MARK": str(mark),
+           **(extra_env or {})}
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env, cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, mark
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before reaching the hold point:\n{proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("run did not reach the hold point in time")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def setup(small_features, small_onnx_bs4):
+    """The generated features and the static bs 4 model of them (read-only: runs write elsewhere)."""
+    return small_features, small_onnx_bs4
 
 
 def _infer_args(setup, root):
@@ -38,12 +128,18 @@ def _postprocess(setup, folder):
     return run_cli("postprocess", folder, "--bin_dir", setup[0])
 
 
+def _scores(setup, folder):
+    """postprocess accepts the folder: an accuracy over all 37 samples of the features."""
+    scored = _postprocess(setup, folder)
+    assert scored.returncode == 0, scored.stderr
+    assert "[INFO] accuracy:" in scored.stdout and "/37 samples correct" in scored.stdout, scored.stdout
+
+
 def _rerun_succeeds(setup, root):
     proc = run_cli("infer", *_infer_args(setup, root))
     assert proc.returncode == 0, proc.stderr
     folder = proc.stdout.split("outputs written to ")[1].strip()
-    scored = _postprocess(setup, folder)
-    assert scored.returncode == 0 and "accuracy:" in scored.stdout, scored.stderr
+    _scores(setup, folder)
     return folder
 
 
@@ -122,7 +218,7 @@ def test_runs_started_in_the_same_second_never_share_a_folder(setup, tmp_path):
     for (proc, _), folder in zip(runs, folders):
         summary = json.loads((root / f"{os.path.basename(folder)}_summary.json").read_text())
         assert summary["pid"] == proc.pid  # each summary sits beside its own run's outputs
-        assert _postprocess(setup, folder).returncode == 0
+        _scores(setup, folder)
 
 
 def test_concurrent_named_runs_one_wins_the_other_refuses(setup, tmp_path):
@@ -140,7 +236,7 @@ def test_concurrent_named_runs_one_wins_the_other_refuses(setup, tmp_path):
     assert sorted(r.returncode for r in results) == [0, 2]
     assert_clean_error(next(r for r in results if r.returncode), "named", "refusing to overwrite")
     assert _published(root) == ["named", "named_summary.json"]
-    assert _postprocess(setup, root / "named").returncode == 0
+    _scores(setup, root / "named")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
@@ -169,4 +265,5 @@ def test_an_interrupted_preprocess_never_leaves_half_a_feature_folder(small_inpu
     rerun = run_cli("preprocess", *args)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads((out / "manifest.json").read_text())["num_samples"] == 37
-    assert run_cli("infer", *_infer_args((out, setup[1]), tmp_path / "result")).returncode == 0
+    infer = run_cli("infer", *_infer_args((out, setup[1]), tmp_path / "result"))
+    assert infer.returncode == 0 and "[INFO] 37 outputs written to" in infer.stdout, infer.stderr

@@ -3,28 +3,20 @@ the pipeline's own tokenization and backends (PyTorch on the checkpoint, or a st
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SPECIALS, WORDS, assert_clean_error, run_cli, run_script
+from conftest import SPECIALS, WORDS, assert_clean_error, run_cli, run_script
 from reference import reference_features, reference_logits
-from small_pipeline import small_features, small_onnx
+
+from tinybert.errors import ModelFileError, UsageError
+from tinybert.predict import predict, print_predictions, read_sentences
 
 SENTENCES = ["the movie was great fun", "a boring , awful plot", "\"naive\" charm ... not bad",
              "Café NAÏVE 中文 story", "", "- it was very good - but the acting was bad"]
-
-
-@pytest.fixture(scope="module")
-def onnx_bs4(small_inputs, tmp_path_factory):
-    shared = tmp_path_factory.getbasetemp() / "hardening"
-    shared.mkdir(exist_ok=True)
-    bin_dir = small_features(small_inputs.tsv, small_inputs.checkpoint / "vocab.txt", shared / "bert_bin")
-    return small_onnx(small_inputs.checkpoint, bin_dir, shared, 4)
 
 
 @pytest.fixture(scope="module")
@@ -55,46 +47,75 @@ def _check(stdout, expected, atol=6e-5):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=2e-4)
 
 
+@pytest.mark.parametrize("backend", ["pytorch", "onnx"])
+def test_predictions_in_process(small_inputs, small_onnx_bs4, expected, backend):
+    """6 sentences; on the static [4, 64] model one full batch and one filled with filler rows that are dropped."""
+    if backend == "pytorch":
+        predictions = predict(SENTENCES, model_dir=str(small_inputs.checkpoint))
+    else:
+        predictions = predict(SENTENCES, onnx=str(small_onnx_bs4),
+                              vocab_file=str(small_inputs.checkpoint / "vocab.txt"))
+    np.testing.assert_allclose([p.probabilities for p in predictions], expected,
+                               atol=1e-5 if backend == "pytorch" else 2e-4)
+    assert [p.label for p in predictions] == expected.argmax(axis=1).tolist()
+    out = io.StringIO()
+    print_predictions(predictions, out)
+    _check(out.getvalue(), expected, atol=2e-4)
+
+
+def test_sentences_and_model_choice_are_checked(small_inputs, small_onnx_bs4):
+    assert read_sentences(["a", ""], io.StringIO("ignored\n")) == ["a", ""]
+    assert read_sentences([], io.StringIO("one\r\n\n  \ntwo\n")) == ["one", "two"]  # blank lines skipped
+    with pytest.raises(UsageError, match="expected sentences as arguments or one per line on stdin, got none"):
+        read_sentences([], io.StringIO("\n \n"))
+    with pytest.raises(UsageError, match="expected exactly one of --model_dir .* got neither"):
+        predict(["good"])
+    with pytest.raises(ModelFileError, match="fixed length of 64"):
+        predict(["good"], onnx=str(small_onnx_bs4), vocab_file=str(small_inputs.checkpoint / "vocab.txt"),
+                max_seq_length=32)
+
+
+@pytest.mark.slow
 def test_pytorch_on_arguments_and_stdin(small_inputs, expected):
     by_args = run_cli("predict", "--model_dir", small_inputs.checkpoint, "--", *SENTENCES, check=True)
     _check(by_args.stdout, expected)
     # stdin: one sentence per line; blank lines are skipped, so send the empty sentence as arguments only
     stdin_sentences = [s for s in SENTENCES if s]
-    proc = subprocess.run([sys.executable, "-m", "tinybert", "predict", "--model_dir", str(small_inputs.checkpoint)],
-                          input="\r\n".join(stdin_sentences) + "\n\n", capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("predict", "--model_dir", small_inputs.checkpoint, input="\r\n".join(stdin_sentences) + "\n\n",
+                   check=True)
     rows = [line for line in by_args.stdout.splitlines()[1:] if line.split("\t")[4]]
     assert proc.stdout.splitlines()[1:] == rows
 
 
-def test_static_onnx_model_fills_the_last_batch(small_inputs, onnx_bs4, expected):
+@pytest.mark.slow
+def test_static_onnx_model_fills_the_last_batch(small_inputs, small_onnx_bs4, expected):
     """6 sentences on a [4, 64] model: one full batch, one filled with filler rows that are dropped."""
-    proc = run_cli("predict", "--onnx", onnx_bs4, "--vocab_file", small_inputs.checkpoint / "vocab.txt", "--",
+    proc = run_cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", small_inputs.checkpoint / "vocab.txt", "--",
                    *SENTENCES, check=True)
     _check(proc.stdout, expected, atol=2e-4)
 
 
-def test_predict_script(small_inputs, onnx_bs4, expected, tmp_path):
+@pytest.mark.slow
+def test_predict_script(small_inputs, small_onnx_bs4, expected, tmp_path):
     env = {"CKPT_DIR": str(small_inputs.checkpoint)}
     proc = run_script("predict.sh", *SENTENCES, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     _check(proc.stdout, expected)
-    onnx = run_script("predict.sh", *SENTENCES, cwd=tmp_path, env={**env, "ONNX_MODEL": str(onnx_bs4)})
+    onnx = run_script("predict.sh", *SENTENCES, cwd=tmp_path, env={**env, "ONNX_MODEL": str(small_onnx_bs4)})
     assert onnx.returncode == 0, onnx.stderr
     _check(onnx.stdout, expected, atol=2e-4)
     helped = run_script("predict.sh", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: bash test/predict.sh")
 
 
-def test_predict_mistakes_are_clear(small_inputs, onnx_bs4, tmp_path):
+@pytest.mark.slow
+def test_predict_mistakes_are_clear(small_inputs, small_onnx_bs4, tmp_path):
     ckpt = small_inputs.checkpoint
     assert_clean_error(run_cli("predict", "good"), "exactly one of --model_dir", "got neither", code=2)
-    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--onnx", onnx_bs4, "good"), "got both", code=2)
-    empty = subprocess.run([sys.executable, "-m", "tinybert", "predict", "--model_dir", str(ckpt)], input="\n \n",
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--onnx", small_onnx_bs4, "good"), "got both", code=2)
+    empty = run_cli("predict", "--model_dir", ckpt, input="\n \n")
     assert_clean_error(empty, "expected sentences as arguments or one per line on stdin", code=2)
-    assert_clean_error(run_cli("predict", "--onnx", onnx_bs4, "--vocab_file", ckpt / "vocab.txt",
+    assert_clean_error(run_cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", ckpt / "vocab.txt",
                                "--max_seq_length", 32, "good"), "fixed length of 64", code=2)
     assert_clean_error(run_cli("predict", "--onnx", tmp_path / "none.onnx", "--vocab_file", ckpt / "vocab.txt",
                                "good"), "none.onnx", "found no such file", code=2)

@@ -10,12 +10,13 @@ import tempfile
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from conftest import publish
 from hypothesis import strategies as st
 
 from tinybert.dataset import read_sst2_tsv
 from tinybert.errors import DataFormatError, ResultFolderError
 from tinybert.postprocess import check_provenance
-from tinybert.resultdir import FORMATS, ResultFolderWriter, read_logits
+from tinybert.resultdir import FORMATS, read_logits
 
 SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -82,7 +83,9 @@ def test_damaged_tsv_is_refused_at_the_damaged_line(rows, data):
         cut = data.draw(st.integers(0, len(lines[target]) - 1 - len(label.rstrip())))
         lines[target] = lines[target][:cut]
         assume(lines[target] != "")  # a cut at the row start is a shorter, well-formed file
-        fragment = "expected"
+        # Cut in the sentence: one field left; cut after the tab: the label is gone.
+        fragment = ("expected label 0 or 1, got ''" if "\t" in lines[target]
+                    else "expected 2 tab-separated fields (sentence, label), got 1")
     else:
         raw = "\n".join(lines).encode("utf-8") + b"\n"
         offset = len("\n".join(lines[:target]).encode("utf-8")) + 1
@@ -106,19 +109,12 @@ logits_arrays = st.integers(1, 12).flatmap(lambda n: st.lists(
     st.tuples(*(st.floats(-1e4, 1e4, width=32, allow_subnormal=False),) * 2), min_size=n, max_size=n))
 
 
-def _publish(root, outfmt, logits):
-    writer = ResultFolderWriter(root, outfmt, "run")
-    for index, row in enumerate(logits):
-        writer.write(f"input{index}", 0, row[None, :])
-    return writer.publish(lambda final: {"filesinfo": {}, "args": {}})
-
-
 @SETTINGS
 @given(values=logits_arrays, outfmt=st.sampled_from(FORMATS))
 def test_result_folders_round_trip(values, outfmt):
     logits = np.asarray(values, dtype=np.float32)
     with tempfile.TemporaryDirectory() as root:
-        folder = _publish(root, outfmt, logits)
+        folder = publish(root, outfmt, logits, dirname="run")
         read = read_logits(folder, [f"input{i}" for i in range(len(logits))])
     # TXT keeps six decimals (%f), BIN and NPY the exact float32 values.
     np.testing.assert_allclose(read, logits, rtol=0, atol=6e-7 if outfmt == "TXT" else 0)
@@ -129,7 +125,7 @@ def test_result_folders_round_trip(values, outfmt):
 def test_truncated_or_padded_outputs_are_refused(values, outfmt, data):
     logits = np.asarray(values, dtype=np.float32)
     with tempfile.TemporaryDirectory() as root:
-        folder = _publish(root, outfmt, logits)
+        folder = publish(root, outfmt, logits, dirname="run")
         victim = os.path.join(folder, f"input{data.draw(st.integers(0, len(logits) - 1))}_0.{outfmt.lower()}")
         with open(victim, "rb") as handle:
             raw = handle.read()
@@ -150,12 +146,14 @@ def test_truncated_or_padded_outputs_are_refused(values, outfmt, data):
 @given(cut=st.floats(0, 1, exclude_max=True))
 def test_truncated_summaries_are_refused(cut):
     with tempfile.TemporaryDirectory() as root:
-        folder = _publish(root, "TXT", np.zeros((2, 2), dtype=np.float32))
+        folder = publish(root, "TXT", np.zeros((2, 2), dtype=np.float32), dirname="run")
         summary = folder + "_summary.json"
         with open(summary, encoding="utf-8") as handle:
             text = handle.read().rstrip()
         with open(summary, "w", encoding="utf-8") as handle:
             handle.write(text[:int(cut * len(text))])
         manifest = {"num_samples": 2, "features_sha256": {}, "source": {}}
-        with pytest.raises(ResultFolderError, match="summary"):
+        with pytest.raises(ResultFolderError) as info:
             check_provenance(folder, manifest, root)
+    assert str(info.value).startswith(f"{summary}: expected the inference summary written beside the result folder "
+                                      "as JSON, got unparsable content")

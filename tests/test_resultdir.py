@@ -1,14 +1,19 @@
-"""ais_bench result folders: exact file formats, completeness, no overwrite, strict reading."""
+"""ais_bench result folders: exact file formats, completeness, no overwrite, strict reading, and disk
+errors while an inference run writes one."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 
 import numpy as np
 import pytest
+from conftest import enospc_after, input_dirs, publish
 
-from tinybert.errors import ResultFolderError
+from tinybert import resultdir as resultdir_module
+from tinybert.errors import PipelineError, ResultFolderError
 from tinybert.fileio import natural_key
 from tinybert.resultdir import ResultFolderWriter, format_txt, read_logits
 
@@ -23,17 +28,10 @@ def test_natural_order_matches_ais_bench():
     assert sorted(names, key=natural_key) == ["input1.bin", "Input2.bin", "input9.bin", "input10.bin", "input100.bin"]
 
 
-def _publish(root, outfmt, logits, dirname=None, started=None):
-    writer = ResultFolderWriter(str(root), outfmt, dirname, started=started)
-    for index, row in enumerate(logits):
-        writer.write(f"input{index}", 0, row[None, :])
-    return writer.publish(lambda final: {"filesinfo": {}, "final": final})
-
-
 @pytest.mark.parametrize("outfmt", ["TXT", "BIN", "NPY"])
 def test_round_trip_per_format(tmp_path, outfmt):
     logits = np.random.default_rng(0).normal(size=(11, 2)).astype(np.float32)
-    final = _publish(tmp_path, outfmt, logits, dirname="run")
+    final = publish(tmp_path, outfmt, logits, dirname="run")
     read = read_logits(final, [f"input{i}" for i in range(11)])
     np.testing.assert_allclose(read, logits, atol=5e-7 if outfmt == "TXT" else 0)
     assert sorted(os.listdir(tmp_path)) == ["run", "run_summary.json"]
@@ -46,8 +44,8 @@ def test_round_trip_per_format(tmp_path, outfmt):
 
 def test_runs_in_the_same_second_get_separate_folders(tmp_path):
     logits = np.zeros((2, 2), dtype=np.float32)
-    first = _publish(tmp_path, "TXT", logits, started=1_700_000_000)
-    second = _publish(tmp_path, "TXT", logits + 1, started=1_700_000_000)
+    first = publish(tmp_path, "TXT", logits, started=1_700_000_000)
+    second = publish(tmp_path, "TXT", logits + 1, started=1_700_000_000)
     assert first != second and os.path.basename(second) == os.path.basename(first) + "-1"
     assert read_logits(first, ["input0", "input1"]).sum() == 0
     assert read_logits(second, ["input0", "input1"]).sum() == 4
@@ -68,7 +66,7 @@ def test_a_discarded_run_leaves_nothing(tmp_path):
 
 @pytest.fixture
 def folder(tmp_path):
-    return _publish(tmp_path, "TXT", np.ones((4, 2), dtype=np.float32), dirname="r")
+    return publish(tmp_path, "TXT", np.ones((4, 2), dtype=np.float32), dirname="r")
 
 
 STEMS = ["input0", "input1", "input2", "input3"]
@@ -110,8 +108,26 @@ def test_mixed_or_unknown_formats_are_refused(folder, tmp_path):
 
 
 def test_truncated_bin_is_named(tmp_path):
-    final = _publish(tmp_path, "BIN", np.ones((2, 2), dtype=np.float32), dirname="b")
+    final = publish(tmp_path, "BIN", np.ones((2, 2), dtype=np.float32), dirname="b")
     with open(os.path.join(final, "input1_0.bin"), "wb") as handle:
         handle.write(b"\0" * 5)
     with pytest.raises(ResultFolderError, match="input1_0.bin: expected 8 bytes"):
         read_logits(final, ["input0", "input1"])
+
+
+@pytest.mark.parametrize("code, fragment", [
+    (errno.ENOSPC, "No space left on device"),
+    (errno.EACCES, "permission denied on"),
+    (errno.EROFS, "Read-only file system"),
+])
+def test_disk_errors_while_writing_results_leave_nothing(small_inputs, small_features, tmp_path, monkeypatch, code,
+                                                         fragment):
+    from tinybert.inference import run_inference
+
+    monkeypatch.setattr(resultdir_module, "open", enospc_after(5, code), raising=False)
+    with pytest.raises(PipelineError) as info:
+        run_inference(str(small_inputs.checkpoint), input_dirs(small_features), str(tmp_path / "result"), 8,
+                      backend="pytorch", progress=False)
+    assert "cannot write results under" in str(info.value) and fragment in str(info.value)
+    assert re.search(r"input\d+_0\.txt", str(info.value))  # names the file that could not be written
+    assert os.listdir(tmp_path / "result") == []
