@@ -13,7 +13,8 @@ MODEL_DIR="${MODEL_DIR:-.}"                       # where .onnx and .om files ar
 RESULT_DIR="${RESULT_DIR:-./result}"              # root of inference result folders
 SEQ_LEN="${SEQ_LEN:-64}"
 OPSET="${OPSET:-11}"
-BACKEND="${BACKEND:-auto}"                        # auto | ais_bench | onnxruntime
+BACKEND="${BACKEND:-auto}"                        # auto | ais_bench | onnxruntime | cann (ONNX Runtime on the NPU)
+DEVICE="${DEVICE:-0}"                             # NPU device id: ais_bench --device, and BACKEND=cann
 ORT_MODEL="${ORT_MODEL:-fast}"                    # ONNX Runtime model: fast (fused fp32) | int8 | static (the card's)
 BUCKET_EDGES="${BUCKET_EDGES:-tight}"             # fast/int8 length buckets: tight | e.g. 16,32,48,64 | off
 DYNAMIC_DIMS="${DYNAMIC_DIMS:-}"                  # Ascend gear model, e.g. 16,32,48,64 (empty: static, as the card)
@@ -22,7 +23,7 @@ PRECISION_MODE="${PRECISION_MODE:-force_fp16}"    # ATC --precision_mode
 CANN_SET_ENV="${CANN_SET_ENV:-/usr/local/Ascend/ascend-toolkit/set_env.sh}"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
-ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND ORT_MODEL BUCKET_EDGES DYNAMIC_DIMS OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
+ENV_HELP="Settings (environment): GLUE_DIR DATA_FILE CKPT_DIR BIN_DIR MODEL_DIR RESULT_DIR SEQ_LEN OPSET BACKEND DEVICE ORT_MODEL BUCKET_EDGES DYNAMIC_DIMS OUTFMT PRECISION_MODE CANN_SET_ENV PYTHON"
 
 die() { echo "[ERROR] $*" >&2; exit 2; }
 missing_tool() { echo "[ERROR] $*" >&2; exit 3; }
@@ -57,6 +58,7 @@ read_batch_sizes() {
 start_inference_step() {
   bs="$1"
   require_batch_size "$bs"
+  [[ "$DEVICE" =~ ^[0-9]+$ ]] || die "expected DEVICE to be an NPU id (0, 1, ...), got '$DEVICE'"
   source_cann
   # shellcheck disable=SC2034  # read by the calling script
   backend="$(resolve_backend "$bs")"
@@ -122,7 +124,9 @@ resolve_backend() {
       echo ais_bench ;;
     onnxruntime)
       echo onnxruntime ;;
+    cann)
+      echo cann ;;
     *)
-      die "expected BACKEND auto, ais_bench or onnxruntime, got '$BACKEND'" ;;
+      die "expected BACKEND auto, ais_bench, onnxruntime or cann, got '$BACKEND'" ;;
   esac
 }

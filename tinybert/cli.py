@@ -116,6 +116,22 @@ def _backend_options(p):
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: physical cores)")
 
 
+def _device_option(p):
+    p.add_argument("--device", type=int, default=None,
+                   help="NPU device id for --backend cann (ONNX Runtime's CANN execution provider); default 0")
+
+
+def _device_backend_options(p, a) -> dict:
+    """Backend options with --device, which only the NPU backend takes."""
+    if a.device is None:
+        return {}
+    if a.backend != "cann":
+        p.error(f"--device {a.device}: expected --backend cann (the NPU), got --backend {a.backend}")
+    if a.device < 0:
+        p.error(f"--device: expected a non-negative NPU id, got {a.device}")
+    return {"device": a.device}
+
+
 @step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
 def _infer(argv, prog):
     from .backends import backend_names
@@ -133,11 +149,13 @@ def _infer(argv, prog):
                         "e.g. '16,32,48,64' to those edges, 'off' to the full length")
     p.add_argument("--no_progress", action="store_true")
     _backend_options(p)
+    _device_option(p)
     a = p.parse_args(argv)
     from .inference import run_inference
 
     run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
-                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads)
+                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads,
+                  **_device_backend_options(p, a))
 
 
 @step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
@@ -184,10 +202,11 @@ def _perf(argv, prog):
     p.add_argument("--bucket_edges", default="tight", help="as for infer")
     p.add_argument("--json_out", default=None)
     _backend_options(p)
+    _device_option(p)
     a = p.parse_args(argv)
     from .perf import measure
 
-    options = {"threads": a.threads}
+    options = {"threads": a.threads, **_device_backend_options(p, a)}
     if a.providers:
         options["providers"] = a.providers.split(",")
     measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, bin_dir=a.bin_dir,
