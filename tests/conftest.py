@@ -98,3 +98,7 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str, code:
     assert "Traceback" not in output, output
     for fragment in fragments:
         assert fragment in output, f"{fragment!r} not in:\n{output}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long end-to-end runs (deselect with -m 'not slow')")

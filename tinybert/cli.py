@@ -274,6 +274,30 @@ def _benchmark(argv, prog):
                   gpu=not a.no_gpu, plot=not a.no_plot)
 
 
+@step("compare", "hold two result folders of the same features against each other, sample by sample")
+def _compare(argv, prog):
+    from .compare import DEFAULT_TOP
+
+    p = _parser("compare", STEPS["compare"][1], prog)
+    p.add_argument("result_a", help="result folder A (e.g. the reference): a name inside --result_root, or a path")
+    p.add_argument("result_b", help="result folder B, made from the same features")
+    p.add_argument("--result_root", default="./result")
+    p.add_argument("--bin_dir", default="./bert_bin", help="feature folder with manifest.json (samples, labels, source)")
+    p.add_argument("--top", type=int, default=DEFAULT_TOP, help="how many of the most different samples to list")
+    p.add_argument("--json_out", default=None, help="write the whole comparison as JSON here")
+    p.add_argument("--max_abs_diff", type=float, default=None,
+                   help="gate: exit 1 when the max |logit difference| exceeds this")
+    p.add_argument("--min_agreement", default=None,
+                   help="gate: exit 1 when fewer samples get the same prediction; a fraction (0.99) or a percentage (99%%)")
+    a = p.parse_args(argv)
+    from .compare import compare, parse_agreement
+    from .postprocess import resolve_result_dir
+
+    agreement = parse_agreement(a.min_agreement) if a.min_agreement is not None else None
+    compare(resolve_result_dir(a.result_a, a.result_root), resolve_result_dir(a.result_b, a.result_root), a.bin_dir,
+            a.top, a.json_out, a.max_abs_diff, agreement)
+
+
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so cleanup code runs."""
 
