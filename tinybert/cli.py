@@ -167,10 +167,13 @@ def _postprocess(argv, prog):
     p.add_argument("--predictions_out", default=None, help="also write index<TAB>prediction here")
     p.add_argument("--with_logits", action="store_true", help="add the two logits to the predictions file")
     p.add_argument("--json_out", default=None, help="write the figures as JSON here")
+    p.add_argument("--skip_nonfinite", action="store_true",
+                   help="score the finite outputs and leave out NaN/inf ones (default: refuse the folder)")
     a = p.parse_args(argv)
     from .postprocess import resolve_result_dir, score
 
-    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out)
+    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out,
+          a.skip_nonfinite)
 
 
 @step("pth-accuracy", "accuracy of PyTorch eager on the checkpoint (the model card's pth column)")
