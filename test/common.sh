@@ -58,6 +58,7 @@ read_batch_sizes() {
 start_inference_step() {
   bs="$1"
   require_batch_size "$bs"
+  [[ "$DEVICE" =~ ^[0-9]+$ ]] || die "expected DEVICE to be an NPU id (0, 1, ...), got '$DEVICE'"
   source_cann
   # shellcheck disable=SC2034  # read by the calling script
   backend="$(choose_backend --batch_size "$bs")"

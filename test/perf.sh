@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 6: pure-inference throughput: ais_bench --loop on an NPU; elsewhere ONNX Runtime on the
 # ORT_MODEL model (static: a full-length batch as ais_bench; fast/int8: the length-bucketed
-# batches of $BIN_DIR, the work that model really does).
+# batches of $BIN_DIR, the work that model really does). BACKEND=cann: the static model on NPU $DEVICE.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,7 +12,11 @@ loop="$(backend_setting LOOP "$backend")"
 
 if [[ "$backend" == ais_bench ]]; then
   om="$(om_path "$bs")"
-  "$PYTHON" -m ais_bench --model "$om" --loop "$loop" --batchsize "$bs"
+  "$PYTHON" -m ais_bench --model "$om" --loop "$loop" --batchsize "$bs" --device "$DEVICE"
+elif [[ "$backend" == cann ]]; then  # the simplified static model on NPU $DEVICE, a full-length batch
+  model="$(model_path cann --batch_size "$bs")"
+  echo "[INFO] model: $model"
+  tinybert perf --model "$model" --backend cann --device "$DEVICE" --batchsize "$bs" --loop "$loop"
 else
   model="$(ort_model_path "$bs")"
   echo "[INFO] model: $model"

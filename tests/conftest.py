@@ -215,3 +215,24 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str, code:
     assert "Traceback" not in output, output
     for fragment in fragments:
         assert fragment in output, f"{fragment!r} not in:\n{output}"
+
+
+def edit_outputs(folder: Path, target: Path, edits: dict) -> Path:
+    """A copy of result folder `folder` (its summary too, so it keeps its recorded features) at
+    `target`, with the logits of sample i replaced by `edits[i]` in the folder's own format."""
+    import numpy as np
+
+    from tinybert.resultdir import format_txt
+
+    shutil.copytree(folder, target)
+    shutil.copy(folder.parent / f"{folder.name}_summary.json", target.parent / f"{target.name}_summary.json")
+    for index, values in edits.items():
+        [path] = target.glob(f"input{index}_0.*")
+        row = np.asarray([values], dtype=np.float32)
+        if path.suffix == ".txt":
+            path.write_text(format_txt(row), encoding="ascii")
+        elif path.suffix == ".bin":
+            row.tofile(path)
+        else:
+            np.save(path, row)
+    return target

@@ -74,9 +74,9 @@ def test_ais_inference_uses_ais_bench_with_the_card_arguments(tmp_path, fake_too
     assert "[INFO] backend: ais_bench" in proc.stdout
     assert record.read_text().splitlines() == [
         "--model", "./TinyBERT_bs8.om", "--input", "./bert_bin/input_ids,./bert_bin/segment_ids,./bert_bin/input_mask",
-        "--output", "./result", "--outfmt", "TXT", "--batchsize", "8"]
-    run_script("ais_inference.sh", 8, cwd=tmp_path, env={**env, "OUTPUT_DIRNAME": "named"})
-    assert shlex.split(record.read_text().replace("\n", " "))[-2:] == ["--output_dirname", "named"]
+        "--output", "./result", "--outfmt", "TXT", "--batchsize", "8", "--device", "0"]
+    run_script("ais_inference.sh", 8, cwd=tmp_path, env={**env, "OUTPUT_DIRNAME": "named", "DEVICE": "3"})
+    assert shlex.split(record.read_text().replace("\n", " "))[-4:] == ["--device", "3", "--output_dirname", "named"]
 
 
 def test_perf_uses_ais_bench_loop(tmp_path, fake_tools):
@@ -84,14 +84,15 @@ def test_perf_uses_ais_bench_loop(tmp_path, fake_tools):
     (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
     proc = run_script("perf.sh", 1, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert record.read_text().split() == ["--model", "./TinyBERT_bs1.om", "--loop", "1000", "--batchsize", "1"]
+    assert record.read_text().split() == ["--model", "./TinyBERT_bs1.om", "--loop", "1000", "--batchsize", "1",
+                                          "--device", "0"]
 
 
 def test_explicit_ais_bench_backend_fails_clearly_where_missing(tmp_path):
     proc = run_script("ais_inference.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "ais_bench"})
     assert_clean_error(proc, "ais_bench is not installed", "BACKEND=onnxruntime", code=3)
     assert_clean_error(run_script("perf.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "npu"}),
-                       "expected BACKEND auto, ais_bench or onnxruntime, got 'npu'")
+                       "expected BACKEND auto, ais_bench, onnxruntime or cann, got 'npu'")
 
 
 def test_ais_bench_backend_needs_the_om_file(tmp_path, fake_tools):
@@ -128,11 +129,21 @@ def test_onnx2om_builds_a_gear_model(tmp_path, fake_tools):
 WRITING_AIS_BENCH = '''
 import argparse, json, os, sys
 p = argparse.ArgumentParser()
-for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--dymDims"):
+for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--dymDims", "--device"):
     p.add_argument(a)
 a = p.parse_args()
 with open(os.environ["RECORD"], "a") as r:
     r.write(a.dymDims + "\\n")
+if os.environ.get("LOCK_RECORD"):  # is the lock beside the per-gear folder held while ais_bench runs?
+    import fcntl
+    fd = os.open(a.output + ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        state = "free"
+    except OSError:
+        state = "held"
+    with open(os.environ["LOCK_RECORD"], "a") as r:
+        r.write(state + "\\n")
 first = a.input.split(",")[0]
 out = os.path.join(a.output, a.output_dirname)
 os.makedirs(out)
@@ -180,3 +191,37 @@ def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fak
     assert recorded["num_samples"] == len(lengths) and recorded["manifest"].endswith("bert_bin/manifest.json")
     again = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
     assert_clean_error(again, "geared", "refusing to overwrite")
+
+
+def test_gear_runs_hold_their_lock_and_remove_what_killed_runs_left(tmp_path, fake_tools, small_inputs):
+    """The per-gear folders are staging: locked while ais_bench writes them; a killed run's are removed
+    by the next run, a live run's are not."""
+    import fcntl
+
+    env, _ = fake_tools
+    (tmp_path / "py" / "ais_bench" / "__main__.py").write_text(WRITING_AIS_BENCH)
+    pre = run_script("preprocess_data.sh", cwd=tmp_path, env={**env, "DATA_FILE": str(small_inputs.tsv),
+                                                               "CKPT_DIR": str(small_inputs.checkpoint)})
+    assert pre.returncode == 0, pre.stderr
+    (tmp_path / "TinyBERT_bs4_dyn.om").write_bytes(b"om")
+    result = tmp_path / "result"
+    (result / ".gears-killed01" / "gear16").mkdir(parents=True)  # a killed run: nobody holds its lock
+    (result / ".gears-killed01" / "gear16" / "input0_0.txt").write_text("1.0 2.0 \n")
+    (result / ".gears-killed01.lock").touch()
+    (result / ".gears-running").mkdir()  # a run in progress: its lock is held (here, by this test)
+    lock = result / ".gears-running.lock"
+    lock.touch()
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = run_script("ais_inference.sh", 4, cwd=tmp_path,
+                          env={**env, "DYNAMIC_DIMS": "16,32,48,64", "OUTPUT_DIRNAME": "geared",
+                               "LOCK_RECORD": str(tmp_path / "locks.txt")})
+    finally:
+        os.close(fd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    states = (tmp_path / "locks.txt").read_text().split()
+    assert len(states) >= 2 and set(states) == {"held"}  # held across every ais_bench call
+    assert "[INFO] removed 1 stale staging folder(s) left by killed runs in ./result" in proc.stdout
+    assert sorted(p.name for p in result.iterdir()) == [".gears-running", ".gears-running.lock",
+                                                       "geared", "geared_summary.json"]

@@ -124,6 +124,10 @@ def _published(root) -> list[str]:
     return sorted(n for n in os.listdir(root) if not n.startswith(".")) if root.exists() else []
 
 
+def _staging(root) -> list[str]:
+    return sorted(n for n in os.listdir(root) if n.startswith(".result.partial-") and (root / n).is_dir())
+
+
 def _postprocess(setup, folder):
     return run_cli("postprocess", folder, "--bin_dir", setup[0])
 
@@ -167,8 +171,9 @@ def test_a_killed_run_leaves_nothing_postprocess_accepts(setup, tmp_path):
     proc.kill()  # SIGKILL: no cleanup code runs at all
     proc.wait(timeout=60)
     assert _published(root) == []
-    staging = [n for n in os.listdir(root) if n.startswith(".result.partial-")]
+    staging = _staging(root)
     assert len(staging) == 1 and len(os.listdir(root / staging[0])) == 9
+    assert (root / f"{staging[0]}.lock").is_file()  # the liveness lock lives beside the folder
     assert_clean_error(_postprocess(setup, root / staging[0]), "staging folder of an unfinished", code=2)
     _rerun_succeeds(setup, root)
 
@@ -264,6 +269,53 @@ def test_an_interrupted_preprocess_never_leaves_half_a_feature_folder(small_inpu
                            "bert_bin", "run test/preprocess_data.sh first")
     rerun = run_cli("preprocess", *args)
     assert rerun.returncode == 0, rerun.stderr
+    # a killed run's staging folder is removed by the next run; a terminated one removed its own
+    assert ("removed 1 stale staging folder(s)" in rerun.stdout) == (signum == signal.SIGKILL)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".bert_bin")]
     assert json.loads((out / "manifest.json").read_text())["num_samples"] == 37
     infer = run_cli("infer", *_infer_args((out, setup[1]), tmp_path / "result"))
     assert infer.returncode == 0 and "[INFO] 37 outputs written to" in infer.stdout, infer.stderr
+
+
+def _kill_at_write(setup, tmp_path, root, *tags):
+    """Runs held together while writing outputs, then all SIGKILLed (each would clean the others' up)."""
+    runs = [start_held_infer(tmp_path, _infer_args(setup, root), "write:10", tag=tag) for tag in tags]
+    for proc, mark in runs:
+        wait_for(mark, proc)
+    for proc, _ in runs:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
+def test_the_next_run_removes_what_killed_runs_left(setup, tmp_path):
+    root = tmp_path / "result"
+    _kill_at_write(setup, tmp_path, root, "k1", "k2")
+    assert len(_staging(root)) == 2
+    proc = run_cli("infer", *_infer_args(setup, root))
+    assert proc.returncode == 0, proc.stderr
+    assert f"[INFO] removed 2 stale staging folder(s) left by killed runs in {root}" in proc.stdout
+    assert not [n for n in os.listdir(root) if n.startswith(".")]  # no folder, no lock file
+
+
+def test_a_run_in_progress_keeps_its_staging_folder_while_another_cleans_up(setup, tmp_path):
+    root = tmp_path / "result"
+    live, mark = start_held_infer(tmp_path, _infer_args(setup, root), "write:10", "wait_go",
+                                  {"GO": str(tmp_path / "go")}, tag="live")
+    wait_for(mark, live)
+    [held] = _staging(root)
+    _kill_at_write(setup, tmp_path, root, "dead")  # started while the live run was held: it kept that one
+    [dead] = [n for n in _staging(root) if n != held]
+    other = run_cli("infer", *_infer_args(setup, root))
+    assert other.returncode == 0, other.stderr
+    assert "removed 1 stale staging folder(s)" in other.stdout
+    assert not (root / dead).exists() and not (root / f"{dead}.lock").exists()
+    assert len(os.listdir(root / held)) == 9 and (root / f"{held}.lock").is_file()  # untouched
+    (tmp_path / "go").touch()
+    stdout, stderr = live.communicate(timeout=120)
+    assert live.returncode == 0, stderr
+    assert "removed" not in stdout  # it found nothing stale when it started
+    folders = [other.stdout.split("outputs written to ")[1].strip(), stdout.split("outputs written to ")[1].strip()]
+    assert folders[0] != folders[1]
+    for folder in folders:
+        assert _postprocess(setup, folder).returncode == 0
+    assert not [n for n in os.listdir(root) if n.startswith(".")]

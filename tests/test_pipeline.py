@@ -213,6 +213,8 @@ def test_eval_all_builds_the_table(workdir, eager):
     assert table["pth_accuracy"] == pytest.approx(eager[1])
     markdown = (root / "eval" / "table.md").read_text()
     assert "| TinyBERT (bs3) |" in markdown and "onnxruntime" in markdown
+    assert table["sgemm"]["gflops"] > 0 and f"Measured fp32 matrix multiply (CPU): **{table['sgemm']['gflops']:.1f} GFLOP/s**" \
+        in markdown
     rerun = run_script("eval_all.sh", 1, cwd=root, env={**env, "EVAL_DIR": "eval"})
     assert_clean_error(rerun, "eval", "refusing to overwrite")
 

@@ -75,6 +75,14 @@ BACKEND_RULES = (
         missing_model="{path}: expected the OM model for batch size {bs}, found no such file "
                       "(run test/onnx2om.sh {bs} <chip_name>)",
         can_build=lambda request: bool(request.chip_name)),
+    # ONNX Runtime's CANN provider: the simplified static model on the NPU, no ATC. The backend itself
+    # checks for the provider (exit 3 with the install hint); auto never picks it.
+    BackendRule(
+        "cann", _importable("onnxruntime"), "onnxruntime is not installed for {python} (pip install onnxruntime-cann)",
+        lambda request, batch_size: model_path("sim", request.model_dir, batch_size),
+        missing_model="{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
+                      "(run test/pth2onnx.sh {bs})",
+        auto=False),
     BackendRule("onnxruntime", lambda: True, "onnxruntime is not installed for {python} (pip install onnxruntime)",
                 ort_model),
 )

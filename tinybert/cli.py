@@ -118,6 +118,22 @@ def _backend_options(p):
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: physical cores)")
 
 
+def _device_option(p):
+    p.add_argument("--device", type=int, default=None,
+                   help="NPU device id for --backend cann (ONNX Runtime's CANN execution provider); default 0")
+
+
+def _device_backend_options(p, a) -> dict:
+    """Backend options with --device, which only the NPU backend takes."""
+    if a.device is None:
+        return {}
+    if a.backend != "cann":
+        p.error(f"--device {a.device}: expected --backend cann (the NPU), got --backend {a.backend}")
+    if a.device < 0:
+        p.error(f"--device: expected a non-negative NPU id, got {a.device}")
+    return {"device": a.device}
+
+
 @step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
 def _infer(argv, prog):
     from .backends import backend_names
@@ -135,11 +151,13 @@ def _infer(argv, prog):
                         "e.g. '16,32,48,64' to those edges, 'off' to the full length")
     p.add_argument("--no_progress", action="store_true")
     _backend_options(p)
+    _device_option(p)
     a = p.parse_args(argv)
     from .inference import run_inference
 
     run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
-                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads)
+                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads,
+                  **_device_backend_options(p, a))
 
 
 @step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
@@ -151,10 +169,13 @@ def _postprocess(argv, prog):
     p.add_argument("--predictions_out", default=None, help="also write index<TAB>prediction here")
     p.add_argument("--with_logits", action="store_true", help="add the two logits to the predictions file")
     p.add_argument("--json_out", default=None, help="write the figures as JSON here")
+    p.add_argument("--skip_nonfinite", action="store_true",
+                   help="score the finite outputs and leave out NaN/inf ones (default: refuse the folder)")
     a = p.parse_args(argv)
     from .postprocess import resolve_result_dir, score
 
-    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out)
+    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out,
+          a.skip_nonfinite)
 
 
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
@@ -173,10 +194,11 @@ def _perf(argv, prog):
     p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"], help="as for infer")
     p.add_argument("--json_out", default=None)
     _backend_options(p)
+    _device_option(p)
     a = p.parse_args(argv)
     from .perf import measure
 
-    options = {"threads": a.threads}
+    options = {"threads": a.threads, **_device_backend_options(p, a)}
     if a.providers:
         options["providers"] = a.providers.split(",")
     measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, bin_dir=a.bin_dir,
@@ -323,6 +345,30 @@ def _backend(argv, prog):
     a = _model_options(p).parse_args(argv)
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
     print(choose_backend(a.requested, a.batch_size, request))
+
+
+@step("compare", "hold two result folders of the same features against each other, sample by sample")
+def _compare(argv, prog):
+    from .compare import DEFAULT_TOP
+
+    p = _parser("compare", STEPS["compare"][1], prog)
+    p.add_argument("result_a", help="result folder A (e.g. the reference): a name inside --result_root, or a path")
+    p.add_argument("result_b", help="result folder B, made from the same features")
+    p.add_argument("--result_root", default=DEFAULTS["RESULT_DIR"])
+    p.add_argument("--bin_dir", default=DEFAULTS["BIN_DIR"], help="feature folder with manifest.json (samples, labels, source)")
+    p.add_argument("--top", type=int, default=DEFAULT_TOP, help="how many of the most different samples to list")
+    p.add_argument("--json_out", default=None, help="write the whole comparison as JSON here")
+    p.add_argument("--max_abs_diff", type=float, default=None,
+                   help="gate: exit 1 when the max |logit difference| exceeds this")
+    p.add_argument("--min_agreement", default=None,
+                   help="gate: exit 1 when fewer samples get the same prediction; a fraction (0.99) or a percentage (99%%)")
+    a = p.parse_args(argv)
+    from .compare import compare, parse_agreement
+    from .postprocess import resolve_result_dir
+
+    agreement = parse_agreement(a.min_agreement) if a.min_agreement is not None else None
+    compare(resolve_result_dir(a.result_a, a.result_root), resolve_result_dir(a.result_b, a.result_root), a.bin_dir,
+            a.top, a.json_out, a.max_abs_diff, agreement)
 
 
 class Terminated(BaseException):

@@ -50,3 +50,13 @@ def expect(condition: bool, error_type: type, message: str) -> None:
     """Raise `error_type(message)` unless `condition` holds."""
     if not condition:
         raise error_type(message)
+
+
+class NonFiniteOutputError(ResultFolderError):
+    """A result folder holds NaN or infinite logits (e.g. an fp16 overflow) that would be scored as a class."""
+
+
+class ThresholdExceededError(PipelineError):
+    """A comparison ran, but a limit asked for on the command line (a CI gate) was exceeded."""
+
+    exit_code = 1

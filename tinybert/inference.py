@@ -124,11 +124,14 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     with os_errors_as(OutputError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     out_names: dict[int, str] = {}
+    nonfinite: list[int] = []  # samples whose logits hold NaN/inf
     bar = progress_bar(None, progress, total=len(batches), desc=f"infer bs{batch_size}", unit="batch")
 
     def write_outputs(batch, logits):  # filler rows get no output, as in ais_bench
         for row, index in enumerate(batch.indices):
             out_names[int(index)] = writer.write(stems[index], 0, logits[row:row + 1])
+            if not np.isfinite(logits[row]).all():
+                nonfinite.append(int(index))
         bar.update(1)
 
     try:
@@ -149,6 +152,10 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         raise
     print(throughput_line(batch_size, compute_ms))
     print(f"[INFO] {count} outputs written to {final}")
+    if nonfinite:
+        shown = ", ".join(map(str, sorted(nonfinite)[:5])) + (" ..." if len(nonfinite) > 5 else "")
+        print(f"[WARN] {len(nonfinite)} of {count} outputs are non-finite (NaN/inf): sample(s) {shown}; "
+              "postprocess refuses them unless --skip_nonfinite")
     return InferenceReport(final, count, batch_size, compute_ms)
 
 

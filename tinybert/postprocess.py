@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .errors import OutputError, ResultFolderError, expect
+from .errors import NonFiniteOutputError, OutputError, ResultFolderError, expect
 from .features import MANIFEST_NAME, feature_file_name, read_manifest
 from .fileio import os_errors_as, read_json, write_json_atomic, write_text_atomic
 from .resultdir import read_logits, summary_path
@@ -73,28 +73,55 @@ def check_provenance(result_dir: str, manifest: dict, bin_dir: str) -> None:
            "checksums (the features were re-made since; run the inference again)")
 
 
+def finite_samples(result_dir: str, stems: list[str], logits: np.ndarray,
+                   skip_nonfinite: bool = False) -> tuple[np.ndarray, dict | None]:
+    """Indices of the samples to score, and what was left out. NaN/inf logits are refused unless
+    `skip_nonfinite`, which scores the finite rest and says so."""
+    from .nonfinite import find_nonfinite
+
+    found = find_nonfinite(result_dir, stems, logits)
+    if not found.count:
+        return np.arange(len(logits)), None
+    kept = np.setdiff1d(np.arange(len(logits)), found.rows)
+    expect(skip_nonfinite, NonFiniteOutputError,
+           f"{result_dir}: expected finite logits, got NaN/inf in {found.describe()}; they would be scored as "
+           f"a class (an fp16 overflow on the NPU gives these). Run again in higher precision, or pass "
+           f"--skip_nonfinite to score the {len(kept)} finite outputs")
+    expect(len(kept) > 0, NonFiniteOutputError,
+           f"{result_dir}: expected some finite logits to score, got NaN/inf in all {found.describe()}")
+    print(f"[WARN] {result_dir}: NaN/inf logits in {found.describe()}; left out (--skip_nonfinite): "
+          f"the figures below are over {len(kept)} of {len(logits)} samples")
+    return kept, found.as_dict()
+
+
 def score(result_dir: str, bin_dir: str, predictions_out: str | None = None, with_logits: bool = False,
-          json_out: str | None = None) -> dict:
+          json_out: str | None = None, skip_nonfinite: bool = False) -> dict:
     manifest = read_manifest(bin_dir)
     check_provenance(result_dir, manifest, bin_dir)
-    logits = read_logits(result_dir, sample_stems(manifest))
-    predictions = logits.argmax(axis=1)
+    stems = sample_stems(manifest)
+    logits = read_logits(result_dir, stems)
+    kept, left_out = finite_samples(result_dir, stems, logits, skip_nonfinite)
+    predictions = logits[kept].argmax(axis=1)
     count = len(predictions)
     report = {"result_dir": result_dir, "num_samples": count}
+    if left_out:
+        report.update(num_outputs=len(logits), nonfinite_left_out=left_out)
+    over = f"; over {count} of {len(logits)} samples, {len(logits) - count} non-finite left out" if left_out else ""
     labels = manifest.get("labels")
     if labels is not None:
-        report.update(classification_metrics(np.asarray(labels), predictions))
+        report.update(classification_metrics(np.asarray(labels)[kept], predictions))
         print(f"[INFO] accuracy: {report['accuracy']:.2f}% ({report['correct']}/{count} samples correct, "
-              f"outputs from {result_dir})")
+              f"outputs from {result_dir}{over})")
         print(f"[INFO] F1 (positive class): {report['f1']:.2f}%; confusion matrix [[tn, fp], [fn, tp]]: "
               f"{report['confusion_matrix']}")
     elif predictions_out is None:
         predictions_out = f"{result_dir.rstrip(os.sep)}_predictions.tsv"
     if predictions_out:
-        sample_ids = manifest.get("sample_ids") or [str(i) for i in range(count)]
-        written = write_predictions(predictions_out, sample_ids, predictions, logits if with_logits else None)
+        sample_ids = manifest.get("sample_ids") or [str(i) for i in range(len(logits))]
+        written = write_predictions(predictions_out, [sample_ids[i] for i in kept], predictions,
+                                    logits[kept] if with_logits else None)
         report["predictions"] = predictions_out
-        print(f"[INFO] {count} predictions {'written to' if written else 'unchanged in'} {predictions_out}")
+        print(f"[INFO] {count} predictions {'written to' if written else 'unchanged in'} {predictions_out}{over}")
     if json_out:
         with os_errors_as(OutputError, f"write {json_out}"):
             write_json_atomic(json_out, report)

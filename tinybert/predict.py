@@ -20,6 +20,7 @@ from .runner import model_logits
 from .settings import SEQ_LEN, default
 
 LABEL_NAMES = ("negative", "positive")
+NO_LABEL, NON_FINITE = -1, "non-finite"  # the model gave NaN/inf logits: no label is shown for them
 DYNAMIC_BATCH = 64  # rows per call when the model accepts any batch size
 
 
@@ -32,6 +33,8 @@ class Prediction:
     def tsv_row(self) -> str:
         probs = "\t".join(f"{p:.4f}" for p in self.probabilities)
         text = self.sentence.replace("\t", " ").replace("\r", " ").replace("\n", " ")  # keep one row per sentence
+        if self.label == NO_LABEL:
+            return f"-\t{NON_FINITE}\t{probs}\t{text}"
         return f"{self.label}\t{LABEL_NAMES[self.label]}\t{probs}\t{text}"
 
 
@@ -86,11 +89,20 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
                f"got token ids up to {int(features.input_ids.max())}")
     # Consecutive batches at the full length; a fixed-batch model gets its last batch filled.
     batch_size = runner.batch_size or min(len(sentences), DYNAMIC_BATCH)
-    probabilities = softmax(model_logits(runner, features.batch(slice(None)), batch_size))
-    return [Prediction(s, int(p.argmax()), p.tolist()) for s, p in zip(sentences, probabilities)]
+    logits = model_logits(runner, features.batch(slice(None)), batch_size)
+    finite = np.isfinite(logits).all(axis=1)
+    probabilities = np.where(finite[:, None], softmax(np.where(finite[:, None], logits, 0.0)), np.nan)
+    return [Prediction(s, int(p.argmax()) if ok else NO_LABEL, p.tolist())
+            for s, p, ok in zip(sentences, probabilities, finite)]
 
 
 def print_predictions(predictions: Iterable[Prediction], out: TextIO = sys.stdout) -> None:
+    predictions = list(predictions)
     print(TSV_HEADER, file=out)
     for prediction in predictions:
         print(prediction.tsv_row(), file=out)
+    unlabelled = [p.sentence for p in predictions if p.label == NO_LABEL]
+    if unlabelled:
+        shown = "; ".join(repr(s) for s in unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
+        print(f"[WARN] {len(unlabelled)} of {len(predictions)} sentence(s) got non-finite logits (NaN/inf) from the "
+              f"model, shown as '{NON_FINITE}' with no label: {shown}", file=sys.stderr)

@@ -37,11 +37,14 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
         rows.append(f"| TinyBERT (bs{bs}) | {pth_cell} | {accuracy['accuracy']:.2f} | {accuracy['num_samples']} | {fps:.2f} |")
     best = max(records, key=lambda r: r["throughput"])
     machine = describe_machine()
+    sgemm = _matmul_rate(machine["physical_cores"])
     versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     lines = [
         f"Backend: **{backend}**; checkpoint: `{model_dir}`; measured {time.strftime('%Y-%m-%d')}.",
         f"Machine: {machine['cpu']}, {machine['physical_cores']} physical core(s) / {machine['logical_cpus']} "
         f"logical CPU(s); Python {machine['python']}; {versions}.",
+        f"Measured fp32 matrix multiply (CPU): **{sgemm['gflops']:.1f} GFLOP/s** ({sgemm['threads']} thread(s), best "
+        "of PyTorch, NumPy and ONNX Runtime MLAS); CPU-backend fps scale with it: compare fps per GFLOP/s across machines.",
         "",
         f"| 模型 | pth精度 (PyTorch eager) | {backend}推理精度 | 样本数 | {backend}性能 (fps) |",
         "| ---- | ---- | ---- | ---- | ---- |",
@@ -55,6 +58,13 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
     table = "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(eval_dir, "table.md"), table)
     write_json_atomic(os.path.join(eval_dir, "table.json"), {
-        "backend": backend, "model_dir": model_dir, "machine": machine,
+        "backend": backend, "model_dir": model_dir, "machine": machine, "sgemm": sgemm,
         "pth_accuracy": pth["accuracy"] if pth else None, "rows": records})
     return table
+
+
+def _matmul_rate(threads: int) -> dict:
+    """This machine's measured fp32 matrix-multiply rate, so the table's fps can be compared across machines."""
+    from .benchmark import measured_sgemm_gflops
+
+    return measured_sgemm_gflops(threads)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 
 import numpy as np
 
 from . import NUM_LABELS
 from .errors import ResultFolderError, UsageError, expect
-from .fileio import natural_key, reserve_dir, write_json_atomic
+from .fileio import clean_stale_staging, create_locked_staging, natural_key, reserve_dir, write_json_atomic
 from .settings import TIMESTAMP_FORMAT
 
 FORMATS = ("TXT", "BIN", "NPY")
 SUMMARY_SUFFIX = "_summary.json"
 _PARTIAL_MARK = ".partial-"
+# Hidden work folders that runs make in a result root: this writer's, and the per-gear ais_bench
+# folders of the Ascend gear path (test/ais_inference.sh). Those whose writer is gone are removed.
+STAGING_PREFIXES = (f".result{_PARTIAL_MARK}", ".gears-")
 
 
 def format_txt(array: np.ndarray) -> str:
@@ -55,7 +57,9 @@ class ResultFolderWriter:
         self.root, self.outfmt, self.dirname = root, outfmt, dirname
         self.started = time.time() if started is None else started
         os.makedirs(root, exist_ok=True)
-        self.staging = tempfile.mkdtemp(prefix=f".result{_PARTIAL_MARK}", dir=root)
+        clean_stale_staging(root, STAGING_PREFIXES)
+        self._staging = create_locked_staging(root, f".result{_PARTIAL_MARK}")
+        self.staging = self._staging.path
         self.final_path: str | None = None
 
     def write(self, stem: str, output_index: int, array: np.ndarray) -> str:
@@ -93,11 +97,13 @@ class ResultFolderWriter:
             with contextlib.suppress(OSError):
                 os.unlink(summary)
             raise
+        self._staging.release()
         self.final_path = final
         return final
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._staging.release()
 
 
 def _parse_txt(path: str, num_labels: int) -> np.ndarray:

@@ -35,7 +35,9 @@ SETTINGS = (
     Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table (batch sizes given as "
                                              "arguments replace it)", scripts=("eval_all.sh", "benchmark.sh")),
     Setting("BACKEND", "auto", "ais_bench where it is installed and an OM model exists or can be built, "
-                               "else ONNX Runtime: the same steps run on an NPU server and anywhere else"),
+                               "else ONNX Runtime: the same steps run on an NPU server and anywhere else "
+                               "(cann: ONNX Runtime's CANN provider on the NPU, only when asked for)"),
+    Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
     Setting("ORT_MODEL", "fast", "fused fp32 on length-bucketed batches: the logits of PyTorch within 1e-4, "
                                  "several times the card's static model (README, benchmark)"),
     Setting("BUCKET_EDGES", "tight", "padding each length-sorted batch to its own longest sample measured "
@@ -53,7 +55,7 @@ SETTINGS = (
                         "is rounded up to whole passes over the length-bucketed batches: a partial pass would time "
                         "only the short sentences",
             scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"),
-            by_backend=(("ais_bench", "1000"), ("onnxruntime", "100"), ("onnxruntime-gpu", "1000"))),
+            by_backend=(("ais_bench", "1000"), ("cann", "1000"), ("onnxruntime", "100"), ("onnxruntime-gpu", "1000"))),
     Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
     Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
