@@ -130,7 +130,7 @@ def test_common_sh_bootstraps_python_with_the_table_default():
 
 def test_help_lists_the_settings_of_the_script():
     text = run_cli("settings", "--script", "perf.sh", check=True).stdout
-    assert re.search(r"^  SEQ_LEN +64$", text, re.M) and re.search(r"^  LOOP +1000 on ais_bench, 100 on onnxruntime",
+    assert re.search(r"^  SEQ_LEN +64$", text, re.M) and re.search(r"^  LOOP +1000 on ais_bench, 1000 on cann, 100 on onnxruntime",
                                                                     text, re.M)
     assert "BENCH_DIR" not in text
     every = run_cli("settings", check=True).stdout
@@ -273,29 +273,40 @@ def test_explicit_backends(tmp_path, fake_ais_bench):
     assert _chosen("--requested", "onnxruntime", "--batch_size", 2, cwd=tmp_path, pythonpath=fake_ais_bench) == \
         "onnxruntime"
     assert_clean_error(_backend("--requested", "npu", "--batch_size", 1, cwd=tmp_path),
-                       "expected BACKEND auto, ais_bench or onnxruntime, got 'npu'", code=2)
+                       "expected BACKEND auto, ais_bench, cann or onnxruntime, got 'npu'", code=2)
 
 
 def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
-    """Another branch adds `cann` (an ONNX Runtime provider): one BackendRule, tried before ais_bench."""
+    """A new backend is one BackendRule; placed first, auto tries it before the others."""
     request = backend_choice.Request(model_dir=str(tmp_path))
-    installed = {"cann": True}
-    cann = backend_choice.BackendRule("cann", lambda: installed["cann"], "no CANN provider for {python}",
-                                      backend_choice.ort_model,
-                                      missing_model="{path}: expected the ONNX model for batch size {bs}")
-    monkeypatch.setattr(backend_choice, "BACKEND_RULES", (cann,) + backend_choice.BACKEND_RULES)
+    installed = {"other": True}
+    other = backend_choice.BackendRule("other", lambda: installed["other"], "no other runtime for {python}",
+                                       backend_choice.ort_model,
+                                       missing_model="{path}: expected the ONNX model for batch size {bs}")
+    monkeypatch.setattr(backend_choice, "BACKEND_RULES", (other,) + backend_choice.BACKEND_RULES)
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing
     with pytest.raises(ModelFileError, match="TinyBERT_fast.onnx: expected the ONNX model for batch size 1"):
-        backend_choice.choose_backend("cann", [1], request)
+        backend_choice.choose_backend("other", [1], request)
     (tmp_path / "TinyBERT_fast.onnx").write_bytes(b"onnx")
-    assert backend_choice.choose_backend("auto", [1], request) == "cann"
-    assert backend_choice.choose_backend("cann", [1], request) == "cann"
-    with pytest.raises(UsageError, match="expected BACKEND auto, cann, ais_bench or onnxruntime, got 'x'"):
+    assert backend_choice.choose_backend("auto", [1], request) == "other"
+    assert backend_choice.choose_backend("other", [1], request) == "other"
+    with pytest.raises(UsageError, match="expected BACKEND auto, other, ais_bench, cann or onnxruntime, got 'x'"):
         backend_choice.choose_backend("x", [1], request)
-    installed["cann"] = False
+    installed["other"] = False
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"
-    with pytest.raises(BackendUnavailableError, match=f"no CANN provider for {re.escape(sys.executable)}"):
-        backend_choice.choose_backend("cann", [1], request)
+    with pytest.raises(BackendUnavailableError, match=f"no other runtime for {re.escape(sys.executable)}"):
+        backend_choice.choose_backend("other", [1], request)
+
+
+def test_cann_runs_the_simplified_static_model_and_is_never_chosen_by_auto(tmp_path):
+    request = backend_choice.Request(model_dir=str(tmp_path))
+    with pytest.raises(ModelFileError, match="TinyBERT_sim_bs8.onnx: expected the simplified ONNX model for "
+                                             r"BACKEND=cann, found no such file \(run test/pth2onnx.sh 8\)"):
+        backend_choice.choose_backend("cann", [8], request)
+    (tmp_path / "TinyBERT_sim_bs8.onnx").write_bytes(b"onnx")
+    assert backend_choice.choose_backend("cann", [8], request) == "cann"
+    assert backend_choice.choose_backend("auto", [8], request) == "onnxruntime"
+    assert backend_choice.backend_model("cann", request, 8) == str(tmp_path / "TinyBERT_sim_bs8.onnx")
 
 
 # --- the scripts use the one rule -----------------------------------------------------------------------
@@ -311,7 +322,7 @@ echo om > "$out.om"
 FAKE_AIS_BENCH = '''
 import argparse, json, os
 p = argparse.ArgumentParser()
-for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--loop"):
+for a in ("--model", "--input", "--output", "--output_dirname", "--outfmt", "--batchsize", "--loop", "--device"):
     p.add_argument(a)
 a = p.parse_args()
 with open(os.environ["RECORD"], "a") as r:
