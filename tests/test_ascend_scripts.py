@@ -159,14 +159,19 @@ json.dump({"filesinfo": info, "args": {"batchsize": a.batchsize}, "npu_compute_t
 '''
 
 
-@pytest.mark.slow
-def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fake_tools, small_inputs):
-    env, record = fake_tools
+def _gear_workdir(tmp_path, env, small_inputs) -> None:
+    """Features of the small set, the writing ais_bench stand-in and a bs4 gear OM model in tmp_path."""
     (tmp_path / "py" / "ais_bench" / "__main__.py").write_text(WRITING_AIS_BENCH)
     pre = run_script("preprocess_data.sh", cwd=tmp_path, env={**env, "DATA_FILE": str(small_inputs.tsv),
                                                                "CKPT_DIR": str(small_inputs.checkpoint)})
     assert pre.returncode == 0, pre.stderr
     (tmp_path / "TinyBERT_bs4_dyn.om").write_bytes(b"om")
+
+
+@pytest.mark.slow
+def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fake_tools, small_inputs):
+    env, record = fake_tools
+    _gear_workdir(tmp_path, env, small_inputs)
     gears = {**env, "DYNAMIC_DIMS": "16,32,48,64", "OUTPUT_DIRNAME": "geared"}
     proc = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -199,11 +204,7 @@ def test_gear_runs_hold_their_lock_and_remove_what_killed_runs_left(tmp_path, fa
     import fcntl
 
     env, _ = fake_tools
-    (tmp_path / "py" / "ais_bench" / "__main__.py").write_text(WRITING_AIS_BENCH)
-    pre = run_script("preprocess_data.sh", cwd=tmp_path, env={**env, "DATA_FILE": str(small_inputs.tsv),
-                                                               "CKPT_DIR": str(small_inputs.checkpoint)})
-    assert pre.returncode == 0, pre.stderr
-    (tmp_path / "TinyBERT_bs4_dyn.om").write_bytes(b"om")
+    _gear_workdir(tmp_path, env, small_inputs)
     result = tmp_path / "result"
     (result / ".gears-killed01" / "gear16").mkdir(parents=True)  # a killed run: nobody holds its lock
     (result / ".gears-killed01" / "gear16" / "input0_0.txt").write_text("1.0 2.0 \n")
