@@ -46,7 +46,12 @@ def stop():
         while not os.path.exists(os.environ["GO"]):
             time.sleep(0.01)
     else:
-        time.sleep(120)
+        # Short naps, not one long sleep: Python runs signal handlers in the main thread only, and
+        # a signal the kernel hands to one of onnxruntime's threads waits until the main thread
+        # next runs Python code (a 120 s sleep outlasted the test's 60 s wait).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
 
 writer = resultdir.ResultFolderWriter
 if hold.startswith("write:"):
