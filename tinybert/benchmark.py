@@ -124,10 +124,13 @@ def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark
                   threads: int | None = None, gpu: bool = True, plot: bool = True) -> dict:
     expect(repeats > 0, UsageError, f"expected a positive --repeats, got {repeats}")
     threads = threads or physical_cores()
-    out_dir = reserve_dir(output_root, f"benchmark-{time.strftime(TIMESTAMP_FORMAT)}")
-    # Features and models are scratch: the results folder keeps only the table, JSON and plot.
+    started = time.strftime(TIMESTAMP_FORMAT)
+    os.makedirs(output_root, exist_ok=True)
+    # Features and models are scratch: the results folder keeps only the table, JSON and plot, and is
+    # made once there is something to put in it (a run that fails leaves no empty folder).
     with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=output_root) as work_dir:
         report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu)
+    out_dir = reserve_dir(output_root, f"benchmark-{started}")
     _write_outputs(out_dir, report, plot)
     return report
 
