@@ -87,6 +87,24 @@ def _export_fast(argv, prog):
     export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
+@step("export-int8-static", "fp32 dynamic model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
+                            "a training TSV (cached, inputs recorded beside it)")
+def _export_int8_static(argv, prog):
+    from .settings import CALIB_SAMPLES, CALIB_SEED
+
+    p = _export_options(_parser("export-int8-static", STEPS["export-int8-static"][1], prog), batch_size=False)
+    p.add_argument("--calibration_file", default=DEFAULTS["CALIB_FILE"],
+                   help="CALIB_FILE: SST-2 TSV to calibrate on (training data, never the evaluation set)")
+    p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
+    p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
+    p.add_argument("--force", action="store_true", help="recalibrate even when the recorded inputs match")
+    a = p.parse_args(argv)
+    from .export import export_static_int8
+
+    export_static_int8(a.model_dir, a.calibration_file, a.output_dir, a.calibration_samples, a.calibration_seed,
+                       a.opset, a.max_seq_length, a.features_dir, a.force)
+
+
 @step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")
 def _gears(argv, prog):
     p = _parser("gears", STEPS["gears"][1], prog)

@@ -17,6 +17,8 @@ from ..errors import BackendUnavailableError, UsageError
 BACKENDS = {
     "onnxruntime": ("onnxruntime_backend", "OnnxRuntimeBackend", "pip install onnxruntime"),
     "pytorch": ("pytorch_backend", "PyTorchBackend", "pip install torch transformers"),
+    "openvino": ("openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)"),
+    "openvino-bf16": ("openvino_backend", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)"),
 }
 
 
