@@ -15,7 +15,8 @@ if [[ "$backend" == ais_bench ]]; then
   "$PYTHON" -m ais_bench --model "$om" --loop "$loop" --batchsize "$bs"
 else
   model="$(ort_model_path "$bs")"
-  echo "[INFO] model: $model"
-  tinybert perf --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
+  runtime="$(cpu_runtime)"
+  echo "[INFO] model: $model, on $runtime"
+  tinybert perf --backend "$runtime" --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
     --bucket_edges "$BUCKET_EDGES"
 fi

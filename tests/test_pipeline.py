@@ -287,3 +287,44 @@ def test_perf_times_the_bucketed_batches_of_the_fast_model(workdir):
     assert re.search(r"workload: 1 pass\(es\) over the \d+ length-bucketed batches of \./bert_bin", proc.stdout)
     static = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5", "ORT_MODEL": "static"})
     assert "full-length [1, 64] batch" in static.stdout
+
+
+def test_static_int8_path_end_to_end(workdir, inputs, eager, tmp_path_factory):
+    """ORT_MODEL=int8_static through the scripts: pth2onnx.sh calibrates (on a generated training
+    file, or the shared train.tsv), inference and scoring as for every path, gated like int8."""
+    from conftest import SHARED, make_small_tsv
+
+    if not inputs.real:
+        pytest.skip("the 99 % agreement gate needs the real checkpoint (test_calibration covers generated data)")
+    root, env = workdir
+    shared_train = SHARED / "data" / "SST-2" / "train.tsv"
+    calib = shared_train if inputs.real else make_small_tsv(tmp_path_factory.mktemp("calib") / "train.tsv", 50, seed=7)
+    env = {**env, "ORT_MODEL": "int8_static", "CALIB_FILE": str(calib)}
+    for bs in (1, 64):
+        export = run_script("pth2onnx.sh", bs, cwd=root, env=env)
+        assert export.returncode == 0, export.stdout + export.stderr
+        record = json.loads((root / "TinyBERT_int8_static.calibration.json").read_text())
+        assert record["calibration_file"] == "train.tsv" and record["seed"] == 0
+        assert record["check"]["agreement"] >= 0.99
+        folder, scored = _chain(workdir, bs, "int8_static")
+        eager_logits, eager_accuracy = eager
+        written = np.array([[float(v) for v in (folder / f"input{i}_0.txt").read_text().split()]
+                            for i in range(len(eager_logits))])
+        agreement = (written.argmax(1) == eager_logits.argmax(1)).mean()
+        assert agreement >= 0.99
+        if inputs.real:  # the issue's gate on the dev set
+            assert abs(scored["accuracy"] - eager_accuracy) <= 0.3
+    # The second export found the same recorded inputs and kept the model.
+    assert "is up to date (same calibration inputs" in export.stdout
+
+
+def test_bf16_path_exits_3_without_native_bf16(workdir):
+    from tinybert.machine import native_bf16
+
+    root, env = workdir
+    _export(workdir, 1)
+    proc = run_script("ais_inference.sh", 1, cwd=root, env={**env, "ORT_MODEL": "bf16", "OUTPUT_DIRNAME": "bf16"})
+    if native_bf16():
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert_clean_error(proc, "bf16: expected a CPU with native bf16", code=3)

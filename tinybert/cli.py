@@ -90,7 +90,7 @@ def _export_fast(argv, prog):
 @step("export-int8-static", "fp32 dynamic model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
                             "a training TSV (cached, inputs recorded beside it)")
 def _export_int8_static(argv, prog):
-    from .settings import CALIB_SAMPLES, CALIB_SEED
+    from .settings import CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT
 
     p = _export_options(_parser("export-int8-static", STEPS["export-int8-static"][1], prog), batch_size=False)
     p.add_argument("--calibration_file", default=DEFAULTS["CALIB_FILE"],
@@ -98,11 +98,13 @@ def _export_int8_static(argv, prog):
     p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
     p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
     p.add_argument("--force", action="store_true", help="recalibrate even when the recorded inputs match")
+    p.add_argument("--min_agreement", type=float, default=MIN_AGREEMENT,
+                   help="the model is removed when it predicts like PyTorch for a smaller fraction of the check samples")
     a = p.parse_args(argv)
     from .export import export_static_int8
 
     export_static_int8(a.model_dir, a.calibration_file, a.output_dir, a.calibration_samples, a.calibration_seed,
-                       a.opset, a.max_seq_length, a.features_dir, a.force)
+                       a.opset, a.max_seq_length, a.features_dir, a.force, a.min_agreement)
 
 
 @step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")
@@ -228,12 +230,15 @@ def _predict(argv, prog):
                    help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
     p.add_argument("--max_seq_length", type=positive_int, default=None,
                    help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
+    p.add_argument("--onnx_backend", default="onnxruntime", choices=["onnxruntime", "openvino", "openvino-bf16"],
+                   help="what runs --onnx (the bf16 path: openvino-bf16)")
     _backend_options(p)
     a = p.parse_args(argv)
     from .predict import predict, print_predictions, read_sentences
 
     sentences = read_sentences(a.sentences, sys.stdin)
-    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads))
+    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
+                              a.onnx_backend))
 
 
 @step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
@@ -338,7 +343,14 @@ def _backend(argv, prog):
     p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
     p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
+    p.add_argument("--cpu_runtime", action="store_true",
+                   help="print the backend `infer`/`perf` use for --ort_model instead (onnxruntime, openvino-bf16)")
     a = _model_options(p).parse_args(argv)
+    if a.cpu_runtime:
+        from .backend_choice import cpu_runtime
+
+        print(cpu_runtime(a.ort_model))
+        return
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
     print(choose_backend(a.requested, a.batch_size, request))
 

@@ -62,7 +62,7 @@ def _refuse_evaluation_set(calibration_sha256: str, features_dir: str | None) ->
 
 def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = ".", samples: int = CALIB_SAMPLES,
                        seed: int = CALIB_SEED, opset: int = OPSET, seq_len: int = SEQ_LEN,
-                       features_dir: str | None = None, force: bool = False) -> dict:
+                       features_dir: str | None = None, force: bool = False, min_agreement: float | None = None) -> dict:
     """Write (or keep, when its record matches) the calibrated static int8 model; returns the record."""
     expect(os.path.isfile(calibration_file), UsageError,
            f"{calibration_file}: expected a calibration TSV (CALIB_FILE, e.g. SST-2 train.tsv), found no such file")
@@ -96,7 +96,7 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
     reference = model_logits(torch_backend, arrays, VERIFY_BATCH)
     report = check_models({"int8_static": target}, arrays, reference, description, VERIFY_BATCH, "tight",
                           tolerance=float("inf"), gated=(), remove_on_failure=(target, record_path),
-                          min_agreement=MIN_AGREEMENT)
+                          min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement)
     record["check"] = {"on": description, "max_abs_diff": report["max_abs_diff"]["int8_static"],
                        "agreement": report["agreement"]["int8_static"]}
     with os_errors_as(ExportError, f"write {record_path}"):
