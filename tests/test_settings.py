@@ -212,7 +212,7 @@ def test_paths_for_the_scripts():
 
 def test_paths_errors():
     assert_clean_error(run_cli("paths", "onnxruntime", "--ort_model", "fp16"),
-                       "expected ORT_MODEL fast, int8 or static, got 'fp16'", code=2)
+                       "expected ORT_MODEL fast, int8, int8_static, bf16 or static, got 'fp16'", code=2)
     assert_clean_error(run_cli("paths", "sim"), "expected a batch size for the sim model", code=2)
     assert_clean_error(run_cli("paths", "tflite"), "expected a model kind among", "got 'tflite'", code=2)
     assert_clean_error(run_cli("settings", "--get", "NOPE"), "expected a setting among", "got 'NOPE'", code=2)
