@@ -184,7 +184,7 @@ def test_scripts_spell_no_model_file_name_and_no_default(script):
 CARD_NAMES = {"onnx": "TinyBERT_bs4.onnx", "sim": "TinyBERT_sim_bs4.onnx", "dynamic": "TinyBERT_dynamic.onnx",
               "sim_dynamic": "TinyBERT_sim_dynamic.onnx", "fast": "TinyBERT_fast.onnx", "int8": "TinyBERT_int8.onnx",
               "om": "TinyBERT_bs4.om", "om_gears": "TinyBERT_bs4_dyn.om", "int8_static": "TinyBERT_int8_static.onnx",
-              "int8_static_record": "TinyBERT_int8_static.calibration.json"}
+              "int8_static_record": "TinyBERT_int8_static.calibration.json", "ov_int8": "TinyBERT_ov_int8.xml"}
 
 
 @pytest.mark.parametrize("kind", sorted(CARD_NAMES))

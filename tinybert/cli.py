@@ -253,6 +253,8 @@ def _benchmark(argv, prog):
     p.add_argument("--opset", type=positive_int, default=OPSET)
     p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
     p.add_argument("--no_plot", action="store_true")
+    p.add_argument("--calibration_file", default=None,
+                   help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
     _backend_options(p)
     a = p.parse_args(argv)
     try:
@@ -262,7 +264,7 @@ def _benchmark(argv, prog):
     from .benchmark import run_benchmark
 
     run_benchmark(a.model_dir, a.data_file, a.output, sizes, a.repeats, a.max_seq_length, a.opset, a.threads,
-                  gpu=not a.no_gpu, plot=not a.no_plot)
+                  gpu=not a.no_gpu, plot=not a.no_plot, calibration_file=a.calibration_file)
 
 
 def _print(text: str) -> None:

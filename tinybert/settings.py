@@ -74,12 +74,12 @@ SETTINGS = (
                               "ONNX Runtime instead", scripts=("predict.sh",)),
     Setting("CALIB_FILE", "{GLUE_DIR}/train.tsv", "static int8 calibrates on the training split, never on the "
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
-                                                  "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh")),
+                                                  "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
                                     "300 gave the same dev accuracy as 1,000 and calibrates in seconds",
-            scripts=("pth2onnx.sh", "eval_all.sh")),
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("CALIB_SEED", "0", "the fixed seed of the calibration sample, recorded next to the model",
-            scripts=("pth2onnx.sh", "eval_all.sh")),
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("FAST_MODELS", "1", "the fast models are ONNX Runtime's default path, so they are exported when "
                                 "missing or older than the weights; 0 skips them (only the card's static pair)",
             scripts=("pth2onnx.sh",)),
@@ -159,6 +159,7 @@ MODEL_FILES = {
     "int8": "TinyBERT_int8.onnx",  # fast, dynamically quantized to int8
     "int8_static": "TinyBERT_int8_static.onnx",  # dynamic, int8 with calibrated activation scales (QDQ)
     "int8_static_record": "TinyBERT_int8_static.calibration.json",  # its calibration inputs (the cache key)
+    "ov_int8": "TinyBERT_ov_int8.xml",  # the benchmark's OpenVINO peer: NNCF static int8 (IR, with a .bin)
     "om": "TinyBERT_bs{bs}.om",  # the card's static OM model
     "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
 }
