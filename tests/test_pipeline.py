@@ -187,7 +187,7 @@ def test_missing_model_for_batch_size(workdir, tmp_path):
         proc = run_script("ais_inference.sh", 1, cwd=root, env={**env, "ORT_MODEL": kind, "MODEL_DIR": str(tmp_path)})
         assert_clean_error(proc, name, f"ORT_MODEL={kind}", "run test/pth2onnx.sh 1")
     assert_clean_error(run_script("ais_inference.sh", 1, cwd=root, env={**env, "ORT_MODEL": "fp16"}),
-                       "expected ORT_MODEL fast, int8 or static, got 'fp16'")
+                       "expected ORT_MODEL fast, int8, int8_static, bf16 or static, got 'fp16'")
 
 
 def test_model_and_batch_size_must_agree(workdir):
