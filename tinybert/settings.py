@@ -76,7 +76,8 @@ SETTINGS = (
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
                                                   "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
-                                    "300 gave the same dev accuracy as 1,000 and calibrates in seconds",
+                                    "300 calibrates in seconds and passed the dev gate (80.73 %, 99.66 % agreement); "
+                                    "other sizes not yet compared",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("CALIB_SEED", "0", "the fixed seed of the calibration sample, recorded next to the model",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
