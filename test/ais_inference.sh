@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 4: inference over $BIN_DIR into a new result folder under $RESULT_DIR: ais_bench on an NPU
 # (per gear with --dymDims when DYNAMIC_DIMS is set), else ONNX Runtime with the same output layout
-# (ORT_MODEL=fast by default: fused fp32 with length bucketing; int8; or static, the card's model).
+# (ORT_MODEL=fast by default: fused fp32 with length bucketing; int8_static, bf16, int8; or static, the card's model).
 # BACKEND=cann runs the simplified static ONNX model on NPU $DEVICE through ONNX Runtime's CANN provider.
 set -euo pipefail
 # shellcheck source=common.sh
@@ -61,7 +61,8 @@ elif [[ "$backend" == cann ]]; then
     --outfmt "$OUTFMT" --batchsize "$bs" "${dirname_args[@]}"
 else
   model="$(ort_model_path "$bs")"
-  echo "[INFO] backend: onnxruntime, model $model"
-  tinybert infer --model "$model" --input "$(input_dirs)" --output "$RESULT_DIR" \
+  runtime="$(cpu_runtime)"
+  echo "[INFO] backend: onnxruntime, ORT_MODEL=$ORT_MODEL runs on $runtime, model $model"
+  tinybert infer --backend "$runtime" --model "$model" --input "$(input_dirs)" --output "$RESULT_DIR" \
     --outfmt "$OUTFMT" --batchsize "$bs" --bucket_edges "$BUCKET_EDGES" "${dirname_args[@]}"
 fi

@@ -11,7 +11,10 @@ read_batch_sizes "$@"
 shared="$REPO_ROOT/../shared"
 if [[ ! -f "$DATA_FILE" && -f "$shared/data/SST-2/dev.tsv" ]]; then DATA_FILE="$shared/data/SST-2/dev.tsv"; fi
 if [[ ! -d "$CKPT_DIR" && -d "$shared/models/tinybert-sst2-demo" ]]; then CKPT_DIR="$shared/models/tinybert-sst2-demo"; fi
-echo "[INFO] checkpoint: $CKPT_DIR; data: $DATA_FILE"
+if [[ ! -f "$CALIB_FILE" && -f "$shared/data/SST-2/train.tsv" ]]; then CALIB_FILE="$shared/data/SST-2/train.tsv"; fi
+calib_args=()
+if [[ -f "$CALIB_FILE" ]]; then calib_args=(--calibration_file "$CALIB_FILE"); fi
+echo "[INFO] checkpoint: $CKPT_DIR; data: $DATA_FILE; calibration: ${calib_args[*]:-none (static int8 rows skipped)}"
 
 tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "$BENCH_DIR" \
-  --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET"
+  --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET" "${calib_args[@]}"

@@ -77,6 +77,9 @@ backend_setting() {
   if [[ -n "${!1}" ]]; then echo "${!1}"; else tinybert settings --get "$1" --backend "$2"; fi
 }
 
+# cpu_runtime: the backend `tinybert infer`/`perf` use for ORT_MODEL (onnxruntime; openvino-bf16 for bf16).
+cpu_runtime() { tinybert backend --cpu_runtime --ort_model="$ORT_MODEL" --batch_size 1; }
+
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
 
 # model_path KIND [--batch_size BS]: a model file in MODEL_DIR (kinds: python -m tinybert paths --help).

@@ -19,7 +19,8 @@ elif [[ "$backend" == cann ]]; then  # the simplified static model on NPU $DEVIC
   tinybert perf --model "$model" --backend cann --device "$DEVICE" --batchsize "$bs" --loop "$loop"
 else
   model="$(ort_model_path "$bs")"
-  echo "[INFO] model: $model"
-  tinybert perf --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
+  runtime="$(cpu_runtime)"
+  echo "[INFO] model: $model, on $runtime"
+  tinybert perf --backend "$runtime" --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
     --bucket_edges "$BUCKET_EDGES"
 fi

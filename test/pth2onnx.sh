@@ -5,7 +5,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/pth2onnx.sh <batch_size>   (FAST_MODELS=0 skips the fast models)" 1 1 "$@"
+usage_or_help "bash test/pth2onnx.sh <batch_size>   (FAST_MODELS=0 skips the fast models; ORT_MODEL=int8_static also calibrates on CALIB_FILE)" 1 1 "$@"
 bs="$1"
 require_batch_size "$bs"
 
@@ -27,4 +27,12 @@ if [[ "$FAST_MODELS" != 0 ]]; then
     tinybert export-fast --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
       --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR"
   fi
+fi
+# ORT_MODEL=int8_static: the calibrated model (the step itself keeps it when its recorded calibration inputs match).
+if [[ "$ORT_MODEL" == int8_static ]]; then
+  shared_train="$REPO_ROOT/../shared/data/SST-2/train.tsv"
+  if [[ ! -f "$CALIB_FILE" && -f "$shared_train" ]]; then CALIB_FILE="$shared_train"; fi
+  tinybert export-int8-static --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
+    --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR" --calibration_file "$CALIB_FILE" \
+    --calibration_samples "$CALIB_SAMPLES" --calibration_seed "$CALIB_SEED"
 fi

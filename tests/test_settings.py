@@ -116,7 +116,8 @@ def test_shell_assignments_per_script():
         return {line.split("=", 1)[0] for line in _shell("--script", script).splitlines()}
 
     shared = {s.name for s in SETTINGS if not s.scripts}
-    assert names("benchmark.sh") == shared | {"stamp", "BATCH_SIZES", "BENCH_DIR", "REPEATS"}
+    assert names("benchmark.sh") == shared | {"stamp", "BATCH_SIZES", "BENCH_DIR", "REPEATS", "CALIB_FILE",
+                                              "CALIB_SAMPLES", "CALIB_SEED"}
     assert names("test/perf.sh") == shared | {"stamp", "LOOP"}
     assert "EVAL_DIR" in names("eval_all.sh") and "EVAL_DIR" not in names("preprocess_data.sh")
 
@@ -183,7 +184,8 @@ def test_scripts_spell_no_model_file_name_and_no_default(script):
 
 CARD_NAMES = {"onnx": "TinyBERT_bs4.onnx", "sim": "TinyBERT_sim_bs4.onnx", "dynamic": "TinyBERT_dynamic.onnx",
               "sim_dynamic": "TinyBERT_sim_dynamic.onnx", "fast": "TinyBERT_fast.onnx", "int8": "TinyBERT_int8.onnx",
-              "om": "TinyBERT_bs4.om", "om_gears": "TinyBERT_bs4_dyn.om"}
+              "om": "TinyBERT_bs4.om", "om_gears": "TinyBERT_bs4_dyn.om", "int8_static": "TinyBERT_int8_static.onnx",
+              "int8_static_record": "TinyBERT_int8_static.calibration.json", "ov_int8": "TinyBERT_ov_int8.xml"}
 
 
 @pytest.mark.parametrize("kind", sorted(CARD_NAMES))
@@ -211,7 +213,7 @@ def test_paths_for_the_scripts():
 
 def test_paths_errors():
     assert_clean_error(run_cli("paths", "onnxruntime", "--ort_model", "fp16"),
-                       "expected ORT_MODEL fast, int8 or static, got 'fp16'", code=2)
+                       "expected ORT_MODEL fast, int8, int8_static, bf16 or static, got 'fp16'", code=2)
     assert_clean_error(run_cli("paths", "sim"), "expected a batch size for the sim model", code=2)
     assert_clean_error(run_cli("paths", "tflite"), "expected a model kind among", "got 'tflite'", code=2)
     assert_clean_error(run_cli("settings", "--get", "NOPE"), "expected a setting among", "got 'NOPE'", code=2)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import BackendUnavailableError, ModelFileError, UsageError
-from .settings import ORT_MODELS, default, model_path
+from .settings import CPU_RUNTIMES, ORT_MODELS, default, model_path
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,13 @@ def ort_model(request: Request, batch_size: int | None) -> str:
     if request.ort_model not in ORT_MODELS:
         raise UsageError(f"expected ORT_MODEL {_alternatives(ORT_MODELS)}, got {request.ort_model!r}")
     return model_path(ORT_MODELS[request.ort_model], request.model_dir, batch_size)
+
+
+def cpu_runtime(ort_model_name: str) -> str:
+    """The backend that runs ORT_MODEL's model for `infer` and `perf`: ONNX Runtime, or OpenVINO for bf16."""
+    if ort_model_name not in CPU_RUNTIMES:
+        raise UsageError(f"expected ORT_MODEL {_alternatives(CPU_RUNTIMES)}, got {ort_model_name!r}")
+    return CPU_RUNTIMES[ort_model_name]
 
 
 def om_model(request: Request, batch_size: int | None) -> str:

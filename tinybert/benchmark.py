@@ -15,6 +15,7 @@ actually processed (padding and filler included) represent.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -27,7 +28,8 @@ from .errors import UsageError, expect
 from .fileio import reserve_dir, write_json_atomic, write_text_atomic
 from .machine import describe_machine, physical_cores
 from .roofline import batch_flops, measured_sgemm_gflops
-from .runner import Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches, tokens_processed
+from .runner import (Batch, consecutive_batches, default_gears, plan_batches, real_lengths, run_batches,
+                     run_batches_overlapped, tokens_processed)
 from .settings import BATCH_SIZES, OPSET, SEQ_LEN, TIMESTAMP_FORMAT, model_path
 
 
@@ -39,12 +41,14 @@ class Row:
     bucketed: bool  # length-bucketed batches, else full-length consecutive batches
     fill: bool = False  # a static model: the last batch is filled to the batch size
     edges: tuple | None = None  # bucket edges for bucketed rows (None: tight)
+    overlapped: bool = False  # make_runner returns a backend with run_overlapped (requests in flight)
+    peer: bool = False  # another runtime, configured at its documented best
 
 
 # ---------------------------------------------------------------- rows
 
 def build_rows(model_dir: str, work_dir: str, features_dir: str, seq_len: int, threads: int, opset: int,
-               gpu: bool = True) -> tuple[list[Row], list[str]]:
+               gpu: bool = True, calibration_file: str | None = None) -> tuple[list[Row], list[str]]:
     from .backends import create_backend
     from .export import export, export_fast_models
 
@@ -68,10 +72,59 @@ def build_rows(model_dir: str, work_dir: str, features_dir: str, seq_len: int, t
             lambda bs: ort(model_path("fast", work_dir)), bucketed=True, edges=default_gears(seq_len)),
     ]
     notes = []
+    rows_s, note = _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threads, calibration_file, ort)
+    rows += rows_s
+    notes += note
     if gpu:
         gpu_rows, note = _gpu_rows(model_path("dynamic", work_dir), ort)
         rows += gpu_rows
         notes.append(note)
+    return rows, notes
+
+
+def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threads, calibration_file, ort):
+    """S: the project's static int8 path; OpenVINO peers: fp32 (LATENCY, and THROUGHPUT with an
+    async queue), bf16 where the CPU has it, NNCF static int8 (transformer preset) on the same
+    calibration sample."""
+    from .backends import create_backend
+    from .export import export_static_int8
+    from .export.calibrated import calibration_batches, calibration_sample
+    from .export.graphs import quantize_nncf_int8
+    from .machine import native_bf16
+    from .settings import CALIB_SAMPLES, CALIB_SEED
+
+    rows, notes = [], []
+    if calibration_file:
+        export_static_int8(model_dir, calibration_file, work_dir, features_dir=features_dir)
+        rows.append(Row("S", "ONNX Runtime static int8 (calibrated QDQ), length-bucketed (ORT_MODEL=int8_static)",
+                        lambda bs: ort(model_path("int8_static", work_dir)), bucketed=True))
+    else:
+        notes.append("row S and the OpenVINO int8 row skipped: no calibration file (CALIB_FILE)")
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return rows, notes + ["OpenVINO rows skipped: openvino is not installed (pip install openvino nncf)"]
+    dynamic = model_path("dynamic", work_dir)
+    ov = lambda path, **o: create_backend("openvino", path, threads=threads, **o)  # noqa: E731
+    rows.append(Row("OV", "OpenVINO fp32, LATENCY hint, length-bucketed", lambda bs: ov(dynamic).run,
+                    bucketed=True, peer=True))
+    rows.append(Row("OVt", "OpenVINO fp32, THROUGHPUT hint, async queue, length-bucketed",
+                    lambda bs: ov(dynamic, hint="THROUGHPUT"), bucketed=True, overlapped=True, peer=True))
+    if native_bf16():
+        rows.append(Row("OVb", "OpenVINO bf16, THROUGHPUT hint, async queue (ORT_MODEL=bf16 runs it)",
+                        lambda bs: ov(dynamic, hint="THROUGHPUT", precision="bf16"), bucketed=True, overlapped=True,
+                        peer=True))
+    else:
+        notes.append("OpenVINO bf16 row skipped: this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    if calibration_file:
+        sentences, _ = calibration_sample(calibration_file, CALIB_SAMPLES, CALIB_SEED)
+        xml = model_path("ov_int8", work_dir)
+        quantize_nncf_int8(dynamic, xml, calibration_batches(sentences, os.path.join(model_dir, "vocab.txt"), seq_len))
+        rows.append(Row("OV8", "OpenVINO int8 static (NNCF, transformer preset), LATENCY hint",
+                        lambda bs: ov(xml).run, bucketed=True, peer=True))
+        rows.append(Row("OV8t", "OpenVINO int8 static (NNCF, transformer preset), THROUGHPUT hint, async queue",
+                        lambda bs: ov(xml, hint="THROUGHPUT"), bucketed=True, overlapped=True, peer=True))
+    notes.append("CTranslate2 row absent: not tried yet (open work)")
     return rows, notes
 
 
@@ -103,11 +156,16 @@ def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: 
     run = row.make_runner(batch_size)
     batches = plan_for(row, lengths, seq_len, batch_size)
     fill_to = batch_size if row.fill else None
-    run_batches(run, arrays, batches[:3], fill_to)  # warm-up
+    if row.overlapped:
+        backend = run
+        run = lambda arrays_, batches_, fill_to_: run_batches_overlapped(backend, arrays_, batches_)  # noqa: E731
+    else:
+        run = functools.partial(run_batches, run)
+    run(arrays, batches[:3], fill_to)  # warm-up
     passes = []
     for _ in range(repeats):
         tick = time.perf_counter()
-        logits, compute_ms = run_batches(run, arrays, batches, fill_to)
+        logits, compute_ms = run(arrays, batches, fill_to)
         passes.append((time.perf_counter() - tick, logits, compute_ms))
     wall, logits, compute_ms = sorted(passes, key=lambda p: p[0])[len(passes) // 2]  # median pass
     flops = sum(batch_flops(config, fill_to or len(b.indices), b.length) for b in batches)
@@ -121,7 +179,8 @@ def time_row(row: Row, arrays, lengths, seq_len: int, batch_size: int, repeats: 
 
 def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark_results",
                   batch_sizes=BATCH_SIZES, repeats: int = 3, seq_len: int = SEQ_LEN, opset: int = OPSET,
-                  threads: int | None = None, gpu: bool = True, plot: bool = True) -> dict:
+                  threads: int | None = None, gpu: bool = True, plot: bool = True,
+                  calibration_file: str | None = None) -> dict:
     expect(repeats > 0, UsageError, f"expected a positive --repeats, got {repeats}")
     threads = threads or physical_cores()
     started = time.strftime(TIMESTAMP_FORMAT)
@@ -129,13 +188,15 @@ def run_benchmark(model_dir: str, tsv_path: str, output_root: str = "./benchmark
     # Features and models are scratch: the results folder keeps only the table, JSON and plot, and is
     # made once there is something to put in it (a run that fails leaves no empty folder).
     with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=output_root) as work_dir:
-        report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu)
+        report = _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu,
+                              calibration_file)
     out_dir = reserve_dir(output_root, f"benchmark-{started}")
     _write_outputs(out_dir, report, plot)
     return report
 
 
-def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu) -> dict:
+def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, opset, threads, gpu,
+                 calibration_file=None) -> dict:
     from .features import load_features, preprocess
     from .modeling import load_bert_config
 
@@ -148,7 +209,7 @@ def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, o
     machine = describe_machine()
     sgemm = measured_sgemm_gflops(threads)
     _print_header(machine, sgemm, threads, len(lengths), lengths)
-    rows, notes = build_rows(model_dir, work_dir, features_dir, seq_len, threads, opset, gpu)
+    rows, notes = build_rows(model_dir, work_dir, features_dir, seq_len, threads, opset, gpu, calibration_file)
     for note in notes:
         print(f"[INFO] {note}")
     results = []
@@ -159,7 +220,7 @@ def _measure_all(model_dir, tsv_path, work_dir, batch_sizes, repeats, seq_len, o
             logits = figures.pop("logits")
             reference = logits if row.key == "A" else reference
             figures.update(_quality(logits, reference, features.labels))
-            figures.update(row=row.key, title=row.title, batch_size=bs,
+            figures.update(row=row.key, title=row.title, batch_size=bs, peer=row.peer, overlapped=row.overlapped,
                            roofline_fraction=figures["achieved_gflops"] / sgemm["gflops"],
                            roofline_sentences_per_s=sgemm["gflops"] * 1e9 * len(lengths) / (figures["gflop"] * 1e9))
             results.append(figures)

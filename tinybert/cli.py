@@ -59,6 +59,26 @@ def _export_fast(argv, prog):
     export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
+@step("export-int8-static", "fp32 dynamic model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
+                            "a training TSV (cached, inputs recorded beside it)")
+def _export_int8_static(argv, prog):
+    from .settings import CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT
+
+    p = _export_options(_parser("export-int8-static", STEPS["export-int8-static"][1], prog), batch_size=False)
+    p.add_argument("--calibration_file", default=DEFAULTS["CALIB_FILE"],
+                   help="CALIB_FILE: SST-2 TSV to calibrate on (training data, never the evaluation set)")
+    p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
+    p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
+    p.add_argument("--force", action="store_true", help="recalibrate even when the recorded inputs match")
+    p.add_argument("--min_agreement", type=float, default=MIN_AGREEMENT,
+                   help="the model is removed when it predicts like PyTorch for a smaller fraction of the check samples")
+    a = p.parse_args(argv)
+    from .export import export_static_int8
+
+    export_static_int8(a.model_dir, a.calibration_file, a.output_dir, a.calibration_samples, a.calibration_seed,
+                       a.opset, a.max_seq_length, a.features_dir, a.force, a.min_agreement)
+
+
 @step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")
 def _gears(argv, prog):
     p = _parser("gears", STEPS["gears"][1], prog)
@@ -204,12 +224,15 @@ def _predict(argv, prog):
                    help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
     p.add_argument("--max_seq_length", type=positive_int, default=None,
                    help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
+    p.add_argument("--onnx_backend", default="onnxruntime", choices=["onnxruntime", "openvino", "openvino-bf16"],
+                   help="what runs --onnx (the bf16 path: openvino-bf16)")
     _backend_options(p)
     a = p.parse_args(argv)
     from .predict import predict, print_predictions, read_sentences
 
     sentences = read_sentences(a.sentences, sys.stdin)
-    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads))
+    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
+                              a.onnx_backend))
 
 
 @step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
@@ -224,6 +247,8 @@ def _benchmark(argv, prog):
     p.add_argument("--opset", type=positive_int, default=OPSET)
     p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
     p.add_argument("--no_plot", action="store_true")
+    p.add_argument("--calibration_file", default=None,
+                   help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
     _backend_options(p)
     a = p.parse_args(argv)
     try:
@@ -233,7 +258,7 @@ def _benchmark(argv, prog):
     from .benchmark import run_benchmark
 
     run_benchmark(a.model_dir, a.data_file, a.output, sizes, a.repeats, a.max_seq_length, a.opset, a.threads,
-                  gpu=not a.no_gpu, plot=not a.no_plot)
+                  gpu=not a.no_gpu, plot=not a.no_plot, calibration_file=a.calibration_file)
 
 
 @step("compare", "hold two result folders of the same features against each other, sample by sample")

@@ -87,6 +87,13 @@ def _backend(argv, prog):
     p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
     p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
+    p.add_argument("--cpu_runtime", action="store_true",
+                   help="print the backend `infer`/`perf` use for --ort_model instead (onnxruntime, openvino-bf16)")
     a = _model_options(p).parse_args(argv)
+    if a.cpu_runtime:
+        from .backend_choice import cpu_runtime
+
+        print(cpu_runtime(a.ort_model))
+        return
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
     print(choose_backend(a.requested, a.batch_size, request))

@@ -40,7 +40,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def package_versions(names=("torch", "transformers", "onnx", "onnxsim", "onnxruntime", "numpy")) -> dict:
+def package_versions(names=("torch", "transformers", "onnx", "onnxsim", "onnxruntime", "openvino", "nncf", "numpy")) -> dict:
     versions = {}
     for name in names:
         try:
@@ -59,3 +59,29 @@ def describe_machine() -> dict:
         "platform": platform.platform(terse=True),
         "packages": package_versions(),
     }
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16() -> bool:
+    """The CPU computes bf16 dot products itself (AVX512-BF16 or AMX), not by conversion to fp32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def native_int8_dot() -> str:
+    """The int8 dot-product instructions here: VNNI where present, else AVX2's u8s8 multiply-add."""
+    flags = cpu_flags()
+    if flags & {"amx_int8"}:
+        return "AMX-INT8"
+    if flags & {"avx512_vnni", "avx_vnni"}:
+        return "VNNI"
+    return "AVX2 u8s8 (no VNNI)" if "avx2" in flags else "no SIMD int8 dot product"

@@ -149,6 +149,21 @@ def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, o
     return logits, compute_ms
 
 
+def run_batches_overlapped(backend, arrays, batches: list[Batch]):
+    """As `run_batches` for a backend with `run_overlapped` (several requests in flight): logits in
+    sample order and, per batch, the wall time of the whole pass divided by the batches (requests
+    overlap, so no single call's compute time exists)."""
+    logits = np.empty((len(arrays[0]), 2), dtype=np.float32)
+
+    def on_output(position, out):
+        logits[batches[position].indices] = out[:len(batches[position].indices)]
+
+    tick = time.perf_counter()
+    backend.run_overlapped((batch_inputs(arrays, b) for b in batches), on_output)
+    per_batch = (time.perf_counter() - tick) * 1000.0 / max(1, len(batches))
+    return logits, [per_batch] * len(batches)
+
+
 def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = "off") -> np.ndarray:
     """Logits of every sample, batched as `plan` decides for this backend's model."""
     batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)

@@ -38,8 +38,10 @@ SETTINGS = (
                                "else ONNX Runtime: the same steps run on an NPU server and anywhere else "
                                "(cann: ONNX Runtime's CANN provider on the NPU, only when asked for)"),
     Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
-    Setting("ORT_MODEL", "fast", "fused fp32 on length-bucketed batches: the logits of PyTorch within 1e-4, "
-                                 "several times the card's static model (README, benchmark)"),
+    Setting("ORT_MODEL", "fast", "the CPU path: fused fp32 on length-bucketed batches gives the logits of PyTorch "
+                                 "within 1e-4 at several times the card's static model (README, benchmark); "
+                                 "int8_static and bf16 are the gated reduced-precision paths, int8 the dynamic one, "
+                                 "static the card's model"),
     Setting("BUCKET_EDGES", "tight", "padding each length-sorted batch to its own longest sample measured "
                                      "15-23 % faster on ONNX Runtime than 16/32/48/64 gears"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
@@ -72,6 +74,15 @@ SETTINGS = (
             scripts=("benchmark.sh",)),
     Setting("ONNX_MODEL", "", "empty: PyTorch eager on CKPT_DIR, nothing to export first; an .onnx file runs "
                               "ONNX Runtime instead", scripts=("predict.sh",)),
+    Setting("CALIB_FILE", "{GLUE_DIR}/train.tsv", "static int8 calibrates on the training split, never on the "
+                                                  "evaluation set (DATA_FILE); name any labelled or unlabelled "
+                                                  "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
+    Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
+                                    "300 calibrates in seconds and passed the dev gate (80.73 %, 99.66 % agreement); "
+                                    "other sizes not yet compared",
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
+    Setting("CALIB_SEED", "0", "the fixed seed of the calibration sample, recorded next to the model",
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("FAST_MODELS", "1", "the fast models are ONNX Runtime's default path, so they are exported when "
                                 "missing or older than the weights; 0 skips them (only the card's static pair)",
             scripts=("pth2onnx.sh",)),
@@ -149,11 +160,22 @@ MODEL_FILES = {
     "sim_dynamic": "TinyBERT_sim_dynamic.onnx",  # ... simplified: what ATC turns into gear models
     "fast": "TinyBERT_fast.onnx",  # ONNX Runtime's fusions applied, fp32
     "int8": "TinyBERT_int8.onnx",  # fast, dynamically quantized to int8
+    "int8_static": "TinyBERT_int8_static.onnx",  # dynamic, int8 with calibrated activation scales (QDQ)
+    "int8_static_record": "TinyBERT_int8_static.calibration.json",  # its calibration inputs (the cache key)
+    "ov_int8": "TinyBERT_ov_int8.xml",  # the benchmark's OpenVINO peer: NNCF static int8 (IR, with a .bin)
     "om": "TinyBERT_bs{bs}.om",  # the card's static OM model
     "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
 }
 FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `export-fast`, batch-independent
-ORT_MODELS = {"fast": "fast", "int8": "int8", "static": "sim"}  # ORT_MODEL -> model file kind
+# ORT_MODEL -> (model file kind, the backend that runs it). bf16 is a run-time precision of the
+# fp32 dynamic model, on OpenVINO (ONNX Runtime has no bf16 CPU kernels for these operators).
+ORT_MODELS = {"fast": "fast", "int8": "int8", "int8_static": "int8_static", "bf16": "dynamic", "static": "sim"}
+CPU_RUNTIMES = {"fast": "onnxruntime", "int8": "onnxruntime", "int8_static": "onnxruntime", "bf16": "openvino-bf16",
+                "static": "onnxruntime"}
+REDUCED_PRECISION = ("int8", "int8_static", "bf16")  # gated on dev: MAX_ACCURACY_DROP, MIN_AGREEMENT
+CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
+CALIB_SEED = int(default("CALIB_SEED"))
+CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
 
 
 def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:

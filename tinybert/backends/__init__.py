@@ -19,6 +19,8 @@ BACKENDS = {
     "pytorch": ("pytorch_backend", "PyTorchBackend", "pip install torch transformers"),
     # ONNX Runtime's CANN execution provider on an Ascend NPU; the class says what is missing.
     "cann": ("cann_backend", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)"),
+    "openvino": ("openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)"),
+    "openvino-bf16": ("openvino_backend", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)"),
 }
 
 

@@ -7,11 +7,14 @@
   axes dynamic, standard ops only), `TinyBERT_sim_dynamic.onnx` (simplified: what ATC turns into
   gear models), `TinyBERT_fast.onnx` (ONNX Runtime's transformer fusions, fp32) and
   `TinyBERT_int8.onnx` (the fused model, dynamically quantized).
+- `export_static_int8`: `TinyBERT_int8_static.onnx`, static int8 calibrated on a seeded sample of a
+  training file, with its calibration record (cached).
 
 Every model goes through `checking.check_models`: a model that fails its check is removed.
 """
 
+from .calibrated import export_static_int8
 from .fast import export_fast_models
 from .static import ExportReport, export
 
-__all__ = ["ExportReport", "export", "export_fast_models"]
+__all__ = ["ExportReport", "export", "export_fast_models", "export_static_int8"]

@@ -55,11 +55,12 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
 
 
 def check_models(paths: dict[str, str], arrays, reference: np.ndarray, description: str, batch_size: int,
-                 bucket_edges: str, tolerance: float, gated, remove_on_failure) -> dict:
+                 bucket_edges: str, tolerance: float, gated, remove_on_failure, min_agreement: float | None = None) -> dict:
     """Run each model with ONNX Runtime and compare with PyTorch's `reference` logits, one line per
-    model. When a `gated` model's logits are further than `tolerance` from PyTorch, the models in
-    `remove_on_failure` are removed (a model that failed its check must not look ready) and an
-    ExportError says which."""
+    model. When a `gated` model's logits are further than `tolerance` from PyTorch, or (with
+    `min_agreement`, for reduced-precision models) any model predicts the same class for a smaller
+    fraction of samples, the files in `remove_on_failure` are removed (a model that failed its check
+    must not look ready) and an ExportError says which."""
     from ..backends import create_backend
 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
@@ -72,13 +73,23 @@ def check_models(paths: dict[str, str], arrays, reference: np.ndarray, descripti
         print(f"[INFO] {os.path.basename(path)} vs PyTorch on {description}{batching}: "
               f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
     failed = [key for key in gated if report["max_abs_diff"][key] > tolerance]
+    disagreeing = [key for key in paths if min_agreement is not None and report["agreement"][key] < min_agreement]
+    removed = _remove(remove_on_failure) if failed or disagreeing else []
+    if disagreeing:
+        worst = min(disagreeing, key=report["agreement"].get)
+        raise ExportError(f"{paths[worst]}: same prediction as PyTorch for {100 * report['agreement'][worst]:.2f}% of "
+                          f"{description}, expected at least {100 * min_agreement:.0f}% (removed it)")
     if failed:
         worst = max(failed, key=report["max_abs_diff"].get)
-        removed = []
-        for path in remove_on_failure:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-                removed.append(os.path.basename(path))
         raise ExportError(f"{paths[worst]}: logits differ from PyTorch by {report['max_abs_diff'][worst]:.3e}, "
                           f"expected at most {tolerance:.0e} (removed {', '.join(removed) or 'nothing'})")
     return report
+
+
+def _remove(paths) -> list[str]:
+    removed = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(os.path.basename(path))
+    return removed

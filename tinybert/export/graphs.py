@@ -72,3 +72,51 @@ def quantize_int8(source: str, target: str) -> None:
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.disable(logging.NOTSET)
+
+
+def quantize_static_int8(source: str, target: str, calibration_batches) -> None:
+    """Static int8 (QDQ): MatMul weights int8 per output channel, activations uint8 with ranges
+    calibrated ahead of time on `calibration_batches` (dicts of input name -> array). Per-channel
+    DequantizeLinear needs opset 13, so the graph is converted first."""
+    import logging
+    import os
+    import tempfile
+
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration_batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    model = onnx.load(source)
+    if model.opset_import[0].version < 13:
+        model = version_converter.convert_version(model, 13)
+    logging.disable(logging.WARNING)  # its advice to run shape pre-processing does not apply here
+    with tempfile.TemporaryDirectory(prefix=".calibrate-", dir=os.path.dirname(os.path.abspath(target))) as work:
+        upgraded = os.path.join(work, "opset13.onnx")
+        onnx.save(model, upgraded)
+        try:
+            quantize_static(upgraded, target, Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def quantize_nncf_int8(source: str, target_xml: str, calibration_batches) -> None:
+    """OpenVINO's documented static int8 recipe: NNCF post-training quantization with the
+    transformer preset (SmoothQuant, fast bias correction), saved as OpenVINO IR."""
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(source)
+    batches = list(calibration_batches)
+    quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(batches))
+    ov.save_model(quantized, target_xml)

@@ -1,0 +1,71 @@
+"""Static int8 calibration on generated data: seeded sample, cache, record, refusals, gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import assert_clean_error, make_small_tsv, run_cli
+
+from tinybert.export.calibrated import calibration_sample
+
+
+def test_sample_is_seeded_and_in_file_order(tmp_path):
+    tsv = make_small_tsv(tmp_path / "train.tsv", 40, seed=3)
+    first, record = calibration_sample(str(tsv), 10, seed=5)
+    again, same = calibration_sample(str(tsv), 10, seed=5)
+    other, different = calibration_sample(str(tsv), 10, seed=6)
+    assert first == again and record == same and record["rows_sha256"] != different["rows_sha256"]
+    assert record["samples"] == 10 and record["file_sentences"] == 40
+    assert calibration_sample(str(tsv), 1000, seed=5)[1]["samples"] == 40  # capped at the file
+
+
+def test_calibrate_cache_and_record(small_inputs, tmp_path):
+    train = make_small_tsv(tmp_path / "train.tsv", 60, seed=11)
+    args = ["export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
+            "--calibration_file", train, "--calibration_samples", 20, "--features_dir", tmp_path / "none",
+            # A random generated checkpoint has near-tied logits: the 99 % gate is for the real one.
+            "--min_agreement", 0.5]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    model = tmp_path / "m" / "TinyBERT_int8_static.onnx"
+    record = json.loads((tmp_path / "m" / "TinyBERT_int8_static.calibration.json").read_text())
+    assert record["samples"] == 20 and record["calibration_file"] == "train.tsv" and record["seed"] == 0
+    assert record["check"]["agreement"] >= 0.5
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(model)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations quantized with fixed scales
+    mtime = model.stat().st_mtime_ns
+    cached = run_cli(*args, cwd=tmp_path, check=True)
+    assert "up to date" in cached.stdout and model.stat().st_mtime_ns == mtime
+    changed = run_cli(*args, "--calibration_seed", 1, cwd=tmp_path, check=True)
+    assert "up to date" not in changed.stdout and model.stat().st_mtime_ns != mtime
+
+
+def test_calibrating_on_the_evaluation_set_is_refused(small_inputs, tmp_path):
+    bins = tmp_path / "bert_bin"
+    run_cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", small_inputs.checkpoint / "vocab.txt",
+            "--output_dir", bins, "--no_progress", check=True)
+    proc = run_cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
+                   "--calibration_file", small_inputs.tsv, "--features_dir", bins, cwd=tmp_path)
+    assert_clean_error(proc, "expected a calibration file other than the evaluation set")
+    assert not (tmp_path / "m" / "TinyBERT_int8_static.onnx").exists()
+
+
+def test_missing_calibration_file(small_inputs, tmp_path):
+    proc = run_cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path,
+                   "--calibration_file", tmp_path / "train.tsv", cwd=tmp_path)
+    assert_clean_error(proc, "train.tsv: expected a calibration TSV")
+
+
+def test_a_model_below_the_agreement_gate_is_removed(small_inputs, tmp_path, monkeypatch):
+    from tinybert.export import calibrated
+    from tinybert.errors import ExportError
+
+    train = make_small_tsv(tmp_path / "train.tsv", 30, seed=2)
+    monkeypatch.setattr(calibrated, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples
+    with pytest.raises(ExportError, match="expected at least 101%"):
+        calibrated.export_static_int8(str(small_inputs.checkpoint), str(train), str(tmp_path), samples=10)
+    assert not (tmp_path / "TinyBERT_int8_static.onnx").exists()
+    assert not (tmp_path / "TinyBERT_int8_static.calibration.json").exists()

@@ -1,0 +1,67 @@
+"""OpenVINO on the CPU: fp32, or bf16 where the CPU computes it natively.
+
+`hint` is OpenVINO's PERFORMANCE_HINT: LATENCY (one request, all cores) for `run`; THROUGHPUT
+(several streams) for `run_overlapped`, which keeps OpenVINO's optimal number of requests in flight
+through an AsyncInferQueue.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import openvino as ov
+
+from .. import INPUT_NAMES
+from ..errors import BackendUnavailableError, ModelFileError, expect
+from ..machine import native_bf16, physical_cores
+
+PRECISIONS = {"f32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoBackend:
+    name = "openvino"
+    batch_size = None
+    seq_len = None
+
+    def __init__(self, model_path: str, threads: int | None = None, precision: str = "f32", hint: str = "LATENCY"):
+        expect(os.path.isfile(model_path), ModelFileError,
+               f"{model_path}: expected an ONNX or OpenVINO IR model (run test/pth2onnx.sh first), found no such file")
+        if precision == "bf16" and not native_bf16():
+            raise BackendUnavailableError(
+                "bf16: expected a CPU with native bf16 compute (avx512_bf16 or amx_bf16 in /proc/cpuinfo), got none "
+                "on this CPU; use ORT_MODEL=fast (fp32) or ORT_MODEL=int8_static")
+        self.threads = threads or physical_cores()
+        self.precision, self.hint = precision, hint
+        config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+                  "INFERENCE_NUM_THREADS": self.threads}
+        try:
+            self.compiled = ov.Core().compile_model(model_path, "CPU", config)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{model_path}: OpenVINO cannot load it ({str(exc).splitlines()[0]})") from None
+        names = tuple(i.get_any_name() for i in self.compiled.inputs)
+        expect(names == INPUT_NAMES, ModelFileError,
+               f"{model_path}: expected inputs {', '.join(INPUT_NAMES)}, got {', '.join(names)}")
+        self.request = self.compiled.create_infer_request()
+        self.requests_in_flight = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.model_path = model_path
+
+    def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
+        result = self.request.infer(dict(zip(INPUT_NAMES, (input_ids, segment_ids, input_mask))))
+        return np.array(result[0], dtype=np.float32)
+
+    def run_overlapped(self, inputs, on_output) -> None:
+        """Run every (input_ids, segment_ids, input_mask) of `inputs` with several requests in
+        flight; `on_output(position, logits)` sees each result as it completes (any order)."""
+        queue = ov.AsyncInferQueue(self.compiled, self.requests_in_flight)
+        queue.set_callback(lambda request, position: on_output(position, np.array(request.get_output_tensor(0).data)))
+        for position, arrays in enumerate(inputs):
+            queue.start_async(dict(zip(INPUT_NAMES, arrays)), position)
+        queue.wait_all()
+
+
+class OpenVinoBf16Backend(OpenVinoBackend):
+    name = "openvino-bf16"
+
+    def __init__(self, model_path: str, threads: int | None = None, hint: str = "LATENCY"):
+        super().__init__(model_path, threads, precision="bf16", hint=hint)

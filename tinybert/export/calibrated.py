@@ -1,0 +1,105 @@
+"""Static int8: activation ranges calibrated ahead of time on a seeded sample of a training file.
+
+`export_static_int8` writes `TinyBERT_int8_static.onnx` (QDQ, from the fp32 dynamic model) and,
+beside it, `TinyBERT_int8_static.calibration.json`: the calibration file (name and sha256), the
+sample size, seed and the sampled rows' digest, and the fp32 model it was made from. That record
+is the cache key: a second export with the same inputs and an unchanged fp32 model is skipped.
+Calibrating on the evaluation set is refused. The model is checked like every export
+(`check_models`): prediction agreement with PyTorch below MIN_AGREEMENT removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from ..dataset import file_sha256, read_sst2_tsv
+from ..errors import ExportError, UsageError, expect
+from ..features import MANIFEST_NAME, encode_sentences, read_manifest
+from ..fileio import os_errors_as, read_json, write_json_atomic
+from ..runner import model_logits, plan_batches, real_lengths
+from ..settings import (CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_SAMPLES, MIN_AGREEMENT, OPSET, SEQ_LEN,
+                        model_path)
+from .checking import check_models, load_checked_model, verification_inputs, write_model
+from .graphs import quantize_static_int8
+
+METHOD = "onnxruntime quantize_static, QDQ, MatMul only, weights int8 per channel, activations uint8 MinMax"
+VERIFY_BATCH = 32
+
+
+def calibration_sample(calibration_file: str, samples: int, seed: int) -> tuple[list[str], dict]:
+    """`samples` sentences drawn without replacement (numpy default_rng(seed)), in file order, and
+    what identifies them."""
+    expect(samples > 0, UsageError, f"expected a positive number of calibration samples, got {samples}")
+    dataset = read_sst2_tsv(calibration_file)
+    count = min(samples, len(dataset))
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=count, replace=False))
+    sentences = [dataset.sentences[i] for i in rows]
+    record = {"calibration_file": os.path.basename(calibration_file), "calibration_sha256": dataset.sha256,
+              "file_sentences": len(dataset), "samples": int(count), "seed": int(seed),
+              "rows_sha256": hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest(),
+              "sampling": "numpy.random.default_rng(seed).choice(rows, samples, replace=False), sorted"}
+    return sentences, record
+
+
+def calibration_batches(sentences: list[str], vocab_file: str, seq_len: int, batch_size: int = CALIB_BATCH):
+    """The sample as the model sees it at inference: length-bucketed batches trimmed to their longest."""
+    arrays = encode_sentences(sentences, vocab_file, seq_len).batch(slice(None))
+    batches = plan_batches(real_lengths(arrays[2], "calibration sample"), batch_size)
+    names = ("input_ids", "segment_ids", "input_mask")
+    return [{n: np.ascontiguousarray(a[b.indices, :b.length]) for n, a in zip(names, arrays)} for b in batches]
+
+
+def _refuse_evaluation_set(calibration_sha256: str, features_dir: str | None) -> None:
+    if features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
+        evaluated = read_manifest(features_dir).get("source", {})
+        expect(evaluated.get("sha256") != calibration_sha256, UsageError,
+               f"expected a calibration file other than the evaluation set, got the file {features_dir} was made "
+               f"from ({os.path.basename(evaluated.get('path', '?'))}): calibrate on training data (CALIB_FILE)")
+
+
+def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = ".", samples: int = CALIB_SAMPLES,
+                       seed: int = CALIB_SEED, opset: int = OPSET, seq_len: int = SEQ_LEN,
+                       features_dir: str | None = None, force: bool = False, min_agreement: float | None = None) -> dict:
+    """Write (or keep, when its record matches) the calibrated static int8 model; returns the record."""
+    expect(os.path.isfile(calibration_file), UsageError,
+           f"{calibration_file}: expected a calibration TSV (CALIB_FILE, e.g. SST-2 train.tsv), found no such file")
+    target, record_path = model_path("int8_static", out_dir), model_path("int8_static_record", out_dir)
+    fp32 = model_path("dynamic", out_dir)
+    weights = os.path.join(model_dir, "pytorch_model.bin")
+    sentences, record = calibration_sample(calibration_file, samples, seed)
+    _refuse_evaluation_set(record["calibration_sha256"], features_dir)
+    fresh_fp32 = os.path.isfile(fp32) and not (os.path.isfile(weights) and os.path.getmtime(weights) > os.path.getmtime(fp32))
+    if not fresh_fp32:
+        from .fast import export_fast_models
+
+        export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)
+    record.update(source_model=os.path.basename(fp32), source_model_sha256=file_sha256(fp32), seq_len=seq_len,
+                  batch_size=CALIB_BATCH, method=METHOD)
+    if not force and os.path.isfile(target) and os.path.isfile(record_path):
+        cached = read_json(record_path, ExportError, "the calibration record")
+        if {k: cached.get(k) for k in record} == record:
+            print(f"[INFO] {target} is up to date (same calibration inputs, {record_path}); not recalibrated")
+            return cached
+    torch_backend = load_checked_model(model_dir, opset, seq_len)
+    batches = calibration_batches(sentences, os.path.join(model_dir, "vocab.txt"), seq_len)
+    with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):
+        write_model(target, lambda tmp: quantize_static_int8(fp32, tmp, batches),
+                    f"static int8 calibrated on {record['samples']} sentences of {record['calibration_file']} "
+                    f"(seed {seed}) -> {target}")
+    count = FAST_VERIFY_SAMPLES
+    if features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
+        count = min(count, read_manifest(features_dir)["num_samples"])
+    arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
+    reference = model_logits(torch_backend, arrays, VERIFY_BATCH)
+    report = check_models({"int8_static": target}, arrays, reference, description, VERIFY_BATCH, "tight",
+                          tolerance=float("inf"), gated=(), remove_on_failure=(target, record_path),
+                          min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement)
+    record["check"] = {"on": description, "max_abs_diff": report["max_abs_diff"]["int8_static"],
+                       "agreement": report["agreement"]["int8_static"]}
+    with os_errors_as(ExportError, f"write {record_path}"):
+        write_json_atomic(record_path, record)
+    print(f"[INFO] calibration inputs recorded in {record_path}")
+    return record
