@@ -64,5 +64,5 @@ else
   runtime="$(cpu_runtime)"
   echo "[INFO] backend: onnxruntime, ORT_MODEL=$ORT_MODEL runs on $runtime, model $model"
   tinybert infer --backend "$runtime" --model "$model" --input "$(input_dirs)" --output "$RESULT_DIR" \
-    --outfmt "$OUTFMT" --batchsize "$bs" --bucket_edges "$BUCKET_EDGES" "${dirname_args[@]}"
+    --outfmt "$OUTFMT" --batchsize "$bs" --bucket_edges "$BUCKET_EDGES" --requests "$REQUESTS" "${dirname_args[@]}"
 fi

@@ -22,5 +22,5 @@ else
   runtime="$(cpu_runtime)"
   echo "[INFO] model: $model, on $runtime"
   tinybert perf --backend "$runtime" --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
-    --bucket_edges "$BUCKET_EDGES"
+    --bucket_edges "$BUCKET_EDGES" --requests "$REQUESTS"
 fi

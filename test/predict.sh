@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/predict.sh [sentence ...]   (no sentences: one per line on stdin; ONNX_MODEL=<file.onnx> for ONNX Runtime)" 0 100000 "$@"
 
 if [[ -n "$ONNX_MODEL" ]]; then
-  model_args=(--onnx "$ONNX_MODEL" --onnx_backend "$(cpu_runtime)" --vocab_file "$CKPT_DIR/vocab.txt")
+  model_args=(--onnx "$ONNX_MODEL" --onnx_backend "$(cpu_runtime)" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt")
 else
   model_args=(--model_dir "$CKPT_DIR")
 fi

@@ -107,7 +107,20 @@ def _gears(argv, prog):
 
 
 def _backend_options(p):
-    p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: physical cores)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads in all (default: physical cores), shared among the requests in flight")
+    p.add_argument("--requests", default=None,
+                   help=f"REQUESTS: calls in flight at once for onnxruntime/openvino: 'auto' (one per thread) or a "
+                        f"number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
+
+
+def _request_options(p, a, backend: str) -> dict:
+    """--requests, for the backends that run several calls at once (not PyTorch, not the NPU)."""
+    if a.requests is None:
+        return {}
+    if backend not in ("onnxruntime", "openvino", "openvino-bf16"):
+        p.error(f"--requests {a.requests}: expected the onnxruntime or openvino(-bf16) backend, got {backend}")
+    return {"requests": a.requests}
 
 
 def _device_option(p):
@@ -149,7 +162,7 @@ def _infer(argv, prog):
 
     run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
                   a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads,
-                  **_device_backend_options(p, a))
+                  **_device_backend_options(p, a), **_request_options(p, a, a.backend))
 
 
 @step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
@@ -190,7 +203,7 @@ def _perf(argv, prog):
     a = p.parse_args(argv)
     from .perf import measure
 
-    options = {"threads": a.threads, **_device_backend_options(p, a)}
+    options = {"threads": a.threads, **_device_backend_options(p, a), **_request_options(p, a, a.backend)}
     if a.providers:
         options["providers"] = a.providers.split(",")
     measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, bin_dir=a.bin_dir,
@@ -231,8 +244,9 @@ def _predict(argv, prog):
     from .predict import predict, print_predictions, read_sentences
 
     sentences = read_sentences(a.sentences, sys.stdin)
+    requests = _request_options(p, a, a.onnx_backend if a.onnx else "pytorch").get("requests")
     print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
-                              a.onnx_backend))
+                              a.onnx_backend, requests))
 
 
 @step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")

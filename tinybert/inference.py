@@ -20,7 +20,8 @@ from .features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_fe
 from .fileio import natural_key, os_errors_as
 from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
-from .runner import latency_stats, plan, run_batches, throughput, throughput_line, tokens_processed
+from .runner import (latency_stats, plan, run_batches, throughput, throughput_line, tokens_processed,
+                     wall_clock_line)
 
 
 @dataclass
@@ -136,11 +137,15 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
 
     try:
         with os_errors_as(OutputError, f"write results under {output_root}"):
-            _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs)
+            requests = getattr(runner, "requests", 1)
+            tick = time.perf_counter()
+            _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs, requests)
+            wall_s = time.perf_counter() - tick
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
                     "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
-                    "threads": getattr(runner, "threads", None), "features": inputs.provenance,
+                    "threads": getattr(runner, "threads", None), "requests_in_flight": requests,
+                    "features": inputs.provenance,
                     "bucketing": None if fill_to else (bucket_edges or "tight"),
                     "tokens_processed": tokens_processed(batches, fill_to)}
             names = [out_names[i] for i in range(count)]
@@ -151,6 +156,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         writer.discard()
         raise
     print(throughput_line(batch_size, compute_ms))
+    print(wall_clock_line(count, wall_s, requests))
     print(f"[INFO] {count} outputs written to {final}")
     if nonfinite:
         shown = ", ".join(map(str, sorted(nonfinite)[:5])) + (" ..." if len(nonfinite) > 5 else "")

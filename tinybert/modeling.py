@@ -7,6 +7,7 @@ additive mask `(1 - mask) * -10000`, pooler `tanh(dense(h[:, 0]))`, and the head
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -93,14 +94,22 @@ def _build_classifier_class():
             self.encoder = BertEncoder(config)
             self.pooler = BertPooler(config)
 
+            self.cls_only_last_layer = False  # see cls_only_last_layer()
+
         def forward(self, input_ids, segment_ids, input_mask):
             # The original's additive mask, broadcast over heads and query positions. Written as
             # unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention fusion recognises.
             mask = input_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)
             extended_mask = (1.0 - mask) * MASK_FILL
             hidden = self.embeddings(input_ids=input_ids, token_type_ids=segment_ids)
-            hidden = self.encoder(hidden, attention_mask=extended_mask).last_hidden_state
-            return self.pooler(hidden)
+            if not self.cls_only_last_layer:
+                hidden = self.encoder(hidden, attention_mask=extended_mask).last_hidden_state
+                return self.pooler(hidden)
+            layers = self.encoder.layer
+            for layer in layers[:-1]:
+                out = layer(hidden, attention_mask=extended_mask)
+                hidden = out[0] if isinstance(out, tuple) else out
+            return self.pooler(_last_layer_at_cls(layers[-1], hidden, extended_mask))
 
     class TinyBertForSequenceClassification(nn.Module):
         """Inputs `(input_ids, segment_ids, input_mask)` int64 `[bs, seq]` -> logits `[bs, num_labels]`."""
@@ -116,6 +125,42 @@ def _build_classifier_class():
             return self.classifier(torch.relu(pooled))
 
     return TinyBertForSequenceClassification
+
+
+def _last_layer_at_cls(layer, hidden, extended_mask):
+    """The last encoder layer's output at position 0 only, `[bs, 1, hidden]`. The classifier reads
+    nothing else, and every step after the keys and values (attention for one query row, the output
+    projection, LayerNorms, feed-forward) works row by row, so the result is the full layer's
+    position-0 row: the same arithmetic on ~1/L of the work for that layer."""
+    import math
+
+    import torch
+
+    attention = layer.attention.self
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+    batch = hidden.shape[0]
+    cls = hidden[:, :1]
+
+    def split(x):  # [bs, rows, hidden] -> [bs, heads, rows, head_size]
+        return x.view(batch, -1, heads, head_size).transpose(1, 2)
+
+    query, key, value = split(attention.query(cls)), split(attention.key(hidden)), split(attention.value(hidden))
+    scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(head_size) + extended_mask
+    context = torch.matmul(torch.softmax(scores, dim=-1), value).transpose(1, 2).reshape(batch, 1, heads * head_size)
+    attended = layer.attention.output.LayerNorm(layer.attention.output.dense(context) + cls)
+    return layer.output.LayerNorm(layer.output.dense(layer.intermediate(attended)) + attended)
+
+
+@contextlib.contextmanager
+def cls_only_last_layer(model):
+    """While active, `model` computes its last encoder layer at the [CLS] position only (exact: the
+    logits do not change beyond float rounding); exports made inside it carry the smaller graph."""
+    body = model.bert
+    previous, body.cls_only_last_layer = body.cls_only_last_layer, True
+    try:
+        yield model
+    finally:
+        body.cls_only_last_layer = previous
 
 
 _CLASSIFIER_CLASS = None

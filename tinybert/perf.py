@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .backends import create_backend
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
-from .runner import Batch, latency_stats, plan, run_batches, throughput, throughput_line
+from .runner import Batch, latency_stats, plan, run_batches, throughput, throughput_line, wall_clock_line
 from .settings import SEQ_LEN
 
 
@@ -54,12 +56,19 @@ def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, 
         arrays = synthetic_arrays(batch_size, length)
         batches = [Batch(np.arange(batch_size), length)]
         workload = f"full-length [{batch_size}, {length}] batch"
-    run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)])
-    _, compute_ms = run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(loop)])
+    requests = getattr(runner, "requests", 1)
+    run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)], requests=requests)
+    timed = [batches[i % len(batches)] for i in range(loop)]
+    tick = time.perf_counter()
+    _, compute_ms = run_batches(runner.run, arrays, timed, requests=requests)
+    wall_s = time.perf_counter() - tick
+    samples = sum(len(b.indices) for b in timed)
     print(f"[INFO] workload: {workload}")
     print(throughput_line(batch_size, compute_ms))
+    print(wall_clock_line(samples, wall_s, requests))
     report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
-              "NPU_compute_time": latency_stats(compute_ms), "throughput": throughput(batch_size, compute_ms)}
+              "requests_in_flight": requests, "NPU_compute_time": latency_stats(compute_ms),
+              "throughput": throughput(batch_size, compute_ms), "wall_clock_samples_per_s": samples / wall_s}
     if json_out:
         write_json_atomic(json_out, report)
     return report

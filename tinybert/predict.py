@@ -54,12 +54,13 @@ def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
     return sentences
 
 
-def _open_backend(model_dir: str | None, onnx: str | None, threads: int | None, runtime: str = "onnxruntime"):
+def _open_backend(model_dir: str | None, onnx: str | None, threads: int | None, runtime: str = "onnxruntime",
+                  requests: int | str | None = None):
     expect((model_dir is None) != (onnx is None), UsageError,
            "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
            f"got {'both' if model_dir and onnx else 'neither'}")
     if onnx is not None:
-        return create_backend(runtime, onnx, threads=threads)
+        return create_backend(runtime, onnx, threads=threads, **({"requests": requests} if requests else {}))
     return create_backend("pytorch", model_dir, threads=threads)
 
 
@@ -74,8 +75,9 @@ def _sequence_length(runner, requested: int | None, model_path: str) -> int:
 
 def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None = None,
             vocab_file: str | None = None, max_seq_length: int | None = None,
-            threads: int | None = None, runtime: str = "onnxruntime") -> list[Prediction]:
-    runner = _open_backend(model_dir, onnx, threads, runtime)
+            threads: int | None = None, runtime: str = "onnxruntime",
+            requests: int | str | None = None) -> list[Prediction]:
+    runner = _open_backend(model_dir, onnx, threads, runtime, requests)
     model_path = onnx or model_dir
     vocab_file = vocab_file or os.path.join(model_dir or default("CKPT_DIR"), "vocab.txt")
     seq_len = _sequence_length(runner, max_seq_length, model_path)

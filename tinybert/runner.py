@@ -131,16 +131,21 @@ def batch_inputs(arrays, batch: Batch, fill_to: int | None = None) -> list[np.nd
     return [np.ascontiguousarray(array[rows, :batch.length]) for array in arrays]
 
 
-def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, on_batch=None):
+def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, on_batch=None, requests: int = 1):
     """Logits `[N, 2]` in sample order and the compute time of each call (ms), whatever order the
-    batches run in. `on_batch(batch, logits)` sees each batch's own rows as they come."""
-    logits = None
-    compute_ms = []
-    for batch in batches:
+    batches run in. `on_batch(batch, logits)` sees each batch's own rows, in batch order, on the
+    calling thread. With `requests` > 1, that many calls are in flight at once (`run` must be
+    thread-safe); each call's time is then its own, overlapping the others'."""
+    def call(batch):
         inputs = batch_inputs(arrays, batch, fill_to)
         tick = time.perf_counter()
         out = run(*inputs)
-        compute_ms.append((time.perf_counter() - tick) * 1000.0)
+        return out, (time.perf_counter() - tick) * 1000.0
+
+    logits = None
+    compute_ms = []
+    for batch, (out, ms) in zip(batches, in_flight(call, batches, requests)):
+        compute_ms.append(ms)
         if logits is None:
             logits = np.empty((len(arrays[0]), out.shape[1]), dtype=out.dtype)
         logits[batch.indices] = out[:len(batch.indices)]
@@ -149,10 +154,49 @@ def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, o
     return logits, compute_ms
 
 
+def in_flight(call, items, requests: int = 1):
+    """`call(item)` for each item, results in item order, with up to `requests` calls running at once
+    on worker threads (a few more queued, so the caller's work on one result overlaps the next
+    calls). ONNX Runtime and OpenVINO release the GIL while they compute."""
+    expect(requests > 0, UsageError, f"expected a positive number of requests in flight, got {requests}")
+    if requests == 1:
+        yield from map(call, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(requests, thread_name_prefix="request") as pool:
+        pending = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(call, item))
+                if len(pending) > 2 * requests:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # stopped early (an error, or the caller gave up): queued calls are not started
+            for future in pending:
+                future.cancel()
+
+
+def resolve_requests(requests: int | str | None, threads: int) -> int:
+    """REQUESTS: `auto` (or None) is one request in flight per thread, each on one thread (measured
+    faster than one request on all threads at small batches, and level at large ones); else the
+    number given."""
+    if requests is None or str(requests).strip().lower() in ("", "auto"):
+        return max(1, threads)
+    try:
+        count = int(requests)
+    except (TypeError, ValueError):
+        raise UsageError(f"expected REQUESTS 'auto' or a positive integer, got {requests!r}") from None
+    expect(count > 0, UsageError, f"expected REQUESTS 'auto' or a positive integer, got {requests!r}")
+    return count
+
+
 def run_batches_overlapped(backend, arrays, batches: list[Batch]):
-    """As `run_batches` for a backend with `run_overlapped` (several requests in flight): logits in
-    sample order and, per batch, the wall time of the whole pass divided by the batches (requests
-    overlap, so no single call's compute time exists)."""
+    """As `run_batches` for a backend with its own asynchronous queue (`run_overlapped`, the
+    benchmark's OpenVINO THROUGHPUT rows): logits in sample order and, per batch, the wall time of
+    the whole pass divided by the batches (no single call's compute time exists)."""
     logits = np.empty((len(arrays[0]), 2), dtype=np.float32)
 
     def on_output(position, out):
@@ -167,7 +211,7 @@ def run_batches_overlapped(backend, arrays, batches: list[Batch]):
 def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = "off") -> np.ndarray:
     """Logits of every sample, batched as `plan` decides for this backend's model."""
     batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
-    return run_batches(backend.run, arrays, batches, fill_to)[0]
+    return run_batches(backend.run, arrays, batches, fill_to, requests=getattr(backend, "requests", 1))[0]
 
 
 # ---------------------------------------------------------------- ais_bench's figures
@@ -183,6 +227,15 @@ def throughput_line(batch_size: int, compute_ms: list[float]) -> str:
     mean = float(np.mean(compute_ms)) if len(compute_ms) else 0.0
     return (f"[INFO] throughput 1000*batchsize.mean({batch_size})/NPU_compute_time.mean"
             f"({mean}): {throughput(batch_size, compute_ms)}")
+
+
+def wall_clock_line(samples: int, wall_s: float, requests: int = 1) -> str:
+    """The pass's own figure, beside ais_bench's: with several requests in flight their compute times
+    overlap, so 1000 * batchsize / mean time per call understates what the pass achieved."""
+    rate = samples / wall_s if wall_s > 0 else 0.0
+    overlap = (f"; {requests} requests in flight, so the per-call times above overlap and the formula "
+               "understates it") if requests > 1 else ""
+    return f"[INFO] wall clock: {samples} samples in {wall_s:.3f} s = {rate:.1f} samples/s{overlap}"
 
 
 def latency_stats(values_ms: list[float]) -> dict:

@@ -33,5 +33,5 @@ class CannBackend(OnnxRuntimeBackend):
                 f"backend 'cann' needs ONNX Runtime's {PROVIDER}, which this onnxruntime "
                 f"{getattr(ort, '__version__', '')} does not have (available: {', '.join(available)}); "
                 f"install it {INSTALL_HINT}")
-        super().__init__(model_path, threads=threads, providers=cann_providers(device))
+        super().__init__(model_path, threads=threads, providers=cann_providers(device), requests=1)
         self.device = device

@@ -1,4 +1,5 @@
-"""ONNX Runtime on the CPU (or a GPU provider when asked for and installed)."""
+"""ONNX Runtime on the CPU (or a GPU provider when asked for and installed), with `requests` calls
+in flight at once (REQUESTS)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import onnxruntime as ort
 from .. import INPUT_NAMES
 from ..errors import BackendUnavailableError, ModelFileError, expect
 from ..machine import physical_cores
+from ..runner import resolve_requests
 
 
 def _fixed_dim(dim) -> int | None:
@@ -19,7 +21,8 @@ def _fixed_dim(dim) -> int | None:
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None):
+    def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None,
+                 requests: int | str | None = "auto"):
         expect(os.path.isfile(model_path), ModelFileError,
                f"{model_path}: expected an ONNX model (run test/pth2onnx.sh first), found no such file")
         providers = providers or ["CPUExecutionProvider"]
@@ -30,7 +33,10 @@ class OnnxRuntimeBackend:
                                           f"(available: {', '.join(ort.get_available_providers())})")
         options = ort.SessionOptions()
         self.threads = threads or physical_cores()
-        options.intra_op_num_threads = self.threads
+        # One session serves every request in flight (Run is thread-safe); each request computes on
+        # its share of the threads, the calling thread included.
+        self.requests = resolve_requests(requests, self.threads)
+        options.intra_op_num_threads = max(1, self.threads // self.requests)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:

@@ -14,6 +14,8 @@ class PyTorchBackend:
     batch_size = None
     seq_len = None
 
+    requests = 1  # torch's thread pool is process-wide: one call at a time, on all threads
+
     def __init__(self, model_path: str, threads: int | None = None):
         self.threads = threads or physical_cores()
         torch.set_num_threads(self.threads)

@@ -1,6 +1,6 @@
 """Static int8: activation ranges calibrated ahead of time on a seeded sample of a training file.
 
-`export_static_int8` writes `TinyBERT_int8_static.onnx` (QDQ, from the fp32 dynamic model) and,
+`export_static_int8` writes `TinyBERT_int8_static.onnx` (QDQ, from the fp32 fast model) and,
 beside it, `TinyBERT_int8_static.calibration.json`: the calibration file (name and sha256), the
 sample size, seed and the sampled rows' digest, and the fp32 model it was made from. That record
 is the cache key: a second export with the same inputs and an unchanged fp32 model is skipped.
@@ -67,7 +67,7 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
     expect(os.path.isfile(calibration_file), UsageError,
            f"{calibration_file}: expected a calibration TSV (CALIB_FILE, e.g. SST-2 train.tsv), found no such file")
     target, record_path = model_path("int8_static", out_dir), model_path("int8_static_record", out_dir)
-    fp32 = model_path("dynamic", out_dir)
+    fp32 = model_path("fast", out_dir)
     weights = os.path.join(model_dir, "pytorch_model.bin")
     sentences, record = calibration_sample(calibration_file, samples, seed)
     _refuse_evaluation_set(record["calibration_sha256"], features_dir)

@@ -1,9 +1,8 @@
-"""The ONNX graph writers: TorchScript export, onnx-simplifier, ONNX Runtime's fusions, int8."""
+"""The ONNX graph writers: TorchScript export, onnx-simplifier, int8 quantization."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import warnings
 
 from .. import INPUT_NAMES, OUTPUT_NAME
@@ -34,28 +33,6 @@ def simplify(source: str, target: str) -> None:
     model, ok = onnxsim.simplify(onnx.load(source))
     expect(ok, ExportError, f"{source}: onnx-simplifier could not validate the simplified model")
     onnx.save(model, target)
-
-
-def fuse_for_cpu(source: str, target: str, config) -> dict:
-    """Apply ONNX Runtime's BERT fusions and check they all happened; returns the fused operator
-    counts. (They need the unsimplified graph: simplifying merges the mask's two Unsqueezes, which
-    ONNX Runtime's attention pattern does not expect.) The fused model runs on ONNX Runtime only."""
-    from onnxruntime.transformers import optimizer
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        # opt_level 0: only the Python pattern fusions; the session applies its own graph optimisations.
-        model = optimizer.optimize_model(source, model_type="bert", num_heads=config.num_attention_heads,
-                                         hidden_size=config.hidden_size, opt_level=0)
-    counts = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
-    # Without fused attention the fast model is barely faster than the static one: say so loudly.
-    layers = config.num_hidden_layers
-    expected = {"Attention": layers, "SkipLayerNormalization": 2 * layers, "EmbedLayerNormalization": 1}
-    missing = {op: n for op, n in expected.items() if counts.get(op, 0) != n}
-    expect(not missing, ExportError,
-           f"{source}: expected ONNX Runtime fusions {expected}, got {counts}; the graph changed shape "
-           "(was the model exported through another attention implementation?)")
-    model.save_model_to_file(target)
-    return counts
 
 
 def quantize_int8(source: str, target: str) -> None:
