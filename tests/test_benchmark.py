@@ -27,6 +27,11 @@ def test_benchmark_smoke(small_inputs, tmp_path):
     assert rows["B"]["tokens"] == 40 * 64  # the static model's last batch is filled
     assert report["sgemm"]["gflops"] > 0 and all(0 < r["roofline_fraction"] for r in rows.values())
     assert any(c["check"].startswith("D agreement with A") for c in report["checks"])
+    assert report["int8_matmul"]["gops"] > 0 and rows["D"]["precision"] == "int8"
+    assert rows["C"]["requests_in_flight"] >= 1 and rows["C1"]["requests_in_flight"] == 1
+    if any(r.get("peer") for r in rows.values()):  # OpenVINO installed: the peer targets are evaluated
+        assert any(c["check"].startswith("fastest gated project row") for c in report["checks"])
+        assert any(c["check"].startswith("C (project fp32) / fastest fp32 peer") for c in report["checks"])
     assert "GPU rows" in proc.stdout and "| 4 | C |" in (folder / "benchmark.md").read_text()
     assert (folder / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -41,3 +46,42 @@ def test_benchmark_needs_its_inputs(small_inputs, tmp_path):
     assert not list((tmp_path / "out").glob("*")), "a failed run left a (work or results) folder behind"
     assert_clean_error(run_cli("benchmark", "--batch_sizes", "4 x", cwd=tmp_path),
                        "--batch_sizes: expected a positive integer, got 'x'", code=2)
+
+
+def _result(row, speed, precision="fp32", peer=False, accuracy=80.0, agreement=1.0, diff=1e-6, roofline=0.6):
+    return {"row": row, "batch_size": 8, "sentences_per_s": speed, "precision": precision, "peer": peer,
+            "accuracy": accuracy, "agreement_with_A": agreement, "max_abs_diff_to_A": diff,
+            "roofline_fraction": roofline}
+
+
+def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
+    from tinybert.benchmark_checks import evaluate_targets
+
+    results = [_result("A", 100), _result("C", 500), _result("D", 900, "int8", agreement=0.98),  # gate failed
+               _result("S", 700, "int8", accuracy=79.9, roofline=0.5), _result("OVt", 450, peer=True),
+               _result("OV8t", 600, "int8", peer=True)]
+    checks = {c["check"]: c for c in evaluate_targets(results)}
+    assert not checks["D agreement with A at bs8"]["met"]
+    best = checks["fastest gated project row (S) / fastest peer (OV8t) at bs8"]
+    assert best["value"] == pytest.approx(700 / 600) and best["met"]
+    fp32 = checks["C (project fp32) / fastest fp32 peer (OVt) at bs8"]
+    assert fp32["value"] == pytest.approx(500 / 450) and fp32["met"]
+    roofline = checks["fastest int8 row (S) at bs8: fraction of the int8 matrix-multiply rate"]
+    assert roofline["value"] == 0.5 and not roofline["met"]
+
+
+def test_flops_of_the_cls_only_last_layer():
+    from types import SimpleNamespace
+
+    from tinybert.roofline import batch_flops
+
+    config = SimpleNamespace(hidden_size=312, intermediate_size=1200, num_hidden_layers=4)
+    assert batch_flops(config, 3, 1, True) == batch_flops(config, 3, 1)  # one token: nothing to prune
+    assert 0.75 < batch_flops(config, 3, 25, True) / batch_flops(config, 3, 25) < 0.85  # about a fifth less
+
+
+def test_int8_matmul_rate_is_measured():
+    from tinybert.roofline import measured_int8_gops
+
+    rate = measured_int8_gops(1, sizes=(64,), repeats=1)
+    assert rate["gops"] == max(rate["by_library"].values()) > 0 and rate["dot_product"]

@@ -172,3 +172,20 @@ def test_a_checkpoint_that_runs_code_is_refused_via_the_cli(checkpoint_copy, tmp
     exported = run_cli("export", "--model_dir", checkpoint_copy, "--batch_size", 1, "--output_dir", tmp_path / "onnx")
     assert_clean_error(exported, "pytorch_model.bin", "refused to load", code=2)
     assert not marker.exists() and not (tmp_path / "onnx").exists()
+
+
+def test_the_last_layer_at_cls_only_gives_the_same_logits(inputs):
+    """The fast export's graph: the last layer computed for the [CLS] row only is the same arithmetic."""
+    from tinybert.modeling import cls_only_last_layer
+
+    model = load_tinybert(str(inputs.checkpoint))
+    arrays = _batch(model.config.vocab_size)
+    feed_forward_rows = []
+    model.bert.encoder.layer[-1].intermediate.dense.register_forward_hook(
+        lambda module, args, out: feed_forward_rows.append(args[0].shape[1]))
+    full = _logits(model, arrays)
+    with cls_only_last_layer(model):
+        pruned = _logits(model, arrays)
+    assert not model.bert.cls_only_last_layer  # restored on exit
+    np.testing.assert_allclose(pruned, full, atol=1e-5, rtol=0)
+    assert feed_forward_rows == [arrays[0].shape[1], 1]  # the last feed-forward ran on every row, then on [CLS]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tinybert.errors import DataFormatError, UsageError
-from tinybert.runner import (Batch, batch_inputs, consecutive_batches, latency_stats, model_logits, parse_edges, plan,
-                             plan_batches, real_lengths, run_batches, throughput, throughput_line, tokens_processed)
+from tinybert.runner import (Batch, batch_inputs, consecutive_batches, in_flight, latency_stats, model_logits,
+                             parse_edges, plan, plan_batches, real_lengths, resolve_requests, run_batches, throughput,
+                             throughput_line, tokens_processed, wall_clock_line)
 
 
 def _mask(lengths, seq_len=64):
@@ -125,3 +126,70 @@ def test_model_logits_run_the_plan_of_the_backend_and_return_sample_order(backen
     logits = model_logits(backend, (ids, np.zeros_like(ids), mask), 4, bucket_edges)
     assert backend.shapes == shapes
     assert logits[:, 0].tolist() == list(range(100, 107))  # every sample, in sample order
+
+
+class _Slow(_Recorder):
+    """A thread-safe backend whose calls take a while and finish out of order (longer batches first)."""
+
+    def run(self, input_ids, segment_ids, input_mask):
+        import time
+
+        time.sleep(0.002 * (10 - input_ids.shape[1] % 10))
+        return super().run(input_ids, segment_ids, input_mask)
+
+
+@pytest.mark.parametrize("requests", [2, 3])
+def test_requests_in_flight_give_the_same_outputs_in_the_same_order(requests):
+    lengths = np.random.default_rng(requests).integers(2, 65, size=50)
+    ids = np.arange(50)[:, None] + 100 + np.zeros((50, 64), dtype=np.int64)
+    arrays = (ids, np.zeros_like(ids), _mask(lengths))
+    batches = plan_batches(lengths, 4)
+    seen = {1: [], requests: []}
+    outputs = {count: run_batches(_Slow().run, arrays, batches, on_batch=lambda b, out, c=count: seen[c].append(
+        (b.indices.tolist(), out[:, 0].tolist())), requests=count) for count in seen}
+    np.testing.assert_array_equal(outputs[requests][0], outputs[1][0])
+    assert outputs[requests][0][:, 0].tolist() == list(range(100, 150))
+    assert seen[requests] == seen[1]  # on_batch sees the batches in plan order, whatever finished first
+    assert len(outputs[requests][1]) == len(batches) and min(outputs[requests][1]) > 0
+
+
+def test_an_error_in_a_request_stops_the_run_and_is_raised():
+    calls = []
+
+    def failing(item):
+        calls.append(item)
+        if item == 3:
+            raise ValueError("request 3 failed")
+        return item
+
+    with pytest.raises(ValueError, match="request 3 failed"):
+        list(in_flight(failing, range(100), requests=2))
+    assert len(calls) < 100  # the queued calls after the failure were not started
+
+
+@pytest.mark.parametrize("text, threads, expected", [("auto", 2, 2), (None, 4, 4), ("", 1, 1), ("1", 2, 1),
+                                                     (3, 2, 3)])
+def test_requests_setting(text, threads, expected):
+    assert resolve_requests(text, threads) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5"])
+def test_bad_requests_setting_is_refused(text):
+    with pytest.raises(UsageError, match=f"expected REQUESTS 'auto' or a positive integer, got '{text}'"):
+        resolve_requests(text, 2)
+
+
+def test_wall_clock_line_says_when_requests_overlap():
+    assert wall_clock_line(872, 2.0, 1) == "[INFO] wall clock: 872 samples in 2.000 s = 436.0 samples/s"
+    assert "2 requests in flight" in wall_clock_line(872, 2.0, 2)
+
+
+def test_eval_all_reads_the_wall_clock_figure_where_requests_overlap(tmp_path):
+    from tinybert.report import parse_throughput
+
+    serial = tmp_path / "serial.log"
+    serial.write_text(throughput_line(8, [10.0, 10.0]) + "\n" + wall_clock_line(800, 1.0, 1) + "\n")
+    assert parse_throughput(str(serial)) == (800.0, 1)  # ais_bench's formula: 1000 * 8 / 10
+    overlapped = tmp_path / "overlapped.log"
+    overlapped.write_text(throughput_line(8, [20.0, 20.0]) + "\n" + wall_clock_line(800, 1.25, 2) + "\n")
+    assert parse_throughput(str(overlapped)) == (640.0, 2)  # the pass's own rate, not 1000 * 8 / 20

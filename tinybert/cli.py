@@ -59,7 +59,7 @@ def _export_fast(argv, prog):
     export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
-@step("export-int8-static", "fp32 dynamic model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
+@step("export-int8-static", "fp32 fast model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
                             "a training TSV (cached, inputs recorded beside it)")
 def _export_int8_static(argv, prog):
     from .settings import CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT
@@ -106,9 +106,13 @@ def _gears(argv, prog):
         gears.merge(a.parts, a.output, a.outfmt, a.output_dirname, a.gears_dir)
 
 
-def _backend_options(p):
+def _threads_option(p):
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads in all (default: physical cores), shared among the requests in flight")
+
+
+def _backend_options(p):
+    _threads_option(p)
     p.add_argument("--requests", default=None,
                    help=f"REQUESTS: calls in flight at once for onnxruntime/openvino: 'auto' (one per thread) or a "
                         f"number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
@@ -263,7 +267,7 @@ def _benchmark(argv, prog):
     p.add_argument("--no_plot", action="store_true")
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
-    _backend_options(p)
+    _threads_option(p)
     a = p.parse_args(argv)
     try:
         sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]

@@ -1,4 +1,4 @@
-"""This machine's measured matrix-multiply rate and the FLOPs of a batch: the roofline a CPU
+"""This machine's measured fp32 and int8 matrix-multiply rates and the FLOPs of a batch: the roofline a CPU
 inference row is held against, printed with every published table so figures from different
 machines can be compared."""
 
@@ -25,17 +25,59 @@ def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), repeats: int = 
     return {"gflops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads}
 
 
-def _ort_matmul(size: int, threads: int, x, y):
+def measured_int8_gops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) -> dict:
+    """This machine's int8 matrix-multiply rate (u8 x s8 -> s32, 2 ops per multiply-add), measured as
+    the fp32 one: ONNX Runtime's MLAS MatMulInteger over the same square sizes, with the weights as
+    a constant (prepacked, as in a quantized model) and as an input; the best. It uses VNNI or AMX
+    where the CPU has them, else AVX2's u8 x s8 multiply-add (`dot_product` says which)."""
+    import numpy as np
+
+    from .machine import native_int8_dot
+
+    rng = np.random.default_rng(0)
+    rates: dict[str, float] = {}
+    for size in sizes:
+        x = rng.integers(0, 256, size=(size, size), dtype=np.uint8)
+        w = rng.integers(-128, 128, size=(size, size), dtype=np.int8)
+        flops = 2 * size ** 3
+        for name, constant in (("onnxruntime MatMulInteger, constant weights", True),
+                               ("onnxruntime MatMulInteger", False)):
+            rates[name] = max(rates.get(name, 0.0), _best_rate(_ort_matmul_integer(size, threads, x, w, constant),
+                                                               flops, repeats))
+    return {"gops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads,
+            "dot_product": native_int8_dot()}
+
+
+def _ort_session(graph, threads: int):
     import onnxruntime as ort
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_matmul_integer(size: int, threads: int, x, w, constant: bool):
+    from onnx import TensorProto, helper
+
+    spec = lambda name, kind: helper.make_tensor_value_info(name, kind, [size, size])  # noqa: E731
+    inputs = [spec("x", TensorProto.UINT8)] + ([] if constant else [spec("w", TensorProto.INT8)])
+    weights = [helper.make_tensor("w", TensorProto.INT8, [size, size], w.tobytes(), raw=True)] if constant else []
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["x", "w"], ["z"])], "matmul_integer", inputs,
+                              [spec("z", TensorProto.INT32)], initializer=weights)
+    session = _ort_session(graph, threads)
+    feed = {"x": x} if constant else {"x": x, "w": w}
+    return lambda: session.run(None, feed)
+
+
+def _ort_matmul(size: int, threads: int, x, y):
     from onnx import TensorProto, helper
 
     spec = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size])  # noqa: E731
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "y"], ["z"])], "matmul", [spec("x"), spec("y")],
                               [spec("z")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _ort_session(graph, threads)
     return lambda: session.run(None, {"x": x, "y": y})
 
 
@@ -49,8 +91,21 @@ def _best_rate(func, flops: float, repeats: int) -> float:
     return flops / best / 1e9
 
 
-def batch_flops(config, rows: int, length: int) -> float:
-    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`."""
+def batch_flops(config, rows: int, length: int, cls_only_last_layer: bool = False) -> float:
+    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`;
+    with `cls_only_last_layer`, the last layer projects keys and values for every token and does
+    the rest (query, attention, output projection, feed-forward) for the [CLS] row only."""
     h, inner = config.hidden_size, config.intermediate_size
-    per_token = config.num_hidden_layers * (2 * (4 * h * h + 2 * h * inner) + 4 * length * h)
-    return rows * (length * per_token + 2 * h * h + 2 * h * 2)
+    layer_per_token = 2 * (4 * h * h + 2 * h * inner) + 4 * length * h
+    full_layers = config.num_hidden_layers - 1 if cls_only_last_layer else config.num_hidden_layers
+    per_sample = length * full_layers * layer_per_token
+    if cls_only_last_layer:
+        per_sample += length * 2 * 2 * h * h + 2 * (2 * h * h + 2 * h * inner) + 4 * length * h
+    return rows * (per_sample + 2 * h * h + 2 * h * 2)
+
+
+def rates_line(sgemm: dict, int8: dict) -> str:
+    """The header line every published table carries."""
+    return (f"Measured matrix multiply on {sgemm['threads']} thread(s): fp32 **{sgemm['gflops']:.1f} GFLOP/s** (best of "
+            f"{', '.join(sgemm['by_library'])}), int8 **{int8['gops']:.1f} GOP/s** (ONNX Runtime MatMulInteger, "
+            f"{int8['dot_product']}), square sizes {sgemm['sizes']}.")

@@ -38,8 +38,9 @@ SETTINGS = (
                                "else ONNX Runtime: the same steps run on an NPU server and anywhere else "
                                "(cann: ONNX Runtime's CANN provider on the NPU, only when asked for)"),
     Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
-    Setting("ORT_MODEL", "fast", "the CPU path: fused fp32 on length-bucketed batches gives the logits of PyTorch "
-                                 "within 1e-4 at several times the card's static model (README, benchmark); "
+    Setting("ORT_MODEL", "fast", "the CPU path: fp32 with the last layer at [CLS] only, on length-bucketed batches, "
+                                 "gives the logits of PyTorch within 1e-4 at several times the card's static model "
+                                 "(README, benchmark); "
                                  "int8_static and bf16 are the gated reduced-precision paths, int8 the dynamic one, "
                                  "static the card's model"),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight at once, the threads shared among them; "
