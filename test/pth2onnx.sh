@@ -30,8 +30,6 @@ if [[ "$FAST_MODELS" != 0 ]]; then
 fi
 # ORT_MODEL=int8_static: the calibrated model (the step itself keeps it when its recorded calibration inputs match).
 if [[ "$ORT_MODEL" == int8_static ]]; then
-  shared_train="$REPO_ROOT/../shared/data/SST-2/train.tsv"
-  if [[ ! -f "$CALIB_FILE" && -f "$shared_train" ]]; then CALIB_FILE="$shared_train"; fi
   tinybert export-int8-static --model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPSET" \
     --max_seq_length "$SEQ_LEN" --features_dir "$BIN_DIR" --calibration_file "$CALIB_FILE" \
     --calibration_samples "$CALIB_SAMPLES" --calibration_seed "$CALIB_SEED"
