@@ -77,8 +77,13 @@ backend_setting() {
   if [[ -n "${!1}" ]]; then echo "${!1}"; else tinybert settings --get "$1" --backend "$2"; fi
 }
 
-# cpu_runtime: the backend `tinybert infer`/`perf` use for ORT_MODEL (onnxruntime; openvino-bf16 for bf16).
-cpu_runtime() { tinybert backend --cpu_runtime --ort_model="$ORT_MODEL" --batch_size 1; }
+# read_model_settings: model_settings becomes the settings that decide what a step runs, as options of the
+# package's infer/perf (it applies those its backend takes: REQUESTS on the CPU runtimes, DEVICE on the NPU).
+read_model_settings() {
+  # shellcheck disable=SC2034  # read by the calling script
+  model_settings=(--model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --dynamic_dims "$DYNAMIC_DIMS"
+    --requests "$REQUESTS" --device "$DEVICE")
+}
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }
 
@@ -91,14 +96,6 @@ model_path() {
 
 # om_path BS: the OM model ais_bench runs for batch size BS (a gear model when DYNAMIC_DIMS is set).
 om_path() { model_path ais_bench --batch_size "$1"; }
-
-# ort_model_path BS: the ONNX model ONNX Runtime runs for batch size BS (ORT_MODEL), which must exist.
-ort_model_path() {
-  local model
-  model="$(model_path onnxruntime --batch_size "$1")" || exit
-  [[ -f "$model" ]] || die "$model: expected the ONNX model for ORT_MODEL=$ORT_MODEL, found no such file (run test/pth2onnx.sh $1)"
-  echo "$model"
-}
 
 # gear_list "16,32,48,64" -> "16 32 48 64", checking each is a positive integer.
 gear_list() {

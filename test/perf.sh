@@ -1,26 +1,19 @@
 #!/usr/bin/env bash
-# Step 6: pure-inference throughput: ais_bench --loop on an NPU; elsewhere ONNX Runtime on the
-# ORT_MODEL model (static: a full-length batch as ais_bench; fast/int8: the length-bucketed
-# batches of $BIN_DIR, the work that model really does). BACKEND=cann: the static model on NPU $DEVICE.
+# Step 6: pure-inference throughput: the model card's ais_bench --loop on an NPU; elsewhere the package
+# times what the settings name (BACKEND, ORT_MODEL: the length-bucketed batches of $BIN_DIR for the CPU
+# paths, a full-length batch for the static models, as ais_bench does).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/perf.sh <batch_size>   (LOOP: iterations; its default depends on the backend, see below)" 1 1 "$@"
 start_inference_step "$1"
+read_model_settings
 echo "[INFO] backend: $backend"
-loop="$(backend_setting LOOP "$backend")"
 
 if [[ "$backend" == ais_bench ]]; then
-  om="$(om_path "$bs")"
-  "$PYTHON" -m ais_bench --model "$om" --loop "$loop" --batchsize "$bs" --device "$DEVICE"
-elif [[ "$backend" == cann ]]; then  # the simplified static model on NPU $DEVICE, a full-length batch
-  model="$(model_path cann --batch_size "$bs")"
-  echo "[INFO] model: $model"
-  tinybert perf --model "$model" --backend cann --device "$DEVICE" --batchsize "$bs" --loop "$loop"
+  loop="$(backend_setting LOOP ais_bench)"
+  "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --loop "$loop" --batchsize "$bs" --device "$DEVICE"
 else
-  model="$(ort_model_path "$bs")"
-  runtime="$(cpu_runtime)"
-  echo "[INFO] model: $model, on $runtime"
-  tinybert perf --backend "$runtime" --model "$model" --batchsize "$bs" --loop "$loop" --bin_dir "$BIN_DIR" \
-    --bucket_edges "$BUCKET_EDGES" --requests "$REQUESTS"
+  tinybert perf --backend "$backend" "${model_settings[@]}" --batchsize "$bs" --loop "$LOOP" --bin_dir "$BIN_DIR" \
+    --bucket_edges "$BUCKET_EDGES"
 fi

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # A quick look at the model: label and probabilities for sentences given as arguments, or one per
-# line on stdin. PyTorch on $CKPT_DIR by default; ONNX_MODEL=<file.onnx> runs it instead, on ORT_MODEL's runtime
-# (ONNX Runtime; OpenVINO bf16 for ORT_MODEL=bf16); model names: python -m tinybert paths --help.
+# line on stdin. PyTorch on $CKPT_DIR by default; ONNX_MODEL=<file.onnx> runs that file instead, on the
+# runtime of ORT_MODEL's path (ONNX Runtime; OpenVINO bf16 for ORT_MODEL=bf16).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/predict.sh [sentence ...]   (no sentences: one per line on stdin; ONNX_MODEL=<file.onnx> for ONNX Runtime)" 0 100000 "$@"
 
 if [[ -n "$ONNX_MODEL" ]]; then
-  model_args=(--onnx "$ONNX_MODEL" --onnx_backend "$(cpu_runtime)" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt")
+  model_args=(--onnx "$ONNX_MODEL" --ort_model "$ORT_MODEL" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt")
 else
   model_args=(--model_dir "$CKPT_DIR")
 fi

@@ -29,10 +29,10 @@ def test_benchmark_smoke(small_inputs, tmp_path):
     assert any(c["check"].startswith("D agreement with A") for c in report["checks"])
     assert report["int8_matmul"]["gops"] > 0 and rows["D"]["precision"] == "int8"
     assert rows["C"]["requests_in_flight"] >= 1 and rows["C1"]["requests_in_flight"] == 1
-    if any(r.get("peer") for r in rows.values()):  # OpenVINO installed: the peer targets are evaluated
+    if any(r["role"] == "peer" for r in rows.values()):  # OpenVINO installed: the peer targets are evaluated
         assert any(c["check"].startswith("fastest gated project row") for c in report["checks"])
         assert any(c["check"].startswith("C (project fp32) / fastest fp32 peer") for c in report["checks"])
-    assert "GPU rows" in proc.stdout and "| 4 | C |" in (folder / "benchmark.md").read_text()
+    assert "row E (ONNX Runtime CUDA fp32" in proc.stdout and "| 4 | C |" in (folder / "benchmark.md").read_text()
     assert (folder / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -48,18 +48,21 @@ def test_benchmark_needs_its_inputs(small_inputs, tmp_path):
                        "--batch_sizes: expected a positive integer, got 'x'", code=2)
 
 
-def _result(row, speed, precision="fp32", peer=False, accuracy=80.0, agreement=1.0, diff=1e-6, roofline=0.6):
-    return {"row": row, "batch_size": 8, "sentences_per_s": speed, "precision": precision, "peer": peer,
-            "accuracy": accuracy, "agreement_with_A": agreement, "max_abs_diff_to_A": diff,
+def _result(row, speed, precision="fp32", role="project", accuracy=80.0, agreement=1.0, diff=1e-6, roofline=0.6,
+            bs=8):
+    gate = None if role in ("baseline", "peer") else "exact" if precision == "fp32" else "reduced"
+    return {"row": row, "batch_size": bs, "sentences_per_s": speed, "precision": precision, "role": role,
+            "gate": gate, "accuracy": accuracy, "agreement_with_A": agreement, "max_abs_diff_to_A": diff,
             "roofline_fraction": roofline}
 
 
 def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
     from tinybert.benchmark_checks import evaluate_targets
 
-    results = [_result("A", 100), _result("C", 500), _result("D", 900, "int8", agreement=0.98),  # gate failed
-               _result("S", 700, "int8", accuracy=79.9, roofline=0.5), _result("OVt", 450, peer=True),
-               _result("OV8t", 600, "int8", peer=True)]
+    results = [_result("A", 100, role="baseline"), _result("C", 500),
+               _result("D", 900, "int8", agreement=0.98),  # gate failed
+               _result("S", 700, "int8", accuracy=79.9, roofline=0.5), _result("OVt", 450, role="peer"),
+               _result("OV8t", 600, "int8", role="peer")]
     checks = {c["check"]: c for c in evaluate_targets(results)}
     assert not checks["D agreement with A at bs8"]["met"]
     best = checks["fastest gated project row (S) / fastest peer (OV8t) at bs8"]
@@ -68,6 +71,21 @@ def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
     assert fp32["value"] == pytest.approx(500 / 450) and fp32["met"]
     roofline = checks["fastest int8 row (S) at bs8: fraction of the int8 matrix-multiply rate"]
     assert roofline["value"] == 0.5 and not roofline["met"]
+    exact = [_result("A", 100, role="baseline"), _result("C", 500, diff=2e-4), _result("OVt", 400, role="peer")]
+    checks = {c["check"]: c for c in evaluate_targets(exact)}
+    assert not checks["C max abs logit diff to A at bs8 (<= 0.0001)"]["met"]
+    assert not any(c.startswith("fastest gated project row") for c in checks)  # C failed: nothing of ours counts
+
+
+def test_a_project_row_slower_at_a_larger_batch_size_is_flagged():
+    from tinybert.benchmark_checks import evaluate_targets
+
+    results = [_result("D", speed, "int8", bs=bs) for bs, speed in ((1, 700), (8, 1100), (32, 900), (64, 1080))]
+    results += [_result("OVt", speed, role="peer", bs=bs) for bs, speed in ((1, 300), (8, 500), (32, 200))]
+    checks = {c["check"]: c for c in evaluate_targets(results)}
+    flagged = checks["D: slowest larger batch size (bs32) over its best smaller one"]
+    assert flagged["value"] == pytest.approx(900 / 1100) and not flagged["met"]
+    assert not any(c.startswith("OVt:") for c in checks)  # peers are not held to it
 
 
 def test_flops_of_the_cls_only_last_layer():

@@ -82,7 +82,7 @@ def test_the_scripts_run_through_the_provider_on_device(made, stand_in, tmp_path
            "CANN_SET_ENV": "/nonexistent/set_env.sh", "OUTPUT_DIRNAME": "on_npu"}
     infer = run_script("ais_inference.sh", 4, cwd=tmp_path, env=env)
     assert infer.returncode == 0, infer.stdout + infer.stderr
-    assert f"CANNExecutionProvider on NPU 1, model {model}" in infer.stdout
+    assert f"runtime: cann on NPU 1, model {model}" in infer.stdout
     assert [json.loads(line) for line in record.read_text().splitlines()] == [
         [[CANN, {"device_id": 1}], "CPUExecutionProvider"]]
     summary = json.loads((tmp_path / "result" / "on_npu_summary.json").read_text())

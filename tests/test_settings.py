@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import REPO, assert_clean_error, run_cli, run_script
 
-from tinybert import backend_choice, settings, settings_text
+from tinybert import backend_choice, registry, settings, settings_text
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
 from tinybert.settings import SETTINGS, Setting
 
@@ -46,7 +46,7 @@ def test_every_setting_has_a_reason_and_known_scripts():
     for index, setting in enumerate(SETTINGS):
         assert setting.why.strip(), setting.name
         assert set(setting.scripts) <= set(SCRIPTS), setting.name
-        assert not (setting.default and setting.by_backend), f"{setting.name}: one kind of default"
+        assert not (setting.default and setting.per_backend), f"{setting.name}: one kind of default"
         for match in re.finditer(r"\{(\w+)\}", setting.default):
             ref = match.group(1)
             if ref in settings.RUN_VALUES:
@@ -59,7 +59,7 @@ def test_every_setting_has_a_reason_and_known_scripts():
 def test_typed_constants_follow_the_table():
     assert settings.SEQ_LEN == int(settings.default("SEQ_LEN"))
     assert settings.BATCH_SIZES == tuple(map(int, settings.default("BATCH_SIZES").split()))
-    assert settings.LOOP == int(settings.backend_default("LOOP", "onnxruntime"))
+    assert settings_text.default_of("LOOP", "onnxruntime") == str(registry.loop_default("onnxruntime"))
 
 
 def test_cli_option_defaults_come_from_the_table(monkeypatch):
@@ -68,16 +68,17 @@ def test_cli_option_defaults_come_from_the_table(monkeypatch):
     from tinybert import cli
 
     calls = {}
-    monkeypatch.setattr(tinybert.benchmark, "run_benchmark", lambda *a, **k: calls.setdefault("benchmark", a))
+    monkeypatch.setattr(tinybert.benchmark, "run_benchmark", lambda run: calls.setdefault("benchmark", run))
     monkeypatch.setattr(tinybert.perf, "measure", lambda *a, **k: calls.setdefault("perf", (a, k)))
     assert cli.run("benchmark", []) == 0 and cli.run("perf", ["--model", "m.onnx", "--batchsize", "1"]) == 0
-    model_dir, data_file, output, sizes, repeats, seq_len, opset = calls["benchmark"][:7]
-    d = settings.defaults()
-    assert (model_dir, data_file, output) == (d["CKPT_DIR"], d["DATA_FILE"], d["BENCH_DIR"])
-    assert (tuple(sizes), repeats, seq_len, opset) == (settings.BATCH_SIZES, settings.REPEATS, settings.SEQ_LEN,
-                                                      settings.OPSET)
-    (model, batch, loop, *_), options = calls["perf"]
-    assert loop == settings.LOOP and options["bucket_edges"] == d["BUCKET_EDGES"]
+    run, d = calls["benchmark"], settings.defaults()
+    assert (run.model_dir, run.data_file, run.output_root) == (d["CKPT_DIR"], d["DATA_FILE"], d["BENCH_DIR"])
+    assert (run.batch_sizes, run.repeats, run.seq_len, run.opset) == (settings.BATCH_SIZES, settings.REPEATS,
+                                                                      settings.SEQ_LEN, settings.OPSET)
+    assert (run.calibration_samples, run.calibration_seed) == (settings.CALIB_SAMPLES, settings.CALIB_SEED)
+    (model, batch, loop, warmup, *_), options = calls["perf"]
+    assert loop == registry.loop_default("onnxruntime") and warmup == settings.WARMUP
+    assert options["bucket_edges"] == d["BUCKET_EDGES"]
 
 
 # --- settings --shell ---------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def test_scripts_spell_no_model_file_name_and_no_default(script):
     for name in ("SEQ_LEN", "OPSET", "REPEATS"):
         value = settings.default(name)
         assert not re.search(rf"(--\w+[= ]|=)[\"']?{value}\b", code), f"{script} spells {name}={value}"
-    for backend, value in dict(settings.setting("LOOP").by_backend).items():
+    for backend, value in registry.loop_defaults():
         assert not re.search(rf"--loop[= ][\"']?{value}\b", code), f"{script} spells the {backend} LOOP {value}"
 
 
@@ -213,7 +214,8 @@ def test_paths_for_the_scripts():
 
 def test_paths_errors():
     assert_clean_error(run_cli("paths", "onnxruntime", "--ort_model", "fp16"),
-                       "expected ORT_MODEL fast, int8, int8_static, bf16 or static, got 'fp16'", code=2)
+                       f"expected ORT_MODEL {registry.alternatives(registry.ort_models())}, got 'fp16'", code=2)
+    assert_clean_error(run_cli("paths", "onnxruntime", "--ort_model", "C"), "got 'C'", code=2)  # a row, not a path
     assert_clean_error(run_cli("paths", "sim"), "expected a batch size for the sim model", code=2)
     assert_clean_error(run_cli("paths", "tflite"), "expected a model kind among", "got 'tflite'", code=2)
     assert_clean_error(run_cli("settings", "--get", "NOPE"), "expected a setting among", "got 'NOPE'", code=2)
@@ -279,13 +281,13 @@ def test_explicit_backends(tmp_path, fake_ais_bench):
 
 
 def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
-    """A new backend is one BackendRule; placed first, auto tries it before the others."""
-    request = backend_choice.Request(model_dir=str(tmp_path))
+    """A new backend is one registry entry; placed first, auto tries it before the others."""
+    request = registry.Request(model_dir=str(tmp_path))
+    other = registry.Backend("other", "a test runtime", 10, "no_such_module_for_tests", "no other runtime for {python}",
+                             "ort_model", missing_model="{path}: expected the ONNX model for batch size {bs}")
+    monkeypatch.setattr(registry, "BACKENDS", (other,) + registry.BACKENDS)
+    monkeypatch.setattr(registry.Backend, "installed", lambda self: self.name != "other" or installed["other"])
     installed = {"other": True}
-    other = backend_choice.BackendRule("other", lambda: installed["other"], "no other runtime for {python}",
-                                       backend_choice.ort_model,
-                                       missing_model="{path}: expected the ONNX model for batch size {bs}")
-    monkeypatch.setattr(backend_choice, "BACKEND_RULES", (other,) + backend_choice.BACKEND_RULES)
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing
     with pytest.raises(ModelFileError, match="TinyBERT_fast.onnx: expected the ONNX model for batch size 1"):
         backend_choice.choose_backend("other", [1], request)
@@ -298,17 +300,18 @@ def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"
     with pytest.raises(BackendUnavailableError, match=f"no other runtime for {re.escape(sys.executable)}"):
         backend_choice.choose_backend("other", [1], request)
+    assert registry.loop_default("other") == 10 and ("other", "10") in registry.loop_defaults()
 
 
 def test_cann_runs_the_simplified_static_model_and_is_never_chosen_by_auto(tmp_path):
-    request = backend_choice.Request(model_dir=str(tmp_path))
+    request = registry.Request(model_dir=str(tmp_path))
     with pytest.raises(ModelFileError, match="TinyBERT_sim_bs8.onnx: expected the simplified ONNX model for "
                                              r"BACKEND=cann, found no such file \(run test/pth2onnx.sh 8\)"):
         backend_choice.choose_backend("cann", [8], request)
     (tmp_path / "TinyBERT_sim_bs8.onnx").write_bytes(b"onnx")
     assert backend_choice.choose_backend("cann", [8], request) == "cann"
     assert backend_choice.choose_backend("auto", [8], request) == "onnxruntime"
-    assert backend_choice.backend_model("cann", request, 8) == str(tmp_path / "TinyBERT_sim_bs8.onnx")
+    assert registry.backend_model("cann", request, 8) == str(tmp_path / "TinyBERT_sim_bs8.onnx")
 
 
 # --- the scripts use the one rule -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import signal
 import sys
 
 from .errors import PipelineError
-from .settings import BATCH_SIZES, EXPORT_TOLERANCE, LOOP, OPSET, REPEATS, SEQ_LEN
+from .settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN
 from .steps import DEFAULTS, STEPS, VOCAB_FILE, _parser, positive_int, step
 
 @step("preprocess", "SST-2 TSV -> bert_bin/{input_ids,segment_ids,input_mask}/input{i}.bin + manifest.json")
@@ -51,7 +51,7 @@ def _export(argv, prog):
     export(a.model_dir, a.batch_size, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
 
 
-@step("export-fast", "checkpoint -> TinyBERT_{dynamic,sim_dynamic}.onnx, fused TinyBERT_fast.onnx, TinyBERT_int8.onnx")
+@step("export-fast", "checkpoint -> TinyBERT_{dynamic,sim_dynamic,fast,int8}.onnx when missing or older than the weights")
 def _export_fast(argv, prog):
     a = _export_options(_parser("export-fast", STEPS["export-fast"][1], prog), batch_size=False).parse_args(argv)
     from .export import export_fast_models
@@ -106,69 +106,6 @@ def _gears(argv, prog):
         gears.merge(a.parts, a.output, a.outfmt, a.output_dirname, a.gears_dir)
 
 
-def _threads_option(p):
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="threads in all (default: physical cores), shared among the requests in flight")
-
-
-def _backend_options(p):
-    _threads_option(p)
-    p.add_argument("--requests", default=None,
-                   help=f"REQUESTS: calls in flight at once for onnxruntime/openvino: 'auto' (one per thread) or a "
-                        f"number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
-
-
-def _request_options(p, a, backend: str) -> dict:
-    """--requests, for the backends that run several calls at once (not PyTorch, not the NPU)."""
-    if a.requests is None:
-        return {}
-    if backend not in ("onnxruntime", "openvino", "openvino-bf16"):
-        p.error(f"--requests {a.requests}: expected the onnxruntime or openvino(-bf16) backend, got {backend}")
-    return {"requests": a.requests}
-
-
-def _device_option(p):
-    p.add_argument("--device", type=int, default=None,
-                   help="NPU device id for --backend cann (ONNX Runtime's CANN execution provider); default 0")
-
-
-def _device_backend_options(p, a) -> dict:
-    """Backend options with --device, which only the NPU backend takes."""
-    if a.device is None:
-        return {}
-    if a.backend != "cann":
-        p.error(f"--device {a.device}: expected --backend cann (the NPU), got --backend {a.backend}")
-    if a.device < 0:
-        p.error(f"--device: expected a non-negative NPU id, got {a.device}")
-    return {"device": a.device}
-
-
-@step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
-def _infer(argv, prog):
-    from .backends import backend_names
-
-    p = _parser("infer", STEPS["infer"][1], prog)
-    p.add_argument("--model", required=True, help="ONNX model (or checkpoint folder for --backend pytorch)")
-    p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
-    p.add_argument("--output", default=DEFAULTS["RESULT_DIR"], help="root of the result folders")
-    p.add_argument("--output_dirname", default=None, help="result folder name (default: a timestamp)")
-    p.add_argument("--outfmt", default=DEFAULTS["OUTFMT"], choices=["TXT", "BIN", "NPY"])
-    p.add_argument("--batchsize", type=positive_int, required=True)
-    p.add_argument("--backend", default="onnxruntime", choices=backend_names())
-    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
-                   help="dynamic-shape models: 'tight' pads each length-sorted batch to its longest sample, "
-                        "e.g. '16,32,48,64' to those edges, 'off' to the full length")
-    p.add_argument("--no_progress", action="store_true")
-    _backend_options(p)
-    _device_option(p)
-    a = p.parse_args(argv)
-    from .inference import run_inference
-
-    run_inference(a.model, [d for d in a.input.split(",") if d], a.output, a.batchsize, a.outfmt, a.backend,
-                  a.output_dirname, not a.no_progress, a.bucket_edges, threads=a.threads,
-                  **_device_backend_options(p, a), **_request_options(p, a, a.backend))
-
-
 @step("postprocess", "accuracy (or predictions) of a result folder against the feature manifest")
 def _postprocess(argv, prog):
     p = _parser("postprocess", STEPS["postprocess"][1], prog)
@@ -187,33 +124,6 @@ def _postprocess(argv, prog):
           a.skip_nonfinite)
 
 
-@step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
-def _perf(argv, prog):
-    from .backends import backend_names
-
-    p = _parser("perf", STEPS["perf"][1], prog)
-    p.add_argument("--model", required=True)
-    p.add_argument("--batchsize", type=positive_int, required=True)
-    p.add_argument("--loop", type=positive_int, default=LOOP)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--backend", default="onnxruntime", choices=backend_names())
-    p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
-    p.add_argument("--bin_dir", default=None,
-                   help="dynamic-shape models: time the length-bucketed batches of these features")
-    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"], help="as for infer")
-    p.add_argument("--json_out", default=None)
-    _backend_options(p)
-    _device_option(p)
-    a = p.parse_args(argv)
-    from .perf import measure
-
-    options = {"threads": a.threads, **_device_backend_options(p, a), **_request_options(p, a, a.backend)}
-    if a.providers:
-        options["providers"] = a.providers.split(",")
-    measure(a.model, a.batchsize, a.loop, a.warmup, a.backend, json_out=a.json_out, bin_dir=a.bin_dir,
-            bucket_edges=a.bucket_edges, **options)
-
-
 @step("report", "assemble the accuracy/performance table recorded by test/eval_all.sh")
 def _report(argv, prog):
     p = _parser("report", STEPS["report"][1], prog)
@@ -229,54 +139,6 @@ def _report(argv, prog):
     except argparse.ArgumentTypeError as exc:
         p.error(f"--batch_sizes: {exc}")
     print(build_table(a.eval_dir, sizes, a.backend, a.model_dir), end="")
-
-
-@step("predict", "label and probabilities for sentences given as arguments or on stdin")
-def _predict(argv, prog):
-    p = _parser("predict", STEPS["predict"][1], prog)
-    p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
-    p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
-    p.add_argument("--onnx", default=None, help="ONNX model (ONNX Runtime backend) instead of --model_dir")
-    p.add_argument("--vocab_file", default=None,
-                   help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
-    p.add_argument("--max_seq_length", type=positive_int, default=None,
-                   help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
-    p.add_argument("--onnx_backend", default="onnxruntime", choices=["onnxruntime", "openvino", "openvino-bf16"],
-                   help="what runs --onnx (the bf16 path: openvino-bf16)")
-    _backend_options(p)
-    a = p.parse_args(argv)
-    from .predict import predict, print_predictions, read_sentences
-
-    sentences = read_sentences(a.sentences, sys.stdin)
-    requests = _request_options(p, a, a.onnx_backend if a.onnx else "pytorch").get("requests")
-    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
-                              a.onnx_backend, requests))
-
-
-@step("benchmark", "side-by-side throughput/accuracy of PyTorch eager, the card's ONNX model, fast fp32 and int8")
-def _benchmark(argv, prog):
-    p = _parser("benchmark", STEPS["benchmark"][1], prog)
-    p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
-    p.add_argument("--data_file", default=DEFAULTS["DATA_FILE"], help="labelled SST-2 TSV")
-    p.add_argument("--output", default=DEFAULTS["BENCH_DIR"], help="a new benchmark-<time> folder is made here")
-    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
-    p.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed passes per row; the median is reported")
-    p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
-    p.add_argument("--opset", type=positive_int, default=OPSET)
-    p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
-    p.add_argument("--no_plot", action="store_true")
-    p.add_argument("--calibration_file", default=None,
-                   help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
-    _threads_option(p)
-    a = p.parse_args(argv)
-    try:
-        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
-    except argparse.ArgumentTypeError as exc:
-        p.error(f"--batch_sizes: {exc}")
-    from .benchmark import run_benchmark
-
-    run_benchmark(a.model_dir, a.data_file, a.output, sizes, a.repeats, a.max_seq_length, a.opset, a.threads,
-                  gpu=not a.no_gpu, plot=not a.no_plot, calibration_file=a.calibration_file)
 
 
 @step("compare", "hold two result folders of the same features against each other, sample by sample")
@@ -303,8 +165,8 @@ def _compare(argv, prog):
             a.top, a.json_out, a.max_abs_diff, agreement)
 
 
-# The steps the shell scripts use to read the settings table, listed after the pipeline's own.
-from . import cli_settings  # noqa: E402,F401
+# The steps that run a model, and those the shell scripts use to read the settings table.
+from . import cli_run, cli_settings  # noqa: E402,F401
 
 
 class Terminated(BaseException):

@@ -29,14 +29,13 @@ def _settings(argv, prog):
     p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
     a = p.parse_args(argv)
     from . import settings_text
-    from .settings import backend_default
 
     if a.shell:
         text = settings_text.shell_assignments(a.script)
     elif a.markdown:
         text = settings_text.markdown(a.script)
     elif a.get:
-        text = backend_default(a.get, a.backend) + "\n"
+        text = settings_text.default_of(a.get, a.backend) + "\n"
     else:
         text = settings_text.help_text(a.script)
     _print(text)
@@ -56,10 +55,10 @@ FAST_MODEL_GROUP = "fast_models"
 
 @step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
 def _paths(argv, prog):
-    from .backend_choice import BACKEND_RULES, Request, backend_model
+    from .registry import Request, backend_model, backend_names
     from .settings import FAST_MODEL_KINDS, model_path
 
-    backends = [rule.name for rule in BACKEND_RULES]
+    backends = backend_names()
     p = _parser("paths", STEPS["paths"][1], prog)
     p.add_argument("kind", nargs="+",
                    help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
@@ -80,20 +79,14 @@ def _paths(argv, prog):
 
 @step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
 def _backend(argv, prog):
-    from .backend_choice import Request, choose_backend
+    from .backend_choice import choose_backend
+    from .registry import Request
 
     p = _parser("backend", STEPS["backend"][1], prog)
     p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
     p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
     p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
-    p.add_argument("--cpu_runtime", action="store_true",
-                   help="print the backend `infer`/`perf` use for --ort_model instead (onnxruntime, openvino-bf16)")
     a = _model_options(p).parse_args(argv)
-    if a.cpu_runtime:
-        from .backend_choice import cpu_runtime
-
-        print(cpu_runtime(a.ort_model))
-        return
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
     print(choose_backend(a.requested, a.batch_size, request))

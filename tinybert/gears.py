@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 
 from . import INPUT_NAMES
-from .errors import OutputError, ResultFolderError, UsageError, expect
+from .errors import OutputError, PipelineError, ResultFolderError, UsageError, expect
 from .features import FEATURE_DTYPE, feature_file_name, features_provenance, load_features
-from .fileio import natural_key, os_errors_as, publish_dir, read_json, staging_dir, write_json_atomic
-from .resultdir import SUMMARY_SUFFIX, ResultFolderWriter
+from .fileio import (clean_stale_staging, create_locked_staging, natural_key, os_errors_as, publish_dir, read_json,
+                     staging_dir, write_json_atomic)
+from .resultdir import STAGING_PREFIXES, SUMMARY_SUFFIX, ResultFolderWriter
 from .runner import bucket_length, parse_edges, real_lengths, throughput
 
 GEAR_PREFIX = "gear"
 GEARS_INDEX = "gears.json"
+PARTS_PREFIX = ".gears-"  # the per-gear ais_bench folders of one run: staging, locked while it lives
 
 
 def split(bin_dir: str, edges_text: str, out_dir: str) -> dict:
@@ -112,3 +117,34 @@ def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = 
         os.rmdir(parts_root)  # only when nothing else is in it
     print(f"[INFO] merged {len(parts)} gear results ({len(filesinfo)} outputs) into {final}")
     return final
+
+
+def ais_bench_gear_command(om: str, folder: str, parts: str, length: int, batch_size: int, outfmt: str,
+                           device: int) -> list[str]:
+    """ais_bench on one gear folder, at that gear's sequence length (`--dymDims`)."""
+    inputs = ",".join(os.path.join(folder, name) for name in INPUT_NAMES)
+    dims = ";".join(f"{name}:{batch_size},{length}" for name in INPUT_NAMES)
+    return [sys.executable, "-m", "ais_bench", "--model", om, "--input", inputs, "--output", parts,
+            "--output_dirname", f"{GEAR_PREFIX}{length}", "--outfmt", outfmt, "--batchsize", str(batch_size),
+            "--device", str(device), "--dymDims", dims]
+
+
+def run_gears(om: str, bin_dir: str, edges_text: str, batch_size: int, result_root: str, outfmt: str = "TXT",
+              device: int = 0, dirname: str | None = None) -> str:
+    """The Ascend gear path: split the features per gear (`<bin_dir>.gears`), run ais_bench once per
+    occupied gear into a locked staging folder under `result_root`, merge one result folder."""
+    gears_dir = os.path.normpath(bin_dir) + ".gears"
+    with os_errors_as(OutputError, f"write results under {result_root}"):
+        os.makedirs(result_root, exist_ok=True)
+        clean_stale_staging(result_root, STAGING_PREFIXES)
+        parts = create_locked_staging(result_root, PARTS_PREFIX)
+    try:
+        split(bin_dir, edges_text, gears_dir)
+        for length, folder in gear_folders(gears_dir):
+            command = ais_bench_gear_command(om, folder, parts.path, length, batch_size, outfmt, device)
+            print(f"[INFO] {shlex.join(command)}", flush=True)
+            if subprocess.run(command).returncode != 0:
+                raise PipelineError(f"ais_bench failed on gear {length} ({om}); its output is above")
+        return merge(parts.path, result_root, outfmt, dirname, gears_dir)
+    finally:
+        parts.release()

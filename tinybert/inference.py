@@ -1,8 +1,10 @@
 """An ais_bench-compatible runner for the backends that run without an NPU.
 
-It reads the `--input` folders as ais_bench does (natural file order, one file per sample,
-consecutive chunks of `batch_size` files, the last chunk filled with its first file), runs the
-model, and writes the same result folder and summary, printing the same throughput line.
+It reads the `--input` folders as ais_bench does (natural file order, one file per sample) and
+writes the same result folder and summary, printing the same throughput line. A static model runs
+ais_bench's batches: consecutive chunks of `batch_size` files, the last filled with its first
+file. A dynamic-shape model (the CPU paths) runs length-sorted batches trimmed to their longest
+sample (`runner.plan`); outputs are written back by sample index, so the folder is the same.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def read_sample(path: str, seq_len: int) -> np.ndarray:
     return np.frombuffer(data, dtype=FEATURE_DTYPE)
 
 
-def _manifest_folder(input_dirs: list[str]) -> str | None:
+def manifest_folder(input_dirs: list[str]) -> str | None:
     """The feature folder when the inputs are `<dir>/{input_ids,segment_ids,input_mask}` with a manifest."""
     parents = {os.path.dirname(os.path.normpath(d)) for d in input_dirs}
     names = tuple(os.path.basename(os.path.normpath(d)) for d in input_dirs)
@@ -91,7 +93,7 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
     listings = list_input_files(input_dirs)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in listings[0]]
     infiles = [list(paths) for paths in zip(*listings)]
-    bin_dir = _manifest_folder(input_dirs)
+    bin_dir = manifest_folder(input_dirs)
     if bin_dir is not None:
         features, manifest = load_features(bin_dir)
         expect(seq_len is None or features.seq_len == seq_len, UsageError,
@@ -137,14 +139,14 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
 
     try:
         with os_errors_as(OutputError, f"write results under {output_root}"):
-            requests = getattr(runner, "requests", 1)
+            requests = runner.requests
             tick = time.perf_counter()
             _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs, requests)
             wall_s = time.perf_counter() - tick
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
                     "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
-                    "threads": getattr(runner, "threads", None), "requests_in_flight": requests,
+                    "threads": runner.threads, "requests_in_flight": requests,
                     "features": inputs.provenance,
                     "bucketing": None if fill_to else (bucket_edges or "tight"),
                     "tokens_processed": tokens_processed(batches, fill_to)}

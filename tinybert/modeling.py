@@ -25,9 +25,18 @@ MASK_FILL = -10000.0
 ATTENTION_NAME = "tinybert"  # registered with transformers' AttentionInterface
 
 
+def vocab_path(model_dir: str) -> str:
+    """The checkpoint's WordPiece vocabulary."""
+    return os.path.join(model_dir, VOCAB_NAME)
+
+
+def weights_path(model_dir: str) -> str:
+    return os.path.join(model_dir, WEIGHTS_NAME)
+
+
 def find_config(model_dir: str) -> str:
     expect(os.path.isdir(model_dir), CheckpointError,
-           f"{model_dir}: expected a TinyBERT checkpoint folder (config.json, pytorch_model.bin, vocab.txt), "
+           f"{model_dir}: expected a TinyBERT checkpoint folder ({CONFIG_NAMES[0]}, {WEIGHTS_NAME}, {VOCAB_NAME}), "
            "found no such folder")
     for name in CONFIG_NAMES:
         path = os.path.join(model_dir, name)

@@ -56,7 +56,7 @@ def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, 
         arrays = synthetic_arrays(batch_size, length)
         batches = [Batch(np.arange(batch_size), length)]
         workload = f"full-length [{batch_size}, {length}] batch"
-    requests = getattr(runner, "requests", 1)
+    requests = runner.requests
     run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)], requests=requests)
     timed = [batches[i % len(batches)] for i in range(loop)]
     tick = time.perf_counter()

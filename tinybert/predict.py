@@ -6,7 +6,6 @@ same backends as the inference step, so what this prints is what the pipeline wo
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import Iterable, TextIO
@@ -16,6 +15,7 @@ import numpy as np
 from .backends import create_backend
 from .errors import ModelFileError, UsageError, expect
 from .features import encode_sentences
+from .modeling import vocab_path
 from .runner import model_logits
 from .settings import SEQ_LEN, default
 
@@ -79,7 +79,7 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
             requests: int | str | None = None) -> list[Prediction]:
     runner = _open_backend(model_dir, onnx, threads, runtime, requests)
     model_path = onnx or model_dir
-    vocab_file = vocab_file or os.path.join(model_dir or default("CKPT_DIR"), "vocab.txt")
+    vocab_file = vocab_file or vocab_path(model_dir or default("CKPT_DIR"))
     seq_len = _sequence_length(runner, max_seq_length, model_path)
     features = encode_sentences(sentences, vocab_file, seq_len)
     config = getattr(getattr(runner, "model", None), "config", None)

@@ -1,35 +1,277 @@
-"""What each backend and each CPU path is, in one table (work in progress: the interface below is
-stable; the tables behind it move here from settings.py, backend_choice.py and backends/).
+"""What each backend and each CPU path is: one entry each, read by everything that needs to know.
 
-- `model_file(path, model_dir, batch_size)`: the model file a CPU path (an ORT_MODEL value) runs.
-- `open_path(path, model_dir, threads, requests, batch_size)`: that model, opened on the path's
-  runtime with its options: an object with `run(input_ids, segment_ids, input_mask) -> logits`,
-  `batch_size`, `seq_len` and `requests` (calls to keep in flight).
+- `RUNTIMES`: the engine classes behind `backends/`' small interface (create with
+  `backends.create_backend`): their module and class, what to install, which options they take.
+- `BACKENDS`: what `BACKEND` names (ais_bench, cann, onnxruntime) and the GPU fallback of
+  perf_gpu.sh: whether it is installed, which model file it runs, its LOOP default, whether
+  `BACKEND=auto` may pick it. `backend_choice.choose_backend` applies the auto rule to this table.
+- `PATHS`: every way the benchmark runs the model on a CPU (and GPU) — the project's paths (the
+  `ORT_MODEL` values), their variants, the PyTorch baseline and the peers — with the runtime,
+  model kind, precision, accuracy gate, what it needs of the machine, and its options.
+  `ORT_MODEL` choices, the steps' runtime, the benchmark's rows and README's lists come from here.
 
-Standard library only at import.
+Adding a backend or a path is one entry here (plus its class in backends/). Standard library only
+at import: the shell steps read this table for every step.
 """
 
 from __future__ import annotations
 
-from .settings import CPU_RUNTIMES, ORT_MODELS, model_path
+import importlib.util
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+from .settings import default, model_path
+
+CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
 
 
-def model_file(path: str, model_dir: str = ".", batch_size: int | None = None) -> str:
-    from .backend_choice import Request, ort_model
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    module: str  # tinybert/backends/<module>.py
+    cls: str
+    install: str  # what to install when its import fails
+    title: str
+    requests: bool = False  # takes REQUESTS: several calls in flight on one session
+    device: bool = False  # takes DEVICE: an NPU id
 
-    return ort_model(Request(model_dir=model_dir, ort_model=path), batch_size)
+
+RUNTIMES = (
+    Runtime("onnxruntime", "onnxruntime_backend", "OnnxRuntimeBackend", "pip install onnxruntime",
+            "ONNX Runtime (CPU, or a GPU provider where installed)", requests=True),
+    Runtime("openvino", "openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)",
+            "OpenVINO on the CPU, fp32", requests=True),
+    Runtime("openvino-bf16", "openvino_backend", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)",
+            "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True),
+    Runtime("pytorch", "pytorch_backend", "PyTorchBackend", "pip install torch transformers",
+            "PyTorch eager on the .pth checkpoint"),
+    Runtime("cann", "cann_backend", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)",
+            "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A value of BACKEND: what runs the steps' inference on this machine."""
+
+    name: str
+    title: str
+    loop: int  # LOOP default: timed iterations of perf.sh
+    module: str  # what must import for it to run here ("" for none)
+    not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
+    # The model file kind it runs ("ort_model": the one ORT_MODEL names; "om": the OM model, a gear
+    # model when DYNAMIC_DIMS is set), and the message when it is missing ({path}, {bs}); None: the
+    # step scripts check the model themselves (they build it first, or name ORT_MODEL).
+    model: str
+    missing_model: str | None = None
+    builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
+    auto: bool = True  # BACKEND=auto may choose it
+    choosable: bool = True  # a BACKEND value (else only a LOOP default, for perf_gpu.sh)
+
+    def installed(self) -> bool:
+        if not self.module:
+            return True
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+
+BACKENDS = (
+    Backend("ais_bench", "ais_bench on an Ascend NPU with the OM models ATC builds (the model card)", 1000,
+            "ais_bench",
+            "ais_bench is not installed for {python} (it needs an Ascend NPU with CANN; install it from "
+            "https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench). "
+            "Without an NPU use BACKEND=onnxruntime.",
+            "om", "{path}: expected the OM model for batch size {bs}, found no such file "
+                  "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True),
+    Backend("cann", "ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
+                    "asked for)", 1000, "onnxruntime", "onnxruntime is not installed for {python} "
+                                                       "(pip install onnxruntime-cann)",
+            "sim", "{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
+                   "(run test/pth2onnx.sh {bs})", auto=False),
+    Backend("onnxruntime", "the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)", 100, "",
+            "onnxruntime is not installed for {python} (pip install onnxruntime)", "ort_model"),
+    Backend("onnxruntime-gpu", "ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)", 1000,
+            "onnxruntime", "onnxruntime-gpu is not installed for {python}", "sim", auto=False, choosable=False),
+)
+
+
+@dataclass(frozen=True)
+class CpuPath:
+    """One way of running the model that the benchmark measures; the project's paths are ORT_MODEL values."""
+
+    row: str  # the benchmark's row label
+    name: str  # the ORT_MODEL value for project paths; a descriptive key otherwise
+    title: str
+    runtime: str  # a RUNTIMES name
+    model: str  # a MODEL_FILES kind, or CHECKPOINT
+    precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
+    # project: an ORT_MODEL value; variant: a project path with other options (benchmark only);
+    # baseline: the reference every row is compared with; peer: another runtime at its documented best;
+    # gpu: GPU rows, not held against the CPU peers.
+    role: str = "project"
+    batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
+    needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped
+    options: tuple[tuple[str, object], ...] = ()  # runtime options (requests, hint, providers)
+    overlapped: bool = False  # the runtime's own asynchronous queue, not the runner's requests
+    cls_only: bool = False  # the last layer computed at [CLS] only: fewer FLOPs
+    variant_of: str = ""  # for variants: the project path it varies
+    why: str = ""  # for README: why a user would pick it
+
+    @property
+    def gate(self) -> str | None:
+        """exact: within the export tolerance of PyTorch; reduced: the reduced-precision gate; None: not gated."""
+        if self.role in ("baseline", "peer", "gpu"):
+            return None
+        return "exact" if self.precision == "fp32" else "reduced"
+
+
+_FAST = dict(model="fast", cls_only=True)
+_OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
+PATHS = (
+    CpuPath("A", "pytorch-eager", "PyTorch eager, padded to 64 (the card's pth path)", "pytorch", CHECKPOINT,
+            role="baseline", batching="off"),
+    CpuPath("B", "static", "ONNX Runtime, the card's static simplified model, padded", "onnxruntime", "sim",
+            batching="off", why="the model card's model: every batch padded to 64, the last one filled"),
+    CpuPath("C", "fast", "ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
+            "onnxruntime", **_FAST, why="the default: PyTorch's logits within 1e-4, several times the card's speed"),
+    CpuPath("C1", "fast-requests1", "as C, one request on all threads (REQUESTS=1)", "onnxruntime", **_FAST,
+            role="variant", variant_of="fast", options=(("requests", 1),)),
+    CpuPath("C16", "fast-gears", "as C, buckets at the gears 16/32/48/64 instead of tight", "onnxruntime", **_FAST,
+            role="variant", variant_of="fast", batching="gears"),
+    CpuPath("D", "int8", "ONNX Runtime dynamic int8 of C, length-bucketed, requests as C", "onnxruntime",
+            "int8", "int8", cls_only=True, why="int8 weights, activations quantized per call: gated on dev"),
+    CpuPath("S", "int8_static", "ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
+            "onnxruntime", "int8_static", "int8", cls_only=True, needs=("calibration",),
+            why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev"),
+    CpuPath("Bf", "bf16", "OpenVINO bf16 on C's model, length-bucketed, requests as C", "openvino-bf16", "fast",
+            "bf16", cls_only=True, needs=("openvino", "native_bf16"),
+            why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev"),
+    CpuPath("OV", "openvino-fp32", "OpenVINO fp32 on C's model, LATENCY hint", "openvino", **_FAST, role="peer",
+            needs=("openvino",), options=(("requests", 1),)),
+    CpuPath("OVt", "openvino-fp32-throughput", "OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
+            "openvino", **_FAST, role="peer", needs=("openvino",), options=_OV_THROUGHPUT, overlapped=True),
+    CpuPath("OVb", "openvino-bf16", "OpenVINO bf16 on C's model, LATENCY hint", "openvino-bf16", "fast", "bf16",
+            role="peer", cls_only=True, needs=("openvino", "native_bf16"), options=(("requests", 1),)),
+    CpuPath("OVbt", "openvino-bf16-throughput", "OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
+            "openvino-bf16", "fast", "bf16", role="peer", cls_only=True, needs=("openvino", "native_bf16"),
+            options=_OV_THROUGHPUT, overlapped=True),
+    CpuPath("OV8", "openvino-int8", "OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
+            "openvino", "ov_int8", "int8", role="peer", cls_only=True, needs=("openvino", "nncf", "calibration"),
+            options=(("requests", 1),)),
+    CpuPath("OV8t", "openvino-int8-throughput", "OpenVINO int8 static (NNCF, transformer preset) of C's model, "
+            "THROUGHPUT hint, async requests", "openvino", "ov_int8", "int8", role="peer", cls_only=True,
+            needs=("openvino", "nncf", "calibration"), options=_OV_THROUGHPUT, overlapped=True),
+    CpuPath("E", "cuda-fp32", "ONNX Runtime CUDA fp32, length-bucketed", "onnxruntime", "dynamic", role="gpu",
+            needs=("cuda",), options=(("providers", ("CUDAExecutionProvider",)), ("requests", 1))),
+    CpuPath("F", "tensorrt-fp16", "ONNX Runtime TensorRT fp16, length-bucketed", "onnxruntime", "dynamic", "fp16",
+            role="gpu", needs=("tensorrt",),
+            options=(("providers", (("TensorrtExecutionProvider", {"trt_fp16_enable": True}),
+                                    "CUDAExecutionProvider")), ("requests", 1))),
+)
+
+
+# ---------------------------------------------------------------- lookups
+
+def alternatives(names) -> str:
+    names = list(names)
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+def runtime(name: str) -> Runtime:
+    for candidate in RUNTIMES:
+        if candidate.name == name:
+            return candidate
+    raise UsageError(f"expected a runtime among {', '.join(r.name for r in RUNTIMES)}, got {name!r}")
+
+
+def backend(name: str) -> Backend:
+    for candidate in BACKENDS:
+        if candidate.name == name and candidate.choosable:
+            return candidate
+    raise UsageError(f"expected BACKEND {alternatives(['auto'] + backend_names())}, got {name!r}")
+
+
+def backend_names() -> list[str]:
+    return [b.name for b in BACKENDS if b.choosable]
+
+
+def ort_models() -> list[str]:
+    """The values of ORT_MODEL: the project's paths."""
+    return [p.name for p in PATHS if p.role == "project"]
+
+
+def cpu_path(name: str) -> CpuPath:
+    """A path by its ORT_MODEL value or benchmark key."""
+    for candidate in PATHS:
+        if name in (candidate.name, candidate.row):
+            return candidate
+    raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {name!r}")
+
+
+def project_path(ort_model: str) -> CpuPath:
+    """The project path an ORT_MODEL value names."""
+    for candidate in PATHS:
+        if candidate.role == "project" and candidate.name == ort_model:
+            return candidate
+    raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {ort_model!r}")
+
+
+def loop_default(backend_name: str) -> int:
+    for candidate in BACKENDS:
+        if candidate.name == backend_name:
+            return candidate.loop
+    raise UsageError(f"expected a backend among {', '.join(b.name for b in BACKENDS)} for the LOOP default, "
+                     f"got {backend_name!r}")
+
+
+def loop_defaults() -> tuple[tuple[str, str], ...]:
+    """(backend, LOOP default) for the settings table."""
+    return tuple((b.name, str(b.loop)) for b in BACKENDS)
+
+
+# ---------------------------------------------------------------- model files
+
+@dataclass(frozen=True)
+class Request:
+    """The settings that decide which model file a step runs."""
+
+    model_dir: str = default("MODEL_DIR")
+    ort_model: str = default("ORT_MODEL")
+    dynamic_dims: str = default("DYNAMIC_DIMS")
+    chip_name: str = ""  # given: the step builds the OM models itself (eval_all.sh with CHIP_NAME)
+    ckpt_dir: str = field(default=default("CKPT_DIR"))
+
+
+def model_file(path: str, model_dir: str = ".", batch_size: int | None = None, ckpt_dir: str | None = None) -> str:
+    """The model file (or checkpoint folder) a path runs."""
+    kind = cpu_path(path).model
+    if kind == CHECKPOINT:
+        return ckpt_dir or default("CKPT_DIR")
+    return model_path(kind, model_dir, batch_size)
+
+
+def backend_model(name: str, request: Request, batch_size: int | None) -> str:
+    """The model file backend `name` runs for `batch_size` under these settings."""
+    entry = next((b for b in BACKENDS if b.name == name), None) or backend(name)
+    kind = entry.model
+    if kind == "ort_model":
+        return model_file(project_path(request.ort_model).name, request.model_dir, batch_size)
+    if kind == "om":
+        kind = "om_gears" if request.dynamic_dims else "om"
+    return model_path(kind, request.model_dir, batch_size)
 
 
 def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
-              batch_size: int | None = None):
-    from .backend_choice import cpu_runtime
+              batch_size: int | None = None, ckpt_dir: str | None = None):
+    """The path's model opened on its runtime with its options (`requests` replaces REQUESTS unless the
+    path fixes it): `run(input_ids, segment_ids, input_mask) -> logits`, `batch_size`, `seq_len`, `requests`."""
     from .backends import create_backend
 
-    runtime = cpu_runtime(path)
+    entry = cpu_path(path)
     options = {"threads": threads}
-    if requests is not None:
+    if requests is not None and runtime(entry.runtime).requests:
         options["requests"] = requests
-    return create_backend(runtime, model_file(path, model_dir, batch_size), **options)
-
-
-__all__ = ["model_file", "open_path", "ORT_MODELS", "CPU_RUNTIMES", "model_path"]
+    options.update(entry.options)
+    return create_backend(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir), **options)

@@ -109,3 +109,29 @@ def rates_line(sgemm: dict, int8: dict) -> str:
     return (f"Measured matrix multiply on {sgemm['threads']} thread(s): fp32 **{sgemm['gflops']:.1f} GFLOP/s** (best of "
             f"{', '.join(sgemm['by_library'])}), int8 **{int8['gops']:.1f} GOP/s** (ONNX Runtime MatMulInteger, "
             f"{int8['dot_product']}), square sizes {sgemm['sizes']}.")
+
+
+class Roofline:
+    """The matrix-multiply rates one benchmark run holds its rows against (measured once, at its
+    start), and each row's achieved rate as a fraction of its precision's."""
+
+    def __init__(self, config, threads: int, lengths, batch_sizes):
+        self.config, self.threads = config, threads
+        self.sgemm, self.int8 = measured_sgemm_gflops(threads), measured_int8_gops(threads)
+        # bf16/fp16 rows are held against the fp32 rate: no half-precision rate is measured here.
+        self.rates = {"fp32": self.sgemm["gflops"], "bf16": self.sgemm["gflops"], "fp16": self.sgemm["gflops"],
+                      "int8": self.int8["gops"]}
+
+    def figures(self, path, batches, fill_to, wall_s: float) -> dict:
+        from .runner import tokens_processed
+
+        flops = sum(batch_flops(self.config, fill_to or len(b.indices), b.length, path.cls_only) for b in batches)
+        achieved = flops / wall_s / 1e9
+        return {"tokens": int(tokens_processed(batches, fill_to)), "gflop": flops / 1e9,
+                "achieved_gflops": achieved, "roofline_fraction": achieved / self.rates[path.precision]}
+
+    def record(self) -> dict:
+        return {"sgemm": self.sgemm, "int8_matmul": self.int8}
+
+    def header(self) -> str:
+        return rates_line(self.sgemm, self.int8)

@@ -17,9 +17,9 @@ import numpy as np
 
 from .errors import DataFormatError, UsageError, expect
 
-# Measured on SST-2 dev with the fused fp32 model: padding to the batch's own longest sample
-# ("tight") was as fast as or faster than rounding up to multiples of 4, 8 or 16 (x16 cost about
-# 20 %), so ONNX Runtime uses tight buckets. Ascend gear models need a fixed list.
+# Padding each length-sorted batch to its own longest sample ("tight") beat the 16/32/48/64 gears on
+# ONNX Runtime in the README's benchmark (row C16), so the CPU paths use tight buckets. Ascend gear
+# models need a fixed list.
 TIGHT = None
 GEAR_STEP = 16
 
@@ -103,15 +103,16 @@ def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]
 
 def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
          bucket_edges: str | None = "off", source: str = "input_mask") -> tuple[list[Batch], int | None]:
-    """Batches in the order they run, and the size to fill them to.
+    """Batches in the order they run, and the size to fill them to (None: no filler rows).
 
     A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
-    full length, the last one filled as ais_bench fills it. A dynamic model otherwise gets
-    length-sorted batches trimmed to their bucket ("tight", or edges such as "16,32,48,64").
+    full length; a model with a fixed batch size gets its last one filled as ais_bench fills it. A
+    dynamic model otherwise gets length-sorted batches trimmed to their bucket ("tight", or edges
+    such as "16,32,48,64").
     """
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == "off":
-        return consecutive_batches(count, batch_size, seq_len), model_batch_size or batch_size
+        return consecutive_batches(count, batch_size, seq_len), model_batch_size
     return plan_batches(real_lengths(arrays[2], source), batch_size, parse_edges(bucket_edges, seq_len)), None
 
 
@@ -211,7 +212,7 @@ def run_batches_overlapped(backend, arrays, batches: list[Batch]):
 def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = "off") -> np.ndarray:
     """Logits of every sample, batched as `plan` decides for this backend's model."""
     batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
-    return run_batches(backend.run, arrays, batches, fill_to, requests=getattr(backend, "requests", 1))[0]
+    return run_batches(backend.run, arrays, batches, fill_to, requests=backend.requests)[0]
 
 
 # ---------------------------------------------------------------- ais_bench's figures

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 class Setting:
     name: str  # the environment variable test/*.sh reads
     # May refer to an earlier setting as {NAME}, or to a value the run computes as {lowercase} (RUN_VALUES).
-    # Empty: the variable stays empty unless set (the step decides, e.g. from the backend: by_backend).
+    # Empty: the variable stays empty unless set (the step decides, e.g. from the backend: per_backend).
     default: str
     why: str
     scripts: tuple[str, ...] = ()  # the test/*.sh that read it; () = every step (through test/common.sh)
-    by_backend: tuple[tuple[str, str], ...] = ()  # (backend, default) where the default depends on it
+    # The default depends on the backend: each backend's entry in the registry gives it (LOOP).
+    per_backend: bool = False
 
 
 SETTINGS = (
@@ -61,8 +62,7 @@ SETTINGS = (
                         "ONNX Runtime on the CPU, where one iteration takes far longer. For the fast/int8 models it "
                         "is rounded up to whole passes over the length-bucketed batches: a partial pass would time "
                         "only the short sentences",
-            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"),
-            by_backend=(("ais_bench", "1000"), ("cann", "1000"), ("onnxruntime", "100"), ("onnxruntime-gpu", "1000"))),
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"), per_backend=True),
     Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
     Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
@@ -120,19 +120,6 @@ def setting(name: str) -> Setting:
     raise UsageError(f"expected a setting among {', '.join(s.name for s in SETTINGS)}, got {name!r}")
 
 
-def backend_default(name: str, backend: str) -> str:
-    """The default of a setting that depends on the backend (LOOP), or its plain default."""
-    from .errors import UsageError
-
-    found = setting(name)
-    if not found.by_backend:
-        return default(name)
-    choices = dict(found.by_backend)
-    if backend not in choices:
-        raise UsageError(f"expected a backend among {', '.join(choices)} for the {name} default, got {backend!r}")
-    return choices[backend]
-
-
 def for_script(script: str | None) -> tuple[Setting, ...]:
     """The settings a test/*.sh reads: the shared ones and those naming it (all of them for None)."""
     if script is None:
@@ -145,8 +132,8 @@ def for_script(script: str | None) -> tuple[Setting, ...]:
 SEQ_LEN = int(default("SEQ_LEN"))
 OPSET = int(default("OPSET"))
 BATCH_SIZES = tuple(int(bs) for bs in default("BATCH_SIZES").split())
-LOOP = int(backend_default("LOOP", "onnxruntime"))  # `python -m tinybert perf` runs ONNX Runtime
 REPEATS = int(default("REPEATS"))
+WARMUP = 5  # untimed calls before perf's timed loop: the first calls allocate and pack weights
 MIN_OPSET = 11  # ATC's ONNX support starts at 11
 # fp32 exports must give the logits of PyTorch eager to this max abs difference (float32 rounding
 # over 4 layers stays near 1e-6; a wrong graph is off by far more).
@@ -172,12 +159,6 @@ MODEL_FILES = {
     "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
 }
 FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `export-fast`, batch-independent
-# ORT_MODEL -> (model file kind, the backend that runs it). bf16 is a run-time precision of the
-# fp32 fast model, on OpenVINO (ONNX Runtime has no bf16 CPU kernels for these operators).
-ORT_MODELS = {"fast": "fast", "int8": "int8", "int8_static": "int8_static", "bf16": "fast", "static": "sim"}
-CPU_RUNTIMES = {"fast": "onnxruntime", "int8": "onnxruntime", "int8_static": "onnxruntime", "bf16": "openvino-bf16",
-                "static": "onnxruntime"}
-REDUCED_PRECISION = ("int8", "int8_static", "bf16")  # gated on dev: MAX_ACCURACY_DROP, MIN_AGREEMENT
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import time
 
-from .settings import RUN_VALUES, TIMESTAMP_FORMAT, Setting, for_script
+from .settings import RUN_VALUES, TIMESTAMP_FORMAT, Setting, default, for_script
+from .settings import setting as find_setting
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 # Characters that mean nothing special inside "${NAME:-...}"; anything else is single-quoted.
@@ -60,10 +61,24 @@ def shell_assignments(script: str | None = None, now: float | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+def default_of(name: str, backend: str | None = None) -> str:
+    """A setting's default; for one that depends on the backend (LOOP), its default on `backend`."""
+    if find_setting(name).per_backend:
+        from .errors import UsageError
+        from .registry import loop_default
+
+        if backend is None:
+            raise UsageError(f"expected --backend for the {name} default, which depends on the backend")
+        return str(loop_default(backend))
+    return default(name)
+
+
 def shown_default(setting: Setting, code: str = "") -> str:
     """A default for people: references as $NAME and <run value>, per-backend defaults spelled out."""
-    if setting.by_backend:
-        return ", ".join(f"{code}{value}{code} on {backend}" for backend, value in setting.by_backend)
+    if setting.per_backend:
+        from .registry import loop_defaults
+
+        return ", ".join(f"{code}{value}{code} on {backend}" for backend, value in loop_defaults())
     if not setting.default:
         return "(empty)"
     text = _PLACEHOLDER.sub(lambda m: f"${m.group(1)}" if m.group(1).isupper() else f"<{m.group(1)}>",

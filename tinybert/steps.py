@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from .modeling import vocab_path
 from .settings import defaults
 
 DEFAULTS = defaults()  # the settings table: every default below comes from it
-VOCAB_FILE = os.path.join(DEFAULTS["CKPT_DIR"], "vocab.txt")
+VOCAB_FILE = vocab_path(DEFAULTS["CKPT_DIR"])
 
 STEPS = {}
 

@@ -5,16 +5,57 @@
   ORT_MODEL=static use.
 - `export_fast_models`: the batch-independent models: `TinyBERT_dynamic.onnx` (batch and sequence
   axes dynamic, standard ops only), `TinyBERT_sim_dynamic.onnx` (simplified: what ATC turns into
-  gear models), `TinyBERT_fast.onnx` (fp32, the last layer computed at [CLS]
-  only: the CPU paths' graph) and `TinyBERT_int8.onnx` (the fast model, dynamically quantized).
-- `export_static_int8`: `TinyBERT_int8_static.onnx`, the fast model in static int8 calibrated on a seeded sample of a
-  training file, with its calibration record (cached).
+  gear models), `TinyBERT_fast.onnx` (fp32, the last layer computed at [CLS] only: the CPU paths'
+  graph) and `TinyBERT_int8.onnx` (the fast model, dynamically quantized); kept when newer than the weights.
+- `export_static_int8`: `TinyBERT_int8_static.onnx`, the fast model in static int8 calibrated on a
+  seeded sample of a training file, with its calibration record (cached).
+- `export_openvino_int8`: the OpenVINO peer's NNCF int8 IR, on the same calibration sample.
+- `ensure_model(kind, ...)`: whichever of these writes a model kind (what the benchmark asks for).
 
 Every model goes through `checking.check_models`: a model that fails its check is removed.
 """
 
-from .calibrated import export_static_int8
+from __future__ import annotations
+
+import os
+
+from ..errors import UsageError, expect
+from ..settings import FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
+from .calibrated import Calibration, export_static_int8
+from .checking import stale
 from .fast import export_fast_models
 from .static import ExportReport, export
 
-__all__ = ["ExportReport", "export", "export_fast_models", "export_static_int8"]
+
+def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None = None,
+                 features_dir: str | None = None, calibration: Calibration | None = None, opset: int = OPSET,
+                 seq_len: int = SEQ_LEN) -> str:
+    """The model file of `kind` in `out_dir`, written first by its exporter when missing or older than
+    the weights; `model_dir` itself for the checkpoint."""
+    from ..modeling import weights_path
+    from ..registry import CHECKPOINT
+
+    if kind == CHECKPOINT:
+        return model_dir
+    path = model_path(kind, out_dir, batch_size)
+    if kind in ("onnx", "sim"):
+        if stale([path], weights_path(model_dir)):
+            export(model_dir, batch_size, out_dir, opset, seq_len, features_dir)
+    elif kind in FAST_MODEL_KINDS:
+        export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)
+    elif kind in ("int8_static", "ov_int8"):
+        expect(calibration is not None, UsageError, f"expected a calibration file for the {kind} model, got none")
+        if kind == "int8_static":
+            export_static_int8(model_dir, calibration.file, out_dir, calibration.samples, calibration.seed, opset,
+                               seq_len, features_dir)
+        elif stale([path], weights_path(model_dir)):
+            from .openvino import export_openvino_int8
+
+            export_openvino_int8(model_dir, calibration, out_dir, opset, seq_len, features_dir)
+    else:
+        raise UsageError(f"expected a model kind an exporter writes, got {kind!r}")
+    expect(os.path.isfile(path), UsageError, f"{path}: expected the {kind} model after its export, found none")
+    return path
+
+
+__all__ = ["Calibration", "ExportReport", "ensure_model", "export", "export_fast_models", "export_static_int8"]

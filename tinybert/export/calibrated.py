@@ -15,14 +15,18 @@ import os
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..dataset import file_sha256, read_sst2_tsv
 from ..errors import ExportError, UsageError, expect
 from ..features import MANIFEST_NAME, encode_sentences, read_manifest
 from ..fileio import os_errors_as, read_json, write_json_atomic
-from ..runner import model_logits, plan_batches, real_lengths
+from ..modeling import vocab_path
+from ..runner import plan_batches, real_lengths
 from ..settings import (CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_SAMPLES, MIN_AGREEMENT, OPSET, SEQ_LEN,
                         model_path)
-from .checking import check_models, load_checked_model, verification_inputs, write_model
+from .checking import check_models, verification, write_model
+from .fast import export_fast_models
 from .graphs import quantize_static_int8
 
 METHOD = "onnxruntime quantize_static, QDQ, MatMul only, weights int8 per channel, activations uint8 MinMax"
@@ -60,6 +64,15 @@ def _refuse_evaluation_set(calibration_sha256: str, features_dir: str | None) ->
                f"from ({os.path.basename(evaluated.get('path', '?'))}): calibrate on training data (CALIB_FILE)")
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What static int8 calibrates on: a seeded sample of a training TSV (CALIB_FILE, CALIB_SAMPLES, CALIB_SEED)."""
+
+    file: str
+    samples: int = CALIB_SAMPLES
+    seed: int = CALIB_SEED
+
+
 def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = ".", samples: int = CALIB_SAMPLES,
                        seed: int = CALIB_SEED, opset: int = OPSET, seq_len: int = SEQ_LEN,
                        features_dir: str | None = None, force: bool = False, min_agreement: float | None = None) -> dict:
@@ -68,14 +81,9 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
            f"{calibration_file}: expected a calibration TSV (CALIB_FILE, e.g. SST-2 train.tsv), found no such file")
     target, record_path = model_path("int8_static", out_dir), model_path("int8_static_record", out_dir)
     fp32 = model_path("fast", out_dir)
-    weights = os.path.join(model_dir, "pytorch_model.bin")
     sentences, record = calibration_sample(calibration_file, samples, seed)
     _refuse_evaluation_set(record["calibration_sha256"], features_dir)
-    fresh_fp32 = os.path.isfile(fp32) and not (os.path.isfile(weights) and os.path.getmtime(weights) > os.path.getmtime(fp32))
-    if not fresh_fp32:
-        from .fast import export_fast_models
-
-        export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)
+    export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)  # kept when newer than the weights
     record.update(source_model=os.path.basename(fp32), source_model_sha256=file_sha256(fp32), seq_len=seq_len,
                   batch_size=CALIB_BATCH, method=METHOD)
     if not force and os.path.isfile(target) and os.path.isfile(record_path):
@@ -83,21 +91,17 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
         if {k: cached.get(k) for k in record} == record:
             print(f"[INFO] {target} is up to date (same calibration inputs, {record_path}); not recalibrated")
             return cached
-    torch_backend = load_checked_model(model_dir, opset, seq_len)
-    batches = calibration_batches(sentences, os.path.join(model_dir, "vocab.txt"), seq_len)
+    check = verification(model_dir, opset, seq_len, features_dir, FAST_VERIFY_SAMPLES, VERIFY_BATCH,
+                         at_most_features=True)
+    batches = calibration_batches(sentences, vocab_path(model_dir), seq_len)
     with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):
         write_model(target, lambda tmp: quantize_static_int8(fp32, tmp, batches),
                     f"static int8 calibrated on {record['samples']} sentences of {record['calibration_file']} "
                     f"(seed {seed}) -> {target}")
-    count = FAST_VERIFY_SAMPLES
-    if features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
-        count = min(count, read_manifest(features_dir)["num_samples"])
-    arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
-    reference = model_logits(torch_backend, arrays, VERIFY_BATCH)
-    report = check_models({"int8_static": target}, arrays, reference, description, VERIFY_BATCH, "tight",
-                          tolerance=float("inf"), gated=(), remove_on_failure=(target, record_path),
+    report = check_models({"int8_static": target}, check, "tight", tolerance=float("inf"), gated=(),
+                          remove_on_failure=(target, record_path),
                           min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement)
-    record["check"] = {"on": description, "max_abs_diff": report["max_abs_diff"]["int8_static"],
+    record["check"] = {"on": check.description, "max_abs_diff": report["max_abs_diff"]["int8_static"],
                        "agreement": report["agreement"]["int8_static"]}
     with os_errors_as(ExportError, f"write {record_path}"):
         write_json_atomic(record_path, record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,38 @@ def load_checked_model(model_dir: str, opset: int, seq_len: int):
     return torch_backend
 
 
+def stale(paths, weights: str) -> bool:
+    """Whether any of `paths` is missing or older than the checkpoint's `weights` (then it is exported again)."""
+    if not os.path.isfile(weights):
+        return not all(os.path.isfile(path) for path in paths)
+    newest_weights = os.path.getmtime(weights)
+    return not all(os.path.isfile(path) and os.path.getmtime(path) >= newest_weights for path in paths)
+
+
+@dataclass
+class Verification:
+    """What an export is checked on: PyTorch eager's logits on real (or synthetic) samples."""
+
+    torch_backend: object
+    arrays: tuple
+    description: str
+    reference: np.ndarray
+    batch_size: int
+
+
+def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None, count: int,
+                 batch_size: int, at_most_features: bool = False) -> Verification:
+    """The checkpoint (after checking the export options fit it), `count` samples (no more than the
+    features hold when `at_most_features`) and PyTorch eager's logits on them, in batches of `batch_size`."""
+    torch_backend = load_checked_model(model_dir, opset, seq_len)
+    if at_most_features and features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
+        from ..features import read_manifest
+
+        count = min(count, read_manifest(features_dir)["num_samples"])
+    arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
+    return Verification(torch_backend, arrays, description, model_logits(torch_backend, arrays, batch_size), batch_size)
+
+
 def verification_inputs(features_dir: str | None, count: int, seq_len: int, vocab_size: int):
     """`count` real samples when the preprocess step has run (repeated when there are fewer), else
     a fixed pseudo-random set; and a description of them."""
@@ -54,31 +87,32 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
     return (input_ids, np.zeros_like(input_ids), input_mask), f"{count} synthetic samples (no features found)"
 
 
-def check_models(paths: dict[str, str], arrays, reference: np.ndarray, description: str, batch_size: int,
-                 bucket_edges: str, tolerance: float, gated, remove_on_failure, min_agreement: float | None = None) -> dict:
-    """Run each model with ONNX Runtime and compare with PyTorch's `reference` logits, one line per
-    model. When a `gated` model's logits are further than `tolerance` from PyTorch, or (with
-    `min_agreement`, for reduced-precision models) any model predicts the same class for a smaller
-    fraction of samples, the files in `remove_on_failure` are removed (a model that failed its check
-    must not look ready) and an ExportError says which."""
+def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
+                 remove_on_failure, min_agreement: float | None = None) -> dict:
+    """Run each model with ONNX Runtime and compare with PyTorch's logits, one line per model. When a
+    `gated` model fails the exact gate (`tolerance`), or (with `min_agreement`, for reduced-precision
+    models) any model fails the agreement gate, the files in `remove_on_failure` are removed (a model
+    that failed its check must not look ready) and an ExportError says which."""
+    from .. import gates
     from ..backends import create_backend
 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
     batching = ", length-bucketed" if bucket_edges != "off" else ""
     for key, path in paths.items():
-        logits = model_logits(create_backend("onnxruntime", path), arrays, batch_size, bucket_edges)
-        diff = float(np.abs(logits - reference).max())
-        agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
+        logits = model_logits(create_backend("onnxruntime", path), check.arrays, check.batch_size, bucket_edges)
+        diff = float(np.abs(logits - check.reference).max())
+        agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
         report["max_abs_diff"][key], report["agreement"][key] = diff, agreement
-        print(f"[INFO] {os.path.basename(path)} vs PyTorch on {description}{batching}: "
+        print(f"[INFO] {os.path.basename(path)} vs PyTorch on {check.description}{batching}: "
               f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
-    failed = [key for key in gated if report["max_abs_diff"][key] > tolerance]
-    disagreeing = [key for key in paths if min_agreement is not None and report["agreement"][key] < min_agreement]
+    failed = [key for key in gated if not gates.exact(report["max_abs_diff"][key], tolerance)]
+    disagreeing = [key for key in paths if min_agreement is not None
+                   and not gates.reduced(report["agreement"][key], min_agreement=min_agreement)]
     removed = _remove(remove_on_failure) if failed or disagreeing else []
     if disagreeing:
         worst = min(disagreeing, key=report["agreement"].get)
         raise ExportError(f"{paths[worst]}: same prediction as PyTorch for {100 * report['agreement'][worst]:.2f}% of "
-                          f"{description}, expected at least {100 * min_agreement:.0f}% (removed it)")
+                          f"{check.description}, expected at least {100 * min_agreement:.0f}% (removed it)")
     if failed:
         worst = max(failed, key=report["max_abs_diff"].get)
         raise ExportError(f"{paths[worst]}: logits differ from PyTorch by {report['max_abs_diff'][worst]:.3e}, "

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from .. import INPUT_NAMES, OUTPUT_NAME
 from ..errors import ExportError, UsageError, expect
 from ..fileio import os_errors_as
-from ..runner import model_logits
 from ..settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, VERIFY_SAMPLES, model_path
-from .checking import check_models, load_checked_model, verification_inputs, write_model
+from .checking import check_models, verification, write_model
 from .graphs import export_torchscript, simplify
 
 
@@ -26,18 +25,16 @@ def export(model_dir: str, batch_size: int, out_dir: str = ".", opset: int = OPS
            features_dir: str | None = None, tolerance: float = EXPORT_TOLERANCE) -> ExportReport:
     """Write TinyBERT_bs{bs}.onnx and TinyBERT_sim_bs{bs}.onnx and check both against PyTorch."""
     expect(batch_size > 0, UsageError, f"expected a positive batch size, got {batch_size}")
-    torch_backend = load_checked_model(model_dir, opset, seq_len)
     count = batch_size * max(1, VERIFY_SAMPLES // batch_size)  # whole batches of the static model
-    arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
+    check = verification(model_dir, opset, seq_len, features_dir, count, batch_size)
     paths = {kind: model_path(kind, out_dir, batch_size) for kind in ("onnx", "sim")}
+    model = check.torch_backend.model
     with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):
         os.makedirs(out_dir, exist_ok=True)
-        example = tuple(a[:batch_size] for a in arrays)
-        write_model(paths["onnx"], lambda tmp: export_torchscript(torch_backend.model, example, tmp, opset, dynamic=False),
+        example = tuple(a[:batch_size] for a in check.arrays)
+        write_model(paths["onnx"], lambda tmp: export_torchscript(model, example, tmp, opset, dynamic=False),
                     f"exported {paths['onnx']} (opset {opset}, inputs {', '.join(INPUT_NAMES)} int64 "
                     f"[{batch_size}, {seq_len}], output {OUTPUT_NAME} float32 [{batch_size}, 2])")
         write_model(paths["sim"], lambda tmp: simplify(paths["onnx"], tmp), f"simplified -> {paths['sim']}")
-    reference = model_logits(torch_backend, arrays, batch_size)
-    report = check_models(paths, arrays, reference, description, batch_size, "off", tolerance,
-                          gated=paths, remove_on_failure=paths.values())
-    return ExportReport(paths["onnx"], paths["sim"], report["max_abs_diff"], len(reference))
+    report = check_models(paths, check, "off", tolerance, gated=paths, remove_on_failure=paths.values())
+    return ExportReport(paths["onnx"], paths["sim"], report["max_abs_diff"], len(check.reference))

@@ -1,0 +1,35 @@
+"""OpenVINO's int8 model of the fast export, for the benchmark's OpenVINO int8 peer rows: NNCF
+post-training quantization (OpenVINO's documented recipe) on the same calibration sample as the
+project's static int8, saved as OpenVINO IR (`TinyBERT_ov_int8.xml` and its `.bin`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from ..errors import ExportError
+from ..fileio import os_errors_as
+from ..modeling import vocab_path
+from ..settings import OPSET, SEQ_LEN, model_path
+from .calibrated import Calibration, calibration_batches, calibration_sample
+from .fast import export_fast_models
+from .graphs import quantize_nncf_int8
+
+
+def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str = ".", opset: int = OPSET,
+                         seq_len: int = SEQ_LEN, features_dir: str | None = None) -> str:
+    """Write the NNCF int8 IR of the fast model; both files appear together or not at all."""
+    sentences, _ = calibration_sample(calibration.file, calibration.samples, calibration.seed)
+    export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)  # kept when newer than the weights
+    xml = model_path("ov_int8", out_dir)
+    batches = calibration_batches(sentences, vocab_path(model_dir), seq_len)
+    with os_errors_as(ExportError, f"write the OpenVINO model to {out_dir}"), \
+            tempfile.TemporaryDirectory(prefix=".ov_int8-", dir=out_dir) as work:
+        staged = os.path.join(work, os.path.basename(xml))
+        quantize_nncf_int8(model_path("fast", out_dir), staged, batches)
+        os.replace(staged[:-len(".xml")] + ".bin", xml[:-len(".xml")] + ".bin")
+        shutil.move(staged, xml)
+    print(f"[INFO] NNCF int8 (transformer preset) of the fast model on {len(sentences)} calibration sentences "
+          f"-> {xml}")
+    return xml
