@@ -181,6 +181,44 @@ def test_scripts_spell_no_model_file_name_and_no_default(script):
         assert not re.search(rf"--loop[= ][\"']?{value}\b", code), f"{script} spells the {backend} LOOP {value}"
 
 
+def _common_functions() -> dict[str, str]:
+    """The helper functions of test/common.sh and their bodies."""
+    code = _code(REPO / "test" / "common.sh")
+    return dict(re.findall(r"^(\w+)\(\) \{(.*?)^\}", code, re.S | re.M)) | dict(
+        re.findall(r"^(\w+)\(\) \{(.*?)\}$", code, re.M))
+
+
+def _uses(code: str, name: str) -> bool:
+    return bool(re.search(rf"\$\{{?{name}\b|backend_setting {name}\b", code))
+
+
+def _forwards(script: str, name: str, seen=()) -> bool:
+    """The script passes the setting on: it uses $NAME, calls a common.sh helper that does, or runs
+    another test/*.sh that does."""
+    code = _code(REPO / "test" / script)
+    helpers = _common_functions()
+    if _uses(code, name) or any(_uses(body, name) for helper, body in helpers.items()
+                                if re.search(rf"(^|[\s(]){helper}\b", code, re.M)):
+        return True
+    children = set(re.findall(r"test/(\w+\.sh)", code)) - {script, *seen}
+    return any(_forwards(child, name, (*seen, script)) for child in children)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_setting_a_script_declares_reaches_its_step(script):
+    for setting in settings.for_script(script):
+        if setting.scripts:  # its own settings (the shared ones are common.sh's, checked below)
+            assert _forwards(script, setting.name), f"{script} declares {setting.name} but never passes it on"
+
+
+def test_every_shared_setting_is_used():
+    code = "\n".join(_code(p) for p in (REPO / "test").glob("*.sh"))
+    defaults = " ".join(s.default for s in SETTINGS)
+    for setting in SETTINGS:
+        if not setting.scripts:
+            assert re.search(rf"\$\{{?{setting.name}\b", code) or f"{{{setting.name}}}" in defaults, setting.name
+
+
 # --- paths ---------------------------------------------------------------------------------------------
 
 CARD_NAMES = {"onnx": "TinyBERT_bs4.onnx", "sim": "TinyBERT_sim_bs4.onnx", "dynamic": "TinyBERT_dynamic.onnx",

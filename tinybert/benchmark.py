@@ -3,7 +3,7 @@
 Its rows are the registry's paths (`registry.PATHS`: the PyTorch baseline A, the card's static model
 B, the project's CPU paths and their variants, the peers, GPU rows where a provider exists), each
 run the way the steps run it: the model from the export package (`export.ensure_model`), opened with
-`registry.open_path`, batched by `runner.plan`. Rows the machine cannot run are skipped with the
+`backends.open_path`, batched by `runner.plan`. Rows the machine cannot run are skipped with the
 reason. All rows see the same features, each batch size in turn, rows interleaved so drift hits all
 alike.
 
@@ -122,7 +122,8 @@ class Models:
         return kept, notes
 
     def backend(self, path: CpuPath, batch_size: int):
-        from .registry import model_file, open_path
+        from .backends import open_path
+        from .registry import model_file
 
         key = (path.row, model_file(path.name, self.work_dir, batch_size, self.run.model_dir))
         if key not in self._open:

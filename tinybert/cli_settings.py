@@ -90,3 +90,14 @@ def _backend(argv, prog):
     a = _model_options(p).parse_args(argv)
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
     print(choose_backend(a.requested, a.batch_size, request))
+
+
+@step("registry", "the registry as README's tables: BACKEND values, CPU paths and benchmark rows, runtimes")
+def _registry(argv, prog):
+    from .registry_text import TABLES
+
+    p = _parser("registry", STEPS["registry"][1], prog)
+    p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all three)")
+    a = p.parse_args(argv)
+    names = [a.table] if a.table else list(TABLES)
+    _print("\n".join(TABLES[name]() for name in names))

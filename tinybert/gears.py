@@ -25,6 +25,7 @@ from .fileio import (clean_stale_staging, create_locked_staging, natural_key, os
                      staging_dir, write_json_atomic)
 from .resultdir import STAGING_PREFIXES, SUMMARY_SUFFIX, ResultFolderWriter
 from .runner import bucket_length, parse_edges, real_lengths, throughput
+from .settings import default
 
 GEAR_PREFIX = "gear"
 GEARS_INDEX = "gears.json"
@@ -129,8 +130,8 @@ def ais_bench_gear_command(om: str, folder: str, parts: str, length: int, batch_
             "--device", str(device), "--dymDims", dims]
 
 
-def run_gears(om: str, bin_dir: str, edges_text: str, batch_size: int, result_root: str, outfmt: str = "TXT",
-              device: int = 0, dirname: str | None = None) -> str:
+def run_gears(om: str, bin_dir: str, edges_text: str, batch_size: int, result_root: str,
+              outfmt: str = default("OUTFMT"), device: int = int(default("DEVICE")), dirname: str | None = None) -> str:
     """The Ascend gear path: split the features per gear (`<bin_dir>.gears`), run ais_bench once per
     occupied gear into a locked staging folder under `result_root`, merge one result folder."""
     gears_dir = os.path.normpath(bin_dir) + ".gears"

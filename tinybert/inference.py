@@ -24,6 +24,7 @@ from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
 from .runner import (latency_stats, plan, run_batches, throughput, throughput_line, tokens_processed,
                      wall_clock_line)
+from .settings import default
 
 
 @dataclass
@@ -105,7 +106,7 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
 
 
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
-                  outfmt: str = "TXT", backend: str = "onnxruntime", output_dirname: str | None = None,
+                  outfmt: str = default("OUTFMT"), backend: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, **backend_options) -> InferenceReport:
     """Run the model over the input folders and publish one result folder.
 
@@ -157,6 +158,13 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         bar.close()
         writer.discard()
         raise
+    _print_written(final, count, batch_size, compute_ms, wall_s, requests, nonfinite)
+    return InferenceReport(final, count, batch_size, compute_ms)
+
+
+def _print_written(final: str, count: int, batch_size: int, compute_ms: list[float], wall_s: float, requests: int,
+                   nonfinite: list[int]) -> None:
+    """ais_bench's throughput line, the pass's wall clock, where the outputs went, and NaN/inf outputs."""
     print(throughput_line(batch_size, compute_ms))
     print(wall_clock_line(count, wall_s, requests))
     print(f"[INFO] {count} outputs written to {final}")
@@ -164,7 +172,6 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         shown = ", ".join(map(str, sorted(nonfinite)[:5])) + (" ..." if len(nonfinite) > 5 else "")
         print(f"[WARN] {len(nonfinite)} of {count} outputs are non-finite (NaN/inf): sample(s) {shown}; "
               "postprocess refuses them unless --skip_nonfinite")
-    return InferenceReport(final, count, batch_size, compute_ms)
 
 
 def _summary(infiles: list[list[str]], out_names: list[str], final_dir: str, compute_ms: list[float],

@@ -10,7 +10,8 @@ from .backends import create_backend
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
 from .runner import Batch, latency_stats, plan, run_batches, throughput, throughput_line, wall_clock_line
-from .settings import SEQ_LEN
+from .registry import loop_default
+from .settings import SEQ_LEN, WARMUP
 
 
 def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -33,12 +34,13 @@ def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = 
     return arrays, [b for b in batches if len(b.indices) == batch_size] or batches[:1]
 
 
-def measure(model_path: str, batch_size: int, loop: int = 100, warmup: int = 5, backend: str = "onnxruntime",
+def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, backend: str = "onnxruntime",
             seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
             bucket_edges: str | None = None, **backend_options) -> dict:
     """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
     `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
     batches of those features, since a full-length batch would not show what it does on real data."""
+    loop = loop or loop_default("onnxruntime")  # the CPU runtimes' LOOP
     expect(loop > 0, UsageError, f"expected a positive --loop, got {loop}")
     runner = create_backend(backend, model_path, **backend_options)
     if runner.batch_size is not None:

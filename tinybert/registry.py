@@ -1,7 +1,7 @@
 """What each backend and each CPU path is: one entry each, read by everything that needs to know.
 
-- `RUNTIMES`: the engine classes behind `backends/`' small interface (create with
-  `backends.create_backend`): their module and class, what to install, which options they take.
+- `RUNTIMES`: the engine classes behind `backends/`' small interface (`backends.create_backend`;
+  `backends.open_path` opens a path): their module and class, what to install, which options they take.
 - `BACKENDS`: what `BACKEND` names (ais_bench, cann, onnxruntime) and the GPU fallback of
   perf_gpu.sh: whether it is installed, which model file it runs, its LOOP default, whether
   `BACKEND=auto` may pick it. `backend_choice.choose_backend` applies the auto rule to this table.
@@ -262,16 +262,3 @@ def backend_model(name: str, request: Request, batch_size: int | None) -> str:
         kind = "om_gears" if request.dynamic_dims else "om"
     return model_path(kind, request.model_dir, batch_size)
 
-
-def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
-              batch_size: int | None = None, ckpt_dir: str | None = None):
-    """The path's model opened on its runtime with its options (`requests` replaces REQUESTS unless the
-    path fixes it): `run(input_ids, segment_ids, input_mask) -> logits`, `batch_size`, `seq_len`, `requests`."""
-    from .backends import create_backend
-
-    entry = cpu_path(path)
-    options = {"threads": threads}
-    if requests is not None and runtime(entry.runtime).requests:
-        options["requests"] = requests
-    options.update(entry.options)
-    return create_backend(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir), **options)

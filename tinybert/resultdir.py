@@ -18,7 +18,7 @@ import numpy as np
 from . import NUM_LABELS
 from .errors import ResultFolderError, UsageError, expect
 from .fileio import clean_stale_staging, create_locked_staging, natural_key, reserve_dir, write_json_atomic
-from .settings import TIMESTAMP_FORMAT
+from .settings import TIMESTAMP_FORMAT, default
 
 FORMATS = ("TXT", "BIN", "NPY")
 SUMMARY_SUFFIX = "_summary.json"
@@ -45,7 +45,8 @@ def summary_path(root: str, name: str) -> str:
 class ResultFolderWriter:
     """Collects per-sample outputs, then publishes them as one complete ais_bench-style folder."""
 
-    def __init__(self, root: str, outfmt: str = "TXT", dirname: str | None = None, started: float | None = None):
+    def __init__(self, root: str, outfmt: str = default("OUTFMT"), dirname: str | None = None,
+                 started: float | None = None):
         outfmt = outfmt.upper()
         expect(outfmt in FORMATS, UsageError, f"expected --outfmt among {', '.join(FORMATS)}, got {outfmt!r}")
         if dirname is not None:

@@ -21,6 +21,7 @@ from .errors import DataFormatError, UsageError, expect
 # ONNX Runtime in the README's benchmark (row C16), so the CPU paths use tight buckets. Ascend gear
 # models need a fixed list.
 TIGHT = None
+CARD_BATCHES = "off"  # bucket_edges value for the model card's batches: consecutive samples at the full length
 GEAR_STEP = 16
 
 
@@ -102,7 +103,7 @@ def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]
 
 
 def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
-         bucket_edges: str | None = "off", source: str = "input_mask") -> tuple[list[Batch], int | None]:
+         bucket_edges: str | None = CARD_BATCHES, source: str = "input_mask") -> tuple[list[Batch], int | None]:
     """Batches in the order they run, and the size to fill them to (None: no filler rows).
 
     A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
@@ -111,7 +112,7 @@ def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_
     such as "16,32,48,64").
     """
     count, seq_len = arrays[0].shape
-    if model_seq_len is not None or bucket_edges == "off":
+    if model_seq_len is not None or bucket_edges == CARD_BATCHES:
         return consecutive_batches(count, batch_size, seq_len), model_batch_size
     return plan_batches(real_lengths(arrays[2], source), batch_size, parse_edges(bucket_edges, seq_len)), None
 
@@ -209,7 +210,7 @@ def run_batches_overlapped(backend, arrays, batches: list[Batch]):
     return logits, [per_batch] * len(batches)
 
 
-def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = "off") -> np.ndarray:
+def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
     """Logits of every sample, batched as `plan` decides for this backend's model."""
     batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
     return run_batches(backend.run, arrays, batches, fill_to, requests=backend.requests)[0]

@@ -38,3 +38,17 @@ def create_backend(name: str, model_path: str, **options):
         raise BackendUnavailableError(f"backend {name!r} is not available here ({exc}); install it: "
                                       f"{entry.install}") from None
     return getattr(module, entry.cls)(model_path, **options)
+
+
+def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
+              batch_size: int | None = None, ckpt_dir: str | None = None):
+    """A CPU path's model (`registry.model_file`) opened on its runtime with its options; `requests`
+    replaces REQUESTS for the runtimes that take it, unless the path fixes it (C1, the peers)."""
+    from ..registry import cpu_path, model_file, runtime
+
+    entry = cpu_path(path)
+    options = {"threads": threads}
+    if requests is not None and runtime(entry.runtime).requests:
+        options["requests"] = requests
+    options.update(entry.options)
+    return create_backend(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir), **options)

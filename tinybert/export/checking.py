@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ExportError, UsageError, expect
 from ..features import MANIFEST_NAME
 from ..fileio import atomic_path
-from ..runner import model_logits
+from ..runner import CARD_BATCHES, model_logits
 from ..settings import MIN_OPSET
 
 
@@ -97,7 +97,7 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
     from ..backends import create_backend
 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
-    batching = ", length-bucketed" if bucket_edges != "off" else ""
+    batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
     for key, path in paths.items():
         logits = model_logits(create_backend("onnxruntime", path), check.arrays, check.batch_size, bucket_edges)
         diff = float(np.abs(logits - check.reference).max())

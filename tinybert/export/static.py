@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .. import INPUT_NAMES, OUTPUT_NAME
 from ..errors import ExportError, UsageError, expect
 from ..fileio import os_errors_as
+from ..runner import CARD_BATCHES
 from ..settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, VERIFY_SAMPLES, model_path
 from .checking import check_models, verification, write_model
 from .graphs import export_torchscript, simplify
@@ -36,5 +37,5 @@ def export(model_dir: str, batch_size: int, out_dir: str = ".", opset: int = OPS
                     f"exported {paths['onnx']} (opset {opset}, inputs {', '.join(INPUT_NAMES)} int64 "
                     f"[{batch_size}, {seq_len}], output {OUTPUT_NAME} float32 [{batch_size}, 2])")
         write_model(paths["sim"], lambda tmp: simplify(paths["onnx"], tmp), f"simplified -> {paths['sim']}")
-    report = check_models(paths, check, "off", tolerance, gated=paths, remove_on_failure=paths.values())
+    report = check_models(paths, check, CARD_BATCHES, tolerance, gated=paths, remove_on_failure=paths.values())
     return ExportReport(paths["onnx"], paths["sim"], report["max_abs_diff"], len(check.reference))

@@ -1,0 +1,80 @@
+"""The registry is the one place that says what a backend or CPU path is: README shows its tables,
+and every entry points at things that exist."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from tinybert import registry
+from tinybert.registry_text import TABLES
+from tinybert.settings import MODEL_FILES, default
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_readme_has_the_generated_registry_tables(table):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- registry-{table}:start -->\n(.*?)<!-- registry-{table}:end -->", readme, re.S)
+    assert found, f"README.md: expected the {table} table between registry-{table} markers"
+    printed = subprocess.run([sys.executable, "-m", "tinybert", "registry", table], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode("utf-8")
+    assert found.group(1) == printed, f"README.md is out of date: paste `python -m tinybert registry {table}`"
+
+
+def test_every_entry_points_at_what_exists():
+    from tinybert.capabilities import current
+
+    runtimes = {r.name for r in registry.RUNTIMES}
+    for runtime in registry.RUNTIMES:
+        assert (REPO / "tinybert" / "backends" / f"{runtime.module}.py").is_file(), runtime.name
+    for path in registry.PATHS:
+        assert path.runtime in runtimes, path.row
+        assert path.model == registry.CHECKPOINT or path.model in MODEL_FILES, path.row
+        assert path.batching in ("tight", "gears", "off"), path.row
+        for need in set(path.needs) - {"calibration"}:  # a calibration file is the run's input, not the machine's
+            assert "unknown need" not in (current().unmet(need) or ""), (path.row, need)
+        options = dict(path.options)
+        assert not set(options) - {"requests", "hint", "providers"}, path.row
+        assert path.role != "variant" or registry.project_path(path.variant_of), path.row
+    assert len({p.row for p in registry.PATHS}) == len(registry.PATHS)
+    assert len({p.name for p in registry.PATHS}) == len(registry.PATHS)
+    assert default("ORT_MODEL") in registry.ort_models()
+    assert [b.name for b in registry.BACKENDS][-2:] == ["onnxruntime", "onnxruntime-gpu"]  # the auto fallback last
+
+
+@pytest.mark.parametrize("runtime", [r.name for r in registry.RUNTIMES])
+def test_each_runtime_class_exists(runtime):
+    entry = registry.runtime(runtime)
+    try:
+        module = importlib.import_module(f"tinybert.backends.{entry.module}")
+    except ImportError as exc:  # an optional runtime not installed here: its class cannot be checked
+        pytest.skip(f"{runtime}: {exc}")
+    assert hasattr(module, entry.cls)
+
+
+def test_the_gates_follow_the_roles_and_precisions():
+    gates = {p.row: p.gate for p in registry.PATHS}
+    assert gates["A"] is None and gates["OV"] is None  # the baseline and peers are not gated
+    assert gates["C"] == gates["B"] == "exact" and gates["D"] == gates["S"] == gates["Bf"] == "reduced"
+
+
+def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
+    from tinybert import backends
+
+    opened = []
+    monkeypatch.setattr(backends, "create_backend", lambda name, model, **options: opened.append((name, model, options)))
+    backends.open_path("fast", "m", threads=2, requests=4)
+    backends.open_path("C1", "m", threads=2, requests=4)  # the variant fixes one request
+    backends.open_path("OVt", "m", threads=2)
+    backends.open_path("static", "m", batch_size=8)
+    backends.open_path("A", "m", ckpt_dir="ckpt", requests=3)  # PyTorch takes no requests
+    assert opened == [("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 4}),
+                      ("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 1}),
+                      ("openvino", "m/TinyBERT_fast.onnx", {"threads": 2, "hint": "THROUGHPUT"}),
+                      ("onnxruntime", "m/TinyBERT_sim_bs8.onnx", {"threads": None}),
+                      ("pytorch", "ckpt", {"threads": None})]
