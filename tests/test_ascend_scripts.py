@@ -84,8 +84,14 @@ def test_perf_uses_ais_bench_loop(tmp_path, fake_tools):
     (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
     proc = run_script("perf.sh", 1, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert record.read_text().split() == ["--model", "./TinyBERT_bs1.om", "--loop", "1000", "--batchsize", "1",
-                                          "--device", "0"]
+    card = ["--model", "./TinyBERT_bs1.om", "--loop", "1000", "--batchsize", "1", "--device", "0"]
+    assert record.read_text().split() == card
+    # --json_out is for our perf step: the card's command stays as it is, and ais_bench's line is the record
+    asked = run_script("perf.sh", 1, "--json_out", "perf.json", cwd=tmp_path, env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert record.read_text().split() == card and not (tmp_path / "perf.json").exists()
+    assert "ais_bench writes no JSON: --json_out perf.json not passed on" in asked.stdout
+    assert "[INFO] throughput 1000*batchsize.mean(1)" in asked.stdout
 
 
 def test_explicit_ais_bench_backend_fails_clearly_where_missing(tmp_path):

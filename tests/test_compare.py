@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from conftest import assert_clean_error, edit_outputs, input_arg, run_cli, run_script
 
+from tinybert.compare import compare
 from tinybert.dataset import read_sst2_tsv
+from tinybert.errors import ResultFolderError
 from tinybert.features import preprocess
 from tinybert.inference import run_inference
 from tinybert.resultdir import read_logits
@@ -189,6 +191,29 @@ def test_bad_inputs_are_named(runs, other_features, tmp_path):
         assert_clean_error(_compare(runs, broken, torch_run), f"{name}/input5_0.txt", fragment, code=2)
     for proc in (_compare(runs, torch_run, tmp_path / "empty"),):
         assert proc.stderr.count("[ERROR]") == 1
+
+
+def _ais_infer_layout(folder, target):
+    """A copy of `folder` with its summary inside as `sumary.json` (sic, ais_infer), none beside it."""
+    shutil.copytree(folder, target)
+    shutil.copy(f"{folder}_summary.json", target / "sumary.json")
+    return target
+
+
+def test_compare_works_across_summary_layouts(runs, other_features, tmp_path, capsys):
+    _, bin_dir, torch_run, ort_run, _ = runs
+    old = _ais_infer_layout(torch_run, tmp_path / "ais_infer_result_bs8")
+    report = compare(str(old), ort_run, str(bin_dir), top=0)
+    assert report["num_samples"] == 37 and report["agreement"]["same_prediction"] == 37
+    assert f"[INFO] A: {old} (TXT, 37 outputs)" in capsys.readouterr().out
+    # each side's record is read from its own layout: other sentences are still refused, either way round
+    with pytest.raises(ResultFolderError, match=f"expected outputs for the sentences {old} was made from"):
+        compare(str(old), other_features["b"], str(bin_dir), top=0)
+    other = _ais_infer_layout(other_features["b"], tmp_path / "ais_infer_result_b")
+    with pytest.raises(ResultFolderError) as info:
+        compare(torch_run, str(other), str(bin_dir), top=0)
+    assert str(info.value).startswith(f"{other}: expected outputs for the sentences {torch_run} was made from")
+    assert "another source file" in str(info.value) and f"recorded in {other}/sumary.json" in str(info.value)
 
 
 def test_compare_script(runs, tmp_path):

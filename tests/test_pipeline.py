@@ -219,6 +219,11 @@ def test_eval_all_builds_the_table(workdir, eager):
     # perf.sh ran with requests in flight (REQUESTS=auto on this machine's cores): the wall-clock figure, marked.
     assert all(row["requests_in_flight"] >= 1 for row in table["rows"])
     assert ("*" in markdown.split("| TinyBERT (bs1) |")[1].splitlines()[0]) == (table["rows"][0]["requests_in_flight"] > 1)
+    for row in table["rows"]:  # perf.sh handed its figures over as JSON; the table took them from there
+        figures = json.loads((root / "eval" / f"bs{row['batch_size']}_perf.json").read_text())
+        overlapped = figures["requests_in_flight"] > 1
+        assert row["requests_in_flight"] == figures["requests_in_flight"]
+        assert row["throughput"] == figures["wall_clock_samples_per_s" if overlapped else "throughput"]
     rerun = run_script("eval_all.sh", 1, cwd=root, env={**env, "EVAL_DIR": "eval"})
     assert_clean_error(rerun, "eval", "refusing to overwrite")
 

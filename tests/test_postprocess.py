@@ -7,6 +7,7 @@ import json
 import errno
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from reference import reference_features, reference_logits
 
 from tinybert.dataset import read_sst2_tsv
 from tinybert import fileio
-from tinybert.errors import OutputError
+from tinybert.errors import OutputError, ResultFolderError
 from tinybert.features import preprocess
 from tinybert.postprocess import score
 
@@ -125,13 +126,14 @@ def _accepted(proc, count):
 @pytest.mark.slow
 @pytest.mark.parametrize("other, fragments", [
     ("B", ["expected outputs for sentences of", "b.tsv", "for another source file"]),
-    ("C", ["expected outputs for the 20 samples of", "with 37 samples"]),
+    ("C", ["expected outputs for the 20 samples of", "got outputs for 37 samples"]),
     ("A32", ["for features with other checksums", "run the inference again"]),
 ])
 def test_postprocess_refuses_results_of_other_features(small_features, small_result, other_features, other,
                                                        fragments):
     proc = run_cli("postprocess", small_result, "--bin_dir", other_features / other)
-    assert_clean_error(proc, "runA", str(small_features / "manifest.json"), *fragments, code=2)
+    assert_clean_error(proc, "runA", str(small_features / "manifest.json"), "recorded in", "runA_summary.json",
+                       *fragments, code=2)
     _accepted(run_cli("postprocess", small_result, "--bin_dir", small_features), 37)
 
 
@@ -151,3 +153,31 @@ def test_a_damaged_summary_is_refused(small_features, small_result, tmp_path):
     (tmp_path / "runA_summary.json").write_text(summary[: len(summary) // 2])
     assert_clean_error(run_cli("postprocess", tmp_path / "runA", "--bin_dir", small_features),
                        "runA_summary.json: expected the inference summary", "unparsable", code=2)
+
+
+# --- result folders of the ais_infer generation ---------------------------------------------------
+
+def ais_infer_copy(folder: Path, target: Path) -> Path:
+    """A copy of result folder `folder` in the ais_infer layout: its summary inside as `sumary.json` (sic),
+    none beside it (the model card's example folder name)."""
+    shutil.copytree(folder, target)
+    shutil.copy(folder.parent / f"{folder.name}_summary.json", target / "sumary.json")
+    return target
+
+
+def test_an_ais_infer_folder_scores_the_same(small_features, small_result, tmp_path):
+    copy = ais_infer_copy(small_result, tmp_path / "ais_infer_result_bs1")
+    assert not (tmp_path / "ais_infer_result_bs1_summary.json").exists()
+    expected = score(str(small_result), str(small_features), predictions_out="")
+    scored = score(str(copy), str(small_features), predictions_out="")
+    assert scored == {**expected, "result_dir": str(copy)} and scored["num_samples"] == 37
+
+
+@pytest.mark.slow
+def test_an_ais_infer_folder_is_held_to_its_recorded_features(small_features, small_result, other_features, tmp_path):
+    copy = ais_infer_copy(small_result, tmp_path / "ais_infer_result_bs1")
+    with pytest.raises(ResultFolderError) as info:
+        score(str(copy), str(other_features / "B"))
+    message = str(info.value)
+    assert message.startswith(f"{copy}: expected outputs for sentences of {other_features / 'b.tsv'}")
+    assert "for another source file" in message and f"recorded in {copy / 'sumary.json'}" in message

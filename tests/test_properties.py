@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tinybert.dataset import read_sst2_tsv
 from tinybert.errors import DataFormatError, ResultFolderError
-from tinybert.postprocess import check_provenance
+from tinybert.provenance import check_provenance
 from tinybert.resultdir import FORMATS, read_logits
 
 SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

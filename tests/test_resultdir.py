@@ -1,5 +1,6 @@
-"""ais_bench result folders: exact file formats, completeness, no overwrite, strict reading, and disk
-errors while an inference run writes one."""
+"""ais_bench result folders: exact file formats, completeness, no overwrite, strict reading, the summary
+beside the folder or inside it (ais_infer), per-gear folders merged, and disk errors while an inference
+run writes one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import errno
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from conftest import enospc_after, input_dirs, publish
 from tinybert import resultdir as resultdir_module
 from tinybert.errors import PipelineError, ResultFolderError
 from tinybert.fileio import natural_key
-from tinybert.resultdir import ResultFolderWriter, format_txt, read_logits
+from tinybert.gears import merge
+from tinybert.resultdir import INNER_SUMMARY, ResultFolderWriter, Summary, format_txt, read_logits, read_summary
 
 
 def test_txt_format_is_ais_bench_s():
@@ -131,3 +134,80 @@ def test_disk_errors_while_writing_results_leave_nothing(small_inputs, small_fea
     assert "cannot write results under" in str(info.value) and fragment in str(info.value)
     assert re.search(r"input\d+_0\.txt", str(info.value))  # names the file that could not be written
     assert os.listdir(tmp_path / "result") == []
+
+
+# --- the summary in either ais_bench layout -------------------------------------------------------
+
+def _move_summary_inside(folder: str) -> str:
+    """The ais_infer layout: the summary as `sumary.json` (sic) inside the folder, none beside it."""
+    inside = os.path.join(folder, INNER_SUMMARY)
+    os.rename(folder + "_summary.json", inside)
+    return inside
+
+
+def test_the_summary_is_found_beside_or_inside_the_folder(folder, tmp_path):
+    beside = read_summary(folder)
+    assert beside.path == folder + "_summary.json" and beside.data["final"] == folder
+    inside = _move_summary_inside(folder)
+    assert read_summary(folder) == Summary(beside.data, inside)
+    os.remove(inside)
+    assert read_summary(folder) is None
+
+
+def test_the_summary_inside_is_never_an_output(folder):
+    expected = read_logits(folder, STEMS)
+    _move_summary_inside(folder)
+    np.testing.assert_array_equal(read_logits(folder, STEMS), expected)
+
+
+def test_two_summaries_must_agree(folder):
+    shutil.copy(folder + "_summary.json", os.path.join(folder, INNER_SUMMARY))
+    assert read_summary(folder).path == folder + "_summary.json"  # the same record, read once
+    with open(os.path.join(folder, INNER_SUMMARY), "w") as handle:
+        json.dump({"args": {"features": {"num_samples": 9}}}, handle)
+    with pytest.raises(ResultFolderError) as info:
+        read_summary(folder)
+    assert str(info.value) == (f"{folder}: expected one inference summary, got two that differ: {folder}_summary.json "
+                               f"and {folder}/{INNER_SUMMARY}; remove the one that does not belong to these outputs")
+
+
+def test_a_damaged_summary_inside_is_named(folder):
+    inside = _move_summary_inside(folder)
+    with open(inside, "w") as handle:
+        handle.write("{")
+    with pytest.raises(ResultFolderError, match=f"{inside}: expected the ais_infer summary inside the result folder"):
+        read_summary(folder)
+
+
+def _gear_part(parts_root, gear: int, rows: dict, compute_ms: list[float], inside: bool) -> None:
+    """One gear's ais_bench folder with outputs `rows` {sample: logits}, its summary in either layout."""
+    folder = parts_root / f"gear{gear}"
+    folder.mkdir(parents=True)
+    for sample, logits in rows.items():
+        (folder / f"input{sample}_0.txt").write_text(format_txt(np.array([logits])))
+    summary = {"args": {"batchsize": "2"}, "npu_compute_time_list": compute_ms,
+               "filesinfo": {str(i): {"outfiles": [str(folder / f"input{s}_0.txt")]} for i, s in enumerate(rows)}}
+    target = folder / INNER_SUMMARY if inside else parts_root / f"gear{gear}_summary.json"
+    target.write_text(json.dumps(summary))
+
+
+def test_gear_merge_reads_each_gear_summary_in_either_layout(tmp_path):
+    parts = tmp_path / "parts"
+    _gear_part(parts, 16, {0: [1.0, 0.0], 2: [0.0, 1.0]}, [4.0], inside=True)
+    _gear_part(parts, 32, {1: [0.5, 0.5], 3: [2.0, 1.0]}, [6.0, 10.0], inside=False)
+    final = merge(str(parts), str(tmp_path / "result"), "TXT", "merged")
+    np.testing.assert_allclose(read_logits(final, STEMS), [[1, 0], [0.5, 0.5], [0, 1], [2, 1]])
+    summary = read_summary(final)
+    assert summary.path == final + "_summary.json" and INNER_SUMMARY not in os.listdir(final)
+    assert summary.data["npu_compute_time_list"] == [4.0, 6.0, 10.0]
+    assert summary.data["throughput"] == pytest.approx(1000 * 2 / (20 / 3))
+    assert not parts.exists()  # both gears' folders and summaries removed
+
+
+def test_gear_merge_needs_each_gear_summary(tmp_path):
+    parts = tmp_path / "parts"
+    _gear_part(parts, 16, {0: [1.0, 0.0]}, [4.0], inside=False)
+    os.remove(parts / "gear16_summary.json")
+    with pytest.raises(ResultFolderError, match="gear16: expected the ais_bench summary of this gear .*found neither"):
+        merge(str(parts), str(tmp_path / "result"), "TXT", "merged")
+    assert os.listdir(parts) == ["gear16"] and not os.listdir(tmp_path / "result")  # nothing lost, nothing half-made

@@ -182,14 +182,3 @@ def test_bad_requests_setting_is_refused(text):
 def test_wall_clock_line_says_when_requests_overlap():
     assert wall_clock_line(872, 2.0, 1) == "[INFO] wall clock: 872 samples in 2.000 s = 436.0 samples/s"
     assert "2 requests in flight" in wall_clock_line(872, 2.0, 2)
-
-
-def test_eval_all_reads_the_wall_clock_figure_where_requests_overlap(tmp_path):
-    from tinybert.report import parse_throughput
-
-    serial = tmp_path / "serial.log"
-    serial.write_text(throughput_line(8, [10.0, 10.0]) + "\n" + wall_clock_line(800, 1.0, 1) + "\n")
-    assert parse_throughput(str(serial)) == (800.0, 1)  # ais_bench's formula: 1000 * 8 / 10
-    overlapped = tmp_path / "overlapped.log"
-    overlapped.write_text(throughput_line(8, [20.0, 20.0]) + "\n" + wall_clock_line(800, 1.25, 2) + "\n")
-    assert parse_throughput(str(overlapped)) == (640.0, 2)  # the pass's own rate, not 1000 * 8 / 20

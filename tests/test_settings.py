@@ -3,6 +3,7 @@ help and README (`--markdown`); model file names come from `paths`; one BACKEND 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -412,6 +413,10 @@ def test_eval_all_builds_oms_and_runs_ais_bench_when_a_chip_is_named(tmp_path, s
     assert "ais_bench --model ./TinyBERT_bs2.om --loop 1000" in calls
     assert "| TinyBERT (bs2) |" in (work / "eval" / "table.md").read_text()
     assert "ais_bench" in (work / "eval" / "table.md").read_text()
+    # ais_bench writes no JSON: its fps comes from the line it printed, kept in the log
+    assert not (work / "eval" / "bs2_perf.json").exists()
+    [row] = json.loads((work / "eval" / "table.json").read_text())["rows"]
+    assert (row["throughput"], row["requests_in_flight"]) == (1000.0, 1)
 
 
 def test_eval_all_asks_the_same_rule_before_any_work(tmp_path, fake_ais_bench):

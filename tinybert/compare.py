@@ -15,10 +15,11 @@ import numpy as np
 
 from .errors import PipelineError, ResultFolderError, ThresholdExceededError, UsageError, expect
 from .features import MANIFEST_NAME, read_manifest
-from .fileio import os_errors_as, read_json, write_json_atomic
+from .fileio import os_errors_as, write_json_atomic
 from .nonfinite import find_nonfinite, output_names
-from .postprocess import check_provenance, sample_stems
-from .resultdir import read_logits, summary_path
+from .postprocess import sample_stems
+from .provenance import check_provenance, check_same_features
+from .resultdir import read_logits
 
 DEFAULT_TOP = 10
 SENTENCE_WIDTH = 90  # characters of a sentence shown in the text output (the JSON keeps all of it)
@@ -34,35 +35,6 @@ def parse_agreement(text: str) -> float:
     expect(0.0 <= value <= 1.0, UsageError,
            f"--min_agreement: expected a fraction in [0, 1] such as 0.99, or a percentage such as 99%, got {text!r}")
     return value
-
-
-def recorded_features(folder: str) -> tuple[dict | None, str]:
-    """What the inference summary beside `folder` recorded about its features (None without a record)."""
-    folder = os.path.normpath(folder)
-    path = summary_path(os.path.dirname(folder), os.path.basename(folder))
-    if not os.path.isfile(path):
-        return None, path
-    args = read_json(path, ResultFolderError, "the inference summary written beside the result folder").get("args")
-    recorded = args.get("features") if isinstance(args, dict) else None
-    return (recorded if isinstance(recorded, dict) else None), path
-
-
-def check_same_features(folder_a: str, folder_b: str) -> None:
-    """Two folders whose summaries both record their features must record the same ones."""
-    (a, path_a), (b, path_b) = recorded_features(folder_a), recorded_features(folder_b)
-    if a is None or b is None:
-        return
-    got = f"(made from {b.get('manifest')}, recorded in {path_b}); compare folders made from the same features"
-    expect(a.get("num_samples") == b.get("num_samples"), ResultFolderError,
-           f"{folder_b}: expected outputs for the {a.get('num_samples')} samples {folder_a} holds (recorded in {path_a}), "
-           f"got outputs for {b.get('num_samples')} samples {got}")
-    expect(a.get("source_sha256") == b.get("source_sha256"), ResultFolderError,
-           f"{folder_b}: expected outputs for the sentences {folder_a} was made from (source sha256 "
-           f"{str(a.get('source_sha256'))[:12]}), got outputs for another source file (sha256 "
-           f"{str(b.get('source_sha256'))[:12]}) {got}")
-    expect(a.get("features_sha256") == b.get("features_sha256"), ResultFolderError,
-           f"{folder_b}: expected outputs for the features {folder_a} was made from ({a.get('manifest')}), "
-           f"got outputs for features with other checksums {got}")
 
 
 def source_sentences(manifest: dict) -> tuple[list[str] | None, str]:
@@ -108,10 +80,7 @@ def compare(result_a: str, result_b: str, bin_dir: str, top: int = DEFAULT_TOP, 
     check_same_features(result_a, result_b)
     logits, nonfinite, formats = {}, {}, {}
     for key, folder in (("A", result_a), ("B", result_b)):
-        check_provenance(folder, manifest, bin_dir)
-        logits[key] = read_logits(folder, stems)
-        nonfinite[key] = find_nonfinite(folder, stems, logits[key])
-        formats[key] = os.path.splitext(output_names(folder, stems)[0])[1].lstrip(".").upper()
+        logits[key], nonfinite[key], formats[key] = _read_side(folder, manifest, bin_dir, stems)
     count = len(stems)
     labels = manifest.get("labels")
     labels = None if labels is None else np.asarray(labels)
@@ -121,34 +90,14 @@ def compare(result_a: str, result_b: str, bin_dir: str, top: int = DEFAULT_TOP, 
     finite[nonfinite["A"].rows] = False
     finite[nonfinite["B"].rows] = False
     kept = np.flatnonzero(finite)
-    a, b = logits["A"][kept], logits["B"][kept]
-    diff = np.abs(a - b)
-    row_diff = diff.max(axis=1) if len(kept) else np.zeros(0)
-    cosine = _cosine(a, b)
-    pred_a, pred_b = a.argmax(axis=1), b.argmax(axis=1)
-    agree = int((pred_a == pred_b).sum())
     report: dict = {
         "a": {"path": result_a, "format": formats["A"], "nonfinite": nonfinite["A"].as_dict()},
         "b": {"path": result_b, "format": formats["B"], "nonfinite": nonfinite["B"].as_dict()},
         "features": {"bin_dir": bin_dir, "manifest": os.path.join(bin_dir, MANIFEST_NAME),
                      "source": (manifest.get("source") or {}).get("path")},
         "num_samples": count, "compared_samples": int(len(kept)), "left_out_nonfinite": int(count - len(kept)),
-        "max_abs_diff": float(diff.max()) if len(kept) else None,
-        "mean_abs_diff": float(diff.mean()) if len(kept) else None,
-        "cosine_similarity": {"min": float(cosine.min()), "mean": float(cosine.mean())} if len(kept) else None,
-        "agreement": {"same_prediction": agree, "of": int(len(kept)),
-                      "fraction": agree / len(kept) if len(kept) else None},
-        "flips": {"total": int(len(kept) - agree),
-                  "negative_to_positive": int(((pred_a == 0) & (pred_b == 1)).sum()),
-                  "positive_to_negative": int(((pred_a == 1) & (pred_b == 0)).sum())},
     }
-    if labels is not None and len(kept):
-        truth = labels[kept]
-        right_a, right_b = pred_a == truth, pred_b == truth
-        report["a"].update(correct=int(right_a.sum()), accuracy=100.0 * float(right_a.mean()))
-        report["b"].update(correct=int(right_b.sum()), accuracy=100.0 * float(right_b.mean()))
-        report["flips"].update(a_right_b_wrong=int((right_a & ~right_b).sum()),
-                               a_wrong_b_right=int((~right_a & right_b).sum()))
+    row_diff = _add_figures(report, logits["A"][kept], logits["B"][kept], None if labels is None else labels[kept])
 
     sentences, sentence_source = source_sentences(manifest) if top else (None, "")
     # Samples with NaN/inf outputs differ most of all: they come first, then the largest differences.
@@ -170,6 +119,40 @@ def compare(result_a: str, result_b: str, bin_dir: str, top: int = DEFAULT_TOP, 
     if failures:
         raise ThresholdExceededError(f"{result_b} vs {result_a}: " + "; ".join(failures))
     return report
+
+
+def _read_side(folder: str, manifest: dict, bin_dir: str, stems: list[str]):
+    """One folder's logits, its non-finite outputs and its format, once its provenance is checked."""
+    check_provenance(folder, manifest, bin_dir)
+    logits = read_logits(folder, stems)
+    extension = os.path.splitext(output_names(folder, stems)[0])[1]
+    return logits, find_nonfinite(folder, stems, logits), extension.lstrip(".").upper()
+
+
+def _add_figures(report: dict, a: np.ndarray, b: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
+    """Differences, cosine similarity, agreement and flips over the rows of samples finite in both, and
+    each side's accuracy where labelled; returns each row's largest difference."""
+    kept = len(a)
+    diff = np.abs(a - b)
+    cosine = _cosine(a, b)
+    pred_a, pred_b = a.argmax(axis=1), b.argmax(axis=1)
+    agree = int((pred_a == pred_b).sum())
+    report.update({
+        "max_abs_diff": float(diff.max()) if kept else None,
+        "mean_abs_diff": float(diff.mean()) if kept else None,
+        "cosine_similarity": {"min": float(cosine.min()), "mean": float(cosine.mean())} if kept else None,
+        "agreement": {"same_prediction": agree, "of": kept, "fraction": agree / kept if kept else None},
+        "flips": {"total": kept - agree,
+                  "negative_to_positive": int(((pred_a == 0) & (pred_b == 1)).sum()),
+                  "positive_to_negative": int(((pred_a == 1) & (pred_b == 0)).sum())},
+    })
+    if truth is not None and kept:
+        right_a, right_b = pred_a == truth, pred_b == truth
+        report["a"].update(correct=int(right_a.sum()), accuracy=100.0 * float(right_a.mean()))
+        report["b"].update(correct=int(right_b.sum()), accuracy=100.0 * float(right_b.mean()))
+        report["flips"].update(a_right_b_wrong=int((right_a & ~right_b).sum()),
+                               a_wrong_b_right=int((~right_a & right_b).sum()))
+    return diff.max(axis=1) if kept else np.zeros(0)
 
 
 def _json_number(value: float):

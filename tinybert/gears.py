@@ -23,7 +23,7 @@ from .errors import OutputError, PipelineError, ResultFolderError, UsageError, e
 from .features import FEATURE_DTYPE, feature_file_name, features_provenance, load_features
 from .fileio import (clean_stale_staging, create_locked_staging, natural_key, os_errors_as, publish_dir, read_json,
                      staging_dir, write_json_atomic)
-from .resultdir import STAGING_PREFIXES, SUMMARY_SUFFIX, ResultFolderWriter
+from .resultdir import INNER_SUMMARY, STAGING_PREFIXES, ResultFolderWriter, Summary, read_summary, summary_files
 from .runner import bucket_length, parse_edges, real_lengths, throughput
 from .settings import default
 
@@ -86,11 +86,10 @@ def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = 
     summaries = []
     try:
         for part in parts:
-            summary = read_json(os.path.join(parts_root, part + SUMMARY_SUFFIX), ResultFolderError,
-                                "the ais_bench summary of one gear")
+            summary = _gear_summary(os.path.join(parts_root, part)).data
             summaries.append(summary)
             compute_ms += list(summary.get("npu_compute_time_list", []))
-            for name in os.listdir(os.path.join(parts_root, part)):
+            for name in _output_names(os.path.join(parts_root, part)):
                 target = os.path.join(writer.staging, name)
                 expect(not os.path.exists(target), ResultFolderError,
                        f"{parts_root}: output {name} appears in more than one gear")
@@ -111,13 +110,28 @@ def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = 
         writer.discard()
         raise
     for part in parts:
+        beside, _ = summary_files(os.path.join(parts_root, part))
         shutil.rmtree(os.path.join(parts_root, part), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(parts_root, part + SUMMARY_SUFFIX))
+            os.unlink(beside)
     with contextlib.suppress(OSError):
         os.rmdir(parts_root)  # only when nothing else is in it
     print(f"[INFO] merged {len(parts)} gear results ({len(filesinfo)} outputs) into {final}")
     return final
+
+
+def _gear_summary(folder: str) -> Summary:
+    """The ais_bench summary of one gear's folder, in either layout (its throughput is merged)."""
+    summary = read_summary(folder)
+    beside, inside = summary_files(folder)
+    expect(summary is not None, ResultFolderError,
+           f"{folder}: expected the ais_bench summary of this gear ({beside} or {inside}), found neither")
+    return summary
+
+
+def _output_names(folder: str) -> list[str]:
+    """A gear folder's outputs: everything but an ais_infer-era summary inside it."""
+    return [name for name in os.listdir(folder) if name != INNER_SUMMARY]
 
 
 def ais_bench_gear_command(om: str, folder: str, parts: str, length: int, batch_size: int, outfmt: str,

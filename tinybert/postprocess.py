@@ -6,10 +6,11 @@ import os
 
 import numpy as np
 
-from .errors import NonFiniteOutputError, OutputError, ResultFolderError, expect
-from .features import MANIFEST_NAME, feature_file_name, read_manifest
-from .fileio import os_errors_as, read_json, write_json_atomic, write_text_atomic
-from .resultdir import read_logits, summary_path
+from .errors import NonFiniteOutputError, OutputError, expect
+from .features import feature_file_name, read_manifest
+from .fileio import os_errors_as, write_json_atomic, write_text_atomic
+from .provenance import check_provenance
+from .resultdir import read_logits
 
 
 def sample_stems(manifest: dict) -> list[str]:
@@ -42,35 +43,6 @@ def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray,
     with os_errors_as(OutputError, f"write predictions to {path}"):
         return write_text_atomic(path, header + "".join(rows), keep_existing=True,
                                  what="earlier predictions (choose another --predictions_out)")
-
-
-def check_provenance(result_dir: str, manifest: dict, bin_dir: str) -> None:
-    """Refuse outputs made from other features, by what the inference summary recorded about them.
-
-    Folders without such a record (a genuine ais_bench run, a copied folder) are still held to the
-    manifest's sample count by `read_logits`.
-    """
-    folder = os.path.normpath(result_dir)
-    path = summary_path(os.path.dirname(folder), os.path.basename(folder))
-    if not os.path.isfile(path):
-        return
-    args = read_json(path, ResultFolderError, "the inference summary written beside the result folder").get("args")
-    recorded = args.get("features") if isinstance(args, dict) else None
-    if not isinstance(recorded, dict):
-        return
-    manifest_path = os.path.join(bin_dir, MANIFEST_NAME)
-    made_from = f"got outputs made from {recorded.get('manifest')} (recorded in {path})"
-    count = manifest["num_samples"]
-    expect(recorded.get("num_samples") == count, ResultFolderError,
-           f"{result_dir}: expected outputs for the {count} samples of {manifest_path}, {made_from} "
-           f"with {recorded.get('num_samples')} samples")
-    source = manifest.get("source", {})
-    expect(recorded.get("source_sha256") == source.get("sha256"), ResultFolderError,
-           f"{result_dir}: expected outputs for sentences of {source.get('path')} (sha256 {str(source.get('sha256'))[:12]}), "
-           f"{made_from} for another source file (sha256 {str(recorded.get('source_sha256'))[:12]})")
-    expect(recorded.get("features_sha256") == manifest["features_sha256"], ResultFolderError,
-           f"{result_dir}: expected outputs for the features in {bin_dir}, {made_from} for features with other "
-           "checksums (the features were re-made since; run the inference again)")
 
 
 def finite_samples(result_dir: str, stems: list[str], logits: np.ndarray,

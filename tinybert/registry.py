@@ -67,6 +67,7 @@ class Backend:
     builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
     auto: bool = True  # BACKEND=auto may choose it
     choosable: bool = True  # a BACKEND value (else only a LOOP default, for perf_gpu.sh)
+    foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
 
     def installed(self) -> bool:
         if not self.module:
@@ -84,7 +85,7 @@ BACKENDS = (
             "https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench). "
             "Without an NPU use BACKEND=onnxruntime.",
             "om", "{path}: expected the OM model for batch size {bs}, found no such file "
-                  "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True),
+                  "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True, foreign=True),
     Backend("cann", "ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
                     "asked for)", 1000, "onnxruntime", "onnxruntime is not installed for {python} "
                                                        "(pip install onnxruntime-cann)",
@@ -191,6 +192,11 @@ def backend(name: str) -> Backend:
         if candidate.name == name and candidate.choosable:
             return candidate
     raise UsageError(f"expected BACKEND {alternatives(['auto'] + backend_names())}, got {name!r}")
+
+
+def foreign(backend_name: str) -> bool:
+    """The backend is another tool (ais_bench): its printed lines are all it leaves."""
+    return any(b.foreign for b in BACKENDS if b.name == backend_name)
 
 
 def backend_names() -> list[str]:

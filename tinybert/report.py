@@ -9,30 +9,50 @@ import time
 from .errors import PipelineError, expect
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .machine import describe_machine
+from .registry import foreign
 from .roofline import rates_line
 
-# The line both ais_bench and the ONNX Runtime runner print.
-THROUGHPUT_LINE = re.compile(r"throughput 1000\*batchsize\.mean\((\d+)\)/NPU_compute_time\.mean\(([\d.eE+-]+)\):\s*([\d.eE+-]+)")
-# runner.wall_clock_line, when requests overlapped: "... = <rate> samples/s; <n> requests in flight ..."
-WALL_CLOCK_LINE = re.compile(r"wall clock: \d+ samples in [\d.]+ s = ([\d.]+) samples/s; (\d+) requests in flight")
+# ais_bench is a foreign tool (registry.foreign) whose printed lines are all it leaves: its
+# pure-inference line is read back from the log. Every other backend runs our perf step, which hands
+# its figures over as JSON.
+AIS_BENCH_THROUGHPUT = re.compile(
+    r"throughput 1000\*batchsize\.mean\((\d+)\)/NPU_compute_time\.mean\(([\d.eE+-]+)\):\s*([\d.eE+-]+)")
 
 
-def parse_throughput(log_path: str) -> tuple[float, int]:
-    """The perf log's figure and the requests that were in flight: ais_bench's formula line, or,
-    where several requests overlapped (their per-call times then understate the rate), the
-    wall-clock line of the same timed loop."""
+def perf_figure(record: dict, path: str) -> tuple[float, int]:
+    """The table's fps from `tinybert perf --json_out` figures, and the requests that were in flight:
+    ais_bench's formula, or, where several requests overlapped (their per-call times then understate
+    the rate), the wall-clock samples/s of the same timed loop."""
+    what = f"{path}: expected the figures of 'tinybert perf --json_out'"
+    requests = record.get("requests_in_flight")
+    expect(isinstance(requests, int) and requests >= 1, PipelineError,
+           f"{what} with a positive 'requests_in_flight', got {requests!r}")
+    key = "wall_clock_samples_per_s" if requests > 1 else "throughput"
+    expect(isinstance(record.get(key), (int, float)), PipelineError, f"{what} with a number under {key!r}, got "
+                                                                     f"{record.get(key)!r}")
+    return float(record[key]), requests
+
+
+def ais_bench_throughput(log_path: str) -> float:
+    """The last `[INFO] throughput 1000*batchsize.mean(...)...: <fps>` line ais_bench printed."""
     try:
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except FileNotFoundError:
         raise PipelineError(f"{log_path}: expected the log of test/perf.sh, found no such file") from None
-    overlapped = WALL_CLOCK_LINE.findall(text)
-    if overlapped:
-        rate, requests = overlapped[-1]
-        return float(rate), int(requests)
-    matches = THROUGHPUT_LINE.findall(text)
-    expect(matches, PipelineError, f"{log_path}: expected a '[INFO] throughput 1000*batchsize...' line, found none")
-    return float(matches[-1][2]), 1
+    matches = AIS_BENCH_THROUGHPUT.findall(text)
+    expect(matches, PipelineError, f"{log_path}: expected ais_bench's '[INFO] throughput 1000*batchsize...' line, "
+                                   "found none")
+    return float(matches[-1][2])
+
+
+def read_perf(eval_dir: str, bs: int, backend: str) -> tuple[float, int]:
+    """Batch size `bs`'s fps and requests in flight, as test/perf.sh recorded them: our perf step's
+    `bs<bs>_perf.json`; on ais_bench, which writes no JSON, the line it printed into `bs<bs>_perf.log`."""
+    if foreign(backend):
+        return ais_bench_throughput(os.path.join(eval_dir, f"bs{bs}_perf.log")), 1
+    json_path = os.path.join(eval_dir, f"bs{bs}_perf.json")
+    return perf_figure(read_json(json_path, PipelineError, "the figures test/perf.sh wrote with --json_out"), json_path)
 
 
 def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: str) -> str:
@@ -41,7 +61,7 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
     pth = read_json(pth_path, PipelineError, "PyTorch eager accuracy") if os.path.exists(pth_path) else None
     for bs in batch_sizes:
         accuracy = read_json(os.path.join(eval_dir, f"bs{bs}_accuracy.json"), PipelineError, "postprocess results")
-        fps, requests = parse_throughput(os.path.join(eval_dir, f"bs{bs}_perf.log"))
+        fps, requests = read_perf(eval_dir, bs, backend)
         records.append({"batch_size": bs, "accuracy": accuracy["accuracy"], "num_samples": accuracy["num_samples"],
                         "throughput": fps, "requests_in_flight": requests, "result_dir": accuracy["result_dir"]})
         pth_cell = f"{pth['accuracy']:.2f}" if pth else "-"

@@ -4,6 +4,10 @@
 as ais_bench names them (`--output_dirname` replaces the timestamp). The writer stages everything in a hidden folder and renames it into place only
 when complete, under a name no other run holds: an interrupted run leaves nothing that looks
 finished, and earlier results are never overwritten.
+
+Readers take folders of every ais_bench generation: the ais_infer-era tool the model card was written
+for (`ais_infer_result_bs1`) wrote its summary as `sumary.json` (sic) inside the folder instead;
+`read_summary` finds it in either place, and `read_logits` never counts it as an output.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ import contextlib
 import os
 import shutil
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import NUM_LABELS
 from .errors import ResultFolderError, UsageError, expect
-from .fileio import clean_stale_staging, create_locked_staging, natural_key, reserve_dir, write_json_atomic
+from .fileio import clean_stale_staging, create_locked_staging, natural_key, read_json, reserve_dir, write_json_atomic
 from .settings import TIMESTAMP_FORMAT, default
 
 FORMATS = ("TXT", "BIN", "NPY")
 SUMMARY_SUFFIX = "_summary.json"
+INNER_SUMMARY = "sumary.json"  # (sic) the ais_infer-era summary, inside the result folder
 _PARTIAL_MARK = ".partial-"
 # Hidden work folders that runs make in a result root: this writer's, and the per-gear ais_bench
 # folders of the Ascend gear path (test/ais_inference.sh). Those whose writer is gone are removed.
@@ -40,6 +46,38 @@ def output_file_name(stem: str, output_index: int, outfmt: str) -> str:
 
 def summary_path(root: str, name: str) -> str:
     return os.path.join(root, f"{name}{SUMMARY_SUFFIX}")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A result folder's inference summary and the file it was read from."""
+
+    data: dict
+    path: str
+
+
+def summary_files(folder: str) -> tuple[str, str]:
+    """Where a result folder's summary can be: beside it (ais_bench, this runner) and inside it (ais_infer)."""
+    folder = os.path.normpath(folder)
+    return summary_path(os.path.dirname(folder), os.path.basename(folder)), os.path.join(folder, INNER_SUMMARY)
+
+
+def read_summary(folder: str) -> Summary | None:
+    """The summary of result folder `folder`, whichever ais_bench generation wrote it; None without one.
+
+    Both layouts present (a copy that gained the other's file) must agree: the same JSON is read
+    once; two that differ are refused, since either could be the record of other outputs.
+    """
+    beside, inside = summary_files(folder)
+    found = [Summary(read_json(path, ResultFolderError, what), path)
+             for path, what in ((beside, "the inference summary written beside the result folder"),
+                                (inside, f"the ais_infer summary inside the result folder ({INNER_SUMMARY})"))
+             if os.path.isfile(path)]
+    if len(found) == 2:
+        expect(found[0].data == found[1].data, ResultFolderError,
+               f"{folder}: expected one inference summary, got two that differ: {beside} and {inside}; "
+               "remove the one that does not belong to these outputs")
+    return found[0] if found else None
 
 
 class ResultFolderWriter:
@@ -162,7 +200,7 @@ def read_logits(folder: str, stems: list[str], num_labels: int = NUM_LABELS) -> 
     expect(not is_staging_folder(folder), ResultFolderError,
            f"{folder}: expected a published result folder, got the staging folder of an unfinished or "
            "interrupted run (run the inference again)")
-    present = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=natural_key)
+    present = sorted((n for n in os.listdir(folder) if not n.startswith(".") and n != INNER_SUMMARY), key=natural_key)
     extensions = sorted({os.path.splitext(n)[1].lstrip(".").lower() for n in present})
     known = [ext for ext in extensions if ext in _PARSERS]
     expect(len(known) == 1, ResultFolderError,
