@@ -101,7 +101,8 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
     report = check_models({"int8_static": target}, check, "tight", tolerance=float("inf"), gated=(),
                           remove_on_failure=(target, record_path),
                           min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement)
-    record["check"] = {"on": check.description, "max_abs_diff": report["max_abs_diff"]["int8_static"],
+    record["check"] = {"on": check.description, "samples": len(check.reference),
+                       "max_abs_diff": report["max_abs_diff"]["int8_static"],
                        "agreement": report["agreement"]["int8_static"]}
     with os_errors_as(ExportError, f"write {record_path}"):
         write_json_atomic(record_path, record)
