@@ -310,12 +310,12 @@ def test_static_int8_path_end_to_end(workdir, inputs, eager, tmp_path_factory):
 
 @pytest.mark.slow
 def test_bf16_path_exits_3_without_native_bf16(workdir, exported):
-    from tinybert.machine import native_bf16
+    from tinybert.capabilities import current
 
     root, env = workdir
     exported(1)
     proc = run_script("ais_inference.sh", 1, cwd=root, env={**env, "ORT_MODEL": "bf16", "OUTPUT_DIRNAME": "bf16"})
-    if native_bf16():
+    if current().native_bf16:
         assert proc.returncode == 0, proc.stderr
     else:
         assert_clean_error(proc, "bf16: expected a CPU with native bf16", code=3)

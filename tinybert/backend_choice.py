@@ -11,7 +11,6 @@ Standard library only at import: the scripts run this for every step.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -45,12 +44,9 @@ class BackendRule:
 
 
 def _importable(module: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            return False
-    return check
+    from .capabilities import installed
+
+    return lambda: installed(module)
 
 
 def ort_model(request: Request, batch_size: int | None) -> str:

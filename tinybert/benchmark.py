@@ -98,10 +98,10 @@ def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threa
     CPU has it, NNCF static int8 (transformer preset) on the same calibration sample, each with the
     LATENCY hint and with the THROUGHPUT hint and OpenVINO's async queue."""
     from .backends import create_backend
+    from .capabilities import current, installed
     from .export import export_static_int8
     from .export.calibrated import calibration_batches, calibration_sample
     from .export.graphs import quantize_nncf_int8
-    from .machine import native_bf16
     from .settings import CALIB_SAMPLES, CALIB_SEED
 
     rows, notes = [], []
@@ -112,9 +112,7 @@ def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threa
                         bucketed=True, precision="int8", cls_only=True))
     else:
         notes.append("row S and the OpenVINO int8 rows skipped: no calibration file (CALIB_FILE)")
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
+    if not installed("openvino"):
         return rows, notes + ["OpenVINO rows skipped: openvino is not installed (pip install openvino nncf)"]
     fast = model_path("fast", work_dir)
     ov = lambda path, **o: create_backend("openvino", path, threads=threads, **o)  # noqa: E731
@@ -126,12 +124,14 @@ def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threa
                     bucketed=True, overlapped=True, peer=True, precision=precision, cls_only=True)]
 
     rows += peer_pair("OV", "OpenVINO fp32 on C's model", fast, "fp32")
-    if native_bf16():
+    if current().native_bf16:
         rows += peer_pair("OVb", "OpenVINO bf16 on C's model (ORT_MODEL=bf16 runs it)", fast, "bf16",
                           precision="bf16")
     else:
         notes.append("OpenVINO bf16 rows skipped: this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
-    if calibration_file:
+    if calibration_file and not installed("nncf"):
+        notes.append("OpenVINO int8 rows skipped: nncf is not installed (pip install nncf)")
+    elif calibration_file:
         sentences, _ = calibration_sample(calibration_file, CALIB_SAMPLES, CALIB_SEED)
         xml = model_path("ov_int8", work_dir)
         quantize_nncf_int8(fast, xml, calibration_batches(sentences, os.path.join(model_dir, "vocab.txt"), seq_len))
@@ -144,9 +144,9 @@ def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threa
 
 
 def _gpu_rows(dynamic_model: str, ort) -> tuple[list[Row], str]:
-    import onnxruntime
+    from .capabilities import ort_providers
 
-    available = set(onnxruntime.get_available_providers())
+    available = set(ort_providers())
     rows = []
     if "CUDAExecutionProvider" in available:
         rows.append(Row("E", "ONNX Runtime CUDA fp32, length-bucketed",

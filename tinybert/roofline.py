@@ -32,7 +32,7 @@ def measured_int8_gops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) 
     where the CPU has them, else AVX2's u8 x s8 multiply-add (`dot_product` says which)."""
     import numpy as np
 
-    from .machine import native_int8_dot
+    from .capabilities import current
 
     rng = np.random.default_rng(0)
     rates: dict[str, float] = {}
@@ -45,7 +45,7 @@ def measured_int8_gops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) 
             rates[name] = max(rates.get(name, 0.0), _best_rate(_ort_matmul_integer(size, threads, x, w, constant),
                                                                flops, repeats))
     return {"gops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads,
-            "dot_product": native_int8_dot()}
+            "dot_product": current().int8_dot_product}
 
 
 def _ort_session(graph, threads: int):
