@@ -303,7 +303,9 @@ def _compare(argv, prog):
             a.top, a.json_out, a.max_abs_diff, agreement)
 
 
-# The steps the shell scripts use to read the settings table, listed after the pipeline's own.
+# This machine's matrix-multiply rates at the model's shapes, then the steps the shell scripts use to
+# read the settings table, listed after the pipeline's own.
+from . import cli_roofline  # noqa: E402,F401
 from . import cli_settings  # noqa: E402,F401
 
 

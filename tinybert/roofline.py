@@ -1,10 +1,18 @@
-"""This machine's measured fp32 and int8 matrix-multiply rates and the FLOPs of a batch: the roofline a CPU
+"""This machine's measured matrix-multiply rates and the FLOPs of a batch: the roofline a CPU
 inference row is held against, printed with every published table so figures from different
-machines can be compared."""
+machines can be compared.
+
+Two kinds of rate: `model_shape_rate` / `rates_for`, per runtime and precision at the model's own
+shapes (M = the tokens of a bucketed batch, K x N = 312x312, 312x1200, 1200x312), the roofline a
+row is held against; and the square-size rates (`measured_sgemm_gflops`, `measured_int8_gops`),
+a second figure that compares machines but overstates what 312-wide matrices can reach.
+"""
 
 from __future__ import annotations
 
 import time
+
+from .settings import ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES
 
 
 def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) -> dict:
@@ -109,3 +117,121 @@ def rates_line(sgemm: dict, int8: dict) -> str:
     return (f"Measured matrix multiply on {sgemm['threads']} thread(s): fp32 **{sgemm['gflops']:.1f} GFLOP/s** (best of "
             f"{', '.join(sgemm['by_library'])}), int8 **{int8['gops']:.1f} GOP/s** (ONNX Runtime MatMulInteger, "
             f"{int8['dot_product']}), square sizes {sgemm['sizes']}.")
+
+
+# ---------------------------------------------------------------- at the model's own shapes
+
+def model_shape_rate(runtime: str, precision: str, m_values, threads: int, requests: int | str | None = None,
+                     min_time_s: float = ROOFLINE_MIN_TIME_S, samples: int = ROOFLINE_SAMPLES) -> dict:
+    """The matrix-multiply rate of `runtime` at `precision` on the model's own shapes (shape_graphs:
+    [M,312] x 312x312, 312x1200, 1200x312) for each M of `m_values`, in both thread layouts its rows
+    use: one call on all `threads`, and `requests` calls in flight sharing them (PyTorch: one call
+    only). Each figure is the best of `samples` timed samples of at least `min_time_s` each, after a
+    warm-up; `best` is the faster layout, the roofline a row at that M is held against. Raises
+    BackendUnavailableError where the runtime (or OpenVINO's native bf16) is missing here."""
+    import tempfile
+
+    from .capabilities import current
+    from .runner import resolve_requests
+    from .shape_graphs import RECIPES, SHAPES, check_recipe
+
+    check_recipe(runtime, precision)
+    requests = 1 if runtime == "pytorch" else resolve_requests(requests, threads)
+    layouts = {"one_call": 1, **({"concurrent": requests} if requests > 1 else {})}
+    rates = {m: {} for m in m_values}
+    with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
+        for layout, in_flight in layouts.items():
+            for m, rate in _layout_rates(runtime, precision, threads, in_flight, m_values, min_time_s, samples,
+                                         work_dir).items():
+                rates[m][layout] = rate
+    return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
+            "features": current().features_for(precision), "unit": "GOP/s" if "int8" in precision else "GFLOP/s",
+            "shapes": [list(s) for s in SHAPES], "threads": threads,
+            "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
+            "min_time_s": min_time_s, "samples": samples,
+            "by_m": [{"m": m, **r, "best": max(r.values()), "best_layout": max(r, key=r.get)} for m, r in rates.items()]}
+
+
+def _layout_name(threads: int, in_flight: int) -> str:
+    if in_flight == 1:
+        return f"one call on {threads} thread(s)"
+    return f"{in_flight} calls in flight, {max(1, threads // in_flight)} thread(s) each"
+
+
+def _layout_rates(runtime, precision, threads, in_flight, m_values, min_time_s, samples, work_dir) -> dict:
+    from .shape_graphs import build_runner, chain_flops, inputs
+
+    restore = _torch_threads() if runtime == "pytorch" else None
+    try:
+        run = build_runner(runtime, precision, threads, in_flight, work_dir)
+        return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, min_time_s, samples) / 1e9
+                for m in m_values}
+    finally:
+        if restore:
+            restore()
+
+
+def _torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    return lambda: torch.set_num_threads(before)
+
+
+def _calls_per_second(run, x, in_flight: int, min_time_s: float, samples: int) -> float:
+    """Calls per second over `in_flight` threads calling at once: warm-up, then sized samples, the best."""
+    import math
+    from concurrent.futures import ThreadPoolExecutor
+
+    def calls(count):
+        for _ in range(count):
+            run(x)
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        def sample(count) -> float:
+            tick = time.perf_counter()
+            for future in [pool.submit(calls, count) for _ in range(in_flight)]:
+                future.result()
+            return time.perf_counter() - tick
+
+        sample(2)  # warm-up: each thread's first calls (sessions, infer requests, caches)
+        count, seconds = 1, sample(1)
+        while seconds < min_time_s:  # size a sample to last min_time_s (also more warm-up)
+            count = max(2 * count, math.ceil(1.2 * count * min_time_s / max(seconds, 1e-9)))
+            seconds = sample(count)
+        best = min([seconds] + [sample(count) for _ in range(max(1, samples) - 1)])
+    return count * in_flight / best
+
+
+def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, **timing) -> dict:
+    """`model_shape_rate` for each distinct (runtime, precision) of `pairs`, keyed "runtime precision";
+    one that cannot run here is {"skipped": why} instead."""
+    from .errors import BackendUnavailableError
+
+    results = {}
+    for runtime, precision in dict.fromkeys(tuple(p) for p in pairs):
+        try:
+            results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests,
+                                                                 **timing)
+        except BackendUnavailableError as exc:
+            results[f"{runtime} {precision}"] = {"runtime": runtime, "precision": precision, "skipped": str(exc)}
+    return results
+
+
+def rate_at(result: dict, m: int) -> float:
+    """The best rate of a `model_shape_rate` result at the measured M nearest to `m`."""
+    return min(result["by_m"], key=lambda r: abs(r["m"] - m))["best"]
+
+
+def model_shape_lines(results: dict) -> list[str]:
+    """One line per runtime/precision: its rates at each M, the layout each best came from."""
+    lines = []
+    for key, r in results.items():
+        if "skipped" in r:
+            lines.append(f"{key}: skipped ({r['skipped']})")
+            continue
+        cells = "; ".join(f"M={x['m']} " + " / ".join(f"{x[k]:.1f}" for k in r["layouts"]) + f" -> {x['best']:.1f}"
+                          for x in r["by_m"])
+        lines.append(f"{key} [{r['features']}; {r['recipe']}] {r['unit']} "
+                     f"({' / '.join(r['layouts'].values())} -> best): {cells}")
+    return lines

@@ -181,6 +181,12 @@ REDUCED_PRECISION = ("int8", "int8_static", "bf16")  # gated on dev: MAX_ACCURAC
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
+# The roofline at the model's shapes (`python -m tinybert roofline`): M = batch size x the mean real
+# length of SST-2 dev (25.16 tokens); each rate the best of 5 samples of >= 0.2 s after a warm-up,
+# which kept three runs on one machine within the spread recorded in roofline.py.
+ROOFLINE_TOKENS = 25
+ROOFLINE_MIN_TIME_S = 0.2
+ROOFLINE_SAMPLES = 5
 
 
 def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:
