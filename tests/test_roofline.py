@@ -12,10 +12,10 @@ from conftest import assert_clean_error, run_cli
 
 from tinybert.capabilities import faked
 from tinybert.errors import UsageError
-from tinybert.roofline import model_shape_lines, model_shape_rate, rate_at, rates_for
+from tinybert.roofline import Timing, model_shape_lines, model_shape_rate, rate_at, rates_for
 from tinybert.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
 
-TINY = {"min_time_s": 0.0, "samples": 1}  # rates, not timings: one call per sample
+TINY = Timing(min_time_s=0.0, samples=1, budget_s=0.0)  # rates, not timings: one call per sample
 
 
 def _reference(x):
@@ -53,7 +53,7 @@ def test_the_onnxruntime_int8_chains_are_quantized_by_the_projects_recipes(tmp_p
 
 
 def test_rates_in_both_layouts_are_positive():
-    result = model_shape_rate("onnxruntime", "fp32", [3, 50], threads=2, requests=2, **TINY)
+    result = model_shape_rate("onnxruntime", "fp32", [3, 50], threads=2, requests=2, timing=TINY)
     assert [r["m"] for r in result["by_m"]] == [3, 50]
     assert set(result["layouts"]) == {"one_call", "concurrent"} and "2 calls in flight" in result["layouts"]["concurrent"]
     for row in result["by_m"]:
@@ -65,22 +65,22 @@ def test_rates_in_both_layouts_are_positive():
 
 def test_each_rate_names_the_features_of_the_cpu_profile():
     with faked(profile="amx"):
-        result = model_shape_rate("onnxruntime", "int8", [8], threads=1, **TINY)
+        result = model_shape_rate("onnxruntime", "int8", [8], threads=1, timing=TINY)
     assert result["features"] == "AMX-INT8" and result["unit"] == "GOP/s"
     assert set(result["layouts"]) == {"one_call"}  # one thread: nothing to share
     with faked(profile="avx512_vnni"):
-        assert model_shape_rate("onnxruntime", "int8", [8], threads=1, **TINY)["features"] == "VNNI"
+        assert model_shape_rate("onnxruntime", "int8", [8], threads=1, timing=TINY)["features"] == "VNNI"
 
 
 def test_rows_that_cannot_run_here_are_skipped_with_the_reason():
     pairs = [("openvino", "bf16"), ("openvino", "bf16"), ("openvino", "fp32"), ("pytorch", "fp32")]
     with faked(profile="avx2"):
-        results = rates_for(pairs[:2], [4], threads=1, **TINY)
+        results = rates_for(pairs[:2], [4], threads=1, timing=TINY)
     assert list(results) == ["openvino bf16"]  # measured once per runtime/precision
     reason = results["openvino bf16"]["skipped"]
     assert ("native bf16" in reason and "AVX2" in reason) or "pip install openvino" in reason
     with faked(without=("openvino", "torch")):
-        results = rates_for(pairs, [4], threads=1, **TINY)
+        results = rates_for(pairs, [4], threads=1, timing=TINY)
     assert "pip install openvino" in results["openvino fp32"]["skipped"]
     assert "pip install torch" in results["pytorch fp32"]["skipped"]
     assert any("skipped" in line for line in model_shape_lines(results))
@@ -97,7 +97,7 @@ def test_every_runtime_and_precision_measures_here():
     pairs = [("onnxruntime", "int8_static"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
              ("pytorch", "fp32"), ("pytorch", "bf16")]
     with faked(profile="amx"):
-        results = rates_for(pairs, [4, 30], threads=2, requests=2, **TINY)
+        results = rates_for(pairs, [4, 30], threads=2, requests=2, timing=TINY)
     for key, result in results.items():
         assert "skipped" not in result, result
         assert all(row["best"] > 0 for row in result["by_m"]), key
@@ -122,7 +122,7 @@ def test_the_openvino_int8_chain_runs_in_int8(tmp_path):
 @pytest.mark.slow
 def test_the_roofline_step_sees_the_faked_cpu_and_packages(tmp_path):
     common = ["roofline", "--batch_sizes", "1 2", "--tokens", "4", "--threads", "1", "--min_time", "0",
-              "--samples", "1"]
+              "--samples", "1", "--budget", "0"]
     proc = run_cli(*common, "--pairs", "openvino/bf16", "onnxruntime/int8", "--json_out", tmp_path / "amx.json",
                    cwd=tmp_path, env={"TINYBERT_CPU_PROFILE": "amx"})
     assert proc.returncode == 0, proc.stdout + proc.stderr

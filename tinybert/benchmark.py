@@ -117,11 +117,11 @@ def _static_int8_and_peer_rows(model_dir, work_dir, features_dir, seq_len, threa
     fast = model_path("fast", work_dir)
     ov = lambda path, **o: create_backend("openvino", path, threads=threads, **o)  # noqa: E731
 
-    def peer_pair(key, title, path, precision, **options):
+    def peer_pair(key, title, path, row_precision, **options):  # options (precision=...) go to the backend
         return [Row(key, f"{title}, LATENCY hint", lambda bs: ov(path, **options), bucketed=True, peer=True,
-                    precision=precision, cls_only=True),
+                    precision=row_precision, cls_only=True),
                 Row(f"{key}t", f"{title}, THROUGHPUT hint, async requests", lambda bs: ov(path, hint="THROUGHPUT", **options),
-                    bucketed=True, overlapped=True, peer=True, precision=precision, cls_only=True)]
+                    bucketed=True, overlapped=True, peer=True, precision=row_precision, cls_only=True)]
 
     rows += peer_pair("OV", "OpenVINO fp32 on C's model", fast, "fp32")
     if current().native_bf16:

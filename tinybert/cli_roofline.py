@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .settings import BATCH_SIZES, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
+from .settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
 from .steps import DEFAULTS, STEPS, _parser, positive_int, step
 
 PAIRS = ("onnxruntime fp32", "onnxruntime int8", "onnxruntime int8_static", "openvino fp32", "openvino bf16",
@@ -35,7 +35,9 @@ def _roofline(argv, prog):
     p.add_argument("--pairs", type=_pair, nargs="+", default=None, metavar="RUNTIME/PRECISION",
                    help=f"which rates, e.g. onnxruntime/int8; all by default: {', '.join(PAIRS)}")
     p.add_argument("--min_time", type=float, default=ROOFLINE_MIN_TIME_S, help="seconds per timed sample, at least")
-    p.add_argument("--samples", type=positive_int, default=ROOFLINE_SAMPLES, help="timed samples; the best is kept")
+    p.add_argument("--samples", type=positive_int, default=ROOFLINE_SAMPLES, help="timed samples at least")
+    p.add_argument("--budget", type=float, default=ROOFLINE_BUDGET_S,
+                   help="seconds of samples per rate (more samples while time is left); the fastest is kept")
     p.add_argument("--square", action="store_true",
                    help="also the square-size fp32 and int8 rates (512-2048), the second, machine-comparison figure")
     p.add_argument("--json_out", default=None, help="write the rates as JSON here")
@@ -44,26 +46,39 @@ def _roofline(argv, prog):
         sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
     except argparse.ArgumentTypeError as exc:
         p.error(f"--batch_sizes: {exc}")
-    if a.min_time < 0:
-        p.error(f"--min_time: expected a non-negative number of seconds, got {a.min_time}")
+    for name in ("min_time", "budget"):
+        if getattr(a, name) < 0:
+            p.error(f"--{name}: expected a non-negative number of seconds, got {getattr(a, name)}")
     _run(a, sizes)
+
+
+def _load_average() -> float:
+    """The 1-minute load average, where the system reports one (0.0 elsewhere)."""
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def _run(a, sizes) -> None:
     from .capabilities import current
     from .machine import cpu_model
-    from .roofline import model_shape_lines, rates_for
+    from .roofline import Timing, model_shape_lines, rates_for
 
     threads = a.threads or current().physical_cores
     m_values = [bs * a.tokens for bs in sizes]
     print(f"[INFO] {cpu_model()}: {current().describe()}; {threads} thread(s)")
     print(f"[INFO] M = batch size x {a.tokens} tokens: " + ", ".join(f"bs{bs} M={m}" for bs, m in zip(sizes, m_values)))
     pairs = a.pairs or [tuple(pair.split()) for pair in PAIRS]
-    results = rates_for(pairs, m_values, threads, a.requests, min_time_s=a.min_time, samples=a.samples)
+    load = [_load_average()]
+    results = rates_for(pairs, m_values, threads, a.requests, Timing(a.min_time, a.samples, a.budget))
+    load.append(_load_average())
     for line in model_shape_lines(results):
         print(f"[INFO] {line}")
+    if max(load) > current().logical_cpus:
+        print(f"[WARN] load average {max(load):.1f} on {current().logical_cpus} logical CPU(s): other processes "
+              "competed for the cores, so these rates understate the machine's and are not stable figures")
     report = {"machine": current().describe(), "threads": threads, "batch_sizes": sizes, "tokens": a.tokens,
-              "model_shape": results}
+              "load_average": load, "model_shape": results}
     if a.square:
         from .roofline import measured_int8_gops, measured_sgemm_gflops, rates_line
 

@@ -11,8 +11,9 @@ a second figure that compares machines but overstates what 312-wide matrices can
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 
-from .settings import ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES
+from .settings import ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES
 
 
 def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), repeats: int = 5) -> dict:
@@ -121,14 +122,24 @@ def rates_line(sgemm: dict, int8: dict) -> str:
 
 # ---------------------------------------------------------------- at the model's own shapes
 
+@dataclass(frozen=True)
+class Timing:
+    """How each rate is timed: after a warm-up, samples of at least `min_time_s`, taken until
+    `budget_s` has passed and at least `samples` were taken; the fastest sample counts."""
+
+    min_time_s: float = ROOFLINE_MIN_TIME_S
+    samples: int = ROOFLINE_SAMPLES
+    budget_s: float = ROOFLINE_BUDGET_S
+
+
 def model_shape_rate(runtime: str, precision: str, m_values, threads: int, requests: int | str | None = None,
-                     min_time_s: float = ROOFLINE_MIN_TIME_S, samples: int = ROOFLINE_SAMPLES) -> dict:
+                     timing: Timing = Timing()) -> dict:
     """The matrix-multiply rate of `runtime` at `precision` on the model's own shapes (shape_graphs:
     [M,312] x 312x312, 312x1200, 1200x312) for each M of `m_values`, in both thread layouts its rows
     use: one call on all `threads`, and `requests` calls in flight sharing them (PyTorch: one call
-    only). Each figure is the best of `samples` timed samples of at least `min_time_s` each, after a
-    warm-up; `best` is the faster layout, the roofline a row at that M is held against. Raises
-    BackendUnavailableError where the runtime (or OpenVINO's native bf16) is missing here."""
+    only), each timed as `timing` says; `best` is the faster layout, the roofline a row at that M is
+    held against. Raises BackendUnavailableError where the runtime (or OpenVINO's native bf16) is
+    missing here."""
     import tempfile
 
     from .capabilities import current
@@ -141,14 +152,13 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
     rates = {m: {} for m in m_values}
     with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
         for layout, in_flight in layouts.items():
-            for m, rate in _layout_rates(runtime, precision, threads, in_flight, m_values, min_time_s, samples,
-                                         work_dir).items():
+            for m, rate in _layout_rates(runtime, precision, threads, in_flight, m_values, timing, work_dir).items():
                 rates[m][layout] = rate
     return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
             "features": current().features_for(precision), "unit": "GOP/s" if "int8" in precision else "GFLOP/s",
             "shapes": [list(s) for s in SHAPES], "threads": threads,
             "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
-            "min_time_s": min_time_s, "samples": samples,
+            "timing": asdict(timing),
             "by_m": [{"m": m, **r, "best": max(r.values()), "best_layout": max(r, key=r.get)} for m, r in rates.items()]}
 
 
@@ -158,13 +168,13 @@ def _layout_name(threads: int, in_flight: int) -> str:
     return f"{in_flight} calls in flight, {max(1, threads // in_flight)} thread(s) each"
 
 
-def _layout_rates(runtime, precision, threads, in_flight, m_values, min_time_s, samples, work_dir) -> dict:
+def _layout_rates(runtime, precision, threads, in_flight, m_values, timing: Timing, work_dir) -> dict:
     from .shape_graphs import build_runner, chain_flops, inputs
 
     restore = _torch_threads() if runtime == "pytorch" else None
     try:
         run = build_runner(runtime, precision, threads, in_flight, work_dir)
-        return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, min_time_s, samples) / 1e9
+        return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, timing) / 1e9
                 for m in m_values}
     finally:
         if restore:
@@ -178,8 +188,9 @@ def _torch_threads():
     return lambda: torch.set_num_threads(before)
 
 
-def _calls_per_second(run, x, in_flight: int, min_time_s: float, samples: int) -> float:
-    """Calls per second over `in_flight` threads calling at once: warm-up, then sized samples, the best."""
+def _calls_per_second(run, x, in_flight: int, timing: Timing) -> float:
+    """Calls per second over `in_flight` threads calling at once: warm-up, then sized samples, the
+    fastest (on a shared machine, many short samples catch the moments the cores were free)."""
     import math
     from concurrent.futures import ThreadPoolExecutor
 
@@ -196,14 +207,17 @@ def _calls_per_second(run, x, in_flight: int, min_time_s: float, samples: int) -
 
         sample(2)  # warm-up: each thread's first calls (sessions, infer requests, caches)
         count, seconds = 1, sample(1)
-        while seconds < min_time_s:  # size a sample to last min_time_s (also more warm-up)
-            count = max(2 * count, math.ceil(1.2 * count * min_time_s / max(seconds, 1e-9)))
+        while seconds < timing.min_time_s:  # size a sample to last min_time_s (also more warm-up)
+            count = max(2 * count, math.ceil(1.2 * count * timing.min_time_s / max(seconds, 1e-9)))
             seconds = sample(count)
-        best = min([seconds] + [sample(count) for _ in range(max(1, samples) - 1)])
+        times, deadline = [seconds], time.perf_counter() + timing.budget_s
+        while len(times) < max(1, timing.samples) or time.perf_counter() < deadline:
+            times.append(sample(count))
+        best = min(times)
     return count * in_flight / best
 
 
-def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, **timing) -> dict:
+def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, timing: Timing = Timing()) -> dict:
     """`model_shape_rate` for each distinct (runtime, precision) of `pairs`, keyed "runtime precision";
     one that cannot run here is {"skipped": why} instead."""
     from .errors import BackendUnavailableError
@@ -211,8 +225,7 @@ def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, 
     results = {}
     for runtime, precision in dict.fromkeys(tuple(p) for p in pairs):
         try:
-            results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests,
-                                                                 **timing)
+            results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests, timing)
         except BackendUnavailableError as exc:
             results[f"{runtime} {precision}"] = {"runtime": runtime, "precision": precision, "skipped": str(exc)}
     return results
