@@ -6,6 +6,13 @@ Two kinds of rate: `model_shape_rate` / `rates_for`, per runtime and precision a
 shapes (M = the tokens of a bucketed batch, K x N = 312x312, 312x1200, 1200x312), the roofline a
 row is held against; and the square-size rates (`measured_sgemm_gflops`, `measured_int8_gops`),
 a second figure that compares machines but overstates what 312-wide matrices can reach.
+
+Stability, as far as measured: `python -m tinybert roofline --batch_sizes "1 8 32 64"` three times in a
+row, twice (2026-11-29, 2-vCPU AMD EPYC, AVX2), each time while four other agents loaded the machine
+(load average 3.6-9.5 on 2 CPUs): the best rates of ONNX Runtime and OpenVINO spread 5-69 % between
+the runs of a set, PyTorch's up to 99 % (its 2-thread OpenMP calls collapse when one thread is
+descheduled). The 10 % target is therefore not shown here; the step prints a warning when the load
+average exceeds the CPUs. Run it on an idle machine before quoting rates.
 """
 
 from __future__ import annotations
