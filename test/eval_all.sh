@@ -38,5 +38,6 @@ done
 
 label="$BACKEND"
 [[ "$BACKEND" != onnxruntime ]] || label="onnxruntime ($ORT_MODEL)"
-tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${BATCH_SIZES[*]}" --backend "$label" --model_dir "$CKPT_DIR"
+tinybert report --eval_dir "$EVAL_DIR" --batch_sizes "${BATCH_SIZES[*]}" --backend "$label" --model_dir "$CKPT_DIR" \
+  --ort_model "$ORT_MODEL"
 echo "[INFO] table saved to $EVAL_DIR/table.md and $EVAL_DIR/table.json"

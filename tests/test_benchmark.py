@@ -99,7 +99,7 @@ def test_flops_of_the_cls_only_last_layer():
 
 
 def test_int8_matmul_rate_is_measured():
-    from tinybert.roofline import measured_int8_gops
+    from tinybert.square_rates import measured_int8_gops
 
-    rate = measured_int8_gops(1, sizes=(64,), repeats=1)
+    rate = measured_int8_gops(1, sizes=(64,), trials=1)
     assert rate["gops"] == max(rate["by_library"].values()) > 0 and rate["dot_product"]

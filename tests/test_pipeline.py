@@ -213,9 +213,10 @@ def test_eval_all_builds_the_table(workdir, eager):
     assert table["pth_accuracy"] == pytest.approx(eager[1])
     markdown = (root / "eval" / "table.md").read_text()
     assert "| TinyBERT (bs3) |" in markdown and "onnxruntime" in markdown
-    # The header names both measured rates, so readers can compare machines.
-    assert table["sgemm"]["gflops"] > 0 and f"fp32 **{table['sgemm']['gflops']:.1f} GFLOP/s**" in markdown
-    assert table["int8_matmul"]["gops"] > 0 and f"int8 **{table['int8_matmul']['gops']:.1f} GOP/s**" in markdown
+    # The header names the CPU path's matrix-multiply rate at the model's shapes, so readers can compare machines.
+    rate = table["model_shape_rates"]["onnxruntime fp32"]
+    assert [r["m"] for r in rate["by_m"]] == [25, 75] and all(r["best"] > 0 for r in rate["by_m"])
+    assert f"M=25 " in markdown and f"-> {rate['by_m'][0]['best']:.1f}" in markdown and rate["features"] in markdown
     # perf.sh ran with requests in flight (REQUESTS=auto on this machine's cores): the wall-clock figure, marked.
     from tinybert.capabilities import current
 
@@ -317,12 +318,12 @@ def test_static_int8_path_end_to_end(workdir, inputs, eager, tmp_path_factory):
 
 @pytest.mark.slow
 def test_bf16_path_exits_3_without_native_bf16(workdir, exported):
-    from tinybert.machine import native_bf16
+    from tinybert.capabilities import current
 
     root, env = workdir
     exported(1)
     proc = run_script("ais_inference.sh", 1, cwd=root, env={**env, "ORT_MODEL": "bf16", "OUTPUT_DIRNAME": "bf16"})
-    if native_bf16():
+    if current().native_bf16:
         assert proc.returncode == 0, proc.stderr
     else:
         assert_clean_error(proc, "bf16: expected a CPU with native bf16", code=3)

@@ -25,6 +25,7 @@ import numpy as np
 from .errors import UsageError, expect
 from .fileio import reserve_dir
 from .registry import PATHS, CpuPath
+from .roofline import Timing
 from .runner import default_gears, plan, run_batches, run_batches_overlapped, tokens_processed
 from .settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, OPSET, REPEATS, SEQ_LEN, TIMESTAMP_FORMAT,
                        default)
@@ -48,6 +49,7 @@ class BenchmarkRun:
     calibration_samples: int = CALIB_SAMPLES
     calibration_seed: int = CALIB_SEED
     rows: tuple[str, ...] | None = None  # row labels to run (None: every row this machine can run)
+    roofline_timing: Timing = Timing()  # how the matrix-multiply rates are timed (tests: a quick one)
 
 
 # ---------------------------------------------------------------- rows
@@ -203,7 +205,8 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     rows, notes = select_rows(run)
     rows, failed = models.prepare(rows)
     notes += failed
-    roofline = Roofline(load_bert_config(run.model_dir), threads, arrays[2].sum(1), run.batch_sizes)
+    roofline = Roofline(load_bert_config(run.model_dir), threads, rows, float(features.lengths.mean()),
+                        run.batch_sizes, run.roofline_timing)
     print_header(run, roofline, threads, features)
     for note in notes:
         print(f"[INFO] {note}")
@@ -215,7 +218,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
             logits = figures.pop("logits")
             reference = logits if path.role == "baseline" else reference
             figures.update(_quality(logits, reference, features.labels))
-            figures.update(roofline.figures(path, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
+            figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
             figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate,
                            precision=path.precision, runtime=path.runtime)
             results.append(figures)

@@ -50,7 +50,8 @@ def _fp32_checks(bs: int, rows: dict) -> list[dict]:
         target = TARGETS["C_vs_A_bs1"] if bs == 1 else TARGETS["C_vs_A_bs8plus"] if bs >= 8 else None
         if target:
             out.append(_check(f"C/A speed-up at bs{bs}", c["sentences_per_s"] / a["sentences_per_s"], target))
-        out.append(_check(f"C roofline fraction at bs{bs}", c["roofline_fraction"], TARGETS["C_roofline"]))
+        if c.get("roofline_fraction") is not None:
+            out.append(_check(f"C roofline fraction at bs{bs}", c["roofline_fraction"], TARGETS["C_roofline"]))
     if d and a and bs >= 8:
         out.append(_check(f"D/A speed-up at bs{bs}", d["sentences_per_s"] / a["sentences_per_s"],
                           TARGETS["D_vs_A_bs8plus"]))
@@ -91,7 +92,7 @@ def _peer_checks(bs: int, rows: list[dict]) -> list[dict]:
         peer = max(fp32_peers, key=_speed)
         out.append(_check(f"C (project fp32) / fastest fp32 peer ({peer['row']}) at bs{bs}",
                           by_key["C"]["sentences_per_s"] / peer["sentences_per_s"], TARGETS["C_vs_peer_fp32"]))
-    int8 = [r for r in ours if r.get("precision") == "int8"]
+    int8 = [r for r in ours if r.get("precision") == "int8" and r.get("roofline_fraction") is not None]
     if int8 and bs >= 8:
         best = max(int8, key=_speed)
         out.append(_check(f"fastest int8 row ({best['row']}) at bs{bs}: fraction of the int8 matrix-multiply rate",

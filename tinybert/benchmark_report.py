@@ -27,16 +27,21 @@ def print_header(run, roofline, threads: int, features) -> None:
 
     lengths = features.lengths
     print(f"[INFO] machine: {machine_line(describe_machine(), threads)}")
-    print(f"[INFO] {roofline.header()}")
+    for line in roofline.header():
+        print(f"[INFO] {line}")
     print(f"[INFO] {len(lengths)} sentences of {run.data_file}, real length mean {lengths.mean():.2f} / max "
           f"{lengths.max()} tokens; batch sizes {' '.join(map(str, run.batch_sizes))}; median of {run.repeats} pass(es)")
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
 
 
 def print_row(r: dict) -> None:
     acc = f"{r['accuracy']:.2f}%" if "accuracy" in r else "-"
     print(f"[INFO] bs{r['batch_size']:<3} {r['row']:<4}: {r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:7.2f} ms  "
           f"p99 {r['p99_ms']:7.2f} ms  acc {acc}  agree {100 * r['agreement_with_A']:.2f}%  "
-          f"maxdiff {r['max_abs_diff_to_A']:.2e}  roofline {100 * r['roofline_fraction']:.0f}%", flush=True)
+          f"maxdiff {r['max_abs_diff_to_A']:.2e}  roofline {_percent(r['roofline_fraction'])}", flush=True)
 
 
 def run_record(run, threads: int, roofline, notes: list[str], features, results: list[dict]) -> dict:
@@ -46,23 +51,24 @@ def run_record(run, threads: int, roofline, notes: list[str], features, results:
     return {"machine": describe_machine(), "threads": threads, **roofline.record(), "notes": notes,
             "repeats": run.repeats, "checkpoint": _shown_path(run.model_dir), "data": _shown_path(run.data_file),
             "num_samples": len(lengths), "mean_tokens": float(lengths.mean()), "max_tokens": int(lengths.max()),
-            "seq_len": run.seq_len, "rates_line": roofline.header(), "results": results}
+            "seq_len": run.seq_len, "roofline_lines": roofline.header(), "results": results}
 
 
 def markdown(report: dict) -> str:
     lines = [
         f"Machine: {machine_line(report['machine'], report['threads'])}.",
-        f"{report['rates_line']} Data: {report['num_samples']} sentences (real length mean "
-        f"{report['mean_tokens']:.2f}, max {report['max_tokens']} tokens), checkpoint `{report['checkpoint']}`; "
-        f"median of {report['repeats']} pass(es).",
+        f"Data: {report['num_samples']} sentences (real length mean {report['mean_tokens']:.2f}, max "
+        f"{report['max_tokens']} tokens), checkpoint `{report['checkpoint']}`; median of {report['repeats']} pass(es).",
+        "",
+        "Roofline: the " + "\n  ".join(report["roofline_lines"]),
         *(f"{note}." for note in report["notes"]),
         "",
         "Sentences/s: wall clock over whole passes. Where requests overlap (the `in flight` column), p50/p99 are "
-        "per-call times that overlap, so ais_bench's 1000*bs/mean(ms) would understate the pass. Roofline: the "
-        "row's GFLOP/s (GOP/s) over the rate of its precision above.",
+        "per-call times that overlap, so ais_bench's 1000*bs/mean(ms) would understate the pass. Roofline %: the "
+        "row's GFLOP/s (GOP/s) over the rate above of its own runtime and precision at its batch size's M.",
         "",
         "| bs | row | sentences/s | x A | in flight | p50 ms | p99 ms | accuracy % | agree with A % | "
-        "max abs diff to A | tokens processed | GFLOP/s | roofline % |",
+        "max abs diff to A | tokens processed | GFLOP/s | roofline |",
         "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     speed_a = {r["batch_size"]: r["sentences_per_s"] for r in report["results"] if r["role"] == "baseline"}
@@ -72,7 +78,7 @@ def markdown(report: dict) -> str:
                      f"{r['requests_in_flight']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r.get('accuracy', float('nan')):.2f} | {100 * r['agreement_with_A']:.2f} | "
                      f"{r['max_abs_diff_to_A']:.1e} | {r['tokens']} | {r['achieved_gflops']:.1f} | "
-                     f"{100 * r['roofline_fraction']:.0f} |")
+                     f"{_percent(r['roofline_fraction'])} |")
     titles = {r["row"]: (r["title"], r["role"]) for r in report["results"]}
     lines += ["", *(f"- **{k}** ({role}): {title}" for k, (title, role) in titles.items()), "",
               "| check | measured | target | met |", "| --- | --: | --: | --- |"]

@@ -1,51 +1,294 @@
-"""What this machine can do (placeholder until the capability profiles land): physical cores and
-why a registry need is unmet."""
+"""What this machine can do, read in one place: the CPU features that decide which kernels run, the
+cores, and the optional packages and ONNX Runtime providers installed. Everything that branches on
+them asks `current()` (or `installed` / `require` for a package), so every branch can be rehearsed
+on any machine by faking them:
+
+- in-process: `with capabilities.faked(profile="amx", without=("openvino", "nncf")): ...`
+- across processes (scripts, `python -m tinybert ...`): the environment variables
+  `TINYBERT_CPU_PROFILE=amx` (one of PROFILES: the CPU flags of that class replace this CPU's)
+  and `TINYBERT_WITHOUT=openvino,nncf` (packages, or the providers cuda/tensorrt/cann, treated
+  as not installed: `require` refuses them with the install hint, the benchmark skips their rows).
+
+A faked profile changes which code paths run, not what the hardware executes: on this AVX2-only
+CPU (AMD EPYC, Zen 3 class), OpenVINO 2026.4.1 compiles a model with INFERENCE_PRECISION_HINT=bf16
+silently, without a warning or an error: the hint reads back as f32, every layer's runtime
+precision is f32, and the outputs equal the fp32 ones (checked 2026-11 on a 312x1200 MatMul).
+So faked-AMX bf16 rows run here, in fp32, and their figures mean nothing. PyTorch 2.13's
+`torch.autocast("cpu", dtype=torch.bfloat16)` runs here too, really in bf16 (outputs bf16, about
+3e-3 relative error) but emulated: a bf16 matrix multiply ran about 14x slower than fp32.
+
+Standard library only at import; ONNX Runtime is imported by `detect` for its provider list.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from functools import lru_cache
+
+from .errors import BackendUnavailableError, UsageError
+
+CPU_PROFILE_ENV = "TINYBERT_CPU_PROFILE"
+WITHOUT_ENV = "TINYBERT_WITHOUT"
+
+# The /proc/cpuinfo flags that decide which matrix-multiply kernels the runtimes pick.
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+_AVX512 = ("avx2", "fma", "avx512f", "avx512_vnni")
+PROFILES = {
+    "pre_avx2": frozenset(),  # an x86-64 server before AVX2: no SIMD int8 dot product
+    "avx2": frozenset({"avx2", "fma"}),  # AMD Zen 2/3, Intel Haswell-Broadwell
+    "avx_vnni": frozenset({"avx2", "fma", "avx_vnni"}),  # Intel Alder Lake and later clients
+    "avx512_vnni": frozenset(_AVX512),  # Intel Cascade Lake, Ice Lake
+    "zen4": frozenset(_AVX512 + ("avx512_bf16",)),  # AMD Zen 4/5: bf16 dot products, no AMX
+    "amx": frozenset(_AVX512 + ("avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")),  # Sapphire Rapids
+}
+# What to install, per optional package (also the names `without` accepts).
+INSTALL_HINTS = {
+    "openvino": "pip install openvino (see requirements.txt)",
+    "nncf": "pip install nncf (see requirements.txt)",
+    "torch": "pip install torch transformers (see requirements.txt)",
+    "onnxruntime": "pip install onnxruntime",
+    "ais_bench": "install ais_bench with CANN on an Ascend NPU server (see README.md)",
+}
+PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cann": "CANNExecutionProvider"}
+PACKAGES = ("openvino", "nncf", "torch", "onnxruntime")  # recorded in Capabilities.packages
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    flags: frozenset  # the FLAGS this CPU (or the faked profile) has
     physical_cores: int
-    flags: frozenset
-    packages: frozenset
-    providers: frozenset
+    logical_cpus: int
+    packages: frozenset  # the PACKAGES installed and not hidden
+    ort_providers: tuple  # ONNX Runtime's available execution providers, hidden ones removed
+    profile: str | None = None  # the faked CPU profile; None: this CPU's own flags
+    hidden: frozenset = frozenset()  # packages and provider names treated as not installed
 
     @property
     def cpu_class(self) -> str:
-        if "amx_int8" in self.flags:
+        f = self.flags
+        if {"amx_tile", "amx_bf16"} <= f or {"amx_tile", "amx_int8"} <= f:
             return "AMX"
-        if "avx512f" in self.flags:
-            return "AVX-512" + ("+VNNI" if "avx512_vnni" in self.flags else "")
-        return "AVX2" if "avx2" in self.flags else "no AVX2"
+        if "avx512f" in f:
+            return "AVX-512" + ("+VNNI" if "avx512_vnni" in f else "") + ("+BF16" if "avx512_bf16" in f else "")
+        if "avx2" in f:
+            return "AVX2+VNNI" if "avx_vnni" in f else "AVX2"
+        return "pre-AVX2"
 
     @property
     def native_bf16(self) -> bool:
+        """The CPU computes bf16 dot products itself (AVX512-BF16 or AMX), not by conversion to fp32."""
         return bool(self.flags & {"avx512_bf16", "amx_bf16"})
 
+    @property
+    def int8_dot_product(self) -> str:
+        """The int8 dot-product instructions here: AMX, VNNI, else AVX2's u8 x s8 multiply-add."""
+        if "amx_int8" in self.flags:
+            return "AMX-INT8"
+        if self.flags & {"avx512_vnni", "avx_vnni"}:
+            return "VNNI"
+        return "AVX2 u8s8 (no VNNI)" if "avx2" in self.flags else "no SIMD int8 dot product"
+
+    def features_for(self, precision: str) -> str:
+        """The instructions a matrix multiply of this precision can use here (fp32, bf16 or int8)."""
+        if precision.startswith("int8"):
+            return self.int8_dot_product
+        if precision == "bf16":
+            if "amx_bf16" in self.flags:
+                return "AMX-BF16"
+            return "AVX512-BF16" if "avx512_bf16" in self.flags else "no native bf16 (emulated)"
+        if "avx512f" in self.flags:
+            return "AVX-512 FMA"
+        return "AVX2 FMA" if {"avx2", "fma"} <= self.flags else "SSE"
+
+    def has(self, package: str) -> bool:
+        return package in self.packages
+
+    @property
+    def gpu_providers(self) -> tuple:
+        return tuple(p for p in self.ort_providers if p in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]))
+
+    @property
+    def has_cann(self) -> bool:
+        return PROVIDERS["cann"] in self.ort_providers
+
     def unmet(self, need: str) -> str | None:
-        if need in ("openvino", "nncf", "torch"):
-            return None if need in self.packages else f"{need} is not installed (pip install {need})"
+        """Why a registry need (a package, native bf16, a GPU or NPU provider) is not met here, or None."""
+        if need in PACKAGES:
+            hidden = " (treated as not installed here)" if need in self.hidden else ""
+            return None if self.has(need) else f"{need} is not installed{hidden}: {INSTALL_HINTS.get(need, '')}"
         if need == "native_bf16":
-            return None if self.native_bf16 else "this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)"
-        provider = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(need)
-        if provider:
-            return None if provider in self.providers else (
-                f"this onnxruntime has no {provider} (available: {', '.join(sorted(self.providers))}); "
-                "install onnxruntime-gpu on a GPU machine")
+            return None if self.native_bf16 else (f"this CPU ({self.cpu_class}) has no native bf16 "
+                                                  "(no avx512_bf16 or amx_bf16 flag)")
+        if need in PROVIDERS:
+            return None if PROVIDERS[need] in self.ort_providers else (
+                f"this onnxruntime has no {PROVIDERS[need]} (available: {', '.join(self.ort_providers)}); "
+                f"install {'onnxruntime-gpu on a GPU machine' if need != 'cann' else 'onnxruntime-cann'}")
         return f"unknown need {need!r}"
+
+    def describe(self) -> str:
+        """One line for headers: the class and its flags, the cores, and any faking."""
+        flags = " ".join(f for f in FLAGS if f in self.flags) or "none of " + " ".join(FLAGS)
+        line = f"{self.cpu_class} ({flags}); {self.physical_cores} physical core(s) / {self.logical_cpus} logical"
+        if self.profile:
+            line += f"; FAKED CPU profile {self.profile!r}"
+        if self.hidden:
+            line += f"; treated as not installed: {', '.join(sorted(self.hidden))}"
+        return line
+
+
+# ---------------------------------------------------------------- reading this machine
+
+def _cpuinfo_lines():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            yield from handle
+    except OSError:
+        return
+
+
+def cpu_flags() -> frozenset:
+    """This CPU's FLAGS, as /proc/cpuinfo lists them (none where there is no /proc/cpuinfo)."""
+    for line in _cpuinfo_lines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split()) & frozenset(FLAGS)
+    return frozenset()
+
+
+def logical_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def physical_cores() -> int:
+    """Physical cores usable by this process (hyper-threads share one core's matrix units)."""
+    cores, physical_id, core_id = set(), None, None
+    for line in _cpuinfo_lines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+        elif not line.strip() and core_id is not None:
+            cores.add((physical_id, core_id))
+            physical_id = core_id = None
+    logical = logical_cpus()
+    return max(1, min(logical, len(cores) or logical))
+
+
+def _ort_providers() -> tuple:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return ()
+    import onnxruntime
+
+    return tuple(onnxruntime.get_available_providers())
+
+
+def ort_providers() -> tuple:
+    """ONNX Runtime's execution providers, asked now (not cached), less the hidden ones."""
+    hidden = {PROVIDERS[n] for n in _hidden() if n in PROVIDERS}
+    return tuple(p for p in _ort_providers() if p not in hidden) if installed("onnxruntime") else ()
+
+
+# ---------------------------------------------------------------- faking
+
+def _parse_without(names, source: str) -> frozenset:
+    """Package or provider names to hide, checked: a misspelt name must not silently hide nothing."""
+    if isinstance(names, str):
+        names = names.replace(",", " ").split()
+    names = frozenset(n.strip().lower() for n in names if n.strip())
+    unknown = sorted(names - set(INSTALL_HINTS) - set(PROVIDERS))
+    if unknown:
+        raise UsageError(f"{source}: expected names among {', '.join(sorted(set(INSTALL_HINTS) | set(PROVIDERS)))}, "
+                         f"got {', '.join(unknown)}")
+    return names
+
+
+def _profile_flags(name: str, source: str) -> frozenset:
+    if name not in PROFILES:
+        raise UsageError(f"{source}: expected a CPU profile among {', '.join(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+def _apply(base: Capabilities, profile: str | None, without) -> Capabilities:
+    """`base` with the profile's flags (None: base's own) and `without` hidden as well."""
+    hidden = base.hidden | without
+    hidden_providers = {PROVIDERS[n] for n in hidden if n in PROVIDERS}
+    return replace(base, flags=base.flags if profile is None else _profile_flags(profile, "profile"),
+                   profile=base.profile if profile is None else profile, hidden=hidden,
+                   packages=frozenset(p for p in base.packages if p not in hidden),
+                   ort_providers=tuple(p for p in base.ort_providers if p not in hidden_providers))
+
+
+def _env_hidden() -> frozenset:
+    return _parse_without(os.environ.get(WITHOUT_ENV, ""), WITHOUT_ENV)
+
+
+def detect() -> Capabilities:
+    """This machine, read now, with the faking the environment asks for (CPU_PROFILE_ENV, WITHOUT_ENV)."""
+    real = Capabilities(cpu_flags(), physical_cores(), logical_cpus(),
+                        frozenset(p for p in PACKAGES if importlib.util.find_spec(p) is not None), _ort_providers())
+    profile = os.environ.get(CPU_PROFILE_ENV, "").strip() or None
+    if profile is not None:
+        _profile_flags(profile, CPU_PROFILE_ENV)
+    return _apply(real, profile, _env_hidden())
+
+
+_faked: list[Capabilities] = []  # the in-process fakes in force, innermost last
 
 
 @lru_cache(maxsize=1)
+def _detected() -> Capabilities:
+    return detect()
+
+
 def current() -> Capabilities:
-    import onnxruntime
+    """What this process should assume: the innermost `faked` block's, else `detect()`'s (read once)."""
+    return _faked[-1] if _faked else _detected()
 
-    from .machine import cpu_flags, physical_cores
 
-    packages = frozenset(n for n in ("openvino", "nncf", "torch") if importlib.util.find_spec(n) is not None)
-    return Capabilities(physical_cores(), frozenset(cpu_flags()), packages,
-                        frozenset(onnxruntime.get_available_providers()))
+@contextlib.contextmanager
+def faked(profile: str | None = None, without=()):
+    """Within the block, `current()` reports the CPU `profile` (None: unchanged) and treats the
+    packages/providers in `without` as not installed. Nests; this process only (see the env vars)."""
+    if profile is not None:
+        _profile_flags(profile, "faked(profile=...)")
+    _faked.append(_apply(current(), profile, _parse_without(without, "faked(without=...)")))
+    try:
+        yield _faked[-1]
+    finally:
+        _faked.pop()
+
+
+# ---------------------------------------------------------------- packages
+
+def _hidden() -> frozenset:
+    """Without a full detection (which imports ONNX Runtime): scripts ask this for every step."""
+    return _faked[-1].hidden if _faked else _env_hidden()
+
+
+def installed(package: str) -> bool:
+    """The package can be imported here and is not hidden."""
+    if package in _hidden():
+        return False
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(package: str, purpose: str = ""):
+    """The imported package, or BackendUnavailableError with what to install."""
+    hint = INSTALL_HINTS.get(package, f"pip install {package}")
+    needed = f" (needed for {purpose})" if purpose else ""
+    if package in _hidden():
+        raise BackendUnavailableError(f"{package}: expected it installed{needed}, got none (hidden by "
+                                      f"{WITHOUT_ENV} or capabilities.faked); install it: {hint}")
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"{package}: expected it installed{needed}, got {exc}; "
+                                      f"install it: {hint}") from None

@@ -131,6 +131,8 @@ def _report(argv, prog):
     p.add_argument("--batch_sizes", required=True, help="space-separated, e.g. '1 4 8'")
     p.add_argument("--backend", required=True)
     p.add_argument("--model_dir", required=True)
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: whose matrix-multiply rate the "
+                                                                     "header gives")
     a = p.parse_args(argv)
     from .report import build_table
 
@@ -138,7 +140,7 @@ def _report(argv, prog):
         sizes = [positive_int(s) for s in a.batch_sizes.split()]
     except argparse.ArgumentTypeError as exc:
         p.error(f"--batch_sizes: {exc}")
-    print(build_table(a.eval_dir, sizes, a.backend, a.model_dir), end="")
+    print(build_table(a.eval_dir, sizes, a.backend, a.model_dir, a.ort_model), end="")
 
 
 @step("compare", "hold two result folders of the same features against each other, sample by sample")
@@ -165,8 +167,9 @@ def _compare(argv, prog):
             a.top, a.json_out, a.max_abs_diff, agreement)
 
 
-# The steps that run a model, and those the shell scripts use to read the settings table.
-from . import cli_run, cli_settings  # noqa: E402,F401
+# The steps that run a model, this machine's matrix-multiply rates at the model's shapes, and the steps
+# the shell scripts use to read the settings table and the registry.
+from . import cli_roofline, cli_run, cli_settings  # noqa: E402,F401
 
 
 class Terminated(BaseException):

@@ -16,7 +16,6 @@ at import: the shell steps read this table for every step.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
 from .errors import UsageError
@@ -70,12 +69,9 @@ class Backend:
     foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
 
     def installed(self) -> bool:
-        if not self.module:
-            return True
-        try:
-            return importlib.util.find_spec(self.module) is not None
-        except (ImportError, ValueError):
-            return False
+        from .capabilities import installed
+
+        return not self.module or installed(self.module)
 
 
 BACKENDS = (

@@ -10,7 +10,8 @@ from .errors import PipelineError, expect
 from .fileio import read_json, write_json_atomic, write_text_atomic
 from .machine import describe_machine
 from .registry import foreign
-from .roofline import rates_line
+from .roofline import model_shape_lines, rates_for, row_recipe
+from .settings import ROOFLINE_TOKENS, default
 
 # ais_bench is a foreign tool (registry.foreign) whose printed lines are all it leaves: its
 # pure-inference line is read back from the log. Every other backend runs our perf step, which hands
@@ -55,7 +56,8 @@ def read_perf(eval_dir: str, bs: int, backend: str) -> tuple[float, int]:
     return perf_figure(read_json(json_path, PipelineError, "the figures test/perf.sh wrote with --json_out"), json_path)
 
 
-def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: str) -> str:
+def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: str,
+                ort_model: str = default("ORT_MODEL")) -> str:
     rows, records = [], []
     pth_path = os.path.join(eval_dir, "pth_accuracy.json")
     pth = read_json(pth_path, PipelineError, "PyTorch eager accuracy") if os.path.exists(pth_path) else None
@@ -70,13 +72,14 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
                     f"{fps:.2f}{mark} |")
     best = max(records, key=lambda r: r["throughput"])
     machine = describe_machine()
-    sgemm, int8 = _matmul_rates(machine["physical_cores"])
+    rates = _matmul_rates(machine["physical_cores"], ort_model, batch_sizes)
     versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     lines = [
         f"Backend: **{backend}**; checkpoint: `{model_dir}`; measured {time.strftime('%Y-%m-%d')}.",
         f"Machine: {machine['cpu']}, {machine['physical_cores']} physical core(s) / {machine['logical_cpus']} "
         f"logical CPU(s); Python {machine['python']}; {versions}.",
-        rates_line(sgemm, int8) + " CPU-backend fps scale with them: compare fps per GFLOP/s across machines.",
+        f"The CPU path's matrix-multiply rate at the model's shapes (M = batch size x {ROOFLINE_TOKENS} tokens), "
+        "which CPU fps scale with: " + "; ".join(model_shape_lines(rates)) + ".",
         "",
         f"| 模型 | pth精度 (PyTorch eager) | {backend}推理精度 | 样本数 | {backend}性能 (fps) |",
         "| ---- | ---- | ---- | ---- | ---- |",
@@ -92,14 +95,14 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
     table = "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(eval_dir, "table.md"), table)
     write_json_atomic(os.path.join(eval_dir, "table.json"), {
-        "backend": backend, "model_dir": model_dir, "machine": machine, "sgemm": sgemm, "int8_matmul": int8,
+        "backend": backend, "model_dir": model_dir, "machine": machine, "model_shape_rates": rates,
         "pth_accuracy": pth["accuracy"] if pth else None, "rows": records})
     return table
 
 
-def _matmul_rates(threads: int) -> tuple[dict, dict]:
-    """This machine's measured fp32 and int8 matrix-multiply rates, so the table's fps can be compared
-    across machines."""
-    from .roofline import measured_int8_gops, measured_sgemm_gflops
+def _matmul_rates(threads: int, ort_model: str, batch_sizes: list[int]) -> dict:
+    """The matrix-multiply rate of ORT_MODEL's runtime and precision at the model's shapes, so the
+    table's fps can be compared across machines."""
+    from .registry import project_path
 
-    return measured_sgemm_gflops(threads), measured_int8_gops(threads)
+    return rates_for([row_recipe(project_path(ort_model))], [bs * ROOFLINE_TOKENS for bs in batch_sizes], threads)

@@ -162,6 +162,15 @@ FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `exp
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
+# The roofline at the model's shapes (`python -m tinybert roofline`): M = batch size x the mean real
+# length of SST-2 dev (25.16 tokens). Each rate: the fastest of samples of >= 20 ms taken for 1 s
+# (5 at least) after a warm-up: on a loaded 2-core machine, ONNX Runtime fp32 at M=200 spread 10 %
+# over three repeats this way against 31 % with 5 samples of 0.2 s (many short samples catch the
+# moments the cores are free); whole runs under load spread more (roofline.py's docstring).
+ROOFLINE_TOKENS = 25
+ROOFLINE_MIN_TIME_S = 0.02
+ROOFLINE_SAMPLES = 5
+ROOFLINE_BUDGET_S = 1.0
 
 
 def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:

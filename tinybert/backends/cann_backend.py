@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
+from ..capabilities import ort_providers
 from ..errors import BackendUnavailableError, UsageError, expect
 from .onnxruntime_backend import OnnxRuntimeBackend
 
@@ -27,7 +28,7 @@ class CannBackend(OnnxRuntimeBackend):
                f"expected no --providers with backend 'cann' (it runs {PROVIDER}, then the CPU), got {providers}")
         expect(isinstance(device, int) and device >= 0, UsageError,
                f"expected a non-negative NPU device id (--device / DEVICE), got {device!r}")
-        available = ort.get_available_providers()
+        available = ort_providers()
         if PROVIDER not in available:
             raise BackendUnavailableError(
                 f"backend 'cann' needs ONNX Runtime's {PROVIDER}, which this onnxruntime "

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import INPUT_NAMES
+from ..capabilities import ort_providers
 from ..errors import BackendUnavailableError, ModelFileError, expect
 from ..machine import physical_cores
 from ..runner import resolve_requests
@@ -27,10 +28,11 @@ class OnnxRuntimeBackend:
                f"{model_path}: expected an ONNX model (run test/pth2onnx.sh first), found no such file")
         providers = providers or ["CPUExecutionProvider"]
         # A provider is a name, or (name, options) as ONNX Runtime accepts.
-        unavailable = [p for p in providers if (p[0] if isinstance(p, tuple) else p) not in ort.get_available_providers()]
+        available = ort_providers()
+        unavailable = [p for p in providers if (p[0] if isinstance(p, tuple) else p) not in available]
         if unavailable:
             raise BackendUnavailableError(f"ONNX Runtime here has no {', '.join(map(str, unavailable))} "
-                                          f"(available: {', '.join(ort.get_available_providers())})")
+                                          f"(available: {', '.join(available)})")
         options = ort.SessionOptions()
         self.threads = threads or physical_cores()
         # One session serves every request in flight (Run is thread-safe); each request computes on

@@ -12,11 +12,11 @@ import os
 import threading
 
 import numpy as np
-import openvino as ov
 
 from .. import INPUT_NAMES
+from ..capabilities import current, require
 from ..errors import BackendUnavailableError, ModelFileError, expect
-from ..machine import native_bf16, physical_cores
+from ..machine import physical_cores
 from ..runner import resolve_requests
 
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
@@ -31,10 +31,11 @@ class OpenVinoBackend:
                  requests: int | str | None = 1):
         expect(os.path.isfile(model_path), ModelFileError,
                f"{model_path}: expected an ONNX or OpenVINO IR model (run test/pth2onnx.sh first), found no such file")
-        if precision == "bf16" and not native_bf16():
+        ov = require("openvino", f"backend {self.name!r}")
+        if precision == "bf16" and not current().native_bf16:
             raise BackendUnavailableError(
-                "bf16: expected a CPU with native bf16 compute (avx512_bf16 or amx_bf16 in /proc/cpuinfo), got none "
-                "on this CPU; use ORT_MODEL=fast (fp32) or ORT_MODEL=int8_static")
+                "bf16: expected a CPU with native bf16 compute (avx512_bf16 or amx_bf16 in /proc/cpuinfo), got "
+                f"{current().cpu_class} on this CPU; use ORT_MODEL=fast (fp32) or ORT_MODEL=int8_static")
         self.threads = threads or physical_cores()
         self.precision, self.hint = precision, hint
         self.requests = resolve_requests(requests, self.threads)

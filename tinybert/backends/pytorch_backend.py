@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..capabilities import require
 from ..machine import physical_cores
 from ..modeling import load_tinybert
 
@@ -17,6 +18,7 @@ class PyTorchBackend:
     requests = 1  # torch's thread pool is process-wide: one call at a time, on all threads
 
     def __init__(self, model_path: str, threads: int | None = None):
+        require("torch", f"backend {self.name!r}")
         self.threads = threads or physical_cores()
         torch.set_num_threads(self.threads)
         self.model = load_tinybert(model_path)

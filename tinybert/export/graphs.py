@@ -89,9 +89,9 @@ def quantize_static_int8(source: str, target: str, calibration_batches) -> None:
 def quantize_nncf_int8(source: str, target_xml: str, calibration_batches) -> None:
     """OpenVINO's documented static int8 recipe: NNCF post-training quantization with the
     transformer preset (SmoothQuant, fast bias correction), saved as OpenVINO IR."""
-    import nncf
-    import openvino as ov
+    from ..capabilities import require
 
+    nncf, ov = require("nncf", "OpenVINO int8"), require("openvino", "OpenVINO int8")
     model = ov.Core().read_model(source)
     batches = list(calibration_batches)
     quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
