@@ -50,6 +50,8 @@ class BenchmarkRun:
     calibration_seed: int = CALIB_SEED
     rows: tuple[str, ...] | None = None  # row labels to run (None: every row this machine can run)
     roofline_timing: Timing = Timing()  # how the matrix-multiply rates are timed (tests: a quick one)
+    work_dir: str | None = None  # where features and models are made and kept (None: a scratch folder)
+    export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
 
 
 # ---------------------------------------------------------------- rows
@@ -96,8 +98,8 @@ class Models:
         from .export import Calibration
 
         self.run, self.work_dir, self.features_dir, self.threads = run, work_dir, features_dir, threads
-        self.calibration = Calibration(run.calibration_file, run.calibration_samples, run.calibration_seed) \
-            if run.calibration_file else None
+        self.calibration = Calibration(run.calibration_file, run.calibration_samples, run.calibration_seed,
+                                       run.export_min_agreement) if run.calibration_file else None
         self._open: dict = {}
 
     def prepare(self, rows: list[CpuPath]) -> tuple[list[CpuPath], list[str]]:
@@ -182,8 +184,12 @@ def run_benchmark(run: BenchmarkRun) -> dict:
     os.makedirs(run.output_root, exist_ok=True)
     # Features and models are scratch: the results folder keeps only the table, JSON and plot, and is
     # made once there is something to put in it (a run that fails leaves no empty folder).
-    with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=run.output_root) as work_dir:
-        report = _measure_all(run, work_dir)
+    if run.work_dir:
+        os.makedirs(run.work_dir, exist_ok=True)
+        report = _measure_all(run, run.work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=run.output_root) as work_dir:
+            report = _measure_all(run, work_dir)
     write_outputs(reserve_dir(run.output_root, f"benchmark-{started}"), report, run.plot)
     return report
 

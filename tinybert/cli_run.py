@@ -165,6 +165,8 @@ def _benchmark(argv, prog):
     p.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row this "
                                                 "machine can run); A, the reference, always runs")
     p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
+    p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
+                                                    "what is up to date); default: a scratch folder, removed")
     a = p.parse_args(argv)
     try:
         sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
@@ -176,4 +178,4 @@ def _benchmark(argv, prog):
                                a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
-                               rows=tuple(a.rows.split(",")) if a.rows else None))
+                               rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir))

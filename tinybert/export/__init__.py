@@ -47,7 +47,7 @@ def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None
         expect(calibration is not None, UsageError, f"expected a calibration file for the {kind} model, got none")
         if kind == "int8_static":
             export_static_int8(model_dir, calibration.file, out_dir, calibration.samples, calibration.seed, opset,
-                               seq_len, features_dir)
+                               seq_len, features_dir, min_agreement=calibration.min_agreement)
         elif stale([path], weights_path(model_dir)):
             from .openvino import export_openvino_int8
 

@@ -71,6 +71,7 @@ class Calibration:
     file: str
     samples: int = CALIB_SAMPLES
     seed: int = CALIB_SEED
+    min_agreement: float | None = None  # the export check's bar (None: MIN_AGREEMENT)
 
 
 def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = ".", samples: int = CALIB_SAMPLES,
