@@ -39,3 +39,18 @@ def test_gitignore_covers_the_folders_the_readme_examples_create():
                           capture_output=True, text=True)
     not_ignored = [line.split("\t")[-1] for line in proc.stdout.splitlines() if line.startswith("::")]
     assert not_ignored == [], f"not covered by .gitignore: {not_ignored}"
+
+
+def _github_anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (letters of any script kept),
+    spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_readme_in_page_links_lead_to_headings():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    anchors = {_github_anchor(h) for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", readme)
+    assert links and "性能基准" in links
+    assert [link for link in links if link not in anchors] == []
