@@ -83,7 +83,7 @@ def test_static_models_get_the_card_batches_and_dynamic_ones_buckets():
     assert [(b.indices.tolist(), b.length) for b in batches] == [([2, 0, 5], 16), ([4], 32), ([3], 48), ([1, 6], 64)]
     # "off": a dynamic model run like the card's, full length, no filling.
     batches, fill_to = plan(arrays, 4, None, None, "off", "feats")
-    assert fill_to == 4 and [b.indices.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6]]
+    assert fill_to is None and [b.indices.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6]]
     assert [b.length for b in batches] == [b.length for b in consecutive_batches(7, 4, 64)] == [64, 64]
 
 
@@ -106,6 +106,8 @@ def test_nothing_timed_gives_zero_throughput_not_infinity():
 class _Recorder:
     """A backend that returns each row's first token id as its logits and records the shapes it saw."""
 
+    requests, threads = 1, 1
+
     def __init__(self, batch_size=None, seq_len=None):
         self.batch_size, self.seq_len, self.shapes = batch_size, seq_len, []
 
@@ -116,7 +118,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("backend, bucket_edges, shapes", [
     (_Recorder(batch_size=4, seq_len=64), "tight", [(4, 64), (4, 64)]),  # static: card's batches, last filled
-    (_Recorder(), "off", [(4, 64), (4, 64)]),  # dynamic, bucketing off: the same
+    (_Recorder(), "off", [(4, 64), (3, 64)]),  # dynamic, bucketing off: the card's batches, nothing filled
     (_Recorder(), "tight", [(4, 5), (3, 9)]),  # dynamic: length-sorted, trimmed, last not filled
 ])
 def test_model_logits_run_the_plan_of_the_backend_and_return_sample_order(backend, bucket_edges, shapes):
