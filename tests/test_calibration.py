@@ -20,6 +20,7 @@ def test_sample_is_seeded_and_in_file_order(tmp_path):
     assert calibration_sample(str(tsv), 1000, seed=5)[1]["samples"] == 40  # capped at the file
 
 
+@pytest.mark.slow
 def test_calibrate_cache_and_record(small_inputs, tmp_path):
     train = make_small_tsv(tmp_path / "train.tsv", 60, seed=11)
     args = ["export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
@@ -68,6 +69,7 @@ def test_missing_calibration_file(small_inputs, tmp_path):
     assert_clean_error(proc, "train.tsv: expected a calibration TSV")
 
 
+@pytest.mark.slow
 def test_a_model_below_the_agreement_gate_is_removed(small_inputs, tmp_path, monkeypatch):
     from tinybert.export import calibrated
     from tinybert.errors import ExportError

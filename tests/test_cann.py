@@ -75,6 +75,7 @@ def test_the_session_gets_cann_on_the_chosen_device_then_the_cpu(made, monkeypat
     assert seen[-1][0] == (CANN, {"device_id": 0})  # DEVICE defaults to 0
 
 
+@pytest.mark.slow
 def test_the_scripts_run_through_the_provider_on_device(made, stand_in, tmp_path):
     bin_dir, model = made
     env, record = stand_in

@@ -166,6 +166,7 @@ def other_features(runs, small_inputs):
     return folders
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_named(runs, other_features, tmp_path):
     root, bin_dir, torch_run, _, _ = runs
     assert_clean_error(_compare(runs, torch_run, "no_such_run"), "result/no_such_run", "found no such folder", code=2)

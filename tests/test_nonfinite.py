@@ -65,6 +65,7 @@ def test_postprocess_refuses_nonfinite_outputs_naming_their_files(setup, tmp_pat
     assert proc.stderr.count("[ERROR]") == 1 and "accuracy" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_scores_the_finite_rest_and_says_so(setup, small_inputs, tmp_path):
     root, bin_dir, folders = setup
     from pathlib import Path
@@ -112,6 +113,7 @@ def overflow(setup, tmp_path_factory):
     return model, np.flatnonzero(first <= threshold)
 
 
+@pytest.mark.slow
 def test_the_onnxruntime_runner_warns_about_its_own_nonfinite_outputs(setup, overflow, tmp_path, small_inputs):
     _, bin_dir, folders = setup
     model, bad = overflow

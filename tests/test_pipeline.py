@@ -371,6 +371,7 @@ def test_batch_size_must_be_a_positive_integer(tmp_path, script, bad):
     assert os.listdir(tmp_path) == []  # refused before doing anything
 
 
+@pytest.mark.slow
 def test_scripts_print_usage(tmp_path):
     for script in ("preprocess_data.sh", "pth2onnx.sh", "onnx2om.sh", "ais_inference.sh", "postprocess_data.sh",
                    "perf.sh", "perf_gpu.sh", "eval_all.sh", "benchmark.sh", "predict.sh"):

@@ -77,6 +77,7 @@ def test_predictions_with_logits_on_request_and_no_silent_overwrite(unlabelled):
     assert not [n for n in os.listdir(root) if ".partial" in n]
 
 
+@pytest.mark.slow
 def test_labelled_set_writes_predictions_beside_the_accuracy(small_inputs, small_features, small_result, tmp_path,
                                                              capsys):
     scored = score(str(small_result), str(small_features), predictions_out=str(tmp_path / "p.tsv"), with_logits=True)

@@ -389,6 +389,7 @@ json.dump({"filesinfo": info, "args": {"batchsize": a.batchsize}, "npu_compute_t
 '''
 
 
+@pytest.mark.slow
 def test_eval_all_builds_oms_and_runs_ais_bench_when_a_chip_is_named(tmp_path, small_inputs):
     bin_dir, pkg = tmp_path / "bin", tmp_path / "py" / "ais_bench"
     bin_dir.mkdir()
