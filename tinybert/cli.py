@@ -303,8 +303,8 @@ def _compare(argv, prog):
             a.top, a.json_out, a.max_abs_diff, agreement)
 
 
-# The steps the shell scripts use to read the settings table, listed after the pipeline's own.
-from . import cli_settings  # noqa: E402,F401
+# classify, and the steps the shell scripts use to read the settings table, listed after the pipeline's own.
+from . import cli_classify, cli_settings  # noqa: E402,F401
 
 
 class Terminated(BaseException):
