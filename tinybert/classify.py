@@ -191,10 +191,8 @@ def _vocab(options: ClassifyOptions) -> str:
     return os.path.abspath(options.vocab_file or os.path.join(options.ckpt_dir, "vocab.txt"))
 
 
-def _run(options: ClassifyOptions, work: WorkFolder, layout, model: str, run_pending) -> dict:
-    """Scan, resume or start, run the pending chunks, publish; the figures of this run."""
-    tick = time.perf_counter()
-    plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
+def _run(options: ClassifyOptions, work: WorkFolder, layout, plan: ChunkPlan, model: str, run_pending) -> dict:
+    """Resume or start, run the pending chunks, publish; this run's counts."""
     earlier = work.begin(run_identity(options, layout, plan, model, _vocab(options)), options.restart)
     pending, warnings = work.pending(plan)
     for warning in warnings:
@@ -214,8 +212,7 @@ def _run(options: ClassifyOptions, work: WorkFolder, layout, model: str, run_pen
         raise DataFormatError(f"{options.input_path}: expected at least one usable line, got {total['bad']} bad "
                               f"line(s): {_bad_lines(total)}")
     work.publish(plan, options.with_sentence, options.overwrite)
-    wall = time.perf_counter() - tick
-    return {**total, "wall_s": wall, "classified": sum(r["sentences"] for r in records)}
+    return {**total, "classified": sum(r["sentences"] for r in records)}
 
 
 def classify_corpus(options: ClassifyOptions) -> dict:
@@ -236,8 +233,16 @@ def classify_corpus(options: ClassifyOptions) -> dict:
            f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
     model = ensure_model(options)
     run_pending = _engine(options, _job(options, layout, work.path))
+    tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
+    plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
     with work:
-        figures = _run(options, work, layout, model, run_pending)
+        try:
+            figures = _run(options, work, layout, plan, model, run_pending)
+        except BaseException:
+            if not work.done_records():  # nothing to resume: leave no folder behind
+                work.remove()
+            raise
+    figures["wall_s"] = time.perf_counter() - tick
     work.remove()
     report(options.input_path, output, figures, options.with_sentence)
     rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from dataclasses import asdict, fields
 
 from .corpus import ChunkSpec
-from .errors import PipelineError
+from .errors import BackendUnavailableError, PipelineError
 
 SPEC_FIELDS = tuple(f.name for f in fields(ChunkSpec))
 
@@ -114,7 +115,12 @@ def run_ray(job, pending: list[ChunkSpec], options, progress, records: list) -> 
     """Run the pending chunks on a Ray actor pool; `records` receives each chunk's record."""
     if not pending:
         return
-    import ray
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError(f"ENGINE=ray needs Ray Data, not installed for {sys.executable}: "
+                                      "pip install 'ray[data]' (the version in requirements.txt)") from None
 
     started = _connect(ray, options.ray_cpus)
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 
@@ -118,6 +117,8 @@ class WorkFolder:
         return read_json(self.record_path, OutputError, "the record of an unfinished classify run")
 
     def done_records(self) -> list[dict]:
+        if not os.path.isdir(self.path):
+            return []
         names = sorted(n for n in os.listdir(self.path) if n.startswith("chunk-") and n.endswith(".json"))
         return [read_json(os.path.join(self.path, name), OutputError, "a done chunk's record") for name in names]
 
@@ -196,8 +197,3 @@ def refuse_existing(output: str, overwrite: bool) -> None:
     if os.path.exists(output) and not overwrite:
         raise OutputError(f"{output}: already exists; refusing to overwrite it (pass --overwrite to replace it, or "
                           "--output to write elsewhere)")
-
-
-def load_json_lines(path: str) -> list[dict]:  # pragma: no cover - helper for reading records by hand
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
