@@ -12,7 +12,6 @@ import pytest
 
 from tinybert import registry
 from tinybert.classify import ClassifyOptions, classify_corpus
-from tinybert.classify_worker import ChunkClassifier
 from tinybert.corpus import Layout, parse_chunk, read_chunk, resolve_layout, scan_chunks
 from tinybert.errors import DataFormatError, OutputError, UsageError
 from tinybert.features import encode_sentences

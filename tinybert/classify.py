@@ -4,7 +4,7 @@ The input (`corpus.py`) is cut into chunks of CHUNK_SENTENCES lines in one strea
 chunk is read, tokenized, run in length-bucketed batches and written as a shard in a hidden work
 folder beside the output (`shards.py`) by a worker (`classify_worker.py`): one on this machine
 (ENGINE=local, reading the next chunk while the current one runs), or one per Ray actor
-(ENGINE=ray, `classify_ray.py`). Memory is that of a few chunks, whatever the corpus size. A killed
+(ENGINE=ray, `classify_ray.py`). Memory is that of two chunks, whatever the corpus size. A killed
 run is continued by the same command; the output, published atomically when every chunk is done,
 is byte for byte that of an uninterrupted run.
 """
@@ -242,8 +242,8 @@ def classify_corpus(options: ClassifyOptions) -> dict:
             if not work.done_records():  # nothing to resume: leave no folder behind
                 work.remove()
             raise
+        work.remove()  # still holding the lock: no other run starts on a half-removed folder
     figures["wall_s"] = time.perf_counter() - tick
-    work.remove()
     report(options.input_path, output, figures, options.with_sentence)
     rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0
     print(f"[INFO] rate: {rate:.1f} sentences/s ({figures['classified']} sentences classified in "

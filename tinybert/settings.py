@@ -94,7 +94,11 @@ SETTINGS = (
     Setting("CLASSIFY_BATCH", "64", "classify's batch size: the fast path's fastest in the README benchmark (row C, "
                                     "bs 64); length-bucketing inside each chunk keeps its padding small",
             scripts=("classify.sh",)),
-    Setting("CHUNK_SENTENCES", "8192", "TODO", scripts=("classify.sh",)),
+    Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks; measured on 40,000 SST-2 "
+                                       "train sentences (fast, bs 64, 2 cores under load, so CPU time compared): "
+                                       "chunks of 1024 cost 15 % more CPU than 8192, 4096 4 % more, 32768 no less "
+                                       "(2 % more) at a higher peak RSS (378 vs 359 MiB); a kill loses at most "
+                                       "one chunk, seconds of work", scripts=("classify.sh",)),
     Setting("ENGINE", "local", "classify on this machine, no cluster needed; ray runs the same chunks on a Ray "
                                "cluster (RAY_ADDRESS) or a local one, with identical output", scripts=("classify.sh",)),
     Setting("ACTOR_CPUS", "1", "CPUs (and threads) of each Ray actor, one model session each: the local rule of "
