@@ -124,8 +124,11 @@ def test_a_run_killed_after_publishing_is_finished(small_inputs, fake_model, cor
     assert out.read_bytes() == reference and os.path.isdir(work_dir_for(str(out)))
     assert run()["sentences"] == len(SENTENCES) * 2  # the same command finishes it, without refusing the output
     assert out.read_bytes() == reference and not os.path.exists(work_dir_for(str(out)))
+    trash = work_dir_for(str(out)) + ".removing"  # a kill while removing the (renamed) work folder
+    os.makedirs(os.path.join(trash, "sub"))
     with pytest.raises(OutputError, match="already exists"):
         run()
+    assert not os.path.exists(trash) and out.read_bytes() == reference
 
 
 def test_one_run_per_output_at_a_time(small_inputs, fake_model, corpus, tmp_path):  # noqa: F811

@@ -220,6 +220,7 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     output = options.output or default_output(options.input_path)
     layout = resolve_layout(options.input_path, options.format, options.column, options.label_column)
     work = WorkFolder(output)
+    work.remove_leftovers()
     if os.path.isdir(work.path):
         with work:
             if work.published():  # killed after publishing, before removing the work folder

@@ -190,7 +190,20 @@ class WorkFolder:
         return False
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Rename, then delete: a kill while deleting leaves no half-emptied work folder (without its
+        final.json, the next run could not tell the output was published)."""
+        self.remove_leftovers()
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(self.path, self._trash)
+        shutil.rmtree(self._trash, ignore_errors=True)
+
+    def remove_leftovers(self) -> None:
+        """What a run killed while removing its work folder left."""
+        shutil.rmtree(self._trash, ignore_errors=True)
+
+    @property
+    def _trash(self) -> str:
+        return f"{self.path}.removing"
 
 
 def refuse_existing(output: str, overwrite: bool) -> None:
