@@ -163,6 +163,14 @@ def test_ray_joins_ray_address_else_starts_a_quiet_local_cluster(monkeypatch):
         assert kwargs["log_to_driver"] is False
         assert kwargs["runtime_env"]["py_modules"] == [os.path.dirname(classify_ray.__file__)]
 
+    def unreachable(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.\nPlease specify ...")
+    ray.init = unreachable
+    with pytest.raises(BackendUnavailableError, match="^RAY_ADDRESS=ray://head:10001: expected a running Ray cluster "
+                                                      "to join, got ConnectionError: Could not find any running Ray "
+                                                      r"instance. \(unset RAY_ADDRESS"):
+        classify_ray._connect(ray, None)
+
 
 def test_ray_actor_count_and_errors(monkeypatch):
     ray = FakeRay(cpus=6)

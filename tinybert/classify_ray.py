@@ -62,7 +62,12 @@ def _connect(ray, cpus: int | None) -> bool:
              "runtime_env": {"py_modules": [os.path.dirname(tinybert.__file__)]}}
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BackendUnavailableError(f"RAY_ADDRESS={address}: expected a running Ray cluster to join, got "
+                                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                          "(unset RAY_ADDRESS to start a local one)") from None
         return False
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
     return True
