@@ -137,6 +137,9 @@ def check_local(tsv: Path, sentences: list[str], a, root: Path) -> dict:
           f"{len(sentences)} sentences)")
     print(f"[CHECK] classify end to end (local): {local['rate']:,.1f} sentences/s ({local['sentences']} in "
           f"{local['classify_s']:.1f} s; process wall {local['wall_s']:.1f} s with start-up and model load)")
+    accuracy = re.search(r"\[INFO\] accuracy: .*", local["stdout"])
+    if accuracy:
+        print(f"[CHECK] classify {accuracy.group(0)[7:]}")
     print(f"[CHECK] ratio classify / engine: {local['rate'] / engine:.3f} (target >= 0.90)")
     # CPU time moves less than wall time when other work shares the machine: a cross-check, not the target.
     print(f"[CHECK] CPU seconds per 1000 sentences: engine {1000 * engine_cpu / len(sentences):.2f}, classify "

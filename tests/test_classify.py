@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinybert import registry
+from tinybert import corpus, registry
 from tinybert.classify import ClassifyOptions, classify_corpus
 from tinybert.corpus import Layout, parse_chunk, read_chunk, resolve_layout, scan_chunks
 from tinybert.errors import DataFormatError, OutputError, UsageError
@@ -159,7 +159,9 @@ def test_an_existing_output_is_kept_unless_overwrite(small_inputs, fake_model, t
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 100])
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b""])
-def test_chunks_cover_every_line_once(tmp_path, chunk, ending):
+@pytest.mark.parametrize("block", [5, 1 << 20])  # the scan's read size: lines and chunks straddling reads
+def test_chunks_cover_every_line_once(tmp_path, monkeypatch, chunk, ending, block):
+    monkeypatch.setattr(corpus, "SCAN_BLOCK", block)
     lines = [f"line {i}".encode() for i in range(10)] + [b"", b"last"]
     source = tmp_path / "in.txt"
     source.write_bytes(b"\n".join(lines[:-1]) + b"\n" + lines[-1] + ending)
