@@ -82,3 +82,17 @@ def test_bad_files_are_refused_naming_file_and_line(tmp_path, content, fragment)
     with pytest.raises(DataFormatError) as info:
         read_sst2_tsv(str(path))
     assert str(info.value).startswith(str(path)) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+@pytest.mark.parametrize("into", [0, 1, 3])
+def test_an_undecodable_byte_is_named_at_its_own_offset(tmp_path, bom, into):
+    """The issue's file: 0xe9 three bytes into a line ("caf\\xe9"), after a BOM: the utf-8-sig codec counts
+    offsets after the BOM, which named the line's first byte (0x63 'c') 3 bytes early, or the line before."""
+    text = b"sentence\tlabel\nfine words \t1\n"
+    line = b"caf"[:into] + b"\xe9" + b" au lait \t1\n"
+    path = tmp_path / "dev.tsv"
+    path.write_bytes(bom + text + line + b"more \t0\n")
+    offset = len(bom + text) + into
+    with pytest.raises(DataFormatError, match=f"undecodable byte 0xe9 on line 3 \\(byte offset {offset}\\)$"):
+        read_sst2_tsv(str(path))

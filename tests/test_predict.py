@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import SPECIALS, WORDS, assert_clean_error, run_cli, run_script
+from conftest import REPO, SPECIALS, WORDS, assert_clean_error, run_cli, run_script
 from reference import reference_features, reference_logits
 
-from tinybert.errors import ModelFileError, UsageError
+from tinybert.errors import DataFormatError, ModelFileError, UsageError
 from tinybert.predict import predict, print_predictions, read_sentences
 
 SENTENCES = ["the movie was great fun", "a boring , awful plot", "\"naive\" charm ... not bad",
@@ -123,3 +126,25 @@ def test_predict_mistakes_are_clear(small_inputs, small_onnx_bs4, tmp_path):
     bigger.write_text("\n".join(SPECIALS + WORDS + [f"extra{i}" for i in range(50)]) + "\n", encoding="utf-8")
     assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--vocab_file", bigger, "extra49 good"),
                        "expected the vocabulary of", code=2)
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    """stdin is read with surrogateescape: such a line reached the tokenizer as a TypeError traceback."""
+    raw = io.BytesIO("good movie\n\ncaf\xe9 au lait\n".encode("latin-1"))
+    stdin = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(DataFormatError, match="^stdin line 3: expected UTF-8 text, got undecodable byte 0xe9 at byte "
+                                              "offset 3 of the line$"):
+        read_sentences([], stdin)
+    with pytest.raises(DataFormatError, match="^sentence argument 2: .* byte 0xe9 at byte offset 1 of the argument$"):
+        read_sentences(["fine", "c\udce9fe"], io.StringIO(""))
+    assert read_sentences([], io.TextIOWrapper(io.BytesIO("Café\r\n中文\n".encode()), encoding="utf-8")) == ["Café", "中文"]
+
+
+@pytest.mark.slow
+def test_predict_script_names_a_line_that_is_not_utf8(small_inputs, tmp_path):
+    proc = subprocess.run(["bash", str(REPO / "test" / "predict.sh")], cwd=tmp_path, capture_output=True,
+                          input="good\ncaf\xe9\n".encode("latin-1"),
+                          env={**os.environ, "PYTHON": sys.executable, "CKPT_DIR": str(small_inputs.checkpoint)})
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert err.strip() == "[ERROR] stdin line 2: expected UTF-8 text, got undecodable byte 0xe9 at byte offset 3 of the line"

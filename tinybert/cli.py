@@ -167,9 +167,9 @@ def _compare(argv, prog):
             a.top, a.json_out, a.max_abs_diff, agreement)
 
 
-# The steps that run a model, this machine's matrix-multiply rates at the model's shapes, and the steps
-# the shell scripts use to read the settings table and the registry.
-from . import cli_roofline, cli_run, cli_settings  # noqa: E402,F401
+# The steps that run a model (and classify corpora), this machine's matrix-multiply rates at the model's
+# shapes, and the steps the shell scripts use to read the settings table and the registry.
+from . import cli_classify, cli_roofline, cli_run, cli_settings  # noqa: E402,F401
 
 
 class Terminated(BaseException):

@@ -6,6 +6,7 @@ header name, so extra columns are tolerated; every row must have as many fields 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import os
@@ -68,14 +69,18 @@ def _check_ids(path: str, ids: list[str], first_line: int = 2) -> None:
 
 
 def _first_undecodable(path: str) -> str:
-    """Where the first non-UTF-8 byte is (the text decoder only knows its offset inside a buffer)."""
+    """Where the first non-UTF-8 byte is (the text decoder only knows its offset inside a buffer).
+
+    The BOM is skipped by hand: the utf-8-sig codec reports offsets counted after it, 3 bytes short."""
     with open(path, "rb") as handle:
         data = handle.read()
+    skip = 3 if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        data.decode("utf-8-sig")
+        data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return f"undecodable byte 0x{data[exc.start]:02x} on line {line} (byte offset {exc.start})"
+        offset = skip + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        return f"undecodable byte 0x{data[offset]:02x} on line {line} (byte offset {offset})"
     return "undecodable bytes"
 
 

@@ -76,10 +76,12 @@ def load_wordpiece_tokenizer(vocab_path: str):
 
 
 def encode_sentences(sentences: list[str], vocab_path: str, seq_len: int, chunk_size: int = 4096,
-                     progress: bool = False) -> Features:
-    """Tokenize like the ModelZoo preprocessing: [CLS] tokens[:seq_len-2] [SEP], zero padding."""
+                     progress: bool = False, tokenizer=None) -> Features:
+    """Tokenize like the ModelZoo preprocessing: [CLS] tokens[:seq_len-2] [SEP], zero padding.
+    `tokenizer`: the one `load_wordpiece_tokenizer(vocab_path)` returns, when the caller keeps it
+    across calls (classify encodes chunk after chunk)."""
     expect(seq_len >= 3, UsageError, f"expected max_seq_length >= 3, got {seq_len}")
-    tokenizer = load_wordpiece_tokenizer(vocab_path)
+    tokenizer = tokenizer or load_wordpiece_tokenizer(vocab_path)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     count = len(sentences)
     input_ids = np.zeros((count, seq_len), dtype=FEATURE_DTYPE)

@@ -13,7 +13,7 @@ from typing import Iterable, TextIO
 import numpy as np
 
 from .backends import create_backend
-from .errors import ModelFileError, UsageError, expect
+from .errors import DataFormatError, ModelFileError, UsageError, expect
 from .features import encode_sentences
 from .modeling import vocab_path
 from .runner import model_logits
@@ -47,9 +47,42 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def _undecodable_byte(text: str, what: str) -> str | None:
+    """The first byte of `text` that was not UTF-8 (Python keeps such bytes of stdin and argv as lone
+    surrogates, which the tokenizer refuses with a TypeError), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[:exc.start].encode("utf-8")
+        byte = text[exc.start].encode("utf-8", "surrogateescape")
+        return f"undecodable byte 0x{byte[0]:02x} at byte offset {len(raw)} of the {what}"
+    return None
+
+
+def _stdin_lines(stdin: TextIO):
+    """(line number, text) of stdin, each line decoded on its own so a bad byte is found on its line."""
+    if hasattr(stdin, "buffer"):
+        for number, raw in enumerate(stdin.buffer, start=1):
+            yield number, raw.decode("utf-8", "surrogateescape")
+    else:
+        yield from enumerate(stdin, start=1)
+
+
 def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
-    """Sentences from the command line, else one per non-blank line of stdin."""
-    sentences = list(args) if args else [line.rstrip("\r\n") for line in stdin if line.strip()]
+    """Sentences from the command line, else one per non-blank line of stdin; a line (or argument)
+    that is not UTF-8 is refused, named by its number."""
+    if args:
+        sentences = list(args)
+        for number, sentence in enumerate(sentences, start=1):
+            bad = _undecodable_byte(sentence, "argument")
+            expect(bad is None, DataFormatError, f"sentence argument {number}: expected UTF-8 text, got {bad}")
+    else:
+        sentences = []
+        for number, line in _stdin_lines(stdin):
+            bad = _undecodable_byte(line, "line")
+            expect(bad is None, DataFormatError, f"stdin line {number}: expected UTF-8 text, got {bad}")
+            if line.strip():
+                sentences.append(line.rstrip("\r\n"))
     expect(bool(sentences), UsageError, "expected sentences as arguments or one per line on stdin, got none")
     return sentences
 
