@@ -59,33 +59,20 @@ def default_output(input_path: str) -> str:
 
 
 def ensure_model(options: ClassifyOptions) -> str:
-    """ORT_MODEL's model file, exported from the checkpoint first when it is missing."""
-    from .registry import model_file
-    from .settings import FAST_MODEL_KINDS, model_path
+    """ORT_MODEL's model file, exported from the checkpoint first when it is missing or older than the
+    weights (`export.ensure_model`, as the benchmark asks for its models)."""
+    from .export import Calibration
+    from .export import ensure_model as export_model
+    from .registry import project_path
 
-    path = model_file(options.ort_model, options.model_dir, options.batch_size)
-    if os.path.isfile(path):
-        return path
-    if path in {model_path(kind, options.model_dir) for kind in FAST_MODEL_KINDS}:
-        from .export import export_fast_models
-
-        print(f"[INFO] {path}: not found; exporting the fast models from {options.ckpt_dir}")
-        export_fast_models(options.ckpt_dir, options.model_dir, seq_len=options.seq_len)
-    elif path == model_path("int8_static", options.model_dir):
-        calibration = options.calibration_file
-        expect(bool(calibration) and os.path.isfile(calibration), ModelFileError,
-               f"{path}: expected the static int8 model, found no such file; it is calibrated on a training TSV: "
-               f"set CALIB_FILE to one (got {calibration!r}), or run "
-               "CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
-        from .export import export_static_int8
-
-        print(f"[INFO] {path}: not found; calibrating it on {calibration}")
-        export_static_int8(options.ckpt_dir, calibration, options.model_dir, seq_len=options.seq_len)
-    else:
-        raise ModelFileError(f"{path}: expected the model of ORT_MODEL={options.ort_model}, found no such file "
-                             f"(run ORT_MODEL={options.ort_model} bash test/pth2onnx.sh {options.batch_size} first)")
-    expect(os.path.isfile(path), ModelFileError, f"{path}: expected the export to write it, found no such file")
-    return path
+    kind = project_path(options.ort_model).model
+    calibration = options.calibration_file
+    has_calibration = bool(calibration) and os.path.isfile(calibration)
+    expect(kind != "int8_static" or has_calibration, ModelFileError,
+           f"ORT_MODEL=int8_static: the static int8 model is calibrated on a training TSV: set CALIB_FILE to one "
+           f"(got {calibration!r}), or run CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
+    return export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
+                        calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
 
 
 def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str) -> dict:
