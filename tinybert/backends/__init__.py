@@ -17,6 +17,8 @@ from ..errors import BackendUnavailableError, UsageError
 BACKENDS = {
     "onnxruntime": ("onnxruntime_backend", "OnnxRuntimeBackend", "pip install onnxruntime"),
     "pytorch": ("pytorch_backend", "PyTorchBackend", "pip install torch transformers"),
+    # The PyTorch peer: options precision fp32/bf16 (autocast), compile (torch.compile), cls_only.
+    "pytorch-peer": ("torch_peer_backend", "TorchPeerBackend", "pip install torch transformers"),
     # ONNX Runtime's CANN execution provider on an Ascend NPU; the class says what is missing.
     "cann": ("cann_backend", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)"),
     "openvino": ("openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)"),
