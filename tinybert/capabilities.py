@@ -123,6 +123,11 @@ class Capabilities:
         if need == "native_bf16":
             return None if self.native_bf16 else (f"this CPU ({self.cpu_class}) has no native bf16 "
                                                   "(no avx512_bf16 or amx_bf16 flag)")
+        if need == "cxx":  # torch.compile's Inductor builds C++ kernels
+            import shutil
+
+            compiler = os.environ.get("CXX") or "c++"
+            return None if shutil.which(compiler) else f"no C++ compiler ({compiler}) for torch.compile's Inductor"
         if need in PROVIDERS:
             return None if PROVIDERS[need] in self.ort_providers else (
                 f"this onnxruntime has no {PROVIDERS[need]} (available: {', '.join(self.ort_providers)}); "

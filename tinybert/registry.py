@@ -33,6 +33,11 @@ class Runtime:
     title: str
     requests: bool = False  # takes REQUESTS: several calls in flight on one session
     device: bool = False  # takes DEVICE: an NPU id
+    family: str = ""  # the engine its matrix multiplies are measured on (roofline); "" = its name
+
+    @property
+    def engine(self) -> str:
+        return self.family or self.name
 
 
 RUNTIMES = (
@@ -41,11 +46,14 @@ RUNTIMES = (
     Runtime("openvino", "openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)",
             "OpenVINO on the CPU, fp32", requests=True),
     Runtime("openvino-bf16", "openvino_backend", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)",
-            "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True),
+            "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True, family="openvino"),
     Runtime("pytorch", "pytorch_backend", "PyTorchBackend", "pip install torch transformers",
             "PyTorch eager on the .pth checkpoint"),
     Runtime("cann", "cann_backend", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)",
             "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
+    Runtime("pytorch-peer", "torch_peer_backend", "TorchPeerBackend", "pip install torch transformers",
+            "PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
+            "bf16 autocast, last layer at [CLS] only", family="pytorch"),
 )
 
 
@@ -160,6 +168,16 @@ PATHS = (
     CpuPath("OV8t", "openvino-int8-throughput", "OpenVINO int8 static (NNCF, transformer preset) of C's model, "
             "THROUGHPUT hint, async requests", "openvino", "ov_int8", "int8", role="peer", cls_only=True,
             needs=("openvino", "nncf", "calibration"), options=_OV_THROUGHPUT, overlapped=True),
+    CpuPath("PTb", "pytorch-bf16", "PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
+            "pytorch-peer", CHECKPOINT, "bf16", role="peer", cls_only=True, needs=("torch", "native_bf16"),
+            options=(("precision", "bf16"), ("cls_only", True))),
+    CpuPath("PTc", "pytorch-compile", "PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] "
+            "only, length-bucketed", "pytorch-peer", CHECKPOINT, role="peer", cls_only=True, needs=("torch", "cxx"),
+            options=(("compile", True), ("cls_only", True))),
+    CpuPath("PTcb", "pytorch-compile-bf16", "PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
+            "last layer at [CLS] only, length-bucketed", "pytorch-peer", CHECKPOINT, "bf16", role="peer",
+            cls_only=True, needs=("torch", "cxx", "native_bf16"),
+            options=(("compile", True), ("precision", "bf16"), ("cls_only", True))),
     CpuPath("E", "cuda-fp32", "ONNX Runtime CUDA fp32, length-bucketed", "onnxruntime", "dynamic", role="gpu",
             needs=("cuda",), options=(("providers", ("CUDAExecutionProvider",)), ("requests", 1))),
     CpuPath("F", "tensorrt-fp16", "ONNX Runtime TensorRT fp16, length-bucketed", "onnxruntime", "dynamic", "fp16",

@@ -201,8 +201,10 @@ class Roofline:
 
 def row_recipe(path) -> tuple[str, str] | None:
     """The (runtime, precision) whose rate a benchmark row is held against; None for the GPU rows."""
+    from .registry import runtime
+
     if path.role == "gpu":
         return None
-    family = "openvino" if path.runtime.startswith("openvino") else path.runtime
+    family = runtime(path.runtime).engine
     precision = "int8_static" if path.model == "int8_static" else path.precision
     return family, precision

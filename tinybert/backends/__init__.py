@@ -10,7 +10,8 @@ from a model path (a checkpoint folder for the PyTorch ones) and exposes:
   thread-safe when more)
 - `run(input_ids, segment_ids, input_mask) -> np.ndarray` float32 logits `[bs, 2]`
 and, where the runtime has its own asynchronous queue (OpenVINO's THROUGHPUT rows), also
-`run_overlapped(inputs, on_output)` and `requests_in_flight`.
+`run_overlapped(inputs, on_output)` and `requests_in_flight`; where it compiles per input shape
+(torch.compile), `warm_up(shapes) -> seconds` compiles them all ahead of the timed calls.
 """
 
 from __future__ import annotations

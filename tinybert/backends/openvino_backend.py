@@ -3,7 +3,8 @@
 `hint` is OpenVINO's PERFORMANCE_HINT: LATENCY (one stream on all cores) or THROUGHPUT (several
 streams). The project's runner calls `run` from `requests` threads at once (REQUESTS), each with its
 own infer request, on as many streams; the benchmark's peer rows use OpenVINO's own documented
-configuration instead: `run_overlapped`, its optimal number of infer requests started asynchronously.
+configuration instead: `run_overlapped`, an AsyncInferQueue of its optimal number of infer requests
+with a completion callback.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class OpenVinoBackend:
                f"{model_path}: expected inputs {', '.join(INPUT_NAMES)}, got {', '.join(names)}")
         self._local = threading.local()  # an infer request serves one call at a time: one per thread
         self.requests_in_flight = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._async_queue = None  # run_overlapped's AsyncInferQueue, made once and kept
         self.model_path = model_path
 
     def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
@@ -62,26 +64,70 @@ class OpenVinoBackend:
         return np.array(result[0], dtype=np.float32)
 
     def run_overlapped(self, inputs, on_output) -> None:
-        """Run every (input_ids, segment_ids, input_mask) of `inputs` with OpenVINO's optimal number
-        of infer requests in flight, started asynchronously in turn; `on_output(position, logits)`
-        sees each result. (No Python completion callback: a callback that needs the GIL while the
-        main thread waits to start a request can deadlock.)"""
-        requests = [self.compiled.create_infer_request() for _ in range(max(1, self.requests_in_flight))]
-        started: list[int | None] = [None] * len(requests)
+        """Run every (input_ids, segment_ids, input_mask) of `inputs` through OpenVINO's
+        AsyncInferQueue with its optimal number of infer requests and a completion callback, as
+        OpenVINO's samples use it; `on_output(position, logits)` sees each result, in order, on the
+        calling thread.
 
-        def finish(slot):
-            requests[slot].wait()
-            on_output(started[slot], np.array(requests[slot].get_output_tensor(0).data, dtype=np.float32))
+        The callback runs on an OpenVINO thread, holding the GIL: it only copies the request's logits
+        (the request's buffer is reused by its next input) into a dict keyed by the userdata, the
+        position, and it never raises (see `_copy_logits_into`). It calls no code of the caller, and
+        nothing it references leads back to the queue or this backend (a cycle through them can be
+        collected on that thread, inside a callback, running OpenVINO's destructors there). A pass
+        never returns with requests in flight; after a failed one the queue is replaced."""
+        queue = self._async_queue or ov.AsyncInferQueue(self.compiled, max(1, self.requests_in_flight))
+        self._async_queue = None  # given back below once the pass completes
+        ready: dict[int, np.ndarray] = {}
+        queue.set_callback(_copy_logits_into(ready))
+        delivered = 0
+        try:
+            for position, arrays in enumerate(inputs):
+                queue.start_async(dict(zip(INPUT_NAMES, arrays)), position)
+                delivered = _deliver_in_order(ready, delivered, on_output)
+            queue.wait_all()
+        except BaseException:
+            _settle(queue)
+            raise
+        _deliver_in_order(ready, delivered, on_output)
+        self._async_queue = queue
 
-        for position, arrays in enumerate(inputs):
-            slot = position % len(requests)
-            if started[slot] is not None:
-                finish(slot)
-            requests[slot].start_async(dict(zip(INPUT_NAMES, arrays)))
-            started[slot] = position
-        for slot, position in enumerate(started):
-            if position is not None:
-                finish(slot)
+
+def _logits_of(request) -> np.ndarray:
+    return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def _copy_logits_into(ready: dict):
+    """The completion callback. An error in it is kept, not raised: OpenVINO would keep a raised one
+    in the queue (raising it from every later call) with its traceback, whose frames hold the queue,
+    a cycle through C++ that Python's collector cannot free; the queue, its requests and what the
+    callback references then live until exit, where tearing them down aborted the process."""
+    def copy_logits(request, position) -> None:
+        try:
+            ready[position] = _logits_of(request)
+        except Exception as exc:  # noqa: BLE001 - raised on the calling thread instead
+            ready[position] = exc.with_traceback(None)
+
+    return copy_logits
+
+
+def _deliver_in_order(ready: dict, delivered: int, on_output) -> int:
+    """Hand `on_output` the finished results from position `delivered` on while they are consecutive
+    (raising a callback's error in their place); returns the next position to hand out."""
+    while delivered in ready:
+        logits = ready.pop(delivered)
+        if isinstance(logits, Exception):
+            raise logits
+        on_output(delivered, logits)
+        delivered += 1
+    return delivered
+
+
+def _settle(queue) -> None:
+    """Wait until no request of a failed pass is in flight; the error being raised is the one to see."""
+    try:
+        queue.wait_all()
+    except Exception:  # noqa: BLE001 - a callback's stored error, secondary to the one propagating
+        pass
 
 
 class OpenVinoBf16Backend(OpenVinoBackend):
