@@ -15,4 +15,5 @@ else
   echo "[INFO] no calibration file at $CALIB_FILE (CALIB_FILE): the static int8 rows are skipped"
 fi
 tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "$BENCH_DIR" \
-  --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET" "${calib_args[@]}"
+  --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET" \
+  --call_tokens "$CALL_TOKENS" "${calib_args[@]}"

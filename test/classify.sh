@@ -10,6 +10,6 @@ usage_or_help "bash test/classify.sh <input.tsv|input.txt> [--output FILE] [--ov
 
 # The settings first: options given after the input replace them.
 tinybert classify --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" \
-  --max_seq_length "$SEQ_LEN" --batch_size "$CLASSIFY_BATCH" --bucket_edges "$BUCKET_EDGES" \
+  --max_seq_length "$SEQ_LEN" --batch_size "$CLASSIFY_BATCH" --bucket_edges "$BUCKET_EDGES" --call_tokens "$CALL_TOKENS" \
   --chunk_sentences "$CHUNK_SENTENCES" --engine "$ENGINE" --requests "$REQUESTS" --actor_cpus "$ACTOR_CPUS" \
   --calibration_file "$CALIB_FILE" "$@"

@@ -78,11 +78,12 @@ backend_setting() {
 }
 
 # read_model_settings: model_settings becomes the settings that decide what a step runs, as options of the
-# package's infer/perf (it applies those its backend takes: REQUESTS on the CPU runtimes, DEVICE on the NPU).
+# package's infer/perf (it applies those its backend takes: REQUESTS and CALL_TOKENS on the CPU paths, DEVICE
+# on the NPU).
 read_model_settings() {
   # shellcheck disable=SC2034  # read by the calling script
   model_settings=(--model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --dynamic_dims "$DYNAMIC_DIMS"
-    --requests "$REQUESTS" --device "$DEVICE")
+    --requests "$REQUESTS" --device "$DEVICE" --call_tokens "$CALL_TOKENS")
 }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }

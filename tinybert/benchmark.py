@@ -27,8 +27,8 @@ from .fileio import reserve_dir
 from .registry import PATHS, CpuPath
 from .roofline import Timing
 from .runner import default_gears, plan, run_batches, run_batches_overlapped, tokens_processed
-from .settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, OPSET, REPEATS, SEQ_LEN, TIMESTAMP_FORMAT,
-                       default)
+from .settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
+                       TIMESTAMP_FORMAT, default)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class BenchmarkRun:
     calibration_samples: int = CALIB_SAMPLES
     calibration_seed: int = CALIB_SEED
     rows: tuple[str, ...] | None = None  # row labels to run (None: every row this machine can run)
+    call_tokens: int = CALL_TOKENS  # the project rows' calls: at most this many positions (0: one per batch)
     roofline_timing: Timing = Timing()  # how the matrix-multiply rates are timed (tests: a quick one)
     work_dir: str | None = None  # where features and models are made and kept (None: a scratch folder)
     export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
@@ -150,10 +151,11 @@ def bucket_edges(path: CpuPath, seq_len: int) -> str:
     return path.batching
 
 
-def time_row(path: CpuPath, backend, arrays, batch_size: int, repeats: int) -> dict:
+def time_row(path: CpuPath, backend, arrays, batch_size: int, repeats: int, call_tokens: int) -> dict:
     """Whole passes over the set as the steps batch it: the median pass's figures and logits."""
     batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size,
-                            bucket_edges(path, arrays[0].shape[1]))
+                            bucket_edges(path, arrays[0].shape[1]),
+                            call_tokens=call_tokens if path.splits_calls else None)
 
     def one_pass(batch_list):
         if path.overlapped:
@@ -225,7 +227,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     for bs in run.batch_sizes:
         reference = None
         for path in rows:
-            figures = time_row(path, models.backend(path, bs), arrays, bs, run.repeats)
+            figures = time_row(path, models.backend(path, bs), arrays, bs, run.repeats, run.call_tokens)
             logits = figures.pop("logits")
             reference = logits if path.role == "baseline" else reference
             figures.update(_quality(logits, reference, features.labels))

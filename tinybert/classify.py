@@ -22,7 +22,7 @@ from .corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from .dataset import file_sha256
 from .errors import DataFormatError, ModelFileError, UsageError, expect
 from .progress import progress as progress_bar
-from .settings import ACTOR_CPUS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
+from .settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
 from .shards import COLUMNS, RECORD_FORMAT, SENTENCE, WorkFolder, refuse_existing
 
 
@@ -43,6 +43,7 @@ class ClassifyOptions:
     seq_len: int = SEQ_LEN
     batch_size: int = CLASSIFY_BATCH
     bucket_edges: str = field(default_factory=lambda: default("BUCKET_EDGES"))
+    call_tokens: int = CALL_TOKENS
     chunk_sentences: int = CHUNK_SENTENCES
     engine: str = field(default_factory=lambda: default("ENGINE"))
     threads: int | None = None
@@ -84,7 +85,8 @@ def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, 
             "model": {"ort_model": options.ort_model, "file": os.path.basename(model), "sha256": file_sha256(model)},
             "vocab_sha256": file_sha256(vocab),
             "settings": {"max_seq_length": options.seq_len, "batch_size": options.batch_size,
-                         "bucket_edges": options.bucket_edges, "chunk_sentences": options.chunk_sentences,
+                         "bucket_edges": options.bucket_edges, "call_tokens": options.call_tokens,
+                         "chunk_sentences": options.chunk_sentences,
                          "with_sentence": options.with_sentence}}
 
 
@@ -171,7 +173,7 @@ def _job(options: ClassifyOptions, layout, work_dir: str):
 
     return ClassifyJob(os.path.abspath(options.input_path), layout, work_dir, options.ort_model,
                        os.path.abspath(options.model_dir), _vocab(options), options.seq_len, options.batch_size,
-                       options.bucket_edges, options.with_sentence)
+                       options.bucket_edges, options.with_sentence, options.call_tokens)
 
 
 def _vocab(options: ClassifyOptions) -> str:

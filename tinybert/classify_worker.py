@@ -18,6 +18,7 @@ from .errors import ModelFileError, expect
 from .features import Features, encode_sentences, load_wordpiece_tokenizer
 from .predict import softmax
 from .runner import plan, run_batches
+from .settings import CALL_TOKENS
 from .shards import write_shard
 
 NON_FINITE_LABEL = "-"  # the model gave NaN/inf logits: no label, probabilities nan (as predict shows it)
@@ -37,6 +38,7 @@ class ClassifyJob:
     batch_size: int
     bucket_edges: str
     with_sentence: bool = False
+    call_tokens: int | None = CALL_TOKENS
 
 
 @dataclass
@@ -94,7 +96,7 @@ class ChunkClassifier:
     def logits(self, features: Features, on_batch=None) -> np.ndarray:
         arrays = features.batch(slice(None))
         batches, fill_to = plan(arrays, self.job.batch_size, self.backend.seq_len, self.backend.batch_size,
-                                self.job.bucket_edges)
+                                self.job.bucket_edges, call_tokens=self.job.call_tokens)
         requests = getattr(self.backend, "requests", 1)
         return run_batches(self.backend.run, arrays, batches, fill_to, on_batch=on_batch, requests=requests)[0]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .settings import ACTOR_CPUS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN
+from .settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN
 from .steps import DEFAULTS, STEPS, _parser, positive_int, step
 
 
@@ -34,6 +34,8 @@ def _model_options(p) -> None:
     p.add_argument("--batch_size", type=positive_int, default=CLASSIFY_BATCH, help="CLASSIFY_BATCH")
     p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
                    help="BUCKET_EDGES: 'tight', edges such as '16,32,48,64', or 'off'")
+    p.add_argument("--call_tokens", type=int, default=CALL_TOKENS,
+                   help="CALL_TOKENS: each batch runs as calls of at most this many positions; 0: one call per batch")
     p.add_argument("--chunk_sentences", type=positive_int, default=CHUNK_SENTENCES,
                    help="CHUNK_SENTENCES: input lines per chunk (the unit of resuming and of Ray's work)")
 
@@ -65,5 +67,6 @@ def _classify(argv, prog):
 
     classify_corpus(ClassifyOptions(
         a.input, a.output, a.format, a.column, a.label_column, a.with_sentence, a.overwrite, a.restart, a.ckpt_dir,
-        a.model_dir, a.ort_model, a.vocab_file, a.max_seq_length, a.batch_size, a.bucket_edges, a.chunk_sentences,
+        a.model_dir, a.ort_model, a.vocab_file, a.max_seq_length, a.batch_size, a.bucket_edges, a.call_tokens,
+        a.chunk_sentences,
         a.engine, a.threads, a.requests, a.actor_cpus, a.actors, a.ray_cpus, a.calibration_file, not a.no_progress))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .settings import BATCH_SIZES, OPSET, REPEATS, SEQ_LEN, WARMUP
+from .settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
 from .steps import DEFAULTS, STEPS, VOCAB_FILE, _parser, positive_int, step
 
 
@@ -28,6 +28,19 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                    help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
                         f"thread) or a number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
+    p.add_argument("--call_tokens", type=_non_negative, default=CALL_TOKENS,
+                   help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
+                        "many positions (sentences x padded length); 0: one call per batch")
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def _device(text: str) -> int:
@@ -72,7 +85,7 @@ def _infer(argv, prog):
     plan = _plan(a, a.batchsize)
     print(f"[INFO] {plan.describe()}")
     run_inference(plan.model, inputs, a.output, a.batchsize, a.outfmt, plan.runtime, a.output_dirname,
-                  not a.no_progress, a.bucket_edges, **plan.options)
+                  not a.no_progress, a.bucket_edges, a.call_tokens, **plan.options)
 
 
 def _infer_gears(a, inputs: list[str]) -> None:
@@ -115,7 +128,7 @@ def _perf(argv, prog):
         options["providers"] = a.providers.split(",")
     print(f"[INFO] {plan.describe()}")
     measure(plan.model, a.batchsize, loop, a.warmup, plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
-            bucket_edges=a.bucket_edges, **options)
+            bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, **options)
 
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")
@@ -165,6 +178,8 @@ def _benchmark(argv, prog):
     p.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row this "
                                                 "machine can run); A, the reference, always runs")
     p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
+    p.add_argument("--call_tokens", type=_non_negative, default=CALL_TOKENS,
+                   help="CALL_TOKENS: the project rows run each batch as calls of at most this many positions")
     p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
                                                     "what is up to date); default: a scratch folder, removed")
     a = p.parse_args(argv)
@@ -178,4 +193,5 @@ def _benchmark(argv, prog):
                                a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
-                               rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir))
+                               rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,
+                               call_tokens=a.call_tokens))

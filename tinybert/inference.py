@@ -22,16 +22,16 @@ from .features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_fe
 from .fileio import natural_key, os_errors_as
 from .progress import progress as progress_bar
 from .resultdir import ResultFolderWriter
-from .runner import (latency_stats, plan, run_batches, throughput, throughput_line, tokens_processed,
-                     wall_clock_line)
-from .settings import default
+from .runner import (CARD_BATCHES, latency_stats, plan, rows_per_call, run_batches, throughput, throughput_line,
+                     tokens_processed, wall_clock_line)
+from .settings import CALL_TOKENS, default
 
 
 @dataclass
 class InferenceReport:
     result_dir: str
     num_samples: int
-    batch_size: int
+    batch_size: float  # the mean rows per call (filler rows included)
     compute_ms: list[float]
 
     @property
@@ -107,7 +107,8 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
 
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
                   outfmt: str = default("OUTFMT"), backend: str = "onnxruntime", output_dirname: str | None = None,
-                  progress: bool = True, bucket_edges: str | None = None, **backend_options) -> InferenceReport:
+                  progress: bool = True, bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS,
+                  **backend_options) -> InferenceReport:
     """Run the model over the input folders and publish one result folder.
 
     bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
@@ -124,7 +125,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     arrays, stems, infiles = inputs.arrays, inputs.stems, inputs.infiles
     count = len(stems)
     batches, fill_to = plan(arrays, batch_size, runner.seq_len, runner.batch_size, bucket_edges,
-                            source=os.path.dirname(input_dirs[-1]) or input_dirs[-1])
+                            source=os.path.dirname(input_dirs[-1]) or input_dirs[-1], call_tokens=call_tokens)
+    rows = rows_per_call(batches, fill_to)
     with os_errors_as(OutputError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     out_names: dict[int, str] = {}
@@ -150,19 +152,19 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                     "threads": runner.threads, "requests_in_flight": requests,
                     "features": inputs.provenance,
                     "bucketing": None if fill_to else (bucket_edges or "tight"),
+                    "call_tokens": None if fill_to or bucket_edges == CARD_BATCHES else call_tokens,
                     "tokens_processed": tokens_processed(batches, fill_to)}
             names = [out_names[i] for i in range(count)]
-            final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms,
-                                                              batch_size, args))
+            final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms, rows, args))
     except BaseException:
         bar.close()
         writer.discard()
         raise
-    _print_written(final, count, batch_size, compute_ms, wall_s, requests, nonfinite)
-    return InferenceReport(final, count, batch_size, compute_ms)
+    _print_written(final, count, rows, compute_ms, wall_s, requests, nonfinite)
+    return InferenceReport(final, count, rows, compute_ms)
 
 
-def _print_written(final: str, count: int, batch_size: int, compute_ms: list[float], wall_s: float, requests: int,
+def _print_written(final: str, count: int, batch_size: float, compute_ms: list[float], wall_s: float, requests: int,
                    nonfinite: list[int]) -> None:
     """ais_bench's throughput line, the pass's wall clock, where the outputs went, and NaN/inf outputs."""
     print(throughput_line(batch_size, compute_ms))
@@ -175,7 +177,7 @@ def _print_written(final: str, count: int, batch_size: int, compute_ms: list[flo
 
 
 def _summary(infiles: list[list[str]], out_names: list[str], final_dir: str, compute_ms: list[float],
-             batch_size: int, args: dict) -> dict:
+             batch_size: float, args: dict) -> dict:
     zero = latency_stats([0.0] * len(compute_ms))  # host backends copy nothing to a device
     return {
         "filesinfo": {str(index): {"infiles": paths, "outfiles": [os.path.join(final_dir, name)]}

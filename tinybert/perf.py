@@ -9,9 +9,10 @@ import numpy as np
 from .backends import create_backend
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
-from .runner import Batch, latency_stats, plan, run_batches, throughput, throughput_line, wall_clock_line
+from .runner import (Batch, latency_stats, parse_edges, plan, real_lengths, rows_per_call, run_batches, split_calls,
+                     throughput, throughput_line, wall_clock_line)
 from .registry import loop_default
-from .settings import SEQ_LEN, WARMUP
+from .settings import CALL_TOKENS, SEQ_LEN, WARMUP
 
 
 def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,20 +24,23 @@ def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndar
     return input_ids, np.zeros_like(input_ids), np.ones_like(input_ids)
 
 
-def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = None):
-    """The features' arrays and the full length-bucketed batches a dynamic model runs over them
-    (the last, smaller batch only when there is no full one)."""
+def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = None,
+                             call_tokens: int | None = CALL_TOKENS):
+    """The features' arrays and the calls a dynamic model makes over their full length-bucketed
+    batches (the last, smaller batch only when there is no full one), `call_tokens` positions at most."""
     from .features import load_features
 
     features, _ = load_features(bin_dir)
     arrays = features.batch(slice(None))
     batches, _ = plan(arrays, batch_size, bucket_edges=edges or "tight", source=bin_dir)
-    return arrays, [b for b in batches if len(b.indices) == batch_size] or batches[:1]
+    full = [b for b in batches if len(b.indices) == batch_size] or batches[:1]
+    return arrays, split_calls(full, real_lengths(arrays[2], bin_dir), call_tokens,
+                               parse_edges(edges or "tight", arrays[0].shape[1]))
 
 
 def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, backend: str = "onnxruntime",
             seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
-            bucket_edges: str | None = None, **backend_options) -> dict:
+            bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS, **backend_options) -> dict:
     """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
     `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
     batches of those features, since a full-length batch would not show what it does on real data."""
@@ -47,12 +51,13 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
     if runner.seq_len is None and bin_dir:
-        arrays, batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges)
+        arrays, batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges, call_tokens)
         # Whole passes only: the batches are sorted by length, so a partial pass would time the
         # shortest sentences and overstate the throughput.
         passes = -(-loop // len(batches))
         loop = passes * len(batches)
-        workload = f"{passes} pass(es) over the {len(batches)} length-bucketed batches of {bin_dir}"
+        workload = (f"{passes} pass(es) over the {len(batches)} calls (at most {call_tokens or 'any'} positions each) "
+                    f"of the full length-bucketed batches of {bin_dir}")
     else:
         length = runner.seq_len or seq_len
         arrays = synthetic_arrays(batch_size, length)
@@ -66,11 +71,13 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
     wall_s = time.perf_counter() - tick
     samples = sum(len(b.indices) for b in timed)
     print(f"[INFO] workload: {workload}")
-    print(throughput_line(batch_size, compute_ms))
+    rows = rows_per_call(timed)
+    print(throughput_line(rows, compute_ms))
     print(wall_clock_line(samples, wall_s, requests))
     report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
               "requests_in_flight": requests, "NPU_compute_time": latency_stats(compute_ms),
-              "throughput": throughput(batch_size, compute_ms), "wall_clock_samples_per_s": samples / wall_s}
+              "rows_per_call": rows, "call_tokens": call_tokens if bin_dir and runner.seq_len is None else None,
+              "throughput": throughput(rows, compute_ms), "wall_clock_samples_per_s": samples / wall_s}
     if json_out:
         write_json_atomic(json_out, report)
     return report

@@ -122,7 +122,14 @@ class CpuPath:
     overlapped: bool = False  # the runtime's own asynchronous queue, not the runner's requests
     cls_only: bool = False  # the last layer computed at [CLS] only: fewer FLOPs
     variant_of: str = ""  # for variants: the project path it varies
+    whole_batches: bool = False  # a project row that runs each batch in one call, not CALL_TOKENS-sized calls
     why: str = ""  # for README: why a user would pick it
+
+    @property
+    def splits_calls(self) -> bool:
+        """Runs each length-bucketed batch as calls of CALL_TOKENS positions (the project's rows; the
+        baseline and the peers take the batches as they come)."""
+        return self.role in ("project", "variant") and self.batching != "off" and not self.whole_batches
 
     @property
     def gate(self) -> str | None:
@@ -145,8 +152,12 @@ PATHS = (
             role="variant", variant_of="fast", options=(("requests", 1),)),
     CpuPath("C16", "fast-gears", "as C, buckets at the gears 16/32/48/64 instead of tight", "onnxruntime", **_FAST,
             role="variant", variant_of="fast", batching="gears"),
+    CpuPath("Cw", "fast-whole-batches", "as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
+            "onnxruntime", **_FAST, role="variant", variant_of="fast", whole_batches=True),
     CpuPath("D", "int8", "ONNX Runtime dynamic int8 of C, length-bucketed, requests as C", "onnxruntime",
             "int8", "int8", cls_only=True, why="int8 weights, activations quantized per call: gated on dev"),
+    CpuPath("Dw", "int8-whole-batches", "as D, each length-bucketed batch in one call (CALL_TOKENS=0)", "onnxruntime",
+            "int8", "int8", role="variant", variant_of="int8", cls_only=True, whole_batches=True),
     CpuPath("S", "int8_static", "ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
             "onnxruntime", "int8_static", "int8", cls_only=True, needs=("calibration",),
             why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev"),

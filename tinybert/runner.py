@@ -97,24 +97,54 @@ def plan_batches(lengths: np.ndarray, batch_size: int, edges: tuple[int, ...] | 
     return batches
 
 
+def split_calls(batches: list[Batch], lengths: np.ndarray, max_tokens: int | None,
+                edges: tuple[int, ...] | None = TIGHT) -> list[Batch]:
+    """Each length-sorted batch as calls of at most `max_tokens` positions (rows x padded length; one
+    row at least), each trimmed to its own longest sample (CALL_TOKENS: on the CPU, calls that big
+    beat larger ones, whose activations outgrow the caches). None or 0 keeps the batches whole."""
+    if not max_tokens:
+        return batches
+    calls = []
+    for batch in batches:
+        start = 0
+        for stop in range(1, len(batch.indices) + 1):
+            longest = bucket_length(int(lengths[batch.indices[start:stop]].max()), edges)
+            if stop - start > 1 and (stop - start) * longest > max_tokens:
+                calls.append(_call(batch.indices[start:stop - 1], lengths, edges))
+                start = stop - 1
+        calls.append(_call(batch.indices[start:], lengths, edges))
+    return calls
+
+
+def _call(indices: np.ndarray, lengths: np.ndarray, edges) -> Batch:
+    return Batch(indices, bucket_length(int(lengths[indices].max()), edges))
+
+
 def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]:
     """The model card's batches: samples in file order, every batch at the full length."""
     return [Batch(np.arange(start, min(start + batch_size, count)), length) for start in range(0, count, batch_size)]
 
 
 def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
-         bucket_edges: str | None = CARD_BATCHES, source: str = "input_mask") -> tuple[list[Batch], int | None]:
-    """Batches in the order they run, and the size to fill them to (None: no filler rows).
+         bucket_edges: str | None = CARD_BATCHES, source: str = "input_mask",
+         call_tokens: int | None = None) -> tuple[list[Batch], int | None]:
+    """The calls in the order they run, and the size to fill them to (None: no filler rows).
 
     A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
     full length; a model with a fixed batch size gets its last one filled as ais_bench fills it. A
     dynamic model otherwise gets length-sorted batches trimmed to their bucket ("tight", or edges
-    such as "16,32,48,64").
+    such as "16,32,48,64"), each run as calls of at most `call_tokens` positions (`split_calls`).
     """
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == CARD_BATCHES:
         return consecutive_batches(count, batch_size, seq_len), model_batch_size
-    return plan_batches(real_lengths(arrays[2], source), batch_size, parse_edges(bucket_edges, seq_len)), None
+    lengths, edges = real_lengths(arrays[2], source), parse_edges(bucket_edges, seq_len)
+    return split_calls(plan_batches(lengths, batch_size, edges), lengths, call_tokens, edges), None
+
+
+def rows_per_call(batches: list[Batch], fill_to: int | None = None) -> float:
+    """The mean rows a call computes (filler rows included): ais_bench's batchsize.mean."""
+    return float(np.mean([fill_to or len(b.indices) for b in batches])) if batches else 0.0
 
 
 def tokens_processed(batches: list[Batch], fill_to: int | None = None) -> int:
@@ -218,16 +248,17 @@ def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = CA
 
 # ---------------------------------------------------------------- ais_bench's figures
 
-def throughput(batch_size: int, compute_ms: list[float]) -> float:
-    """ais_bench's figure: 1000 * batchsize / mean compute time per batch (ms); 0.0 when nothing
-    was timed (JSON has no infinity)."""
+def throughput(batch_size: float, compute_ms: list[float]) -> float:
+    """ais_bench's figure: 1000 * mean batch size of the calls / mean compute time per call (ms); 0.0
+    when nothing was timed (JSON has no infinity)."""
     mean = float(np.mean(compute_ms)) if len(compute_ms) else 0.0
     return 1000.0 * batch_size / mean if mean > 0 else 0.0
 
 
-def throughput_line(batch_size: int, compute_ms: list[float]) -> str:
+def throughput_line(batch_size: float, compute_ms: list[float]) -> str:
     mean = float(np.mean(compute_ms)) if len(compute_ms) else 0.0
-    return (f"[INFO] throughput 1000*batchsize.mean({batch_size})/NPU_compute_time.mean"
+    shown = int(batch_size) if float(batch_size).is_integer() else round(batch_size, 3)
+    return (f"[INFO] throughput 1000*batchsize.mean({shown})/NPU_compute_time.mean"
             f"({mean}): {throughput(batch_size, compute_ms)}")
 
 

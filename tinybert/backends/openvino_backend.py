@@ -75,6 +75,7 @@ class OpenVinoBackend:
         nothing it references leads back to the queue or this backend (a cycle through them can be
         collected on that thread, inside a callback, running OpenVINO's destructors there). A pass
         never returns with requests in flight; after a failed one the queue is replaced."""
+        ov = require("openvino", f"backend {self.name!r}")
         queue = self._async_queue or ov.AsyncInferQueue(self.compiled, max(1, self.requests_in_flight))
         self._async_queue = None  # given back below once the pass completes
         ready: dict[int, np.ndarray] = {}
