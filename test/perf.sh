@@ -18,6 +18,7 @@ if [[ "$backend" == ais_bench ]]; then
   loop="$(backend_setting LOOP ais_bench)"
   "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --loop "$loop" --batchsize "$bs" --device "$DEVICE"
 else
+  # shellcheck disable=SC2153  # LOOP is a setting (empty: the backend's default, which perf knows)
   tinybert perf --backend "$backend" "${model_settings[@]}" --batchsize "$bs" --loop "$LOOP" --bin_dir "$BIN_DIR" \
     --bucket_edges "$BUCKET_EDGES" "$@"
 fi

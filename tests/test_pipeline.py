@@ -113,8 +113,16 @@ def _infer_and_score(workdir, bs, ort_model):
     infer = run_script("ais_inference.sh", bs, cwd=root, env={**env, "OUTPUT_DIRNAME": name, "ORT_MODEL": ort_model})
     assert infer.returncode == 0, infer.stderr
     assert "[INFO] backend: onnxruntime" in infer.stdout
-    assert re.search(rf"\[INFO\] throughput 1000\*batchsize\.mean\({bs}\)/NPU_compute_time\.mean\([\d.]+\): [\d.]+",
+    line = re.search(r"\[INFO\] throughput 1000\*batchsize\.mean\(([\d.]+)\)/NPU_compute_time\.mean\([\d.]+\): [\d.]+",
                      infer.stdout)
+    # ais_bench's mean batch size: the static model's bs; the CPU paths' calls hold at most bs sentences
+    # (length-bucketed, CALL_TOKENS positions at most), and the summary records the same mean.
+    summary = json.loads((root / "result" / f"{name}_summary.json").read_text())
+    calls = summary["NPU_compute_time"]["count"]
+    assert line and (float(line.group(1)) == bs if ort_model == "static" else 1 <= float(line.group(1)) <= bs)
+    assert float(line.group(1)) == pytest.approx(summary["throughput"] * summary["NPU_compute_time"]["mean"] / 1000,
+                                                 rel=1e-3)
+    assert calls * bs >= len(summary["filesinfo"])
     post = run_script("postprocess_data.sh", name, "--json_out", f"acc_{name}.json", cwd=root, env=env)
     assert post.returncode == 0, post.stderr
     return root / "result" / name, json.loads((root / f"acc_{name}.json").read_text())
@@ -158,11 +166,19 @@ def test_result_folder_is_ais_bench_shaped(workdir, chain, inputs):
         assert set(summary[key]) == STAT_KEYS
     count = len(summary["filesinfo"])
     assert count == inputs.count
-    assert summary["NPU_compute_time"]["count"] == -(-count // 64) == len(summary["npu_compute_time_list"])
+    from tinybert.features import load_features
+    from tinybert.runner import plan
+    from tinybert.settings import CALL_TOKENS
+
+    # One timing per call: the length-bucketed batches of 64, each run as calls of CALL_TOKENS positions at most.
+    calls, _ = plan(load_features(str(root / "bert_bin"))[0].batch(slice(None)), 64, bucket_edges="tight",
+                    call_tokens=CALL_TOKENS)
+    assert summary["NPU_compute_time"]["count"] == len(calls) == len(summary["npu_compute_time_list"])
+    assert len(calls) >= -(-count // 64) and sum(len(c.indices) for c in calls) == count
     last = summary["filesinfo"][str(count - 1)]
     assert last["infiles"] == [f"./bert_bin/{n}/input{count - 1}.bin" for n in ("input_ids", "segment_ids", "input_mask")]
     assert last["outfiles"] == [f"./result/smoke_bs64/input{count - 1}_0.txt"]
-    assert summary["throughput"] == pytest.approx(64_000 / summary["NPU_compute_time"]["mean"])
+    assert summary["throughput"] == pytest.approx(1000 * count / len(calls) / summary["NPU_compute_time"]["mean"])
     for name in os.listdir(folder):
         assert TXT_ROW.match((folder / name).read_text()), name
 
@@ -339,7 +355,8 @@ def test_perf_times_the_bucketed_batches_of_the_fast_model(workdir, exported):
     assert proc.returncode == 0, proc.stderr
     assert "TinyBERT_fast.onnx" in proc.stdout
     # LOOP=5 still times one whole pass: the batches are sorted by length.
-    assert re.search(r"workload: 1 pass\(es\) over the \d+ length-bucketed batches of \./bert_bin", proc.stdout)
+    assert re.search(r"workload: 1 pass\(es\) over the \d+ calls \(at most \d+ positions each\) of the full "
+                     r"length-bucketed batches of \./bert_bin", proc.stdout)
     static = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5", "ORT_MODEL": "static"})
     assert static.returncode == 0, static.stderr
     assert "TinyBERT_sim_bs1.onnx" in static.stdout and "full-length [1, 64] batch" in static.stdout

@@ -15,7 +15,7 @@ from tinybert.benchmark import BenchmarkRun, run_benchmark
 from tinybert.registry import PATHS
 from tinybert.roofline import Timing
 
-CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "OV", "OVt", "OV8", "OV8t", "PTc"]
+CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc"]
 BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb"]
 # What each profile must build (the spec, written out), and why the other rows are skipped.
 EXPECTED = {
@@ -24,7 +24,8 @@ EXPECTED = {
     ("avx512_vnni", ()): (CPU_ROWS, {"OVbt": "no native bf16", "F": "TensorrtExecutionProvider"}),
     ("amx", ()): (CPU_ROWS + BF16_ROWS, {"E": "CUDAExecutionProvider"}),
     ("amx", ("openvino", "nncf")): (["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "PTc", "PTb", "PTcb"],
-                                   {"Bf": "openvino is not installed", "OV8t": "openvino is not installed"}),
+                                   {"Bf": "openvino is not installed", "V8": "openvino is not installed",
+                                    "OV8t": "openvino is not installed"}),
 }
 QUICK = Timing(min_time_s=0.0, samples=1, budget_s=0.0)
 

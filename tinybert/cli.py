@@ -79,6 +79,29 @@ def _export_int8_static(argv, prog):
                        a.opset, a.max_seq_length, a.features_dir, a.force, a.min_agreement)
 
 
+@step("export-model", "ORT_MODEL's model, written by its exporter when missing or older than the weights "
+                      "(the calibrated ones on CALIB_FILE)")
+def _export_model(argv, prog):
+    from .settings import CALIB_SAMPLES, CALIB_SEED
+
+    p = _export_options(_parser("export-model", STEPS["export-model"][1], prog), batch_size=False)
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the CPU path whose model to write")
+    p.add_argument("--batch_size", type=positive_int, default=None, help="for ORT_MODEL=static, the card's model")
+    p.add_argument("--calibration_file", default=None,
+                   help="CALIB_FILE: training TSV, for the models calibrated on one (int8_static, openvino_int8)")
+    p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
+    p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
+    a = p.parse_args(argv)
+    from .export import Calibration, ensure_model
+    from .registry import project_path
+
+    calibration = Calibration(a.calibration_file, a.calibration_samples, a.calibration_seed) \
+        if a.calibration_file else None
+    path = ensure_model(project_path(a.ort_model).model, a.model_dir, a.output_dir, a.batch_size, a.features_dir,
+                        calibration, a.opset, a.max_seq_length)
+    print(f"[INFO] ORT_MODEL={a.ort_model}: {path}")
+
+
 @step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")
 def _gears(argv, prog):
     p = _parser("gears", STEPS["gears"][1], prog)

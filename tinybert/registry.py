@@ -164,6 +164,9 @@ PATHS = (
     CpuPath("Bf", "bf16", "OpenVINO bf16 on C's model, length-bucketed, requests as C", "openvino-bf16", "fast",
             "bf16", cls_only=True, needs=("openvino", "native_bf16"),
             why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev"),
+    CpuPath("V8", "openvino_int8", "OpenVINO int8 (NNCF, as OV8) of C's model, length-bucketed, requests and calls "
+            "as C", "openvino", "ov_int8", "int8", cls_only=True, needs=("openvino", "nncf", "calibration"),
+            why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev"),
     CpuPath("OV", "openvino-fp32", "OpenVINO fp32 on C's model, LATENCY hint", "openvino", **_FAST, role="peer",
             needs=("openvino",), options=(("requests", 1),)),
     CpuPath("OVt", "openvino-fp32-throughput", "OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",

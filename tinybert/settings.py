@@ -42,8 +42,8 @@ SETTINGS = (
     Setting("ORT_MODEL", "fast", "the CPU path: fp32 with the last layer at [CLS] only, on length-bucketed batches, "
                                  "gives the logits of PyTorch within 1e-4 at several times the card's static model "
                                  "(README, benchmark); "
-                                 "int8_static and bf16 are the gated reduced-precision paths, int8 the dynamic one, "
-                                 "static the card's model"),
+                                 "int8, int8_static, openvino_int8 and bf16 are the gated reduced-precision paths "
+                                 "(python -m tinybert registry paths), static the card's model"),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight at once, the threads shared among them; "
                                 "auto: one per physical core, each on one thread, measured faster than one call on "
                                 "all threads at bs 1 and 8 and level at 32 and 64 (README, benchmark rows C and C1)",
