@@ -26,7 +26,6 @@ from .errors import UsageError, expect
 from .fileio import reserve_dir
 from .registry import PATHS, CpuPath
 from .roofline import Timing
-from .runner import default_gears, plan, run_batches, run_batches_overlapped, tokens_processed
 from .settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
                        TIMESTAMP_FORMAT, default)
 
@@ -144,42 +143,6 @@ def _file_name(kind: str) -> str:
     return "" if kind == CHECKPOINT else MODEL_FILES[kind]
 
 
-def bucket_edges(path: CpuPath, seq_len: int) -> str:
-    """The runner's bucket setting for the path's batching."""
-    if path.batching == "gears":
-        return ",".join(map(str, default_gears(seq_len)))
-    return path.batching
-
-
-def time_row(path: CpuPath, backend, arrays, batch_size: int, repeats: int, call_tokens: int) -> dict:
-    """Whole passes over the set as the steps batch it: the median pass's figures and logits."""
-    batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size,
-                            bucket_edges(path, arrays[0].shape[1]),
-                            call_tokens=call_tokens if path.splits_calls else None)
-
-    def one_pass(batch_list):
-        if path.overlapped:
-            return run_batches_overlapped(backend, arrays, batch_list)
-        return run_batches(backend.run, arrays, batch_list, fill_to, requests=backend.requests)
-
-    # Warm-up; a runtime that compiles per shape (torch.compile) compiles every shape of the pass first,
-    # and that time is reported beside the row, not in its passes.
-    compile_s = backend.warm_up(sorted({(len(b.indices), b.length) for b in batches})) \
-        if hasattr(backend, "warm_up") else None
-    one_pass(batches[:3])
-    passes = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        logits, compute_ms = one_pass(batches)
-        passes.append((time.perf_counter() - tick, logits, compute_ms))
-    wall, logits, compute_ms = sorted(passes, key=lambda p: p[0])[len(passes) // 2]
-    in_flight = backend.requests_in_flight if path.overlapped else backend.requests
-    return {"wall_s": wall, "sentences_per_s": len(arrays[0]) / wall,
-            "p50_ms": float(np.percentile(compute_ms, 50)), "p99_ms": float(np.percentile(compute_ms, 99)),
-            "batches": batches, "fill_to": fill_to, "requests_in_flight": int(in_flight), "compile_s": compile_s,
-            "logits": logits}
-
-
 # ---------------------------------------------------------------- the run
 
 def run_benchmark(run: BenchmarkRun) -> dict:
@@ -204,6 +167,7 @@ def run_benchmark(run: BenchmarkRun) -> dict:
 def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     from .benchmark_checks import evaluate_targets
     from .benchmark_report import print_header, print_row, run_record
+    from .benchmark_timing import RowTiming
     from .capabilities import current
     from .features import load_features, preprocess
     from .modeling import load_bert_config, vocab_path
@@ -225,9 +189,13 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         print(f"[INFO] {note}")
     results = []
     for bs in run.batch_sizes:
+        timings = [RowTiming(path, models.backend(path, bs), arrays, bs, run.call_tokens) for path in rows]
+        for _ in range(run.repeats):  # round by round: drift hits every row alike
+            for timing in timings:
+                timing.one_pass()
         reference = None
-        for path in rows:
-            figures = time_row(path, models.backend(path, bs), arrays, bs, run.repeats, run.call_tokens)
+        for path, timing in zip(rows, timings):
+            figures = timing.figures()
             logits = figures.pop("logits")
             reference = logits if path.role == "baseline" else reference
             figures.update(_quality(logits, reference, features.labels))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .errors import UsageError
 from .settings import default, model_path
 
+ORT_MODEL_ROLES = ("card", "project")  # the paths ORT_MODEL can name
 CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
 
 
@@ -112,7 +113,8 @@ class CpuPath:
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: an ORT_MODEL value; variant: a project path with other options (benchmark only);
+    # project: an ORT_MODEL value; card: the model card's own path (ORT_MODEL=static), gated but no
+    # speed target; variant: a project path with other options (benchmark only);
     # baseline: the reference every row is compared with; peer: another runtime at its documented best;
     # gpu: GPU rows, not held against the CPU peers.
     role: str = "project"
@@ -145,7 +147,7 @@ PATHS = (
     CpuPath("A", "pytorch-eager", "PyTorch eager, padded to 64 (the card's pth path)", "pytorch", CHECKPOINT,
             role="baseline", batching="off"),
     CpuPath("B", "static", "ONNX Runtime, the card's static simplified model, padded", "onnxruntime", "sim",
-            batching="off", why="the model card's model: every batch padded to 64, the last one filled"),
+            role="card", batching="off", why="the model card's model: every batch padded to 64, the last one filled"),
     CpuPath("C", "fast", "ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
             "onnxruntime", **_FAST, why="the default: PyTorch's logits within 1e-4, several times the card's speed"),
     CpuPath("C1", "fast-requests1", "as C, one request on all threads (REQUESTS=1)", "onnxruntime", **_FAST,
@@ -232,8 +234,8 @@ def backend_names() -> list[str]:
 
 
 def ort_models() -> list[str]:
-    """The values of ORT_MODEL: the project's paths."""
-    return [p.name for p in PATHS if p.role == "project"]
+    """The values of ORT_MODEL: the project's paths and the card's."""
+    return [p.name for p in PATHS if p.role in ORT_MODEL_ROLES]
 
 
 def cpu_path(name: str) -> CpuPath:
@@ -247,7 +249,7 @@ def cpu_path(name: str) -> CpuPath:
 def project_path(ort_model: str) -> CpuPath:
     """The project path an ORT_MODEL value names."""
     for candidate in PATHS:
-        if candidate.role == "project" and candidate.name == ort_model:
+        if candidate.role in ORT_MODEL_ROLES and candidate.name == ort_model:
             return candidate
     raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {ort_model!r}")
 

@@ -8,7 +8,8 @@ from .settings import MODEL_FILES
 
 GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
          None: "-"}
-ROLES = {"project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体", "baseline": "基准", "peer": "对照",
+ROLES = {"card": "模型卡的路径（ORT_MODEL）", "project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体",
+         "baseline": "基准", "peer": "对照",
          "gpu": "GPU"}
 
 
