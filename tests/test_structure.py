@@ -86,3 +86,12 @@ def test_no_setting_default_is_spelled_outside_the_table(path):
             literal = isinstance(node.value, ast.Constant) and node.value.value is not None
             assert not (node.target.id in SETTING_PARAMETERS and literal), \
                 f"{path.name}: field {node.target.id} = {node.value.value!r} spells a default of the settings table"
+
+
+def test_ci_runs_the_readme_test_command():
+    """The README promises that CI runs its test command: the two stay one command."""
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    full = [line.split("&& ", 1)[1] for line in readme.splitlines()
+            if line.startswith(". .venv/bin/activate && python -m pytest") and "not slow" not in line]
+    assert len(ci) == 1 and len(full) == 2 and set(full) == {ci[0].strip()}
