@@ -53,17 +53,19 @@ def corpus_sentences(tsv: Path) -> list[str]:
 
 
 def engine_rate(sentences: list[str], a, features=None) -> tuple[float, float, object]:
-    """Sentences/s of one timed pass of the runner, as the benchmark times a row (`benchmark.time_row`),
-    and the CPU seconds the pass took (all threads)."""
+    """Sentences/s of one timed pass of the runner over the whole set's batches, planned as the
+    benchmark plans a project row (`runner.plan`: BUCKET_EDGES, CALL_TOKENS), and the CPU seconds the
+    pass took (all threads)."""
     from tinybert.features import encode_sentences
     from tinybert.backends import open_path
-    from tinybert.runner import parse_edges, plan_batches, real_lengths, run_batches
-    from tinybert.settings import default
+    from tinybert.runner import plan, run_batches
+    from tinybert.settings import CALL_TOKENS, default
 
     features = features or encode_sentences(sentences, str(a.ckpt_dir / "vocab.txt"), a.seq_len)
     backend = open_path(a.ort_model, str(a.model_dir), None, None, batch_size=a.batch_size)
     arrays = features.batch(slice(None))
-    batches = plan_batches(real_lengths(arrays[2]), a.batch_size, parse_edges(default("BUCKET_EDGES"), a.seq_len))
+    batches, _ = plan(arrays, a.batch_size, backend.seq_len, backend.batch_size, default("BUCKET_EDGES"),
+                      call_tokens=CALL_TOKENS)
     requests = getattr(backend, "requests", 1)
     run_batches(backend.run, arrays, batches[:3], requests=requests)  # warm-up, as the benchmark
     tick, cpu = time.perf_counter(), time.process_time()

@@ -70,11 +70,13 @@ def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
     monkeypatch.setattr(backends, "create_backend", lambda name, model, **options: opened.append((name, model, options)))
     backends.open_path("fast", "m", threads=2, requests=4)
     backends.open_path("C1", "m", threads=2, requests=4)  # the variant fixes one request
-    backends.open_path("OVt", "m", threads=2)
+    backends.open_path("OVt", "m", threads=2, requests=4)  # a peer: OpenVINO's hint decides, not REQUESTS
     backends.open_path("static", "m", batch_size=8)
     backends.open_path("A", "m", ckpt_dir="ckpt", requests=3)  # PyTorch takes no requests
+    backends.open_path("V8", "m", threads=2)  # a project path on OpenVINO: REQUESTS' default, as the steps pass it
     assert opened == [("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 4}),
                       ("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 1}),
                       ("openvino", "m/TinyBERT_fast.onnx", {"threads": 2, "hint": "THROUGHPUT"}),
-                      ("onnxruntime", "m/TinyBERT_sim_bs8.onnx", {"threads": None}),
-                      ("pytorch", "ckpt", {"threads": None})]
+                      ("onnxruntime", "m/TinyBERT_sim_bs8.onnx", {"threads": None, "requests": "auto"}),
+                      ("pytorch", "ckpt", {"threads": None}),
+                      ("openvino", "m/TinyBERT_ov_int8.xml", {"threads": 2, "requests": "auto"})]

@@ -106,9 +106,10 @@ def gated_project_rows(rows: list[dict], fp32_path: dict | None) -> list[dict]:
 
 
 def _batch_size_checks(results: list[dict], sizes: list[int]) -> list[dict]:
-    """No project row slower at a larger batch size than at a smaller one, beyond noise."""
+    """No project path (an ORT_MODEL value) slower at a larger batch size than at a smaller one, beyond
+    noise. The variants are comparisons (Cw and Dw show what CALL_TOKENS fixes), not held to it."""
     out = []
-    for key in dict.fromkeys(r["row"] for r in results if r.get("role") in PROJECT_ROLES):
+    for key in dict.fromkeys(r["row"] for r in results if r.get("role") == "project"):
         speed = {r["batch_size"]: r["sentences_per_s"] for r in results if r["row"] == key}
         ratios = [(speed[b] / max(speed[a] for a in sizes if a < b and a in speed), b) for b in sizes[1:]
                   if b in speed and any(a < b and a in speed for a in sizes)]

@@ -43,13 +43,15 @@ def create_backend(name: str, model_path: str, **options):
 
 def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
               batch_size: int | None = None, ckpt_dir: str | None = None):
-    """A CPU path's model (`registry.model_file`) opened on its runtime with its options; `requests`
-    replaces REQUESTS for the runtimes that take it, unless the path fixes it (C1, the peers)."""
+    """A CPU path's model (`registry.model_file`) opened on its runtime with its options, as the steps
+    open it: the project's paths on a runtime that takes REQUESTS get `requests` (None: the setting's
+    default) unless the path fixes it (C1); a peer runs at its own configuration (its options only)."""
     from ..registry import cpu_path, model_file, runtime
+    from ..settings import default
 
     entry = cpu_path(path)
     options = {"threads": threads}
-    if requests is not None and runtime(entry.runtime).requests:
-        options["requests"] = requests
+    if runtime(entry.runtime).requests and entry.role not in ("peer", "gpu"):
+        options["requests"] = default("REQUESTS") if requests is None else requests
     options.update(entry.options)
     return create_backend(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir), **options)
