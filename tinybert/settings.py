@@ -46,7 +46,8 @@ SETTINGS = (
                                  "(python -m tinybert registry paths), static the card's model"),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight at once, the threads shared among them; "
                                 "auto: one per physical core, each on one thread, measured faster than one call on "
-                                "all threads at bs 1 and 8 and level at 32 and 64 (README, benchmark rows C and C1)",
+                                "all threads at every batch size: 1.36x, 1.28x, 1.12x, 1.16x at bs 1, 8, 32, 64 "
+                                "(README benchmark of 2026-11-29, rows C and C1; 2-core AMD EPYC, AVX2)",
             scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one call computes on the CPU "
                                   "paths; a larger length-bucketed batch runs as several such calls (0: one call "
@@ -55,7 +56,8 @@ SETTINGS = (
                                   "11 %, bs 8 and 16 unchanged; 128-256 were slower (per-call overhead)",
             scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
     Setting("BUCKET_EDGES", "tight", "padding each length-sorted batch to its own longest sample measured "
-                                     "15-23 % faster on ONNX Runtime than 16/32/48/64 gears"),
+                                     "1.08x, 1.29x, 1.18x, 1.27x the speed of 16/32/48/64 gears at bs 1, 8, 32, 64 "
+                                     "(README benchmark of 2026-11-29, rows C and C16)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
     Setting("OUTFMT", "TXT", "ais_bench's output format in the card"),
     Setting("PRECISION_MODE", "force_fp16", "ATC's inference default, as in the card"),
@@ -97,8 +99,9 @@ SETTINGS = (
     Setting("FAST_MODELS", "1", "the fast models are ONNX Runtime's default path, so they are exported when "
                                 "missing or older than the weights; 0 skips them (only the card's static pair)",
             scripts=("pth2onnx.sh",)),
-    Setting("CLASSIFY_BATCH", "64", "classify's batch size: the fast path's fastest in the README benchmark (row C, "
-                                    "bs 64); length-bucketing inside each chunk keeps its padding small",
+    Setting("CLASSIFY_BATCH", "64", "classify's batch size: length-sorted inside each chunk and run as calls of "
+                                    "CALL_TOKENS positions, so bs 8-64 differ little (README benchmark of 2026-11-29, "
+                                    "row C: 612 sentences/s at bs 8, 574 at 32, 561 at 64)",
             scripts=("classify.sh",)),
     Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks; measured on 40,000 SST-2 "
                                        "train sentences (fast, bs 64, 2 cores under load, so CPU time compared): "
