@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN
-from .steps import DEFAULTS, STEPS, _parser, positive_int, step
+from .steps import DEFAULTS, STEPS, _parser, non_negative_int, positive_int, step
 
 
 def _input_options(p) -> None:
@@ -34,7 +34,7 @@ def _model_options(p) -> None:
     p.add_argument("--batch_size", type=positive_int, default=CLASSIFY_BATCH, help="CLASSIFY_BATCH")
     p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
                    help="BUCKET_EDGES: 'tight', edges such as '16,32,48,64', or 'off'")
-    p.add_argument("--call_tokens", type=int, default=CALL_TOKENS,
+    p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: each batch runs as calls of at most this many positions; 0: one call per batch")
     p.add_argument("--chunk_sentences", type=positive_int, default=CHUNK_SENTENCES,
                    help="CHUNK_SENTENCES: input lines per chunk (the unit of resuming and of Ray's work)")

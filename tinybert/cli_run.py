@@ -7,7 +7,9 @@ import argparse
 import sys
 
 from .settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
-from .steps import DEFAULTS, STEPS, VOCAB_FILE, _parser, positive_int, step
+from .steps import DEFAULTS, STEPS, VOCAB_FILE, _parser, int_at_least, non_negative_int, positive_int, step
+
+_device = int_at_least(0, "a non-negative NPU id")
 
 
 def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
@@ -28,29 +30,9 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                    help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
                         f"thread) or a number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
-    p.add_argument("--call_tokens", type=_non_negative, default=CALL_TOKENS,
+    p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
                         "many positions (sentences x padded length); 0: one call per batch")
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _device(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative NPU id, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative NPU id, got {text!r}")
-    return value
 
 
 def _plan(a, batch_size: int | None):
@@ -178,7 +160,7 @@ def _benchmark(argv, prog):
     p.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row this "
                                                 "machine can run); A, the reference, always runs")
     p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
-    p.add_argument("--call_tokens", type=_non_negative, default=CALL_TOKENS,
+    p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: the project rows run each batch as calls of at most this many positions")
     p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
                                                     "what is up to date); default: a scratch folder, removed")
