@@ -53,7 +53,9 @@ SETTINGS = (
                                   "paths; a larger length-bucketed batch runs as several such calls (0: one call "
                                   "per batch). Measured on SST-2 dev (2-core AMD EPYC, AVX2, REQUESTS=2, median of "
                                   "9 passes): 512 made bs64 22 % faster for fp32 and 8 % for int8, bs32 6 % and "
-                                  "11 %, bs 8 and 16 unchanged; 128-256 were slower (per-call overhead)",
+                                  "11 %, bs 8 and 16 unchanged; 128-256 were slower (per-call overhead). Rerun 2026-11-29 "
+                                  "(bs64, median of 7, sentences/s at 128/192/256/384/512): fp32 529/525/546/587/605, "
+                                  "int8 808/869/906/903/852, within the 10-26 % this VM varies; 512 kept",
             scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
     Setting("BUCKET_EDGES", "tight", "padding each length-sorted batch to its own longest sample measured "
                                      "1.08x, 1.29x, 1.18x, 1.27x the speed of 16/32/48/64 gears at bs 1, 8, 32, 64 "
