@@ -357,6 +357,10 @@ def test_perf_times_the_bucketed_batches_of_the_fast_model(workdir, exported):
     # LOOP=5 still times one whole pass: the batches are sorted by length.
     assert re.search(r"workload: 1 pass\(es\) over the \d+ calls \(at most \d+ positions each\) of the full "
                      r"length-bucketed batches of \./bert_bin", proc.stdout)
+    # BUCKET_EDGES=off: the fast model on the card's batches, which are timed whole (no calls to cut).
+    card = run_script("perf.sh", 4, cwd=root, env={**env, "LOOP": "5", "BUCKET_EDGES": "off"})
+    assert card.returncode == 0, card.stdout + card.stderr
+    assert "calls (one per batch) of the full batches in the card's order" in card.stdout
     static = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5", "ORT_MODEL": "static"})
     assert static.returncode == 0, static.stderr
     assert "TinyBERT_sim_bs1.onnx" in static.stdout and "full-length [1, 64] batch" in static.stdout

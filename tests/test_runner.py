@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinybert.errors import DataFormatError, UsageError
-from tinybert.runner import (Batch, batch_inputs, consecutive_batches, in_flight, latency_stats, model_logits,
+from tinybert.runner import (Batch, batch_inputs, batch_shapes, consecutive_batches, in_flight, latency_stats, model_logits,
                              parse_edges, plan, plan_batches, real_lengths, resolve_requests, run_batches, throughput,
                              throughput_line, tokens_processed, wall_clock_line)
 
@@ -85,6 +85,31 @@ def test_static_models_get_the_card_batches_and_dynamic_ones_buckets():
     batches, fill_to = plan(arrays, 4, None, None, "off", "feats")
     assert fill_to is None and [b.indices.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6]]
     assert [b.length for b in batches] == [b.length for b in consecutive_batches(7, 4, 64)] == [64, 64]
+
+
+@pytest.mark.parametrize("edges", ["tight", "16,32,48,64", "off"])
+def test_perf_s_workload_is_the_full_batches_split_into_calls(edges):
+    """perf times full batches only (`full_only`), split as the steps split them; with "off" (the card's
+    batches on a dynamic model) nothing is split, and no edge list is parsed."""
+    lengths = np.array([5, 60, 2, 33, 17, 9, 64, 40, 12])
+    arrays = [np.zeros((9, 64), np.int64), np.zeros((9, 64), np.int64), _mask(lengths)]
+    whole, _ = plan(arrays, 4, None, None, edges, "feats")
+    full, _ = plan(arrays, 4, None, None, edges, "feats", full_only=True)
+    assert [b.indices.tolist() for b in full] == [b.indices.tolist() for b in whole if len(b.indices) == 4]
+    calls, _ = plan(arrays, 4, None, None, edges, "feats", call_tokens=40, full_only=True)
+    assert sorted(np.concatenate([c.indices for c in calls]).tolist()) == \
+        sorted(np.concatenate([b.indices for b in full]).tolist())
+    if edges == "off":
+        assert [(len(c.indices), c.length) for c in calls] == [(4, 64), (4, 64)]
+    else:
+        assert all(len(c.indices) == 1 or len(c.indices) * c.length <= 40 for c in calls) and len(calls) > len(full)
+    assert batch_shapes(calls) == sorted({(len(c.indices), c.length) for c in calls})
+
+
+def test_a_plan_with_no_full_batch_keeps_its_first():
+    arrays = [np.zeros((3, 64), np.int64), np.zeros((3, 64), np.int64), _mask([3, 9, 5])]
+    batches, _ = plan(arrays, 8, None, None, "tight", "feats", full_only=True)
+    assert [b.indices.tolist() for b in batches] == [[0, 2, 1]]
 
 
 def test_throughput_and_latency_are_ais_bench_s_figures():

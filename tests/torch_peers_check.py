@@ -39,9 +39,9 @@ def child(a) -> dict:
     each), then timed passes per speed size; logits of the first speed size saved to --logits."""
     import numpy as np
 
-    from tinybert.backends.torch_peer_backend import TorchPeerBackend, batch_shapes, graphs_compiled
+    from tinybert.backends.torch_peer_backend import TorchPeerBackend, graphs_compiled
     from tinybert.features import load_features
-    from tinybert.runner import plan_batches, real_lengths, run_batches
+    from tinybert.runner import batch_shapes, plan_batches, real_lengths, run_batches
 
     features, _ = load_features(a.features)
     arrays = features.batch(slice(None))

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .registry import CpuPath
-from .runner import default_gears, plan, run_batches, run_batches_overlapped
+from .runner import batch_shapes, default_gears, plan, run_batches, run_batches_overlapped
 
 
 def bucket_edges(path: CpuPath, seq_len: int) -> str:
@@ -28,8 +28,7 @@ class RowTiming:
         self.batches, self.fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size,
                                           bucket_edges(path, arrays[0].shape[1]),
                                           call_tokens=call_tokens if path.splits_calls else None)
-        shapes = sorted({(len(b.indices), b.length) for b in self.batches})
-        self.compile_s = backend.warm_up(shapes) if hasattr(backend, "warm_up") else None
+        self.compile_s = backend.warm_up(batch_shapes(self.batches)) if hasattr(backend, "warm_up") else None
         self._run(self.batches[:3])
         self.passes: list[tuple[float, np.ndarray, list[float]]] = []
 

@@ -97,8 +97,8 @@ class ChunkClassifier:
         arrays = features.batch(slice(None))
         batches, fill_to = plan(arrays, self.job.batch_size, self.backend.seq_len, self.backend.batch_size,
                                 self.job.bucket_edges, call_tokens=self.job.call_tokens)
-        requests = getattr(self.backend, "requests", 1)
-        return run_batches(self.backend.run, arrays, batches, fill_to, on_batch=on_batch, requests=requests)[0]
+        return run_batches(self.backend.run, arrays, batches, fill_to, on_batch=on_batch,
+                           requests=self.backend.requests)[0]
 
     def finish(self, prepared: PreparedChunk, on_batch=None) -> dict:
         """Run the model on a prepared chunk and write its shard; returns the shard's record."""

@@ -9,8 +9,8 @@ import numpy as np
 from .backends import create_backend
 from .errors import UsageError, expect
 from .fileio import write_json_atomic
-from .runner import (Batch, latency_stats, parse_edges, plan, real_lengths, rows_per_call, run_batches, split_calls,
-                     throughput, throughput_line, wall_clock_line)
+from .runner import (CARD_BATCHES, Batch, latency_stats, plan, rows_per_call, run_batches, throughput, throughput_line,
+                     wall_clock_line)
 from .registry import loop_default
 from .settings import CALL_TOKENS, SEQ_LEN, WARMUP
 
@@ -32,10 +32,9 @@ def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = 
 
     features, _ = load_features(bin_dir)
     arrays = features.batch(slice(None))
-    batches, _ = plan(arrays, batch_size, bucket_edges=edges or "tight", source=bin_dir)
-    full = [b for b in batches if len(b.indices) == batch_size] or batches[:1]
-    return arrays, split_calls(full, real_lengths(arrays[2], bin_dir), call_tokens,
-                               parse_edges(edges or "tight", arrays[0].shape[1]))
+    batches, _ = plan(arrays, batch_size, bucket_edges=edges or "tight", source=bin_dir, call_tokens=call_tokens,
+                      full_only=True)
+    return arrays, batches
 
 
 def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, backend: str = "onnxruntime",
@@ -50,14 +49,18 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
-    if runner.seq_len is None and bin_dir:
+    bucketed = runner.seq_len is None and bin_dir
+    call_tokens = call_tokens if bucketed and bucket_edges != CARD_BATCHES else None  # the card's batches: whole
+    if bucketed:
         arrays, batches = bucketed_feature_batches(bin_dir, batch_size, bucket_edges, call_tokens)
         # Whole passes only: the batches are sorted by length, so a partial pass would time the
         # shortest sentences and overstate the throughput.
         passes = -(-loop // len(batches))
         loop = passes * len(batches)
-        workload = (f"{passes} pass(es) over the {len(batches)} calls (at most {call_tokens or 'any'} positions each) "
-                    f"of the full length-bucketed batches of {bin_dir}")
+        calls = f"calls (at most {call_tokens} positions each)" if call_tokens else "calls (one per batch)"
+        batching = "full batches in the card's order (consecutive samples, full length)" \
+            if bucket_edges == CARD_BATCHES else "full length-bucketed batches"
+        workload = f"{passes} pass(es) over the {len(batches)} {calls} of the {batching} of {bin_dir}"
     else:
         length = runner.seq_len or seq_len
         arrays = synthetic_arrays(batch_size, length)
@@ -76,7 +79,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
     print(wall_clock_line(samples, wall_s, requests))
     report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
               "requests_in_flight": requests, "NPU_compute_time": latency_stats(compute_ms),
-              "rows_per_call": rows, "call_tokens": call_tokens if bin_dir and runner.seq_len is None else None,
+              "rows_per_call": rows, "call_tokens": call_tokens,
               "throughput": throughput(rows, compute_ms), "wall_clock_samples_per_s": samples / wall_s}
     if json_out:
         write_json_atomic(json_out, report)

@@ -127,19 +127,33 @@ def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]
 
 def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
          bucket_edges: str | None = CARD_BATCHES, source: str = "input_mask",
-         call_tokens: int | None = None) -> tuple[list[Batch], int | None]:
+         call_tokens: int | None = None, full_only: bool = False) -> tuple[list[Batch], int | None]:
     """The calls in the order they run, and the size to fill them to (None: no filler rows).
 
     A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
     full length; a model with a fixed batch size gets its last one filled as ais_bench fills it. A
     dynamic model otherwise gets length-sorted batches trimmed to their bucket ("tight", or edges
     such as "16,32,48,64"), each run as calls of at most `call_tokens` positions (`split_calls`).
+    `full_only` (perf's steady-state workload) keeps the batches of exactly `batch_size` samples (the
+    first batch when none is full), before any is split.
     """
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == CARD_BATCHES:
-        return consecutive_batches(count, batch_size, seq_len), model_batch_size
+        return _full(consecutive_batches(count, batch_size, seq_len), batch_size, full_only), model_batch_size
     lengths, edges = real_lengths(arrays[2], source), parse_edges(bucket_edges, seq_len)
-    return split_calls(plan_batches(lengths, batch_size, edges), lengths, call_tokens, edges), None
+    batches = _full(plan_batches(lengths, batch_size, edges), batch_size, full_only)
+    return split_calls(batches, lengths, call_tokens, edges), None
+
+
+def _full(batches: list[Batch], batch_size: int, full_only: bool) -> list[Batch]:
+    if not full_only:
+        return batches
+    return [b for b in batches if len(b.indices) == batch_size] or batches[:1]
+
+
+def batch_shapes(batches: list[Batch]) -> list[tuple[int, int]]:
+    """The distinct (rows, length) of a plan's calls: what a runtime that compiles per shape compiles."""
+    return sorted({(len(b.indices), int(b.length)) for b in batches})
 
 
 def rows_per_call(batches: list[Batch], fill_to: int | None = None) -> float:

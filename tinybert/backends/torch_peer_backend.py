@@ -29,11 +29,6 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def batch_shapes(batches) -> list[tuple[int, int]]:
-    """The distinct (batch size, length) of a plan's batches (`runner.Batch`), for `warm_up`."""
-    return sorted({(len(b.indices), int(b.length)) for b in batches})
-
-
 class TorchPeerBackend:
     name = "pytorch-peer"
     batch_size = None
