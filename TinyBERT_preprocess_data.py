@@ -2,7 +2,7 @@
 
 import sys
 
-from tinybert.cli import run
+from tinybert.cli.main import run
 
 if __name__ == "__main__":
     sys.exit(run("preprocess", prog="TinyBERT_preprocess_data.py"))

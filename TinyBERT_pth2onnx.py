@@ -2,7 +2,7 @@
 
 import sys
 
-from tinybert.cli import run
+from tinybert.cli.main import run
 
 if __name__ == "__main__":
     sys.exit(run("export", prog="TinyBERT_pth2onnx.py"))

@@ -43,7 +43,7 @@ RATE = re.compile(r"\[INFO\] rate: ([\d.]+) sentences/s \((\d+) sentences classi
 
 def corpus_sentences(tsv: Path) -> list[str]:
     """The sentences classify classifies (bad lines left out), read through the same chunk reader."""
-    from tinybert.corpus import parse_chunk, read_chunk, resolve_layout, scan_chunks
+    from tinybert.classify.corpus import parse_chunk, read_chunk, resolve_layout, scan_chunks
 
     layout = resolve_layout(str(tsv))
     sentences = []
@@ -56,9 +56,9 @@ def engine_rate(sentences: list[str], a, features=None) -> tuple[float, float, o
     """Sentences/s of one timed pass of the runner over the whole set's batches, planned as the
     benchmark plans a project row (`runner.plan`: BUCKET_EDGES, CALL_TOKENS), and the CPU seconds the
     pass took (all threads)."""
-    from tinybert.features import encode_sentences
-    from tinybert.backends import open_path
-    from tinybert.runner import plan, run_batches
+    from tinybert.data.features import encode_sentences
+    from tinybert.runtimes import open_path
+    from tinybert.runtimes.runner import plan, run_batches
     from tinybert.settings import CALL_TOKENS, default
 
     features = features or encode_sentences(sentences, str(a.ckpt_dir / "vocab.txt"), a.seq_len)
@@ -103,7 +103,7 @@ def write_generated(sentences: list[str], count: int, path: Path, seed: int = 0)
 
 
 def ensure_models(a) -> None:
-    from tinybert.classify import ClassifyOptions, ensure_model
+    from tinybert.classify.pipeline import ClassifyOptions, ensure_model
 
     ensure_model(ClassifyOptions("", ckpt_dir=str(a.ckpt_dir), model_dir=str(a.model_dir), ort_model=a.ort_model,
                                  batch_size=a.batch_size, seq_len=a.seq_len))

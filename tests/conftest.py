@@ -117,7 +117,7 @@ def inputs(small_inputs) -> Inputs:
 @pytest.fixture(scope="session")
 def small_features(small_inputs, tmp_path_factory) -> Path:
     """Features (bert_bin) of the generated TSV, seq_len 64. Read-only: copy before damaging."""
-    from tinybert.features import preprocess
+    from tinybert.data.features import preprocess
 
     out = tmp_path_factory.mktemp("small_features") / "bert_bin"
     preprocess(str(small_inputs.tsv), str(small_inputs.checkpoint / "vocab.txt"), str(out), 64, progress=False)
@@ -138,7 +138,7 @@ def small_onnx_bs4(small_inputs, small_features, tmp_path_factory) -> Path:
 def small_result(small_inputs, small_features, tmp_path_factory) -> Path:
     """Result folder `runA` (with runA_summary.json beside it) of the generated features, by the PyTorch
     backend at bs 8. Read-only: copy before damaging."""
-    from tinybert.inference import run_inference
+    from tinybert.steps.inference import run_inference
 
     root = tmp_path_factory.mktemp("small_result")
     report = run_inference(str(small_inputs.checkpoint), input_dirs(small_features), str(root / "result"), 8,
@@ -149,7 +149,7 @@ def small_result(small_inputs, small_features, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def awkward_manifest(small_inputs, tmp_path_factory) -> dict:
     """The manifest of AWKWARD_ROWS written as a plain LF file, for comparing the variants against."""
-    from tinybert.features import preprocess
+    from tinybert.data.features import preprocess
 
     root = tmp_path_factory.mktemp("awkward")
     (root / "dev.tsv").write_bytes(tsv_bytes(AWKWARD_ROWS))
@@ -169,7 +169,7 @@ def checkpoint_copy(small_inputs, tmp_path) -> Path:
 
 def publish(root, outfmt, logits, dirname=None, started=None) -> str:
     """A result folder of `logits` (one output file per row) through the writer, as infer publishes it."""
-    from tinybert.resultdir import ResultFolderWriter
+    from tinybert.results.resultdir import ResultFolderWriter
 
     writer = ResultFolderWriter(str(root), outfmt, dirname, started=started)
     for index, row in enumerate(logits):
@@ -222,7 +222,7 @@ def edit_outputs(folder: Path, target: Path, edits: dict) -> Path:
     `target`, with the logits of sample i replaced by `edits[i]` in the folder's own format."""
     import numpy as np
 
-    from tinybert.resultdir import format_txt
+    from tinybert.results.resultdir import format_txt
 
     shutil.copytree(folder, target)
     shutil.copy(folder.parent / f"{folder.name}_summary.json", target.parent / f"{target.name}_summary.json")

@@ -62,7 +62,7 @@ class RoundRobin:
 
 
 def compare(backend, arrays, lengths, batch_size: int, repeats: int) -> dict:
-    from tinybert.runner import plan_batches, run_batches, run_batches_overlapped
+    from tinybert.runtimes.runner import plan_batches, run_batches, run_batches_overlapped
 
     batches = plan_batches(lengths, batch_size)
     reference, _ = run_batches(backend.run, arrays, batches)
@@ -90,10 +90,10 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
-    from tinybert.backends import create_backend
-    from tinybert.features import load_features, preprocess
+    from tinybert.runtimes import create_backend
+    from tinybert.data.features import load_features, preprocess
     from tinybert.machine import cpu_model
-    from tinybert.runner import real_lengths
+    from tinybert.runtimes.runner import real_lengths
 
     with tempfile.TemporaryDirectory(prefix="tinybert-ov-queue-") as tmp:
         features_dir = os.path.join(tmp, "bert_bin")

@@ -62,7 +62,7 @@ def run_stage(name: str, args: list[str], count: int, cwd: Path) -> dict:
 
 
 def tokenizer_rate(sentences: list[str], vocab: Path) -> float:
-    from tinybert.features import encode_sentences
+    from tinybert.data.features import encode_sentences
 
     start = time.perf_counter()
     encode_sentences(sentences, str(vocab), 64)
@@ -72,7 +72,7 @@ def tokenizer_rate(sentences: list[str], vocab: Path) -> float:
 def ids_match_reference(sentences: list[str], vocab: Path, sample: int = 2000) -> bool:
     from reference import reference_features
 
-    from tinybert.features import encode_sentences
+    from tinybert.data.features import encode_sentences
 
     picked = random.Random(1).sample(sentences, min(sample, len(sentences)))
     fast = encode_sentences(picked, str(vocab), 64)
@@ -99,7 +99,7 @@ def main() -> int:
         else:
             tsv, what = root / "big.tsv", "of a generated TSV"
             write_tsv(tsv, plain_words(vocab), a.count)
-        from tinybert.dataset import read_sst2_tsv
+        from tinybert.data.dataset import read_sst2_tsv
 
         sentences = read_sst2_tsv(str(tsv)).sentences
         count = len(sentences)

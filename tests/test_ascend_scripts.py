@@ -181,7 +181,7 @@ def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fak
     gears = {**env, "DYNAMIC_DIMS": "16,32,48,64", "OUTPUT_DIRNAME": "geared"}
     proc = run_script("ais_inference.sh", 4, cwd=tmp_path, env=gears)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    from tinybert.features import load_features
+    from tinybert.data.features import load_features
 
     features, _ = load_features(str(tmp_path / "bert_bin"))
     lengths = features.input_mask.sum(1)

@@ -60,7 +60,7 @@ def _result(row, speed, precision="fp32", role="project", accuracy=80.0, agreeme
 
 
 def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
-    from tinybert.benchmark_checks import evaluate_targets
+    from tinybert.bench.checks import evaluate_targets
 
     results = [_result("A", 100, role="baseline"), _result("C", 500),
                _result("D", 900, "int8", agreement=0.98),  # gate failed
@@ -81,7 +81,7 @@ def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
 
 
 def test_a_project_row_slower_at_a_larger_batch_size_is_flagged():
-    from tinybert.benchmark_checks import evaluate_targets
+    from tinybert.bench.checks import evaluate_targets
 
     results = [_result("D", speed, "int8", bs=bs) for bs, speed in ((1, 700), (8, 1100), (32, 900), (64, 1080))]
     results += [_result("OVt", speed, role="peer", bs=bs) for bs, speed in ((1, 300), (8, 500), (32, 200))]
@@ -95,7 +95,7 @@ def test_a_project_row_slower_at_a_larger_batch_size_is_flagged():
 def test_flops_of_the_cls_only_last_layer():
     from types import SimpleNamespace
 
-    from tinybert.roofline import batch_flops
+    from tinybert.bench.roofline import batch_flops
 
     config = SimpleNamespace(hidden_size=312, intermediate_size=1200, num_hidden_layers=4)
     assert batch_flops(config, 3, 1, True) == batch_flops(config, 3, 1)  # one token: nothing to prune
@@ -103,7 +103,7 @@ def test_flops_of_the_cls_only_last_layer():
 
 
 def test_int8_matmul_rate_is_measured():
-    from tinybert.square_rates import measured_int8_gops
+    from tinybert.bench.square_rates import measured_int8_gops
 
     rate = measured_int8_gops(1, sizes=(64,), trials=1)
     assert rate["gops"] == max(rate["by_library"].values()) > 0 and rate["dot_product"]

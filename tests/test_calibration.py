@@ -33,9 +33,9 @@ def test_calibrate_cache_and_record(small_inputs, tmp_path):
     record = json.loads((tmp_path / "m" / "TinyBERT_int8_static.calibration.json").read_text())
     assert record["samples"] == 20 and record["calibration_file"] == "train.tsv" and record["seed"] == 0
     # The record holds the figures of the check that ran: the same model on the same samples agrees alike.
-    from tinybert.backends import create_backend
+    from tinybert.runtimes import create_backend
     from tinybert.export.checking import verification
-    from tinybert.runner import model_logits
+    from tinybert.runtimes.runner import model_logits
 
     check = verification(str(small_inputs.checkpoint), 11, 64, None, record["check"]["samples"], 32)
     ours = model_logits(create_backend("onnxruntime", str(model)), check.arrays, 32, "tight")

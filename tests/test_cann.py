@@ -14,7 +14,7 @@ import onnxruntime
 import pytest
 from conftest import assert_clean_error, input_arg, run_cli, run_script
 
-from tinybert.backends import create_backend
+from tinybert.runtimes import create_backend
 from tinybert.errors import BackendUnavailableError
 
 CANN = "CANNExecutionProvider"

@@ -73,7 +73,7 @@ def test_a_package_that_is_not_installed_is_refused_the_same_way():
 @pytest.mark.parametrize("name, package", [("openvino", "openvino"), ("openvino-bf16", "openvino"),
                                            pytest.param("pytorch", "torch", marks=pytest.mark.slow)])
 def test_hidden_backends_are_unavailable(tmp_path, name, package):
-    from tinybert.backends import create_backend
+    from tinybert.runtimes import create_backend
 
     model = tmp_path / "model.onnx"
     model.write_bytes(b"not read: the package check comes first")
@@ -133,7 +133,7 @@ def test_this_machine_is_read():
 def test_openvino_bf16_follows_the_profile(small_onnx_bs4):
     """Refused on an AVX2 profile, allowed on AMX (on a CPU without bf16 OpenVINO then runs f32)."""
     pytest.importorskip("openvino")
-    from tinybert.backends import create_backend
+    from tinybert.runtimes import create_backend
 
     with faked(profile="avx2"):
         with pytest.raises(BackendUnavailableError, match="bf16: expected a CPU with native bf16 .* got AVX2"):

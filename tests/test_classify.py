@@ -10,14 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from tinybert import backends, corpus
-from tinybert.classify import ClassifyOptions, classify_corpus
-from tinybert.corpus import Layout, parse_chunk, read_chunk, resolve_layout, scan_chunks
+from tinybert import runtimes as backends
+from tinybert.classify import corpus
+from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
+from tinybert.classify.corpus import Layout, parse_chunk, read_chunk, resolve_layout, scan_chunks
 from tinybert.errors import DataFormatError, OutputError, UsageError
-from tinybert.features import encode_sentences
-from tinybert.predict import softmax
+from tinybert.data.features import encode_sentences
+from tinybert.runtimes.runner import softmax
 from tinybert.settings import model_path
-from tinybert.shards import work_dir_for
+from tinybert.classify.shards import work_dir_for
 
 RAY_LOADED_BEFORE = "ray" in sys.modules
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, WORDS, input_dirs, run_cli, run_script
 
-from tinybert.shards import work_dir_for
+from tinybert.classify.shards import work_dir_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +48,9 @@ def classify_args(source, out, small_inputs, models, *more):
 
 
 def test_labels_equal_the_step_pipeline(small_inputs, fast_models, tmp_path):
-    from tinybert.features import preprocess
-    from tinybert.inference import run_inference
-    from tinybert.postprocess import score
+    from tinybert.data.features import preprocess
+    from tinybert.steps.inference import run_inference
+    from tinybert.steps.postprocess import score
 
     out = tmp_path / "out.tsv"
     run_cli(*classify_args(small_inputs.tsv, out, small_inputs, fast_models, "--chunk_sentences", 5,

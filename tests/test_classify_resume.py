@@ -13,12 +13,13 @@ import types
 import pytest
 from test_classify import SENTENCES, fake_model, options  # noqa: F401 (fake_model is a fixture)
 
-from tinybert import classify_ray
-from tinybert.classify import classify_corpus
-from tinybert.classify_worker import ChunkClassifier
+import tinybert
+from tinybert.classify import ray_engine as classify_ray
+from tinybert.classify.pipeline import classify_corpus
+from tinybert.classify.worker import ChunkClassifier
 from tinybert.errors import BackendUnavailableError, DataFormatError, OutputError, UsageError
 from tinybert.settings import model_path
-from tinybert.shards import WorkFolder, work_dir_for
+from tinybert.classify.shards import WorkFolder, work_dir_for
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ def test_ray_joins_ray_address_else_starts_a_quiet_local_cluster(monkeypatch):
     assert joined["address"] == "ray://head:10001" and "num_cpus" not in joined and "include_dashboard" not in joined
     for kwargs in ray.inits:  # the package travels with the job; no worker logs on the driver's terminal
         assert kwargs["log_to_driver"] is False
-        assert kwargs["runtime_env"]["py_modules"] == [os.path.dirname(classify_ray.__file__)]
+        assert kwargs["runtime_env"]["py_modules"] == [os.path.dirname(tinybert.__file__)]
 
     def unreachable(**kwargs):
         raise ConnectionError("Could not find any running Ray instance.\nPlease specify ...")

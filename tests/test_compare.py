@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import assert_clean_error, edit_outputs, input_arg, run_cli, run_script
 
-from tinybert.compare import compare
-from tinybert.dataset import read_sst2_tsv
+from tinybert.steps.compare import compare
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert.errors import ResultFolderError
-from tinybert.features import preprocess
-from tinybert.inference import run_inference
-from tinybert.resultdir import read_logits
+from tinybert.data.features import preprocess
+from tinybert.steps.inference import run_inference
+from tinybert.results.resultdir import read_logits
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from conftest import SHARED, SHARED_CHECKPOINT, run_script
 from reference import reference_features, reference_logits
 
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data.dataset import read_sst2_tsv
 
 TEST_TSV = SHARED / "data" / "SST-2" / "test.tsv"
 

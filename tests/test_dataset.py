@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import AWKWARD_ROWS, SHARED_COUNT, SHARED_TSV, tsv_bytes
 
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert.errors import DataFormatError
-from tinybert.features import preprocess
+from tinybert.data.features import preprocess
 
 
 def test_genuine_dev_set_is_read_completely():

@@ -29,8 +29,9 @@ BATCH = 4
 # FIXED_START pins the run's start time, so concurrent runs want the same timestamped name.
 HARNESS = r'''
 import os, pathlib, signal, sys, time
-from tinybert import features, resultdir
-from tinybert.cli import run
+from tinybert.data import features
+from tinybert.results import resultdir
+from tinybert.cli.main import run
 
 # A parent started in the background by a non-interactive shell passes SIGINT on as ignored; the
 # test needs Python's usual Ctrl-C behaviour.

@@ -12,10 +12,10 @@ import pytest
 from conftest import AWKWARD_ROWS, enospc_after, tsv_bytes
 from reference import reference_features
 
-from tinybert import features as features_module
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data import features as features_module
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert.errors import ManifestError, PipelineError
-from tinybert.features import load_features, preprocess
+from tinybert.data.features import load_features, preprocess
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 from conftest import SMALL_COUNT, assert_clean_error, input_arg, input_dirs, run_cli
 
 from tinybert.errors import ModelFileError
-from tinybert.inference import run_inference
-from tinybert.resultdir import read_logits
+from tinybert.steps.inference import run_inference
+from tinybert.results.resultdir import read_logits
 
 
 def _stems(count):

@@ -15,7 +15,7 @@ from conftest import SPECIALS, WORDS, assert_clean_error, run_cli
 from reference import reference_logits, write_checkpoint
 
 from tinybert.errors import CheckpointError
-from tinybert.modeling import load_tinybert
+from tinybert.model.modeling import load_tinybert
 
 
 def _batch(vocab_size, count=6, seq_len=32, seed=1):
@@ -176,7 +176,7 @@ def test_a_checkpoint_that_runs_code_is_refused_via_the_cli(checkpoint_copy, tmp
 
 def test_the_last_layer_at_cls_only_gives_the_same_logits(inputs):
     """The fast export's graph: the last layer computed for the [CLS] row only is the same arithmetic."""
-    from tinybert.modeling import cls_only_last_layer
+    from tinybert.model.modeling import cls_only_last_layer
 
     model = load_tinybert(str(inputs.checkpoint))
     arrays = _batch(model.config.vocab_size)

@@ -12,9 +12,9 @@ import pytest
 from conftest import assert_clean_error, edit_outputs, input_arg, run_cli, run_script
 from onnx import TensorProto, helper
 
-from tinybert.dataset import read_sst2_tsv
-from tinybert.features import load_features
-from tinybert.inference import run_inference
+from tinybert.data.dataset import read_sst2_tsv
+from tinybert.data.features import load_features
+from tinybert.steps.inference import run_inference
 
 NAN, INF = float("nan"), float("inf")
 
@@ -70,7 +70,7 @@ def test_skip_nonfinite_scores_the_finite_rest_and_says_so(setup, small_inputs, 
     root, bin_dir, folders = setup
     from pathlib import Path
 
-    from tinybert.resultdir import read_logits
+    from tinybert.results.resultdir import read_logits
 
     logits = read_logits(folders["TXT"], [f"input{i}" for i in range(37)])
     bad = [2, 5, 6, 11, 12, 13, 20]  # more than the five files a message names

@@ -17,8 +17,8 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("openvino")
 
-from tinybert.backends import create_backend  # noqa: E402
-from tinybert.runner import plan_batches, real_lengths, run_batches, run_batches_overlapped  # noqa: E402
+from tinybert.runtimes import create_backend  # noqa: E402
+from tinybert.runtimes.runner import plan_batches, real_lengths, run_batches, run_batches_overlapped  # noqa: E402
 
 
 def identifying_model(path) -> str:
@@ -101,7 +101,7 @@ def test_an_error_in_the_callback_is_raised_by_the_pass_and_frees_the_queue(mode
 
     import openvino as ov
 
-    from tinybert.backends import openvino_backend
+    from tinybert.runtimes import openvino as openvino_backend
 
     arrays = sample_arrays(30)
     backend = create_backend("openvino", model, threads=2, hint="THROUGHPUT")
@@ -131,8 +131,8 @@ import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
 from test_openvino_backend import sample_arrays
-from tinybert.backends import create_backend
-from tinybert.runner import plan_batches, real_lengths, run_batches_overlapped
+from tinybert.runtimes import create_backend
+from tinybert.runtimes.runner import plan_batches, real_lengths, run_batches_overlapped
 
 arrays = sample_arrays(1000, seed=1)
 batches = plan_batches(real_lengths(arrays[2]), 1)

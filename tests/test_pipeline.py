@@ -22,7 +22,7 @@ import torch
 from conftest import REPO, assert_clean_error, run_script
 from reference import reference_features, reference_logits
 
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert.registry import alternatives, ort_models
 
 TXT_ROW = re.compile(r"^-?\d+\.\d{6} -?\d+\.\d{6} \n$")
@@ -166,8 +166,8 @@ def test_result_folder_is_ais_bench_shaped(workdir, chain, inputs):
         assert set(summary[key]) == STAT_KEYS
     count = len(summary["filesinfo"])
     assert count == inputs.count
-    from tinybert.features import load_features
-    from tinybert.runner import plan
+    from tinybert.data.features import load_features
+    from tinybert.runtimes.runner import plan
     from tinybert.settings import CALL_TOKENS
 
     # One timing per call: the length-bucketed batches of 64, each run as calls of CALL_TOKENS positions at most.

@@ -15,11 +15,11 @@ import torch
 from conftest import assert_clean_error, run_cli, run_script, tsv_bytes
 from reference import reference_features, reference_logits
 
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert import fileio
 from tinybert.errors import OutputError, ResultFolderError
-from tinybert.features import preprocess
-from tinybert.postprocess import score
+from tinybert.data.features import preprocess
+from tinybert.steps.postprocess import score
 
 # --- unlabelled data and per-sample predictions -------------------------------------------------
 

@@ -16,7 +16,7 @@ from conftest import REPO, SPECIALS, WORDS, assert_clean_error, run_cli, run_scr
 from reference import reference_features, reference_logits
 
 from tinybert.errors import DataFormatError, ModelFileError, UsageError
-from tinybert.predict import predict, print_predictions, read_sentences
+from tinybert.steps.predict import predict, print_predictions, read_sentences
 
 SENTENCES = ["the movie was great fun", "a boring , awful plot", "\"naive\" charm ... not bad",
              "Café NAÏVE 中文 story", "", "- it was very good - but the acting was bad"]

@@ -11,9 +11,9 @@ import pytest
 from conftest import SHARED, input_arg, make_small_tsv, run_cli, run_script
 
 from tinybert import capabilities
-from tinybert.benchmark import BenchmarkRun, run_benchmark
+from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 from tinybert.registry import PATHS
-from tinybert.roofline import Timing
+from tinybert.bench.roofline import Timing
 
 CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc"]
 BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb"]

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from conftest import publish
 from hypothesis import strategies as st
 
-from tinybert.dataset import read_sst2_tsv
+from tinybert.data.dataset import read_sst2_tsv
 from tinybert.errors import DataFormatError, ResultFolderError
-from tinybert.provenance import check_provenance
-from tinybert.resultdir import FORMATS, read_logits
+from tinybert.results.provenance import check_provenance
+from tinybert.results.resultdir import FORMATS, read_logits
 
 SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

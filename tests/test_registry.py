@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 from tinybert import registry
-from tinybert.registry_text import TABLES
+from tinybert.cli.registry_text import TABLES
 from tinybert.settings import MODEL_FILES, default
 
 
@@ -31,7 +31,7 @@ def test_every_entry_points_at_what_exists():
 
     runtimes = {r.name for r in registry.RUNTIMES}
     for runtime in registry.RUNTIMES:
-        assert (REPO / "tinybert" / "backends" / f"{runtime.module}.py").is_file(), runtime.name
+        assert (REPO / "tinybert" / "runtimes" / f"{runtime.module}.py").is_file(), runtime.name
     for path in registry.PATHS:
         assert path.runtime in runtimes, path.row
         assert path.model == registry.CHECKPOINT or path.model in MODEL_FILES, path.row
@@ -51,7 +51,7 @@ def test_every_entry_points_at_what_exists():
 def test_each_runtime_class_exists(runtime):
     entry = registry.runtime(runtime)
     try:
-        module = importlib.import_module(f"tinybert.backends.{entry.module}")
+        module = importlib.import_module(f"tinybert.runtimes.{entry.module}")
     except ImportError as exc:  # an optional runtime not installed here: its class cannot be checked
         pytest.skip(f"{runtime}: {exc}")
     assert hasattr(module, entry.cls)
@@ -64,7 +64,7 @@ def test_the_gates_follow_the_roles_and_precisions():
 
 
 def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
-    from tinybert import backends
+    from tinybert import runtimes as backends
 
     opened = []
     monkeypatch.setattr(backends, "create_backend", lambda name, model, **options: opened.append((name, model, options)))

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from tinybert import perf, report
+from tinybert.steps import perf, report
 from tinybert.errors import PipelineError
-from tinybert.runner import throughput_line, wall_clock_line
+from tinybert.runtimes.runner import throughput_line, wall_clock_line
 
 
 class FakeRunner:

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from conftest import enospc_after, input_dirs, publish
 
-from tinybert import resultdir as resultdir_module
+from tinybert.results import resultdir as resultdir_module
 from tinybert.errors import PipelineError, ResultFolderError
 from tinybert.fileio import natural_key
-from tinybert.gears import merge
-from tinybert.resultdir import INNER_SUMMARY, ResultFolderWriter, Summary, format_txt, read_logits, read_summary
+from tinybert.steps.gears import merge
+from tinybert.results.resultdir import INNER_SUMMARY, ResultFolderWriter, Summary, format_txt, read_logits, read_summary
 
 
 def test_txt_format_is_ais_bench_s():
@@ -125,7 +125,7 @@ def test_truncated_bin_is_named(tmp_path):
 ])
 def test_disk_errors_while_writing_results_leave_nothing(small_inputs, small_features, tmp_path, monkeypatch, code,
                                                          fragment):
-    from tinybert.inference import run_inference
+    from tinybert.steps.inference import run_inference
 
     monkeypatch.setattr(resultdir_module, "open", enospc_after(5, code), raising=False)
     with pytest.raises(PipelineError) as info:

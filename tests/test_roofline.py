@@ -12,8 +12,8 @@ from conftest import assert_clean_error, run_cli
 
 from tinybert.capabilities import faked
 from tinybert.errors import UsageError
-from tinybert.roofline import Timing, model_shape_lines, model_shape_rate, rate_at, rates_for
-from tinybert.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
+from tinybert.bench.roofline import Timing, model_shape_lines, model_shape_rate, rate_at, rates_for
+from tinybert.bench.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
 
 TINY = Timing(min_time_s=0.0, samples=1, budget_s=0.0)  # rates, not timings: one call per sample
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinybert.errors import DataFormatError, UsageError
-from tinybert.runner import (Batch, batch_inputs, batch_shapes, consecutive_batches, in_flight, latency_stats, model_logits,
+from tinybert.runtimes.runner import (Batch, batch_inputs, batch_shapes, consecutive_batches, in_flight, latency_stats, model_logits,
                              parse_edges, plan, plan_batches, real_lengths, resolve_requests, run_batches, throughput,
                              throughput_line, tokens_processed, wall_clock_line)
 

@@ -12,7 +12,9 @@ import sys
 import pytest
 from conftest import REPO, assert_clean_error, run_cli, run_script
 
-from tinybert import backend_choice, registry, settings, settings_text
+from tinybert import registry, settings
+from tinybert.cli import settings_text
+from tinybert.runtimes import backend_choice
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
 from tinybert.settings import SETTINGS, Setting
 
@@ -64,13 +66,13 @@ def test_typed_constants_follow_the_table():
 
 
 def test_cli_option_defaults_come_from_the_table(monkeypatch):
-    import tinybert.benchmark
-    import tinybert.perf
-    from tinybert import cli
+    import tinybert.bench.benchmark
+    import tinybert.steps.perf
+    from tinybert.cli import main as cli
 
     calls = {}
-    monkeypatch.setattr(tinybert.benchmark, "run_benchmark", lambda run: calls.setdefault("benchmark", run))
-    monkeypatch.setattr(tinybert.perf, "measure", lambda *a, **k: calls.setdefault("perf", (a, k)))
+    monkeypatch.setattr(tinybert.bench.benchmark, "run_benchmark", lambda run: calls.setdefault("benchmark", run))
+    monkeypatch.setattr(tinybert.steps.perf, "measure", lambda *a, **k: calls.setdefault("perf", (a, k)))
     assert cli.run("benchmark", []) == 0 and cli.run("perf", ["--model", "m.onnx", "--batchsize", "1"]) == 0
     run, d = calls["benchmark"], settings.defaults()
     assert (run.model_dir, run.data_file, run.output_root) == (d["CKPT_DIR"], d["DATA_FILE"], d["BENCH_DIR"])

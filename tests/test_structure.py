@@ -1,5 +1,5 @@
-"""The code's shape, kept: small modules and functions, no import cycle, and no default spelled
-outside the settings table."""
+"""The code's shape, kept: the layering of its folders (import-linter's contracts in .importlinter), no
+import cycle, and no default spelled outside the settings table."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-MAX_MODULE_LINES = 300
-MAX_FUNCTION_LINES = 60
 PACKAGE = REPO / "tinybert"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
@@ -20,14 +18,22 @@ def _name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
-def test_modules_and_functions_are_small(path):
-    text = path.read_text(encoding="utf-8")
-    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: over {MAX_MODULE_LINES} lines"
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            length = node.end_lineno - node.lineno + 1
-            assert length <= MAX_FUNCTION_LINES, f"{path.name}: {node.name} has {length} lines"
+def test_layers_hold(monkeypatch, capsys):
+    """Lower folders never import upper ones (function-level imports included): .importlinter's contracts."""
+    from importlinter import cli
+
+    monkeypatch.chdir(REPO)
+    code = cli.lint_imports(config_filename=str(REPO / ".importlinter"), no_cache=True, no_logo=True)
+    assert code == 0, capsys.readouterr().out
+
+
+def test_every_folder_is_a_layer():
+    """Each folder of the package is named in the layers contract, so none sits outside the layering."""
+    text = (REPO / ".importlinter").read_text()
+    layered = {name.strip() for line in text.split("layers =", 1)[1].splitlines() for name in line.split("|")}
+    folders = {f"tinybert.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    modules = {f"tinybert.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    assert folders | modules <= layered, sorted((folders | modules) - layered)
 
 
 def _imports(path: Path, names: set[str]) -> set[str]:

@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import input_dirs
 
-from tinybert.backends import create_backend
-from tinybert.backends.torch_peer_backend import TorchPeerBackend, graphs_compiled
+from tinybert.runtimes import create_backend
+from tinybert.runtimes.torch_peer import TorchPeerBackend, graphs_compiled
 from tinybert.errors import UsageError
-from tinybert.features import load_features
-from tinybert.runner import batch_shapes, plan_batches, real_lengths, run_batches
+from tinybert.data.features import load_features
+from tinybert.runtimes.runner import batch_shapes, plan_batches, real_lengths, run_batches
 
 TOLERANCE = 1e-4  # compiled fp32 vs eager fp32: float rounding of fused kernels only
 BF16_BOUND = 0.15  # bf16 vs fp32 on the small model, whose logits reach about 2: bf16 rounding

@@ -39,9 +39,9 @@ def child(a) -> dict:
     each), then timed passes per speed size; logits of the first speed size saved to --logits."""
     import numpy as np
 
-    from tinybert.backends.torch_peer_backend import TorchPeerBackend, graphs_compiled
-    from tinybert.features import load_features
-    from tinybert.runner import batch_shapes, plan_batches, real_lengths, run_batches
+    from tinybert.runtimes.torch_peer import TorchPeerBackend, graphs_compiled
+    from tinybert.data.features import load_features
+    from tinybert.runtimes.runner import batch_shapes, plan_batches, real_lengths, run_batches
 
     features, _ = load_features(a.features)
     arrays = features.batch(slice(None))
@@ -129,7 +129,7 @@ def main() -> int:
     if a.child:
         print(json.dumps(child(a)))
         return 0
-    from tinybert.features import preprocess
+    from tinybert.data.features import preprocess
     from tinybert.machine import cpu_model, native_bf16
 
     print(f"[TORCH] {cpu_model()}, {os.cpu_count()} CPU(s), native bf16: {native_bf16()}")

@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from .errors import BackendUnavailableError, UsageError
+from tinybert.errors import BackendUnavailableError, UsageError
 
 CPU_PROFILE_ENV = "TINYBERT_CPU_PROFILE"
 WITHOUT_ENV = "TINYBERT_WITHOUT"

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from typing import Callable, Iterator
 
-from .errors import OutputError, PipelineError
+from tinybert.errors import OutputError, PipelineError
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
 

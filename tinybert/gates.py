@@ -9,7 +9,7 @@ every row on the whole set (`benchmark_checks`), and a row that fails never coun
 
 from __future__ import annotations
 
-from .settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
+from tinybert.settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
 
 
 def exact(max_abs_diff: float, tolerance: float = EXPORT_TOLERANCE) -> bool:

@@ -6,7 +6,7 @@ import os
 import platform
 from importlib import metadata
 
-from .capabilities import current
+from tinybert.capabilities import current
 
 
 def physical_cores() -> int:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UsageError
-from .settings import default, model_path
+from tinybert.errors import UsageError
+from tinybert.settings import default, model_path
 
 ORT_MODEL_ROLES = ("card", "project")  # the paths ORT_MODEL can name
 CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
@@ -28,7 +28,7 @@ CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth check
 @dataclass(frozen=True)
 class Runtime:
     name: str
-    module: str  # tinybert/backends/<module>.py
+    module: str  # tinybert/runtimes/<module>.py
     cls: str
     install: str  # what to install when its import fails
     title: str
@@ -42,17 +42,17 @@ class Runtime:
 
 
 RUNTIMES = (
-    Runtime("onnxruntime", "onnxruntime_backend", "OnnxRuntimeBackend", "pip install onnxruntime",
+    Runtime("onnxruntime", "onnxruntime", "OnnxRuntimeBackend", "pip install onnxruntime",
             "ONNX Runtime (CPU, or a GPU provider where installed)", requests=True),
-    Runtime("openvino", "openvino_backend", "OpenVinoBackend", "pip install openvino (see requirements.txt)",
+    Runtime("openvino", "openvino", "OpenVinoBackend", "pip install openvino (see requirements.txt)",
             "OpenVINO on the CPU, fp32", requests=True),
-    Runtime("openvino-bf16", "openvino_backend", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)",
+    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)",
             "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True, family="openvino"),
-    Runtime("pytorch", "pytorch_backend", "PyTorchBackend", "pip install torch transformers",
+    Runtime("pytorch", "pytorch", "PyTorchBackend", "pip install torch transformers",
             "PyTorch eager on the .pth checkpoint"),
-    Runtime("cann", "cann_backend", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)",
+    Runtime("cann", "cann", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)",
             "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
-    Runtime("pytorch-peer", "torch_peer_backend", "TorchPeerBackend", "pip install torch transformers",
+    Runtime("pytorch-peer", "torch_peer", "TorchPeerBackend", "pip install torch transformers",
             "PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
             "bf16 autocast, last layer at [CLS] only", family="pytorch"),
 )
@@ -78,7 +78,7 @@ class Backend:
     foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
 
     def installed(self) -> bool:
-        from .capabilities import installed
+        from tinybert.capabilities import installed
 
         return not self.module or installed(self.module)
 

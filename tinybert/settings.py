@@ -135,7 +135,7 @@ def default(name: str) -> str:
 
 
 def setting(name: str) -> Setting:
-    from .errors import UsageError
+    from tinybert.errors import UsageError
 
     for candidate in SETTINGS:
         if candidate.name == name:
@@ -202,7 +202,7 @@ ROOFLINE_BUDGET_S = 1.0
 
 
 def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:
-    from .errors import UsageError
+    from tinybert.errors import UsageError
 
     if kind not in MODEL_FILES:
         raise UsageError(f"expected a model kind among {', '.join(MODEL_FILES)}, got {kind!r}")

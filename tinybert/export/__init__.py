@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 
-from ..errors import UsageError, expect
-from ..settings import FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
-from .calibrated import Calibration, export_static_int8
-from .checking import stale
-from .fast import export_fast_models
-from .static import ExportReport, export
+from tinybert.errors import UsageError, expect
+from tinybert.settings import FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
+from tinybert.export.calibrated import Calibration, export_static_int8
+from tinybert.export.checking import stale
+from tinybert.export.fast import export_fast_models
+from tinybert.export.static import ExportReport, export
 
 
 def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None = None,
@@ -32,8 +32,8 @@ def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None
                  seq_len: int = SEQ_LEN) -> str:
     """The model file of `kind` in `out_dir`, written first by its exporter when missing or older than
     the weights; `model_dir` itself for the checkpoint."""
-    from ..modeling import weights_path
-    from ..registry import CHECKPOINT
+    from tinybert.model.modeling import weights_path
+    from tinybert.registry import CHECKPOINT
 
     if kind == CHECKPOINT:
         return model_dir
@@ -49,7 +49,7 @@ def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None
             export_static_int8(model_dir, calibration.file, out_dir, calibration.samples, calibration.seed, opset,
                                seq_len, features_dir, min_agreement=calibration.min_agreement)
         elif stale([path], weights_path(model_dir)):
-            from .openvino import export_openvino_int8
+            from tinybert.export.openvino import export_openvino_int8
 
             export_openvino_int8(model_dir, calibration, out_dir, opset, seq_len, features_dir)
     else:

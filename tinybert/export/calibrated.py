@@ -17,17 +17,17 @@ import numpy as np
 
 from dataclasses import dataclass
 
-from ..dataset import file_sha256, read_sst2_tsv
-from ..errors import ExportError, UsageError, expect
-from ..features import MANIFEST_NAME, encode_sentences, read_manifest
-from ..fileio import os_errors_as, read_json, write_json_atomic
-from ..modeling import vocab_path
-from ..runner import plan_batches, real_lengths
-from ..settings import (CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_SAMPLES, MIN_AGREEMENT, OPSET, SEQ_LEN,
+from tinybert.data.dataset import file_sha256, read_sst2_tsv
+from tinybert.errors import ExportError, UsageError, expect
+from tinybert.data.features import MANIFEST_NAME, encode_sentences, read_manifest
+from tinybert.fileio import os_errors_as, read_json, write_json_atomic
+from tinybert.model.modeling import vocab_path
+from tinybert.runtimes.runner import plan_batches, real_lengths
+from tinybert.settings import (CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_SAMPLES, MIN_AGREEMENT, OPSET, SEQ_LEN,
                         model_path)
-from .checking import check_models, verification, write_model
-from .fast import export_fast_models
-from .graphs import quantize_static_int8
+from tinybert.export.checking import check_models, verification, write_model
+from tinybert.export.fast import export_fast_models
+from tinybert.export.graphs import quantize_static_int8
 
 METHOD = "onnxruntime quantize_static, QDQ, MatMul only, weights int8 per channel, activations uint8 MinMax"
 VERIFY_BATCH = 32

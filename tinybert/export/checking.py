@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ExportError, UsageError, expect
-from ..features import MANIFEST_NAME
-from ..fileio import atomic_path
-from ..runner import CARD_BATCHES, model_logits
-from ..settings import MIN_OPSET
+from tinybert.errors import ExportError, UsageError, expect
+from tinybert.data.features import MANIFEST_NAME
+from tinybert.fileio import atomic_path
+from tinybert.runtimes.runner import CARD_BATCHES, model_logits
+from tinybert.settings import MIN_OPSET
 
 
 def write_model(path: str, write, note: str):
@@ -27,7 +27,7 @@ def write_model(path: str, write, note: str):
 
 def load_checked_model(model_dir: str, opset: int, seq_len: int):
     """The PyTorch backend of the checkpoint, after checking the export options fit it."""
-    from ..backends import create_backend
+    from tinybert.runtimes import create_backend
 
     expect(opset >= MIN_OPSET, UsageError, f"expected ONNX opset >= {MIN_OPSET} (erf GELU, ATC support), got {opset}")
     torch_backend = create_backend("pytorch", model_dir)
@@ -61,7 +61,7 @@ def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | N
     features hold when `at_most_features`) and PyTorch eager's logits on them, in batches of `batch_size`."""
     torch_backend = load_checked_model(model_dir, opset, seq_len)
     if at_most_features and features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
-        from ..features import read_manifest
+        from tinybert.data.features import read_manifest
 
         count = min(count, read_manifest(features_dir)["num_samples"])
     arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
@@ -72,7 +72,7 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
     """`count` real samples when the preprocess step has run (repeated when there are fewer), else
     a fixed pseudo-random set; and a description of them."""
     if features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
-        from ..features import load_features
+        from tinybert.data.features import load_features
 
         features, _ = load_features(features_dir)
         expect(features.seq_len == seq_len, ExportError,
@@ -93,8 +93,8 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
     `gated` model fails the exact gate (`tolerance`), or (with `min_agreement`, for reduced-precision
     models) any model fails the agreement gate, the files in `remove_on_failure` are removed (a model
     that failed its check must not look ready) and an ExportError says which."""
-    from .. import gates
-    from ..backends import create_backend
+    from tinybert import gates
+    from tinybert.runtimes import create_backend
 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
     batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""

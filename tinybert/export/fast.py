@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExportError
-from ..fileio import os_errors_as
-from ..settings import EXPORT_TOLERANCE, FAST_MODEL_KINDS, FAST_VERIFY_SAMPLES, OPSET, SEQ_LEN, model_path
-from .checking import check_models, stale, verification, write_model
-from .graphs import export_torchscript, quantize_int8, simplify
+from tinybert.errors import ExportError
+from tinybert.fileio import os_errors_as
+from tinybert.settings import EXPORT_TOLERANCE, FAST_MODEL_KINDS, FAST_VERIFY_SAMPLES, OPSET, SEQ_LEN, model_path
+from tinybert.export.checking import check_models, stale, verification, write_model
+from tinybert.export.graphs import export_torchscript, quantize_int8, simplify
 
 VERIFY_BATCH = 32
 FP32_KINDS = ("dynamic", "sim_dynamic", "fast")  # held to the tolerance; int8 is gated by the benchmark
@@ -25,7 +25,7 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = OPSET, s
     The fast model is the plain graph, not fused: measured side by side, ONNX Runtime's own graph
     optimisations on it beat its fused Attention kernel at batch sizes >= 8 and tied at 1, and
     computing the last layer at [CLS] only (`cls_only_last_layer`) saves a fifth of the FLOPs."""
-    from ..modeling import cls_only_last_layer, weights_path
+    from tinybert.model.modeling import cls_only_last_layer, weights_path
 
     paths = {kind: model_path(kind, out_dir) for kind in FAST_MODEL_KINDS}
     if not force and not stale(paths.values(), weights_path(model_dir)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-from .. import INPUT_NAMES, OUTPUT_NAME
-from ..errors import ExportError, expect
+from tinybert import INPUT_NAMES, OUTPUT_NAME
+from tinybert.errors import ExportError, expect
 
 
 def export_torchscript(model, example, path: str, opset: int, dynamic: bool) -> None:
@@ -89,7 +89,7 @@ def quantize_static_int8(source: str, target: str, calibration_batches) -> None:
 def quantize_nncf_int8(source: str, target_xml: str, calibration_batches) -> None:
     """OpenVINO's documented static int8 recipe: NNCF post-training quantization with the
     transformer preset (SmoothQuant, fast bias correction), saved as OpenVINO IR."""
-    from ..capabilities import require
+    from tinybert.capabilities import require
 
     nncf, ov = require("nncf", "OpenVINO int8"), require("openvino", "OpenVINO int8")
     model = ov.Core().read_model(source)

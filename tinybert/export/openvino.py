@@ -8,13 +8,13 @@ import os
 import shutil
 import tempfile
 
-from ..errors import ExportError
-from ..fileio import os_errors_as
-from ..modeling import vocab_path
-from ..settings import OPSET, SEQ_LEN, model_path
-from .calibrated import Calibration, calibration_batches, calibration_sample
-from .fast import export_fast_models
-from .graphs import quantize_nncf_int8
+from tinybert.errors import ExportError
+from tinybert.fileio import os_errors_as
+from tinybert.model.modeling import vocab_path
+from tinybert.settings import OPSET, SEQ_LEN, model_path
+from tinybert.export.calibrated import Calibration, calibration_batches, calibration_sample
+from tinybert.export.fast import export_fast_models
+from tinybert.export.graphs import quantize_nncf_int8
 
 
 def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str = ".", opset: int = OPSET,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .. import INPUT_NAMES, OUTPUT_NAME
-from ..errors import ExportError, UsageError, expect
-from ..fileio import os_errors_as
-from ..runner import CARD_BATCHES
-from ..settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, VERIFY_SAMPLES, model_path
-from .checking import check_models, verification, write_model
-from .graphs import export_torchscript, simplify
+from tinybert import INPUT_NAMES, OUTPUT_NAME
+from tinybert.errors import ExportError, UsageError, expect
+from tinybert.fileio import os_errors_as
+from tinybert.runtimes.runner import CARD_BATCHES
+from tinybert.settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, VERIFY_SAMPLES, model_path
+from tinybert.export.checking import check_models, verification, write_model
+from tinybert.export.graphs import export_torchscript, simplify
 
 
 @dataclass

@@ -1,0 +1,217 @@
+"""Side-by-side benchmark of the ways to run the model, in one process and one run.
+
+Its rows are the registry's paths (`registry.PATHS`: the PyTorch baseline A, the card's static model
+B, the project's CPU paths and their variants, the peers, GPU rows where a provider exists), each
+run the way the steps run it: the model from the export package (`export.ensure_model`), opened with
+`backends.open_path`, batched by `runner.plan`. Rows the machine cannot run are skipped with the
+reason. All rows see the same features, each batch size in turn, rows interleaved so drift hits all
+alike.
+
+Per row and batch size: sentences/s over the whole set (wall time of a pass, median of `repeats`),
+p50/p99 time per call, accuracy, agreement with A, max abs logit difference to A, and the fraction
+of this machine's measured matrix-multiply rate (of the row's precision) that the FLOPs of the
+tokens the row actually processed (padding and filler included) represent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinybert.errors import UsageError, expect
+from tinybert.fileio import reserve_dir
+from tinybert.registry import PATHS, CpuPath
+from tinybert.bench.roofline import Timing
+from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
+                       TIMESTAMP_FORMAT, default)
+
+
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """What one benchmark run measures, and where it writes."""
+
+    model_dir: str  # the TinyBERT checkpoint folder
+    data_file: str  # a labelled SST-2 TSV
+    output_root: str = default("BENCH_DIR")
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    repeats: int = REPEATS
+    seq_len: int = SEQ_LEN
+    opset: int = OPSET
+    threads: int | None = None  # default: physical cores
+    gpu: bool = True
+    plot: bool = True
+    calibration_file: str | None = None  # CALIB_FILE: the static int8 rows need it
+    calibration_samples: int = CALIB_SAMPLES
+    calibration_seed: int = CALIB_SEED
+    rows: tuple[str, ...] | None = None  # row labels to run (None: every row this machine can run)
+    call_tokens: int = CALL_TOKENS  # the project rows' calls: at most this many positions (0: one per batch)
+    roofline_timing: Timing = Timing()  # how the matrix-multiply rates are timed (tests: a quick one)
+    work_dir: str | None = None  # where features and models are made and kept (None: a scratch folder)
+    export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
+
+
+# ---------------------------------------------------------------- rows
+
+def unmet_need(path: CpuPath, run: BenchmarkRun) -> str | None:
+    """Why this machine (or this run) cannot run the path, or None."""
+    from tinybert.capabilities import current
+
+    if path.role == "gpu" and not run.gpu:
+        return "GPU rows not asked for (--no_gpu)"
+    for need in path.needs:
+        if need == "calibration":
+            if not run.calibration_file:
+                return "no calibration file (CALIB_FILE)"
+            continue
+        reason = current().unmet(need)
+        if reason:
+            return reason
+    return None
+
+
+def select_rows(run: BenchmarkRun) -> tuple[list[CpuPath], list[str]]:
+    """The paths this run measures, A first, and a note for each one skipped."""
+    rows, notes = [], []
+    for path in PATHS:
+        if run.rows is not None and path.row not in run.rows and path.role != "baseline":
+            continue
+        reason = unmet_need(path, run)
+        if reason:
+            notes.append(f"row {path.row} ({path.title}) skipped: {reason}")
+        else:
+            rows.append(path)
+    unknown = sorted(set(run.rows or ()) - {p.row for p in PATHS})
+    expect(not unknown, UsageError, f"expected --rows among {', '.join(p.row for p in PATHS)}, got {', '.join(unknown)}")
+    return rows, notes
+
+
+class Models:
+    """The run's models, exported up front into its work folder (a model that fails its export check
+    takes its rows out, with the reason), and its backends, opened once per (row, model file) as the
+    steps open them."""
+
+    def __init__(self, run: BenchmarkRun, work_dir: str, features_dir: str, threads: int):
+        from tinybert.export import Calibration
+
+        self.run, self.work_dir, self.features_dir, self.threads = run, work_dir, features_dir, threads
+        self.calibration = Calibration(run.calibration_file, run.calibration_samples, run.calibration_seed,
+                                       run.export_min_agreement) if run.calibration_file else None
+        self._open: dict = {}
+
+    def prepare(self, rows: list[CpuPath]) -> tuple[list[CpuPath], list[str]]:
+        """Export what the rows need; the rows whose models could be made, and a note for each other."""
+        from tinybert.errors import PipelineError
+        from tinybert.export import ensure_model
+
+        kept, notes, failed = [], [], {}
+        for path in rows:
+            for bs in self.run.batch_sizes:
+                key = (path.model, bs if "{bs}" in _file_name(path.model) else None)
+                if key not in failed:
+                    try:
+                        ensure_model(path.model, self.run.model_dir, self.work_dir, key[1], self.features_dir,
+                                     self.calibration, self.run.opset, self.run.seq_len)
+                        failed[key] = None
+                    except PipelineError as exc:
+                        failed[key] = str(exc)
+                if failed[key]:
+                    notes.append(f"row {path.row} ({path.title}) skipped: its model failed: {failed[key]}")
+                    break
+            else:
+                kept.append(path)
+        return kept, notes
+
+    def backend(self, path: CpuPath, batch_size: int):
+        from tinybert.runtimes import open_path
+        from tinybert.registry import model_file
+
+        key = (path.row, model_file(path.name, self.work_dir, batch_size, self.run.model_dir))
+        if key not in self._open:
+            self._open[key] = open_path(path.name, self.work_dir, self.threads, batch_size=batch_size,
+                                        ckpt_dir=self.run.model_dir)
+        return self._open[key]
+
+
+def _file_name(kind: str) -> str:
+    from tinybert.registry import CHECKPOINT
+    from tinybert.settings import MODEL_FILES
+
+    return "" if kind == CHECKPOINT else MODEL_FILES[kind]
+
+
+# ---------------------------------------------------------------- the run
+
+def run_benchmark(run: BenchmarkRun) -> dict:
+    """Measure every row at every batch size; write benchmark.md/.json/.png into a new folder."""
+    from tinybert.bench.report import write_outputs
+
+    expect(run.repeats > 0, UsageError, f"expected a positive --repeats, got {run.repeats}")
+    started = time.strftime(TIMESTAMP_FORMAT)
+    os.makedirs(run.output_root, exist_ok=True)
+    # Features and models are scratch: the results folder keeps only the table, JSON and plot, and is
+    # made once there is something to put in it (a run that fails leaves no empty folder).
+    if run.work_dir:
+        os.makedirs(run.work_dir, exist_ok=True)
+        report = _measure_all(run, run.work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix=".benchmark-work-", dir=run.output_root) as work_dir:
+            report = _measure_all(run, work_dir)
+    write_outputs(reserve_dir(run.output_root, f"benchmark-{started}"), report, run.plot)
+    return report
+
+
+def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
+    from tinybert.bench.checks import evaluate_targets
+    from tinybert.bench.report import print_header, print_row, run_record
+    from tinybert.bench.timing import RowTiming
+    from tinybert.capabilities import current
+    from tinybert.data.features import load_features, preprocess
+    from tinybert.model.modeling import load_bert_config, vocab_path
+    from tinybert.bench.roofline import Roofline
+
+    threads = run.threads or current().physical_cores
+    features_dir = os.path.join(work_dir, "bert_bin")
+    preprocess(run.data_file, vocab_path(run.model_dir), features_dir, run.seq_len, progress=False)
+    features, _ = load_features(features_dir)
+    arrays = features.batch(slice(None))
+    models = Models(run, work_dir, features_dir, threads)
+    rows, notes = select_rows(run)
+    rows, failed = models.prepare(rows)
+    notes += failed
+    roofline = Roofline(load_bert_config(run.model_dir), threads, rows, float(features.lengths.mean()),
+                        run.batch_sizes, run.roofline_timing)
+    print_header(run, roofline, threads, features)
+    for note in notes:
+        print(f"[INFO] {note}")
+    results = []
+    for bs in run.batch_sizes:
+        timings = [RowTiming(path, models.backend(path, bs), arrays, bs, run.call_tokens) for path in rows]
+        for _ in range(run.repeats):  # round by round: drift hits every row alike
+            for timing in timings:
+                timing.one_pass()
+        reference = None
+        for path, timing in zip(rows, timings):
+            figures = timing.figures()
+            logits = figures.pop("logits")
+            reference = logits if path.role == "baseline" else reference
+            figures.update(_quality(logits, reference, features.labels))
+            figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
+            figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate,
+                           precision=path.precision, runtime=path.runtime)
+            results.append(figures)
+            print_row(figures)
+    report = run_record(run, threads, roofline, notes, features, results)
+    report["checks"] = evaluate_targets(results)
+    return report
+
+
+def _quality(logits, reference, labels) -> dict:
+    out = {"agreement_with_A": float((logits.argmax(1) == reference.argmax(1)).mean()),
+           "max_abs_diff_to_A": float(np.abs(logits - reference).max())}
+    if labels is not None:
+        out["accuracy"] = 100.0 * float((logits.argmax(1) == labels).mean())
+    return out

@@ -1,0 +1,242 @@
+"""`python -m tinybert classify` / test/classify.sh: classify a corpus of any size into one TSV.
+
+The input (`corpus.py`) is cut into chunks of CHUNK_SENTENCES lines in one streaming pass; each
+chunk is read, tokenized, run in length-bucketed batches and written as a shard in a hidden work
+folder beside the output (`shards.py`) by a worker (`classify_worker.py`): one on this machine
+(ENGINE=local, reading the next chunk while the current one runs), or one per Ray actor
+(ENGINE=ray, `classify_ray.py`). Memory is that of two chunks, whatever the corpus size. A killed
+run is continued by the same command; the output, published atomically when every chunk is done,
+is byte for byte that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
+from tinybert.data.dataset import file_sha256
+from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
+from tinybert.progress import progress as progress_bar
+from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
+from tinybert.classify.shards import COLUMNS, RECORD_FORMAT, SENTENCE, WorkFolder, refuse_existing
+
+
+@dataclass
+class ClassifyOptions:
+    input_path: str
+    output: str | None = None  # default: ./<input name without extension>.classified.tsv
+    format: str = "auto"
+    column: str | None = None
+    label_column: str | None = None
+    with_sentence: bool = False
+    overwrite: bool = False
+    restart: bool = False
+    ckpt_dir: str = field(default_factory=lambda: default("CKPT_DIR"))
+    model_dir: str = field(default_factory=lambda: default("MODEL_DIR"))
+    ort_model: str = field(default_factory=lambda: default("ORT_MODEL"))
+    vocab_file: str | None = None  # default: <ckpt_dir>/vocab.txt
+    seq_len: int = SEQ_LEN
+    batch_size: int = CLASSIFY_BATCH
+    bucket_edges: str = field(default_factory=lambda: default("BUCKET_EDGES"))
+    call_tokens: int = CALL_TOKENS
+    chunk_sentences: int = CHUNK_SENTENCES
+    engine: str = field(default_factory=lambda: default("ENGINE"))
+    threads: int | None = None
+    requests: str | None = None
+    actor_cpus: int = ACTOR_CPUS
+    actors: int | None = None  # default: the cluster's CPUs / actor_cpus
+    ray_cpus: int | None = None  # a local Ray cluster's CPUs (default: this machine's)
+    calibration_file: str | None = None
+    progress: bool = True
+
+
+def default_output(input_path: str) -> str:
+    return f"{os.path.splitext(os.path.basename(input_path))[0]}.classified.tsv"
+
+
+def ensure_model(options: ClassifyOptions) -> str:
+    """ORT_MODEL's model file, exported from the checkpoint first when it is missing or older than the
+    weights (`export.ensure_model`, as the benchmark asks for its models)."""
+    from tinybert.export import Calibration
+    from tinybert.export import ensure_model as export_model
+    from tinybert.registry import project_path
+
+    kind = project_path(options.ort_model).model
+    calibration = options.calibration_file
+    has_calibration = bool(calibration) and os.path.isfile(calibration)
+    expect(kind != "int8_static" or has_calibration, ModelFileError,
+           f"ORT_MODEL=int8_static: the static int8 model is calibrated on a training TSV: set CALIB_FILE to one "
+           f"(got {calibration!r}), or run CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
+    return export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
+                        calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
+
+
+def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str) -> dict:
+    """What decides the output; a resumed run must match it exactly."""
+    return {"format": RECORD_FORMAT,
+            "input": {"path": os.path.abspath(plan.path), "bytes": plan.size, "lines": plan.lines,
+                      "chunks": len(plan.chunks)},
+            "layout": layout.describe(),
+            "model": {"ort_model": options.ort_model, "file": os.path.basename(model), "sha256": file_sha256(model)},
+            "vocab_sha256": file_sha256(vocab),
+            "settings": {"max_seq_length": options.seq_len, "batch_size": options.batch_size,
+                         "bucket_edges": options.bucket_edges, "call_tokens": options.call_tokens,
+                         "chunk_sentences": options.chunk_sentences,
+                         "with_sentence": options.with_sentence}}
+
+
+class Progress:
+    """Sentences done (bad lines included) on a tqdm bar, shown on a terminal only."""
+
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.bar = progress_bar(None, enabled, total=total, initial=done, unit="sentence", unit_scale=True,
+                                desc="classify", smoothing=0.1)
+
+    def batch(self, batch, logits) -> None:
+        self.bar.update(len(batch.indices))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_local(classifier, pending: list, progress: Progress, records: list) -> None:
+    """Run `pending` chunks in order, reading and tokenizing the next one while the current one runs."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader:
+        upcoming, specs = deque(), iter(pending)
+
+        def read_next() -> None:
+            spec = next(specs, None)
+            if spec is not None:
+                upcoming.append(reader.submit(classifier.prepare, spec))
+
+        read_next()
+        try:
+            while upcoming:
+                prepared = upcoming.popleft().result()
+                read_next()
+                records.append(classifier.finish(prepared, progress.batch))
+                progress.bar.update(records[-1]["bad"])
+        finally:
+            for future in upcoming:
+                future.cancel()
+
+
+def _engine(options: ClassifyOptions, job):
+    """A function running the pending chunks; the local model is opened here, before the clock starts."""
+    expect(options.engine in ENGINES, UsageError, f"expected ENGINE {' or '.join(ENGINES)}, got {options.engine!r}")
+    if options.engine == "ray":
+        from tinybert.classify.ray_engine import run_ray
+
+        return lambda pending, progress, records: run_ray(job, pending, options, progress, records)
+    from tinybert.classify.worker import ChunkClassifier
+
+    classifier = ChunkClassifier(job, options.threads, options.requests)
+    return lambda pending, progress, records: run_local(classifier, pending, progress, records)
+
+
+def totals(records: list[dict]) -> dict:
+    """The whole output's counts, from every chunk's record, in chunk order."""
+    records = sorted(records, key=lambda r: r["chunk"])
+    total = {key: sum(r.get(key, 0) for r in records) for key in ("lines", "sentences", "bad", "non_finite",
+                                                                   "labelled", "correct")}
+    total["bad_examples"] = [example for r in records for example in r["bad_examples"]][:BAD_EXAMPLES]
+    return total
+
+
+def _bad_lines(total: dict) -> str:
+    shown = "; ".join(f"line {line}: {reason}" for line, reason in total["bad_examples"])
+    more = total["bad"] - len(total["bad_examples"])
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def report(path: str, output: str, total: dict, with_sentence: bool) -> None:
+    columns = ", ".join(COLUMNS + ((SENTENCE,) if with_sentence else ()))
+    print(f"[INFO] {output}: {total['sentences']} sentence(s) of {path} ({columns})")
+    if total["bad"]:
+        print(f"[WARN] {path}: {total['bad']} bad line(s) skipped, the other lines keep their index: "
+              f"{_bad_lines(total)}", file=sys.stderr)
+    if total["non_finite"]:
+        print(f"[WARN] {total['non_finite']} sentence(s) got non-finite logits (NaN/inf) from the model: label '-', "
+              "probabilities nan", file=sys.stderr)
+    if total["labelled"]:
+        print(f"[INFO] accuracy: {100.0 * total['correct'] / total['labelled']:.2f}% "
+              f"({total['correct']}/{total['labelled']} labelled sentences)")
+
+
+def _job(options: ClassifyOptions, layout, work_dir: str):
+    from tinybert.classify.worker import ClassifyJob
+
+    return ClassifyJob(os.path.abspath(options.input_path), layout, work_dir, options.ort_model,
+                       os.path.abspath(options.model_dir), _vocab(options), options.seq_len, options.batch_size,
+                       options.bucket_edges, options.with_sentence, options.call_tokens)
+
+
+def _vocab(options: ClassifyOptions) -> str:
+    return os.path.abspath(options.vocab_file or os.path.join(options.ckpt_dir, "vocab.txt"))
+
+
+def _run(options: ClassifyOptions, work: WorkFolder, layout, plan: ChunkPlan, model: str, run_pending) -> dict:
+    """Resume or start, run the pending chunks, publish; this run's counts."""
+    earlier = work.begin(run_identity(options, layout, plan, model, _vocab(options)), options.restart)
+    pending, warnings = work.pending(plan)
+    for warning in warnings:
+        print(f"[WARN] {warning}", file=sys.stderr)
+    if earlier:
+        print(f"[INFO] continuing the unfinished run in {work.path}: {len(plan.chunks) - len(pending)} of "
+              f"{len(plan.chunks)} chunk(s) already done")
+    records = []
+    progress = Progress(plan.lines, plan.lines - sum(spec.lines for spec in pending), options.progress)
+    try:
+        run_pending(pending, progress, records)
+    finally:
+        progress.close()
+    total = totals(work.done_records())
+    if total["sentences"] == 0:
+        work.remove()
+        raise DataFormatError(f"{options.input_path}: expected at least one usable line, got {total['bad']} bad "
+                              f"line(s): {_bad_lines(total)}")
+    work.publish(plan, options.with_sentence, options.overwrite)
+    return {**total, "classified": sum(r["sentences"] for r in records)}
+
+
+def classify_corpus(options: ClassifyOptions) -> dict:
+    """The whole classify step; returns the output's counts and this run's figures."""
+    output = options.output or default_output(options.input_path)
+    layout = resolve_layout(options.input_path, options.format, options.column, options.label_column)
+    work = WorkFolder(output)
+    work.remove_leftovers()
+    if os.path.isdir(work.path):
+        with work:
+            if work.published():  # killed after publishing, before removing the work folder
+                total = totals(work.done_records())
+                work.remove()
+                report(options.input_path, output, total, options.with_sentence)
+                return total
+    refuse_existing(output, options.overwrite)
+    vocab = _vocab(options)
+    expect(os.path.isfile(vocab), DataFormatError,
+           f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
+    model = ensure_model(options)
+    run_pending = _engine(options, _job(options, layout, work.path))
+    tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
+    plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
+    with work:
+        try:
+            figures = _run(options, work, layout, plan, model, run_pending)
+        except BaseException:
+            if not work.done_records():  # nothing to resume: leave no folder behind
+                work.remove()
+            raise
+        work.remove()  # still holding the lock: no other run starts on a half-removed folder
+    figures["wall_s"] = time.perf_counter() - tick
+    report(options.input_path, output, figures, options.with_sentence)
+    rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0
+    print(f"[INFO] rate: {rate:.1f} sentences/s ({figures['classified']} sentences classified in "
+          f"{figures['wall_s']:.2f} s; engine {options.engine}, ORT_MODEL={options.ort_model}, batch "
+          f"{options.batch_size}, chunks of {options.chunk_sentences})")
+    return figures

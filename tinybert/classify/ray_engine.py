@@ -1,0 +1,144 @@
+"""ENGINE=ray: the classify chunks as a Ray Data pipeline, beyond one machine.
+
+The driver has already cut the input into chunks (one streaming pass: byte ranges and sha256) and
+knows which are done. Each pending chunk becomes one row of a dataset; `map_batches` hands them to
+an actor pool, one model session per actor with as many threads as the actor has CPUs
+(ACTOR_CPUS). An actor reads its chunk's byte range itself (chunks are read in parallel), runs it
+through the same worker as the local engine (`classify_worker.ChunkClassifier`) and writes the
+shard into the work folder; the driver only collects the records. Shards, the work folder and the
+final file are therefore byte for byte those of a local run, and a run killed on one engine can be
+finished on the other.
+
+On a cluster, the input, the model files, the vocabulary and the output's folder must be at the
+same paths on every node (a shared file system), and the nodes need requirements.txt installed;
+the `tinybert` package itself is shipped to the workers with the job. RAY_ADDRESS (Ray's own
+variable) joins a running cluster; without it a local one is started, with no dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from dataclasses import asdict, fields
+
+from tinybert.classify.corpus import ChunkSpec
+from tinybert.errors import BackendUnavailableError, PipelineError
+
+SPEC_FIELDS = tuple(f.name for f in fields(ChunkSpec))
+
+
+class ChunkActor:
+    """One model session per actor; each call runs the chunks of its batch (one, as configured)."""
+
+    def __init__(self, job, requests=None):
+        import ray
+
+        from tinybert.classify.worker import ChunkClassifier
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        self.classifier = ChunkClassifier(job, threads=max(1, int(round(cpus))), requests=requests)
+
+    def __call__(self, batch: dict) -> dict:
+        records = []
+        for row in range(len(batch["number"])):
+            spec = ChunkSpec(**{name: _plain(batch[name][row]) for name in SPEC_FIELDS})
+            records.append(json.dumps(self.classifier.run_chunk(spec)))
+        return {"record": records}
+
+
+def _plain(value):
+    """A numpy scalar of a batch column as the Python value it was."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _connect(ray, cpus: int | None) -> bool:
+    """Join RAY_ADDRESS's cluster, else start a local one; returns whether this process started it."""
+    import tinybert
+
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False,
+             "runtime_env": {"py_modules": [os.path.dirname(tinybert.__file__)]}}
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BackendUnavailableError(f"RAY_ADDRESS={address}: expected a running Ray cluster to join, got "
+                                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                          "(unset RAY_ADDRESS to start a local one)") from None
+        return False
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
+    return True
+
+
+def _quiet_data(ray) -> None:
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    context.verbose_stats_logs = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _pipeline_error(exc: BaseException) -> PipelineError | None:
+    """The PipelineError an actor raised, found in the exceptions Ray wraps it in."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, PipelineError):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return None
+
+
+def actor_count(ray, options, pending: int) -> int:
+    """--actors, else as many as the cluster's CPUs allow; never more than the chunks to run."""
+    if options.actors:
+        wanted = options.actors
+    else:
+        wanted = int(ray.cluster_resources().get("CPU", 1) // options.actor_cpus)
+    return max(1, min(wanted, pending))
+
+
+def _pipeline(ray, job, pending: list[ChunkSpec], options, restarts: bool):
+    """One row per pending chunk, one block each, through an actor pool of model sessions."""
+    items = [asdict(spec) for spec in pending]
+    # On a cluster Ray Data restarts a lost actor (a node gone); on this machine a dead actor means
+    # something a restart repeats (memory), and restarts make Ray log an error line on every run.
+    # Ray 2.60 takes max_restarts only through its deprecated **ray_remote_args (revisit when upgrading).
+    remote_args = {} if restarts else {"max_restarts": 0}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            ChunkActor, batch_size=1, num_cpus=options.actor_cpus,
+            compute=ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(items))),
+            fn_constructor_kwargs={"job": job, "requests": options.requests}, **remote_args)
+
+
+def run_ray(job, pending: list[ChunkSpec], options, progress, records: list) -> None:
+    """Run the pending chunks on a Ray actor pool; `records` receives each chunk's record."""
+    if not pending:
+        return
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError(f"ENGINE=ray needs Ray Data, not installed for {sys.executable}: "
+                                      "pip install 'ray[data]' (the version in requirements.txt)") from None
+
+    started = _connect(ray, options.ray_cpus)
+    try:
+        _quiet_data(ray)
+        dataset = _pipeline(ray, job, pending, options, restarts=not started)
+        for row in dataset.iter_rows():
+            records.append(json.loads(row["record"]))
+            progress.bar.update(records[-1]["lines"])
+    except Exception as exc:
+        cause = _pipeline_error(exc)
+        if cause is None:
+            raise
+        raise type(cause)(str(cause)) from None
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,111 @@
+"""One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard.
+
+The local engine runs one worker; the Ray engine one per actor. Both read a chunk by its byte range,
+tokenize it as the preprocess step does (`encode_sentences`), run it on the CPU path ORT_MODEL opens
+(`backends.open_path`) in length-bucketed batches (`runner.plan`/`run_batches`, REQUESTS calls in
+flight), and write the rows through `shards.write_shard`: the same chunk gives the same bytes on
+either engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinybert.classify.corpus import ChunkSpec, Layout, ParsedChunk, parse_chunk, read_chunk
+from tinybert.errors import ModelFileError, expect
+from tinybert.data.features import Features, encode_sentences, load_wordpiece_tokenizer
+from tinybert.runtimes.runner import plan, run_batches, softmax
+from tinybert.settings import CALL_TOKENS
+from tinybert.classify.shards import write_shard
+
+NON_FINITE_LABEL = "-"  # the model gave NaN/inf logits: no label, probabilities nan (as predict shows it)
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    """Everything a worker needs, picklable (a Ray actor gets a copy)."""
+
+    input_path: str
+    layout: Layout
+    work_dir: str
+    ort_model: str
+    model_dir: str
+    vocab_file: str
+    seq_len: int
+    batch_size: int
+    bucket_edges: str
+    with_sentence: bool = False
+    call_tokens: int | None = CALL_TOKENS
+
+
+@dataclass
+class PreparedChunk:
+    spec: ChunkSpec
+    parsed: ParsedChunk
+    features: Features | None  # None when no line of the chunk was usable
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def shard_text(parsed: ParsedChunk, logits: np.ndarray, with_sentence: bool) -> tuple[str, dict]:
+    """The chunk's output rows (`index, label, p_negative, p_positive[, sentence]`) and its counts."""
+    finite = np.isfinite(logits).all(axis=1)
+    probabilities = softmax(np.where(finite[:, None], logits, 0.0)) if len(logits) else np.empty((0, 2))
+    predicted = probabilities.argmax(axis=1)
+    rows = []
+    for i, (p, label, ok) in enumerate(zip(probabilities.tolist(), predicted.tolist(), finite.tolist())):
+        cells = f"{label}\t{p[0]:.4f}\t{p[1]:.4f}" if ok else f"{NON_FINITE_LABEL}\tnan\tnan"
+        sentence = f"\t{_one_line(parsed.sentences[i])}" if with_sentence else ""
+        rows.append(f"{parsed.indices[i]}\t{cells}{sentence}\n")
+    counts = {"sentences": len(rows), "bad": parsed.bad, "bad_examples": parsed.bad_examples,
+              "non_finite": int((~finite).sum())}
+    if parsed.labels is not None:
+        gold = np.asarray(parsed.labels, dtype=np.int64)
+        counts.update(labelled=len(gold), correct=int(((predicted == gold) & finite).sum()))
+    return "".join(rows), counts
+
+
+class ChunkClassifier:
+    """A model session and the tokenizer, kept for every chunk a worker runs."""
+
+    def __init__(self, job: ClassifyJob, threads: int | None = None, requests: int | str | None = None):
+        from tinybert.runtimes import open_path
+
+        self.job = job
+        self.backend = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)
+        model_len = self.backend.seq_len
+        expect(model_len in (None, job.seq_len), ModelFileError,
+               f"{job.ort_model}: expected inputs of length {job.seq_len}, the model has a fixed length of {model_len}")
+        self.tokenizer = load_wordpiece_tokenizer(job.vocab_file)
+
+    def prepare(self, spec: ChunkSpec) -> PreparedChunk:
+        """Read, parse and tokenize one chunk (the local engine does this for the next chunk while
+        the current one runs)."""
+        parsed = parse_chunk(read_chunk(self.job.input_path, spec), spec, self.job.layout)
+        features = None
+        if parsed.sentences:
+            features = encode_sentences(parsed.sentences, self.job.vocab_file, self.job.seq_len,
+                                        tokenizer=self.tokenizer)
+        return PreparedChunk(spec, parsed, features)
+
+    def logits(self, features: Features, on_batch=None) -> np.ndarray:
+        arrays = features.batch(slice(None))
+        batches, fill_to = plan(arrays, self.job.batch_size, self.backend.seq_len, self.backend.batch_size,
+                                self.job.bucket_edges, call_tokens=self.job.call_tokens)
+        return run_batches(self.backend.run, arrays, batches, fill_to, on_batch=on_batch,
+                           requests=self.backend.requests)[0]
+
+    def finish(self, prepared: PreparedChunk, on_batch=None) -> dict:
+        """Run the model on a prepared chunk and write its shard; returns the shard's record."""
+        logits = np.empty((0, 2), dtype=np.float32)
+        if prepared.features is not None:
+            logits = self.logits(prepared.features, on_batch)
+        text, counts = shard_text(prepared.parsed, logits, self.job.with_sentence)
+        return write_shard(self.job.work_dir, prepared.spec, text, counts)
+
+    def run_chunk(self, spec: ChunkSpec, on_batch=None) -> dict:
+        return self.finish(self.prepare(spec), on_batch)

@@ -1,0 +1,43 @@
+"""The step registry the command-line modules share: one parser per step, option helpers, defaults."""
+
+from __future__ import annotations
+
+import argparse
+
+from tinybert.model.modeling import vocab_path
+from tinybert.settings import defaults
+
+DEFAULTS = defaults()  # the settings table: every default below comes from it
+VOCAB_FILE = vocab_path(DEFAULTS["CKPT_DIR"])
+
+STEPS = {}
+
+
+def step(name: str, help_text: str):
+    def register(func):
+        STEPS[name] = (func, help_text)
+        return func
+    return register
+
+
+def int_at_least(minimum: int, what: str):
+    """An argparse type: an integer >= `minimum`, else "expected <what>, got '<text>'"."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "a non-negative integer")
+
+
+def _parser(name: str, description: str, prog: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog or f"python -m tinybert {name}", description=description,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)

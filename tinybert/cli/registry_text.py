@@ -1,0 +1,45 @@
+"""The registry (tinybert/registry.py) as the Markdown tables README.md shows (`python -m tinybert
+registry`; a test keeps README equal to them)."""
+
+from __future__ import annotations
+
+from tinybert.registry import BACKENDS, CHECKPOINT, PATHS, RUNTIMES
+from tinybert.settings import MODEL_FILES
+
+GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
+         None: "-"}
+ROLES = {"card": "模型卡的路径（ORT_MODEL）", "project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体",
+         "baseline": "基准", "peer": "对照",
+         "gpu": "GPU"}
+
+
+def _model(kind: str) -> str:
+    return "检查点目录" if kind == CHECKPOINT else f"`{MODEL_FILES[kind].format(bs='${bs}')}`"
+
+
+def backends_markdown() -> str:
+    lines = ["| BACKEND | 运行什么 | LOOP 默认 | auto 可选 |", "| ---- | ---- | ---- | ---- |"]
+    for b in BACKENDS:
+        name = f"`{b.name}`" if b.choosable else f"（`{b.name}`，perf_gpu.sh）"
+        lines.append(f"| {name} | {b.title} | {b.loop} | {'是' if b.auto else '否'} |")
+    return "\n".join(lines) + "\n"
+
+
+def paths_markdown() -> str:
+    lines = ["| 行 | 名称 | 角色 | 运行时 | 模型 | 精度 | 门限 | 需要 | 说明 |",
+             "| ---- | ---- | ---- | ---- | ---- | ---- | ---- | ---- | ---- |"]
+    for p in PATHS:
+        needs = ", ".join(p.needs) or "-"
+        text = p.title + (f"；{p.why}" if p.why else "")
+        lines.append(f"| {p.row} | `{p.name}` | {ROLES[p.role]} | `{p.runtime}` | {_model(p.model)} | {p.precision} | "
+                     f"{GATES[p.gate]} | {needs} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def runtimes_markdown() -> str:
+    lines = ["| 运行时 | 是什么 | 类 | 安装 |", "| ---- | ---- | ---- | ---- |"]
+    lines += [f"| `{r.name}` | {r.title} | `runtimes/{r.module}.py` `{r.cls}` | `{r.install}` |" for r in RUNTIMES]
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {"backends": backends_markdown, "paths": paths_markdown, "runtimes": runtimes_markdown}

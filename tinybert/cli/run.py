@@ -1,0 +1,179 @@
+"""The steps that run a model: infer, perf, predict and the benchmark. Which runtime, model and options
+each runs is `dispatch.resolve` (an explicit --model, or the settings test/*.sh pass through)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
+from tinybert.cli.parsers import DEFAULTS, STEPS, VOCAB_FILE, _parser, int_at_least, non_negative_int, positive_int, step
+
+_device = int_at_least(0, "a non-negative NPU id")
+
+
+def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
+    """The settings that pick the model when --model is not given (test/*.sh pass them through)."""
+    from tinybert.runtimes.dispatch import backend_choices
+
+    p.add_argument("--backend", default="onnxruntime", choices=backend_choices(),
+                   help="with --model: the runtime that runs it; without: BACKEND (onnxruntime runs ORT_MODEL's "
+                        "path, cann the simplified static model on --device, ais_bench the gear models)")
+    p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR, when --model is not given")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL, when --model is not given")
+    if batch:
+        p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
+                       help="DYNAMIC_DIMS: gear lengths of the Ascend gear model (--backend ais_bench)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads in all (default: physical cores), shared among the requests in flight")
+    p.add_argument("--requests", default=None,
+                   help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
+                        f"thread) or a number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
+    p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
+    p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
+                   help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
+                        "many positions (sentences x padded length); 0: one call per batch")
+
+
+def _plan(a, batch_size: int | None):
+    from tinybert.runtimes.dispatch import resolve
+    from tinybert.registry import Request
+
+    request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""))
+    return resolve(a.backend, a.model, request, batch_size, a.threads, a.requests, a.device)
+
+
+@step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
+def _infer(argv, prog):
+    p = _parser("infer", STEPS["infer"][1], prog)
+    p.add_argument("--model", default=None,
+                   help="model file (a checkpoint folder for --backend pytorch); default: the one the settings pick")
+    p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
+    p.add_argument("--output", default=DEFAULTS["RESULT_DIR"], help="root of the result folders")
+    p.add_argument("--output_dirname", default=None, help="result folder name (default: a timestamp)")
+    p.add_argument("--outfmt", default=DEFAULTS["OUTFMT"], choices=["TXT", "BIN", "NPY"])
+    p.add_argument("--batchsize", type=positive_int, required=True)
+    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
+                   help="dynamic-shape models: 'tight' pads each length-sorted batch to its longest sample, "
+                        "e.g. '16,32,48,64' to those edges, 'off' to the full length")
+    p.add_argument("--no_progress", action="store_true")
+    _settings_options(p)
+    a = p.parse_args(argv)
+    inputs = [d for d in a.input.split(",") if d]
+    if a.backend == "ais_bench" and a.model is None:
+        return _infer_gears(a, inputs)
+    from tinybert.steps.inference import run_inference
+
+    plan = _plan(a, a.batchsize)
+    print(f"[INFO] {plan.describe()}")
+    run_inference(plan.model, inputs, a.output, a.batchsize, a.outfmt, plan.runtime, a.output_dirname,
+                  not a.no_progress, a.bucket_edges, a.call_tokens, **plan.options)
+
+
+def _infer_gears(a, inputs: list[str]) -> None:
+    """ais_bench on a gear model: once per gear, merged into one result folder (`gears.run_gears`)."""
+    from tinybert.errors import UsageError, expect
+    from tinybert.steps.gears import run_gears
+    from tinybert.steps.inference import manifest_folder
+    from tinybert.registry import Request, backend_model
+
+    bin_dir = manifest_folder(inputs)
+    expect(bool(a.dynamic_dims) and bin_dir is not None, UsageError,
+           "expected --dynamic_dims and the three folders of a preprocessed feature folder for ais_bench gear "
+           "models (the static OM model runs with ais_bench itself: test/ais_inference.sh)")
+    om = backend_model("ais_bench", Request(a.model_dir, a.ort_model, a.dynamic_dims), a.batchsize)
+    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, a.outfmt, a.device or 0, a.output_dirname)
+
+
+@step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
+def _perf(argv, prog):
+    p = _parser("perf", STEPS["perf"][1], prog)
+    p.add_argument("--model", default=None, help="model file; default: the one the settings pick")
+    p.add_argument("--batchsize", type=positive_int, required=True)
+    p.add_argument("--loop", default="", help="timed iterations (LOOP); empty: the backend's default")
+    p.add_argument("--warmup", type=int, default=WARMUP)
+    p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
+    p.add_argument("--bin_dir", default=None,
+                   help="dynamic-shape models: time the length-bucketed batches of these features")
+    p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"], help="as for infer")
+    p.add_argument("--json_out", default=None)
+    _settings_options(p)
+    a = p.parse_args(argv)
+    from tinybert.steps.perf import measure
+    from tinybert.registry import BACKENDS, loop_default
+
+    loop = positive_int(a.loop) if a.loop else loop_default(
+        a.backend if a.backend in {b.name for b in BACKENDS} else "onnxruntime")
+    plan = _plan(a, a.batchsize)
+    options = dict(plan.options)
+    if a.providers:
+        options["providers"] = a.providers.split(",")
+    print(f"[INFO] {plan.describe()}")
+    measure(plan.model, a.batchsize, loop, a.warmup, plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
+            bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, **options)
+
+
+@step("predict", "label and probabilities for sentences given as arguments or on stdin")
+def _predict(argv, prog):
+    p = _parser("predict", STEPS["predict"][1], prog)
+    p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
+    p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
+    p.add_argument("--onnx", default=None, help="ONNX model instead of --model_dir, run on ORT_MODEL's runtime")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"],
+                   help="ORT_MODEL: with --onnx, its path's runtime runs it (bf16: OpenVINO bf16)")
+    p.add_argument("--vocab_file", default=None,
+                   help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
+    p.add_argument("--max_seq_length", type=positive_int, default=None,
+                   help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
+    p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
+    p.add_argument("--requests", default=None, help="REQUESTS, with --onnx: calls in flight at once")
+    a = p.parse_args(argv)
+    from tinybert.steps.predict import predict, print_predictions, read_sentences
+    from tinybert.registry import project_path
+
+    runtime = project_path(a.ort_model).runtime if a.onnx else "pytorch"
+    if a.requests is not None and not a.onnx:
+        p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
+    sentences = read_sentences(a.sentences, sys.stdin)
+    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
+                              runtime, a.requests))
+
+
+@step("benchmark", "side-by-side throughput/accuracy of every CPU path and its peers, from the registry")
+def _benchmark(argv, prog):
+    from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
+
+    p = _parser("benchmark", STEPS["benchmark"][1], prog)
+    p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
+    p.add_argument("--data_file", default=DEFAULTS["DATA_FILE"], help="labelled SST-2 TSV")
+    p.add_argument("--output", default=DEFAULTS["BENCH_DIR"], help="a new benchmark-<time> folder is made here")
+    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
+    p.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed passes per row; the median is reported")
+    p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
+    p.add_argument("--opset", type=positive_int, default=OPSET)
+    p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
+    p.add_argument("--no_plot", action="store_true")
+    p.add_argument("--calibration_file", default=None,
+                   help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
+    p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
+    p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
+    p.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row this "
+                                                "machine can run); A, the reference, always runs")
+    p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
+    p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
+                   help="CALL_TOKENS: the project rows run each batch as calls of at most this many positions")
+    p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
+                                                    "what is up to date); default: a scratch folder, removed")
+    a = p.parse_args(argv)
+    try:
+        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--batch_sizes: {exc}")
+    from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
+
+    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, a.output, tuple(sizes), a.repeats, a.max_seq_length,
+                               a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
+                               calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
+                               calibration_seed=a.calibration_seed,
+                               rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,
+                               call_tokens=a.call_tokens))

@@ -1,0 +1,103 @@
+"""The steps the shell scripts ask for settings: defaults, model file names, the backend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tinybert.settings import MODEL_FILES
+from tinybert.cli.parsers import DEFAULTS, STEPS, _parser, positive_int, step
+
+
+def _print(text: str) -> None:
+    """Text as UTF-8 whatever the locale (the Markdown table has Chinese headers)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, README's Markdown")
+def _settings(argv, prog):
+    p = _parser("settings", STEPS["settings"][1], prog)
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--shell", action="store_true",
+                      help="lines for eval: each setting, unless set and non-empty, becomes its default")
+    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (README.md)")
+    form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
+    p.add_argument("--script", default=None,
+                   help="only the settings this test/*.sh reads (the shared ones and its own); default: all")
+    p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
+    a = p.parse_args(argv)
+    from tinybert.cli import settings_text
+
+    if a.shell:
+        text = settings_text.shell_assignments(a.script)
+    elif a.markdown:
+        text = settings_text.markdown(a.script)
+    elif a.get:
+        text = settings_text.default_of(a.get, a.backend) + "\n"
+    else:
+        text = settings_text.help_text(a.script)
+    _print(text)
+
+
+def _model_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The settings that decide which model file a step uses."""
+    p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: where the .onnx and .om files are")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the ONNX Runtime model")
+    p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
+                   help="DYNAMIC_DIMS: non-empty selects the Ascend gear model")
+    return p
+
+
+FAST_MODEL_GROUP = "fast_models"
+
+
+@step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
+def _paths(argv, prog):
+    from tinybert.registry import Request, backend_model, backend_names
+    from tinybert.settings import FAST_MODEL_KINDS, model_path
+
+    backends = backend_names()
+    p = _parser("paths", STEPS["paths"][1], prog)
+    p.add_argument("kind", nargs="+",
+                   help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
+                        f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
+    p.add_argument("--batch_size", type=positive_int, default=None, help="for the models made per batch size")
+    a = _model_options(p).parse_args(argv)
+    request = Request(a.model_dir, a.ort_model, a.dynamic_dims)
+    lines = []
+    for kind in a.kind:
+        if kind == FAST_MODEL_GROUP:
+            lines += [model_path(k, a.model_dir, a.batch_size) for k in FAST_MODEL_KINDS]
+        elif kind in backends:
+            lines.append(backend_model(kind, request, a.batch_size))
+        else:
+            lines.append(model_path(kind, a.model_dir, a.batch_size))
+    _print("".join(f"{line}\n" for line in lines))
+
+
+@step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
+def _backend(argv, prog):
+    from tinybert.runtimes.backend_choice import choose_backend
+    from tinybert.registry import Request
+
+    p = _parser("backend", STEPS["backend"][1], prog)
+    p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
+    p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
+                   help="the batch sizes to run (each one's model must exist, unless it will be built)")
+    p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
+    a = _model_options(p).parse_args(argv)
+    request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
+    print(choose_backend(a.requested, a.batch_size, request))
+
+
+@step("registry", "the registry as README's tables: BACKEND values, CPU paths and benchmark rows, runtimes")
+def _registry(argv, prog):
+    from tinybert.cli.registry_text import TABLES
+
+    p = _parser("registry", STEPS["registry"][1], prog)
+    p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all three)")
+    a = p.parse_args(argv)
+    names = [a.table] if a.table else list(TABLES)
+    _print("\n".join(TABLES[name]() for name in names))

@@ -1,0 +1,139 @@
+"""OpenVINO on the CPU: fp32, or bf16 where the CPU computes it natively.
+
+`hint` is OpenVINO's PERFORMANCE_HINT: LATENCY (one stream on all cores) or THROUGHPUT (several
+streams). The project's runner calls `run` from `requests` threads at once (REQUESTS), each with its
+own infer request, on as many streams; the benchmark's peer rows use OpenVINO's own documented
+configuration instead: `run_overlapped`, an AsyncInferQueue of its optimal number of infer requests
+with a completion callback.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from tinybert import INPUT_NAMES
+from tinybert.capabilities import current, require
+from tinybert.errors import BackendUnavailableError, ModelFileError, expect
+from tinybert.machine import physical_cores
+from tinybert.runtimes.runner import resolve_requests
+
+PRECISIONS = {"f32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoBackend:
+    name = "openvino"
+    batch_size = None
+    seq_len = None
+
+    def __init__(self, model_path: str, threads: int | None = None, precision: str = "f32", hint: str = "LATENCY",
+                 requests: int | str | None = 1):
+        expect(os.path.isfile(model_path), ModelFileError,
+               f"{model_path}: expected an ONNX or OpenVINO IR model (run test/pth2onnx.sh first), found no such file")
+        ov = require("openvino", f"backend {self.name!r}")
+        if precision == "bf16" and not current().native_bf16:
+            raise BackendUnavailableError(
+                "bf16: expected a CPU with native bf16 compute (avx512_bf16 or amx_bf16 in /proc/cpuinfo), got "
+                f"{current().cpu_class} on this CPU; use ORT_MODEL=fast (fp32) or ORT_MODEL=int8_static")
+        self.threads = threads or physical_cores()
+        self.precision, self.hint = precision, hint
+        self.requests = resolve_requests(requests, self.threads)
+        config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+                  "INFERENCE_NUM_THREADS": self.threads}
+        if self.requests > 1:
+            config["NUM_STREAMS"] = self.requests  # explicit streams take precedence over the hint
+        try:
+            self.compiled = ov.Core().compile_model(model_path, "CPU", config)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{model_path}: OpenVINO cannot load it ({str(exc).splitlines()[0]})") from None
+        names = tuple(i.get_any_name() for i in self.compiled.inputs)
+        expect(names == INPUT_NAMES, ModelFileError,
+               f"{model_path}: expected inputs {', '.join(INPUT_NAMES)}, got {', '.join(names)}")
+        self._local = threading.local()  # an infer request serves one call at a time: one per thread
+        self.requests_in_flight = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._async_queue = None  # run_overlapped's AsyncInferQueue, made once and kept
+        self.model_path = model_path
+
+    def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        result = request.infer(dict(zip(INPUT_NAMES, (input_ids, segment_ids, input_mask))))
+        return np.array(result[0], dtype=np.float32)
+
+    def run_overlapped(self, inputs, on_output) -> None:
+        """Run every (input_ids, segment_ids, input_mask) of `inputs` through OpenVINO's
+        AsyncInferQueue with its optimal number of infer requests and a completion callback, as
+        OpenVINO's samples use it; `on_output(position, logits)` sees each result, in order, on the
+        calling thread.
+
+        The callback runs on an OpenVINO thread, holding the GIL: it only copies the request's logits
+        (the request's buffer is reused by its next input) into a dict keyed by the userdata, the
+        position, and it never raises (see `_copy_logits_into`). It calls no code of the caller, and
+        nothing it references leads back to the queue or this backend (a cycle through them can be
+        collected on that thread, inside a callback, running OpenVINO's destructors there). A pass
+        never returns with requests in flight; after a failed one the queue is replaced."""
+        ov = require("openvino", f"backend {self.name!r}")
+        queue = self._async_queue or ov.AsyncInferQueue(self.compiled, max(1, self.requests_in_flight))
+        self._async_queue = None  # given back below once the pass completes
+        ready: dict[int, np.ndarray] = {}
+        queue.set_callback(_copy_logits_into(ready))
+        delivered = 0
+        try:
+            for position, arrays in enumerate(inputs):
+                queue.start_async(dict(zip(INPUT_NAMES, arrays)), position)
+                delivered = _deliver_in_order(ready, delivered, on_output)
+            queue.wait_all()
+        except BaseException:
+            _settle(queue)
+            raise
+        _deliver_in_order(ready, delivered, on_output)
+        self._async_queue = queue
+
+
+def _logits_of(request) -> np.ndarray:
+    return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def _copy_logits_into(ready: dict):
+    """The completion callback. An error in it is kept, not raised: OpenVINO would keep a raised one
+    in the queue (raising it from every later call) with its traceback, whose frames hold the queue,
+    a cycle through C++ that Python's collector cannot free; the queue, its requests and what the
+    callback references then live until exit, where tearing them down aborted the process."""
+    def copy_logits(request, position) -> None:
+        try:
+            ready[position] = _logits_of(request)
+        except Exception as exc:  # noqa: BLE001 - raised on the calling thread instead
+            ready[position] = exc.with_traceback(None)
+
+    return copy_logits
+
+
+def _deliver_in_order(ready: dict, delivered: int, on_output) -> int:
+    """Hand `on_output` the finished results from position `delivered` on while they are consecutive
+    (raising a callback's error in their place); returns the next position to hand out."""
+    while delivered in ready:
+        logits = ready.pop(delivered)
+        if isinstance(logits, Exception):
+            raise logits
+        on_output(delivered, logits)
+        delivered += 1
+    return delivered
+
+
+def _settle(queue) -> None:
+    """Wait until no request of a failed pass is in flight; the error being raised is the one to see."""
+    try:
+        queue.wait_all()
+    except Exception:  # noqa: BLE001 - a callback's stored error, secondary to the one propagating
+        pass
+
+
+class OpenVinoBf16Backend(OpenVinoBackend):
+    name = "openvino-bf16"
+
+    def __init__(self, model_path: str, threads: int | None = None, hint: str = "LATENCY",
+                 requests: int | str | None = 1):
+        super().__init__(model_path, threads, precision="bf16", hint=hint, requests=requests)
