@@ -45,15 +45,21 @@ PROFILES = {
     "zen4": frozenset(_AVX512 + ("avx512_bf16",)),  # AMD Zen 4/5: bf16 dot products, no AMX
     "amx": frozenset(_AVX512 + ("avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")),  # Sapphire Rapids
 }
-# What to install, per optional package (also the names `without` accepts).
+PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cann": "CANNExecutionProvider"}
+_ONNXRUNTIME_GPU = "pip install onnxruntime-gpu on a GPU machine"
+# What to install, per optional package or provider (also the names `without` accepts).
 INSTALL_HINTS = {
     "openvino": "pip install openvino (see requirements.txt)",
     "nncf": "pip install nncf (see requirements.txt)",
     "torch": "pip install torch transformers (see requirements.txt)",
     "onnxruntime": "pip install onnxruntime",
-    "ais_bench": "install ais_bench with CANN on an Ascend NPU server (see README.md)",
+    "ais_bench": "install ais_bench from https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench "
+                 "on an Ascend NPU server with CANN (see README.md)",
+    "cann": "pip install onnxruntime-cann in place of onnxruntime, on a machine with an Ascend NPU, after sourcing "
+            "the CANN toolkit's set_env.sh, which CANN_SET_ENV names",
+    "cuda": _ONNXRUNTIME_GPU,
+    "tensorrt": _ONNXRUNTIME_GPU,
 }
-PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cann": "CANNExecutionProvider"}
 PACKAGES = ("openvino", "nncf", "torch", "onnxruntime")  # recorded in Capabilities.packages
 
 
@@ -131,7 +137,7 @@ class Capabilities:
         if need in PROVIDERS:
             return None if PROVIDERS[need] in self.ort_providers else (
                 f"this onnxruntime has no {PROVIDERS[need]} (available: {', '.join(self.ort_providers)}); "
-                f"install {'onnxruntime-gpu on a GPU machine' if need != 'cann' else 'onnxruntime-cann'}")
+                f"{INSTALL_HINTS[need]}")
         return f"unknown need {need!r}"
 
     def describe(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from importlib import metadata
 
@@ -39,7 +38,7 @@ def package_versions(names=("torch", "transformers", "onnx", "onnxsim", "onnxrun
 def describe_machine() -> dict:
     return {
         "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
+        "logical_cpus": current().logical_cpus,
         "physical_cores": physical_cores(),
         "cpu_features": current().describe(),
         "python": platform.python_version(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tinybert.capabilities import INSTALL_HINTS
 from tinybert.errors import UsageError
 from tinybert.settings import default, model_path
 
@@ -42,17 +43,17 @@ class Runtime:
 
 
 RUNTIMES = (
-    Runtime("onnxruntime", "onnxruntime", "OnnxRuntimeBackend", "pip install onnxruntime",
+    Runtime("onnxruntime", "onnxruntime", "OnnxRuntimeBackend", INSTALL_HINTS["onnxruntime"],
             "ONNX Runtime (CPU, or a GPU provider where installed)", requests=True),
-    Runtime("openvino", "openvino", "OpenVinoBackend", "pip install openvino (see requirements.txt)",
+    Runtime("openvino", "openvino", "OpenVinoBackend", INSTALL_HINTS["openvino"],
             "OpenVINO on the CPU, fp32", requests=True),
-    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Backend", "pip install openvino (see requirements.txt)",
+    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Backend", INSTALL_HINTS["openvino"],
             "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True, family="openvino"),
-    Runtime("pytorch", "pytorch", "PyTorchBackend", "pip install torch transformers",
+    Runtime("pytorch", "pytorch", "PyTorchBackend", INSTALL_HINTS["torch"],
             "PyTorch eager on the .pth checkpoint"),
-    Runtime("cann", "cann", "CannBackend", "pip install onnxruntime-cann (needs the CANN toolkit)",
+    Runtime("cann", "cann", "CannBackend", INSTALL_HINTS["cann"],
             "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
-    Runtime("pytorch-peer", "torch_peer", "TorchPeerBackend", "pip install torch transformers",
+    Runtime("pytorch-peer", "torch_peer", "TorchPeerBackend", INSTALL_HINTS["torch"],
             "PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
             "bf16 autocast, last layer at [CLS] only", family="pytorch"),
 )
@@ -86,18 +87,17 @@ class Backend:
 BACKENDS = (
     Backend("ais_bench", "ais_bench on an Ascend NPU with the OM models ATC builds (the model card)", 1000,
             "ais_bench",
-            "ais_bench is not installed for {python} (it needs an Ascend NPU with CANN; install it from "
-            "https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench). "
+            f"ais_bench is not installed for {{python}}: {INSTALL_HINTS['ais_bench']}. "
             "Without an NPU use BACKEND=onnxruntime.",
             "om", "{path}: expected the OM model for batch size {bs}, found no such file "
                   "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True, foreign=True),
     Backend("cann", "ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
-                    "asked for)", 1000, "onnxruntime", "onnxruntime is not installed for {python} "
-                                                       "(pip install onnxruntime-cann)",
+                    "asked for)", 1000, "onnxruntime",
+            f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['cann']})",
             "sim", "{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
                    "(run test/pth2onnx.sh {bs})", auto=False),
     Backend("onnxruntime", "the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)", 100, "",
-            "onnxruntime is not installed for {python} (pip install onnxruntime)", "ort_model"),
+            f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['onnxruntime']})", "ort_model"),
     Backend("onnxruntime-gpu", "ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)", 1000,
             "onnxruntime", "onnxruntime-gpu is not installed for {python}", "sim", auto=False, choosable=False),
 )

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
-from tinybert.capabilities import ort_providers
+from tinybert.capabilities import INSTALL_HINTS, PROVIDERS, ort_providers
 from tinybert.errors import BackendUnavailableError, UsageError, expect
 from tinybert.runtimes.onnxruntime import OnnxRuntimeBackend
 
-PROVIDER = "CANNExecutionProvider"
-INSTALL_HINT = ("on a machine with an Ascend NPU and the CANN toolkit: source its set_env.sh "
-                "(e.g. /usr/local/Ascend/ascend-toolkit/set_env.sh), then pip install onnxruntime-cann "
-                "in place of onnxruntime")
+PROVIDER = PROVIDERS["cann"]
 
 
 def cann_providers(device: int) -> list:
@@ -33,6 +30,6 @@ class CannBackend(OnnxRuntimeBackend):
             raise BackendUnavailableError(
                 f"backend 'cann' needs ONNX Runtime's {PROVIDER}, which this onnxruntime "
                 f"{getattr(ort, '__version__', '')} does not have (available: {', '.join(available)}); "
-                f"install it {INSTALL_HINT}")
+                f"install it: {INSTALL_HINTS['cann']}")
         super().__init__(model_path, threads=threads, providers=cann_providers(device), requests=1)
         self.device = device
