@@ -80,3 +80,25 @@ def test_a_model_below_the_agreement_gate_is_removed(small_inputs, tmp_path, mon
         calibrated.export_static_int8(str(small_inputs.checkpoint), str(train), str(tmp_path), samples=10)
     assert not (tmp_path / "TinyBERT_int8_static.onnx").exists()
     assert not (tmp_path / "TinyBERT_int8_static.calibration.json").exists()
+
+
+@pytest.mark.slow
+def test_the_openvino_int8_model_is_checked_and_removed_when_it_fails(small_inputs, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    from tinybert.errors import ExportError
+    from tinybert.export import Calibration
+    from tinybert.export import openvino as ov_export
+
+    train = make_small_tsv(tmp_path / "train.tsv", 30, seed=2)
+    xml, weights = tmp_path / "TinyBERT_ov_int8.xml", tmp_path / "TinyBERT_ov_int8.bin"
+    monkeypatch.setattr(ov_export, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples
+    with pytest.raises(ExportError, match="TinyBERT_ov_int8.xml: same prediction as PyTorch .* expected at least 101%"):
+        ov_export.export_openvino_int8(str(small_inputs.checkpoint), Calibration(str(train), samples=10), str(tmp_path))
+    assert not xml.exists() and not weights.exists()
+    capsys.readouterr()
+    # A random generated checkpoint has near-tied logits: the 99 % gate is for the real one.
+    kept = ov_export.export_openvino_int8(str(small_inputs.checkpoint),
+                                          Calibration(str(train), samples=10, min_agreement=0.5), str(tmp_path))
+    assert kept == str(xml) and xml.exists() and weights.exists()
+    assert "TinyBERT_ov_int8.xml vs PyTorch on " in capsys.readouterr().out

@@ -168,6 +168,7 @@ MIN_OPSET = 11  # ATC's ONNX support starts at 11
 EXPORT_TOLERANCE = 1e-4
 VERIFY_SAMPLES = 32  # samples the card's static export is checked on (whole batches of it)
 FAST_VERIFY_SAMPLES = 1024  # the fast models are checked on more: they also change batching
+FAST_VERIFY_BATCH = 32  # the batch size of their check (their batch axis is dynamic)
 # Reduced-precision paths are gated on the dev set, against the fp32 path and PyTorch eager.
 MAX_ACCURACY_DROP = 0.3  # points
 MIN_AGREEMENT = 0.99

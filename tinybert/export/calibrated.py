@@ -23,14 +23,12 @@ from tinybert.data.features import MANIFEST_NAME, encode_sentences, read_manifes
 from tinybert.fileio import os_errors_as, read_json, write_json_atomic
 from tinybert.model.modeling import vocab_path
 from tinybert.runtimes.runner import plan_batches, real_lengths
-from tinybert.settings import (CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_SAMPLES, MIN_AGREEMENT, OPSET, SEQ_LEN,
-                        model_path)
-from tinybert.export.checking import check_models, verification, write_model
+from tinybert.settings import CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT, OPSET, SEQ_LEN, model_path
+from tinybert.export.checking import check_models, fast_verification, write_model
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_static_int8
 
 METHOD = "onnxruntime quantize_static, QDQ, MatMul only, weights int8 per channel, activations uint8 MinMax"
-VERIFY_BATCH = 32
 
 
 def calibration_sample(calibration_file: str, samples: int, seed: int) -> tuple[list[str], dict]:
@@ -92,8 +90,7 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
         if {k: cached.get(k) for k in record} == record:
             print(f"[INFO] {target} is up to date (same calibration inputs, {record_path}); not recalibrated")
             return cached
-    check = verification(model_dir, opset, seq_len, features_dir, FAST_VERIFY_SAMPLES, VERIFY_BATCH,
-                         at_most_features=True)
+    check = fast_verification(model_dir, opset, seq_len, features_dir)
     batches = calibration_batches(sentences, vocab_path(model_dir), seq_len)
     with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):
         write_model(target, lambda tmp: quantize_static_int8(fp32, tmp, batches),

@@ -13,7 +13,7 @@ from tinybert.errors import ExportError, UsageError, expect
 from tinybert.data.features import MANIFEST_NAME
 from tinybert.fileio import atomic_path
 from tinybert.runtimes.runner import CARD_BATCHES, model_logits
-from tinybert.settings import MIN_OPSET
+from tinybert.settings import FAST_VERIFY_BATCH, FAST_VERIFY_SAMPLES, MIN_OPSET
 
 
 def write_model(path: str, write, note: str):
@@ -68,6 +68,12 @@ def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | N
     return Verification(torch_backend, arrays, description, model_logits(torch_backend, arrays, batch_size), batch_size)
 
 
+def fast_verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None) -> Verification:
+    """What every model made from the fast export is checked on: one sample and batch size for all of them."""
+    return verification(model_dir, opset, seq_len, features_dir, FAST_VERIFY_SAMPLES, FAST_VERIFY_BATCH,
+                        at_most_features=True)
+
+
 def verification_inputs(features_dir: str | None, count: int, seq_len: int, vocab_size: int):
     """`count` real samples when the preprocess step has run (repeated when there are fewer), else
     a fixed pseudo-random set; and a description of them."""
@@ -88,7 +94,7 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
 
 
 def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
-                 remove_on_failure, min_agreement: float | None = None) -> dict:
+                 remove_on_failure, min_agreement: float | None = None, runtime: str = "onnxruntime") -> dict:
     """Run each model with ONNX Runtime and compare with PyTorch's logits, one line per model. When a
     `gated` model fails the exact gate (`tolerance`), or (with `min_agreement`, for reduced-precision
     models) any model fails the agreement gate, the files in `remove_on_failure` are removed (a model
@@ -99,7 +105,7 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
     batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
     for key, path in paths.items():
-        logits = model_logits(create_backend("onnxruntime", path), check.arrays, check.batch_size, bucket_edges)
+        logits = model_logits(create_backend(runtime, path), check.arrays, check.batch_size, bucket_edges)
         diff = float(np.abs(logits - check.reference).max())
         agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
         report["max_abs_diff"][key], report["agreement"][key] = diff, agreement

@@ -8,11 +8,10 @@ import os
 
 from tinybert.errors import ExportError
 from tinybert.fileio import os_errors_as
-from tinybert.settings import EXPORT_TOLERANCE, FAST_MODEL_KINDS, FAST_VERIFY_SAMPLES, OPSET, SEQ_LEN, model_path
-from tinybert.export.checking import check_models, stale, verification, write_model
+from tinybert.settings import EXPORT_TOLERANCE, FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
+from tinybert.export.checking import check_models, fast_verification, stale, write_model
 from tinybert.export.graphs import export_torchscript, quantize_int8, simplify
 
-VERIFY_BATCH = 32
 FP32_KINDS = ("dynamic", "sim_dynamic", "fast")  # held to the tolerance; int8 is gated by the benchmark
 
 
@@ -32,8 +31,7 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = OPSET, s
         print(f"[INFO] {', '.join(map(os.path.basename, paths.values()))} in {out_dir} are newer than the weights; "
               "not exported again")
         return {"paths": paths}
-    check = verification(model_dir, opset, seq_len, features_dir, FAST_VERIFY_SAMPLES, VERIFY_BATCH,
-                         at_most_features=True)
+    check = fast_verification(model_dir, opset, seq_len, features_dir)
     with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):
         os.makedirs(out_dir, exist_ok=True)
         example = tuple(a[:2, :16] for a in check.arrays)  # any shape: both axes are exported as dynamic

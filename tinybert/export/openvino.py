@@ -11,10 +11,16 @@ import tempfile
 from tinybert.errors import ExportError
 from tinybert.fileio import os_errors_as
 from tinybert.model.modeling import vocab_path
-from tinybert.settings import OPSET, SEQ_LEN, model_path
+from tinybert.settings import MIN_AGREEMENT, OPSET, SEQ_LEN, model_path
 from tinybert.export.calibrated import Calibration, calibration_batches, calibration_sample
+from tinybert.export.checking import check_models, fast_verification
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_nncf_int8
+
+
+def _weights(xml: str) -> str:
+    """The .bin that OpenVINO reads beside an IR's .xml."""
+    return xml[:-len(".xml")] + ".bin"
 
 
 def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str = ".", opset: int = OPSET,
@@ -23,13 +29,18 @@ def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str 
     sentences, _ = calibration_sample(calibration.file, calibration.samples, calibration.seed)
     export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)  # kept when newer than the weights
     xml = model_path("ov_int8", out_dir)
+    weights = _weights(xml)
+    check = fast_verification(model_dir, opset, seq_len, features_dir)
     batches = calibration_batches(sentences, vocab_path(model_dir), seq_len)
     with os_errors_as(ExportError, f"write the OpenVINO model to {out_dir}"), \
             tempfile.TemporaryDirectory(prefix=".ov_int8-", dir=out_dir) as work:
         staged = os.path.join(work, os.path.basename(xml))
         quantize_nncf_int8(model_path("fast", out_dir), staged, batches)
-        os.replace(staged[:-len(".xml")] + ".bin", xml[:-len(".xml")] + ".bin")
+        os.replace(_weights(staged), weights)
         shutil.move(staged, xml)
     print(f"[INFO] NNCF int8 (transformer preset) of the fast model on {len(sentences)} calibration sentences "
           f"-> {xml}")
+    min_agreement = MIN_AGREEMENT if calibration.min_agreement is None else calibration.min_agreement
+    check_models({"ov_int8": xml}, check, "tight", tolerance=float("inf"), gated=(),
+                 remove_on_failure=(xml, weights), min_agreement=min_agreement, runtime="openvino")
     return xml
