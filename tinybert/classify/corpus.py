@@ -18,11 +18,11 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from tinybert.data.dataset import INDEX_COLUMN, LABEL_COLUMN, SENTENCE_COLUMN, VALID_LABELS
+from tinybert.data.tsv import (BOM, INDEX_COLUMN, LABEL_COLUMN, SENTENCE_COLUMN, BadLine, Columns, expect_distinct,
+                               skipping_records, undecodable_byte)
 from tinybert.errors import DataFormatError, UsageError, expect
 
 FORMATS = ("auto", "tsv", "text")
-BOM = b"\xef\xbb\xbf"
 BAD_EXAMPLES = 5  # bad lines described per chunk (and in the final report); the rest are counted
 NO_LABELS = "none"  # --label_column none: a TSV whose `label` column is not SST-2's 0/1
 SCAN_BLOCK = 1 << 20
@@ -41,6 +41,11 @@ class Layout:
     @property
     def first_data_line(self) -> int:
         return 2 if self.format == "tsv" else 1
+
+    @property
+    def columns(self) -> Columns | None:
+        """What the line reader splits a line into; None for plain text (the line is the sentence)."""
+        return None if self.format == "text" else Columns(self.header, self.sentence, self.label, self.index)
 
     def describe(self) -> dict:
         name = lambda position: None if position is None else self.header[position]  # noqa: E731
@@ -81,19 +86,6 @@ class ParsedChunk:
     bad_examples: list[tuple[int, str]] = field(default_factory=list)
 
 
-class _BadLine(Exception):
-    pass
-
-
-def _undecodable(data: bytes, offset: int) -> str:
-    """Where the first non-UTF-8 byte of `data` (which starts at file offset `offset`) is."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"undecodable byte 0x{data[exc.start]:02x} at byte offset {offset + exc.start}"
-    return "valid UTF-8"
-
-
 def _column(header: tuple[str, ...], wanted: str, path: str, option: str) -> int:
     if wanted.isdigit():
         position = int(wanted)
@@ -116,10 +108,8 @@ def _tsv_layout(path: str, column: str | None, label_column: str | None) -> Layo
     try:
         header = tuple(name.strip() for name in line[prefix:].decode("utf-8").split("\t"))
     except UnicodeDecodeError:
-        raise DataFormatError(f"{path}:1: expected a UTF-8 header line, got {_undecodable(line[prefix:], prefix)}") from None
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    expect(not repeated, DataFormatError, f"{path}:1: expected distinct column names, got {', '.join(map(repr, repeated))} "
-                                          "more than once")
+        raise DataFormatError(f"{path}:1: expected a UTF-8 header line, got {undecodable_byte(line[prefix:], prefix)}") from None
+    expect_distinct(path, header)
     sentence = _column(header, column or SENTENCE_COLUMN, path, "--column")
     if label_column == NO_LABELS:
         label = None
@@ -214,54 +204,16 @@ def read_chunk(path: str, spec: ChunkSpec) -> bytes:
     return raw
 
 
-def _parse_line(line: bytes, offset: int, layout: Layout) -> tuple[str, int | None, str | None]:
-    """(sentence, label, index) of one line without its newline; `_BadLine(reason)` when unusable."""
-    if not line.strip():
-        raise _BadLine("empty line")
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _BadLine(f"not UTF-8 ({_undecodable(line, offset)})") from None
-    if layout.format == "text":
-        return text, None, None
-    fields = text.split("\t")
-    if len(fields) != len(layout.header):
-        raise _BadLine(f"expected {len(layout.header)} tab-separated fields, got {len(fields)}")
-    if not fields[layout.sentence].strip():
-        raise _BadLine("empty sentence")
-    label = None
-    if layout.label is not None:
-        value = fields[layout.label].strip()
-        if value not in VALID_LABELS:
-            raise _BadLine(f"expected label 0 or 1, got {fields[layout.label]!r}")
-        label = int(value)
-    index = None
-    if layout.index is not None:
-        index = fields[layout.index].strip()
-        if not index:
-            raise _BadLine(f"expected a value in the '{INDEX_COLUMN}' column, got ''")
-    return fields[layout.sentence], label, index
-
-
 def parse_chunk(raw: bytes, spec: ChunkSpec, layout: Layout) -> ParsedChunk:
     """The usable lines of a chunk, with their output index; the others counted and described."""
     parsed = ParsedChunk(labels=[] if layout.label is not None else None)
-    offset = spec.start
-    for number, line in enumerate(raw.split(b"\n")[:spec.lines]):
-        line_no, size = spec.first_line + number, len(line) + 1
-        start = offset
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line_no == 1 and line.startswith(BOM):
-            line, start = line[len(BOM):], start + len(BOM)
-        offset += size
-        try:
-            sentence, label, index = _parse_line(line, start, layout)
-        except _BadLine as bad:
+    for line_no, values in skipping_records(raw, spec.first_line, spec.start, spec.lines, layout.columns):
+        if isinstance(values, BadLine):
             parsed.bad += 1
             if len(parsed.bad_examples) < BAD_EXAMPLES:
-                parsed.bad_examples.append((line_no, str(bad)))
+                parsed.bad_examples.append((line_no, str(values)))
             continue
+        sentence, label, index = values
         parsed.sentences.append(sentence)
         parsed.indices.append(index if index is not None else str(line_no - layout.first_data_line))
         if parsed.labels is not None:

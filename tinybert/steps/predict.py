@@ -15,6 +15,7 @@ import numpy as np
 from tinybert.runtimes import create_backend
 from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
 from tinybert.data.features import encode_sentences
+from tinybert.data.tsv import undecodable_byte
 from tinybert.model.modeling import vocab_path
 from tinybert.runtimes.runner import model_logits, softmax
 from tinybert.settings import SEQ_LEN, default
@@ -41,18 +42,6 @@ class Prediction:
 TSV_HEADER = "label\tname\tp_negative\tp_positive\tsentence"
 
 
-def _undecodable_byte(text: str, what: str) -> str | None:
-    """The first byte of `text` that was not UTF-8 (Python keeps such bytes of stdin and argv as lone
-    surrogates, which the tokenizer refuses with a TypeError), or None."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raw = text[:exc.start].encode("utf-8")
-        byte = text[exc.start].encode("utf-8", "surrogateescape")
-        return f"undecodable byte 0x{byte[0]:02x} at byte offset {len(raw)} of the {what}"
-    return None
-
-
 def _stdin_lines(stdin: TextIO):
     """(line number, text) of stdin, each line decoded on its own so a bad byte is found on its line."""
     if hasattr(stdin, "buffer"):
@@ -68,13 +57,14 @@ def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
     if args:
         sentences = list(args)
         for number, sentence in enumerate(sentences, start=1):
-            bad = _undecodable_byte(sentence, "argument")
-            expect(bad is None, DataFormatError, f"sentence argument {number}: expected UTF-8 text, got {bad}")
+            bad = undecodable_byte(sentence)  # the tokenizer would refuse its lone surrogates with a TypeError
+            expect(bad is None, DataFormatError,
+                   f"sentence argument {number}: expected UTF-8 text, got {bad} of the argument")
     else:
         sentences = []
         for number, line in _stdin_lines(stdin):
-            bad = _undecodable_byte(line, "line")
-            expect(bad is None, DataFormatError, f"stdin line {number}: expected UTF-8 text, got {bad}")
+            bad = undecodable_byte(line)
+            expect(bad is None, DataFormatError, f"stdin line {number}: expected UTF-8 text, got {bad} of the line")
             if line.strip():
                 sentences.append(line.rstrip("\r\n"))
     expect(bool(sentences), UsageError, "expected sentences as arguments or one per line on stdin, got none")
