@@ -15,6 +15,7 @@ import filecmp
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from typing import Callable, Iterator
@@ -29,15 +30,27 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in _DIGIT_RUNS.split(name)]
 
 
+def _new_file(directory: str, prefix: str, suffix: str, mode: int) -> str:
+    """An empty file under a name no other writer holds (O_EXCL), its permissions `mode` less the umask."""
+    for _ in range(100):
+        candidate = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name {prefix}XXXXXXXX{suffix} in {directory}")
+
+
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside `path`; once the caller has written it, rename it into place.
+def atomic_path(path: str, tmp_dir: str | None = None, mode: int = 0o600) -> Iterator[str]:
+    """Yield a temporary path beside `path` (or in `tmp_dir`, on the same file system); once the caller
+    has written it, rename it into place. `mode` (less the umask): the file's permissions.
 
     On any failure the temporary file is removed and `path` is left as it was.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=directory)
-    os.close(handle)
+    directory = tmp_dir or os.path.dirname(os.path.abspath(path))
+    tmp_path = _new_file(directory, f".{os.path.basename(path)}.", ".partial", mode)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -60,6 +73,13 @@ def write_text_atomic(path: str, text: str, keep_existing: bool = False, what: s
                 return False
             raise OutputError(f"{path}: already exists with other content; refusing to overwrite {what}")
     return True
+
+
+def write_bytes_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """`data` written to `path` atomically, for files whose bytes are hashed (a reader never sees part)."""
+    with atomic_path(path, mode=mode) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(data)
 
 
 def write_json_atomic(path: str, payload: object) -> None:
@@ -217,20 +237,39 @@ def create_locked_staging(parent: str, prefix: str) -> LockedStaging:
     raise FileExistsError(f"no free staging folder name {prefix}XXXXXXXX in {parent}")
 
 
-def _writer_gone(lock_path: str) -> int | None:
-    """An fd holding the lock of `lock_path` when its writer is gone; None while it is held (or gone)."""
+def _take_lock(fd: int) -> bool:
+    """Whether this process now holds the exclusive lock (flock) of `fd`; False while another one does."""
     import fcntl
 
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def hold_lock(path: str) -> int | None:
+    """An fd holding the exclusive lock of `path` (made when missing) until it is closed; None while
+    another process holds it: one writer at a time, and the kernel frees it when its holder dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if _take_lock(fd):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _writer_gone(lock_path: str) -> int | None:
+    """An fd holding the lock of `lock_path` when its writer is gone; None while it is held (or gone)."""
     try:
         fd = os.open(lock_path, os.O_RDWR)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # A writer that just finished removes its lock file before letting go of the lock.
-        if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
-            raise FileNotFoundError(lock_path)
+        gone = _take_lock(fd) and os.fstat(fd).st_ino == os.stat(lock_path).st_ino
     except OSError:
+        gone = False
+    if not gone:
         os.close(fd)
         return None
     return fd

@@ -19,7 +19,6 @@ leaves either the old or the new version of each.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -27,12 +26,13 @@ import shutil
 from tinybert.classify.corpus import ChunkPlan, ChunkSpec
 from tinybert.data.dataset import file_sha256
 from tinybert.errors import DataFormatError, OutputError, UsageError, expect
-from tinybert.fileio import os_errors_as, read_json, write_json_atomic
+from tinybert.fileio import atomic_path, hold_lock, os_errors_as, read_json, write_bytes_atomic, write_json_atomic
 
 RECORD_FORMAT = "tinybert-classify/1"
 COLUMNS = ("index", "label", "p_negative", "p_positive")
 SENTENCE = "sentence"
 COPY_BLOCK = 1 << 20
+FILE_MODE = 0o666  # less the umask: the output and its shards are as readable as any file the user makes
 
 
 def output_header(with_sentence: bool) -> str:
@@ -60,10 +60,7 @@ def write_shard(work_dir: str, spec: ChunkSpec, text: str, counts: dict) -> dict
               **counts}
     path = _shard_path(work_dir, spec.number)
     with os_errors_as(OutputError, f"write {path}"):
-        tmp = f"{path}.partial"
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data, mode=FILE_MODE)
         write_json_atomic(_done_path(work_dir, spec.number), record)
     return record
 
@@ -96,13 +93,9 @@ class WorkFolder:
     def __enter__(self) -> "WorkFolder":
         with os_errors_as(OutputError, f"create the work folder {self.path}"):
             os.makedirs(self.path, exist_ok=True)
-            fd = os.open(os.path.join(self.path, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise OutputError(f"{self.path}: another classify run is writing {self.output}; wait for it to finish "
-                              "or stop it") from None
+            fd = hold_lock(os.path.join(self.path, "lock"))
+        expect(fd is not None, OutputError,
+               f"{self.path}: another classify run is writing {self.output}; wait for it to finish or stop it")
         self._lock = fd
         return self
 
@@ -164,15 +157,14 @@ class WorkFolder:
     def publish(self, plan: ChunkPlan, with_sentence: bool, overwrite: bool) -> str:
         """Concatenate the header and every shard, in chunk order, and rename the result onto the
         output; returns its sha256."""
-        tmp, digest = os.path.join(self.path, "final.partial"), hashlib.sha256()
-        with os_errors_as(OutputError, f"write {self.output}"):
+        digest = hashlib.sha256()
+        with os_errors_as(OutputError, f"write {self.output}"), atomic_path(self.output, self.path, FILE_MODE) as tmp:
             with open(tmp, "wb") as out:
                 for block in self._final_blocks(plan, with_sentence):
                     out.write(block)
                     digest.update(block)
             write_json_atomic(self.final_path, {"sha256": digest.hexdigest()})
             refuse_existing(self.output, overwrite)
-            os.replace(tmp, self.output)
         return digest.hexdigest()
 
     def _final_blocks(self, plan: ChunkPlan, with_sentence: bool):
