@@ -113,8 +113,9 @@ class Models:
                 key = (path.model, bs if "{bs}" in _file_name(path.model) else None)
                 if key not in failed:
                     try:
-                        ensure_model(path.model, self.run.model_dir, self.work_dir, key[1], self.features_dir,
-                                     self.calibration, self.run.opset, self.run.seq_len)
+                        ensure_model(path.model, self.run.model_dir, self.work_dir, batch_size=key[1],
+                                     features_dir=self.features_dir, calibration=self.calibration,
+                                     opset=self.run.opset, seq_len=self.run.seq_len)
                         failed[key] = None
                     except PipelineError as exc:
                         failed[key] = str(exc)
@@ -182,8 +183,8 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     rows, notes = select_rows(run)
     rows, failed = models.prepare(rows)
     notes += failed
-    roofline = Roofline(load_bert_config(run.model_dir), threads, rows, float(features.lengths.mean()),
-                        run.batch_sizes, run.roofline_timing)
+    roofline = Roofline(load_bert_config(run.model_dir), threads, rows, mean_tokens=float(features.lengths.mean()),
+                        batch_sizes=run.batch_sizes, timing=run.roofline_timing)
     print_header(run, roofline, threads, features)
     for note in notes:
         print(f"[INFO] {note}")
@@ -204,7 +205,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
                            precision=path.precision, runtime=path.runtime)
             results.append(figures)
             print_row(figures)
-    report = run_record(run, threads, roofline, notes, features, results)
+    report = run_record(run, threads, roofline, notes=notes, features=features, results=results)
     report["checks"] = evaluate_targets(results)
     return report
 

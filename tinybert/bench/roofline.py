@@ -68,7 +68,8 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
     rates = {m: {} for m in m_values}
     with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
         for layout, in_flight in layouts.items():
-            for m, rate in _layout_rates(runtime, precision, threads, in_flight, m_values, timing, work_dir).items():
+            for m, rate in _layout_rates(runtime, precision, threads, in_flight=in_flight, m_values=m_values,
+                                         timing=timing, work_dir=work_dir).items():
                 rates[m][layout] = rate
     return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
             "features": current().features_for(precision), "unit": "GOP/s" if "int8" in precision else "GFLOP/s",
@@ -141,7 +142,8 @@ def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, 
     results = {}
     for runtime, precision in dict.fromkeys(tuple(p) for p in pairs):
         try:
-            results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests, timing)
+            results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests=requests,
+                                                                   timing=timing)
         except BackendUnavailableError as exc:
             results[f"{runtime} {precision}"] = {"runtime": runtime, "precision": precision, "skipped": str(exc)}
     return results

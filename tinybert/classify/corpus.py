@@ -151,8 +151,8 @@ class _Cutter:
         self.start, self.first_line, self.lines, self.digest = start, first_line, 0, hashlib.sha256()
 
     def _close(self, end: int) -> None:
-        self.chunks.append(ChunkSpec(len(self.chunks), self.first_line, self.lines, self.start, end,
-                                     self.digest.hexdigest()))
+        self.chunks.append(ChunkSpec(number=len(self.chunks), first_line=self.first_line, lines=self.lines,
+                                     start=self.start, end=end, sha256=self.digest.hexdigest()))
         self._open(end, self.first_line + self.lines)
 
     def feed(self, block: bytes) -> None:

@@ -171,9 +171,11 @@ def report(path: str, output: str, total: dict, with_sentence: bool) -> None:
 def _job(options: ClassifyOptions, layout, work_dir: str):
     from tinybert.classify.worker import ClassifyJob
 
-    return ClassifyJob(os.path.abspath(options.input_path), layout, work_dir, options.ort_model,
-                       os.path.abspath(options.model_dir), _vocab(options), options.seq_len, options.batch_size,
-                       options.bucket_edges, options.with_sentence, options.call_tokens)
+    return ClassifyJob(input_path=os.path.abspath(options.input_path), layout=layout, work_dir=work_dir,
+                       ort_model=options.ort_model, model_dir=os.path.abspath(options.model_dir),
+                       vocab_file=_vocab(options), seq_len=options.seq_len, batch_size=options.batch_size,
+                       bucket_edges=options.bucket_edges, with_sentence=options.with_sentence,
+                       call_tokens=options.call_tokens)
 
 
 def _vocab(options: ClassifyOptions) -> str:
@@ -227,7 +229,7 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
     with work:
         try:
-            figures = _run(options, work, layout, plan, model, run_pending)
+            figures = _run(options, work, layout, plan, model=model, run_pending=run_pending)
         except BaseException:
             if not work.done_records():  # nothing to resume: leave no folder behind
                 work.remove()

@@ -66,7 +66,10 @@ def _classify(argv, prog):
     from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
 
     classify_corpus(ClassifyOptions(
-        a.input, a.output, a.format, a.column, a.label_column, a.with_sentence, a.overwrite, a.restart, a.ckpt_dir,
-        a.model_dir, a.ort_model, a.vocab_file, a.max_seq_length, a.batch_size, a.bucket_edges, a.call_tokens,
-        a.chunk_sentences,
-        a.engine, a.threads, a.requests, a.actor_cpus, a.actors, a.ray_cpus, a.calibration_file, not a.no_progress))
+        input_path=a.input, output=a.output, format=a.format, column=a.column, label_column=a.label_column,
+        with_sentence=a.with_sentence, overwrite=a.overwrite, restart=a.restart, ckpt_dir=a.ckpt_dir,
+        model_dir=a.model_dir, ort_model=a.ort_model, vocab_file=a.vocab_file, seq_len=a.max_seq_length,
+        batch_size=a.batch_size, bucket_edges=a.bucket_edges, call_tokens=a.call_tokens,
+        chunk_sentences=a.chunk_sentences, engine=a.engine, threads=a.threads, requests=a.requests,
+        actor_cpus=a.actor_cpus, actors=a.actors, ray_cpus=a.ray_cpus, calibration_file=a.calibration_file,
+        progress=not a.no_progress))

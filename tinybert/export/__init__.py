@@ -40,18 +40,20 @@ def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None
     path = model_path(kind, out_dir, batch_size)
     if kind in ("onnx", "sim"):
         if stale([path], weights_path(model_dir)):
-            export(model_dir, batch_size, out_dir, opset, seq_len, features_dir)
+            export(model_dir, batch_size, out_dir, opset=opset, seq_len=seq_len, features_dir=features_dir)
     elif kind in FAST_MODEL_KINDS:
         export_fast_models(model_dir, out_dir, opset, seq_len, features_dir)
     elif kind in ("int8_static", "ov_int8"):
         expect(calibration is not None, UsageError, f"expected a calibration file for the {kind} model, got none")
         if kind == "int8_static":
-            export_static_int8(model_dir, calibration.file, out_dir, calibration.samples, calibration.seed, opset,
-                               seq_len, features_dir, min_agreement=calibration.min_agreement)
+            export_static_int8(model_dir, calibration.file, out_dir, samples=calibration.samples,
+                               seed=calibration.seed, opset=opset, seq_len=seq_len, features_dir=features_dir,
+                               min_agreement=calibration.min_agreement)
         elif stale([path], weights_path(model_dir)):
             from tinybert.export.openvino import export_openvino_int8
 
-            export_openvino_int8(model_dir, calibration, out_dir, opset, seq_len, features_dir)
+            export_openvino_int8(model_dir, calibration, out_dir, opset=opset, seq_len=seq_len,
+                                 features_dir=features_dir)
     else:
         raise UsageError(f"expected a model kind an exporter writes, got {kind!r}")
     expect(os.path.isfile(path), UsageError, f"{path}: expected the {kind} model after its export, found none")

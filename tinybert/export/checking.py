@@ -70,8 +70,8 @@ def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | N
 
 def fast_verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None) -> Verification:
     """What every model made from the fast export is checked on: one sample and batch size for all of them."""
-    return verification(model_dir, opset, seq_len, features_dir, FAST_VERIFY_SAMPLES, FAST_VERIFY_BATCH,
-                        at_most_features=True)
+    return verification(model_dir, opset, seq_len, features_dir, count=FAST_VERIFY_SAMPLES,
+                        batch_size=FAST_VERIFY_BATCH, at_most_features=True)
 
 
 def verification_inputs(features_dir: str | None, count: int, seq_len: int, vocab_size: int):

@@ -27,7 +27,7 @@ def export(model_dir: str, batch_size: int, out_dir: str = ".", opset: int = OPS
     """Write TinyBERT_bs{bs}.onnx and TinyBERT_sim_bs{bs}.onnx and check both against PyTorch."""
     expect(batch_size > 0, UsageError, f"expected a positive batch size, got {batch_size}")
     count = batch_size * max(1, VERIFY_SAMPLES // batch_size)  # whole batches of the static model
-    check = verification(model_dir, opset, seq_len, features_dir, count, batch_size)
+    check = verification(model_dir, opset, seq_len, features_dir, count=count, batch_size=batch_size)
     paths = {kind: model_path(kind, out_dir, batch_size) for kind in ("onnx", "sim")}
     model = check.torch_backend.model
     with os_errors_as(ExportError, f"write ONNX files to {out_dir}"):

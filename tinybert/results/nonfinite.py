@@ -61,4 +61,5 @@ def find_nonfinite(folder: str, stems: list[str], logits: np.ndarray) -> NonFini
     rows = np.flatnonzero(mask).tolist()
     names = output_names(folder, stems)
     with_nan = int(np.isnan(logits).any(axis=1).sum())
-    return NonFinite(folder, len(logits), rows, [names[i] for i in rows], with_nan, len(rows) - with_nan)
+    return NonFinite(folder, len(logits), rows=rows, files=[names[i] for i in rows], nan=with_nan,
+                     inf=len(rows) - with_nan)

@@ -104,8 +104,9 @@ def compare(result_a: str, result_b: str, bin_dir: str, top: int = DEFAULT_TOP, 
     sample_diff = np.full(count, np.inf)
     sample_diff[kept] = row_diff
     order = np.argsort(-sample_diff, kind="stable")[:top]
-    report["top"] = [_top_row(rank + 1, int(i), logits, finite[i], sample_diff[i], stems, result_a, sample_ids,
-                              labels, sentences) for rank, i in enumerate(order)]
+    report["top"] = [_top_row(rank + 1, int(i), logits, finite=finite[i], diff=sample_diff[i], stems=stems,
+                              folder=result_a, sample_ids=sample_ids, labels=labels, sentences=sentences)
+                     for rank, i in enumerate(order)]
     report["sentences"] = {"available": sentences is not None, "source": sentence_source} if top else None
 
     failures = _gate_failures(report, max_abs_diff, min_agreement)

@@ -156,7 +156,8 @@ def run_gears(om: str, bin_dir: str, edges_text: str, batch_size: int, result_ro
     try:
         split(bin_dir, edges_text, gears_dir)
         for length, folder in gear_folders(gears_dir):
-            command = ais_bench_gear_command(om, folder, parts.path, length, batch_size, outfmt, device)
+            command = ais_bench_gear_command(om, folder, parts.path, length=length, batch_size=batch_size,
+                                             outfmt=outfmt, device=device)
             print(f"[INFO] {shlex.join(command)}", flush=True)
             if subprocess.run(command).returncode != 0:
                 raise PipelineError(f"ais_bench failed on gear {length} ({om}); its output is above")

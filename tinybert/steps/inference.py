@@ -144,7 +144,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
         with os_errors_as(OutputError, f"write results under {output_root}"):
             requests = runner.requests
             tick = time.perf_counter()
-            _, compute_ms = run_batches(runner.run, arrays, batches, fill_to, write_outputs, requests)
+            _, compute_ms = run_batches(runner.run, arrays, batches, fill_to=fill_to, on_batch=write_outputs,
+                                        requests=requests)
             wall_s = time.perf_counter() - tick
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
@@ -155,12 +156,14 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                     "call_tokens": None if fill_to or bucket_edges == CARD_BATCHES else call_tokens,
                     "tokens_processed": tokens_processed(batches, fill_to)}
             names = [out_names[i] for i in range(count)]
-            final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms, rows, args))
+            final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms=compute_ms,
+                                                              batch_size=rows, args=args))
     except BaseException:
         bar.close()
         writer.discard()
         raise
-    _print_written(final, count, rows, compute_ms, wall_s, requests, nonfinite)
+    _print_written(final, count, batch_size=rows, compute_ms=compute_ms, wall_s=wall_s, requests=requests,
+                   nonfinite=nonfinite)
     return InferenceReport(final, count, rows, compute_ms)
 
 
