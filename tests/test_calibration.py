@@ -87,12 +87,12 @@ def test_the_openvino_int8_model_is_checked_and_removed_when_it_fails(small_inpu
     pytest.importorskip("nncf")
     pytest.importorskip("openvino")
     from tinybert.errors import ExportError
-    from tinybert.export import Calibration
+    from tinybert.export import Calibration, calibrated
     from tinybert.export import openvino as ov_export
 
     train = make_small_tsv(tmp_path / "train.tsv", 30, seed=2)
     xml, weights = tmp_path / "TinyBERT_ov_int8.xml", tmp_path / "TinyBERT_ov_int8.bin"
-    monkeypatch.setattr(ov_export, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples
+    monkeypatch.setattr(calibrated, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples
     with pytest.raises(ExportError, match="TinyBERT_ov_int8.xml: same prediction as PyTorch .* expected at least 101%"):
         ov_export.export_openvino_int8(str(small_inputs.checkpoint), Calibration(str(train), samples=10), str(tmp_path))
     assert not xml.exists() and not weights.exists()

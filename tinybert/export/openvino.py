@@ -11,8 +11,8 @@ import tempfile
 from tinybert.errors import ExportError
 from tinybert.fileio import os_errors_as
 from tinybert.model.modeling import vocab_path
-from tinybert.settings import MIN_AGREEMENT, OPSET, SEQ_LEN, model_path
-from tinybert.export.calibrated import Calibration, calibration_batches, calibration_sample
+from tinybert.settings import OPSET, SEQ_LEN, model_path
+from tinybert.export.calibrated import Calibration, agreement_bar, calibration_batches, calibration_sample
 from tinybert.export.checking import check_models, fast_verification
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_nncf_int8
@@ -40,7 +40,6 @@ def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str 
         shutil.move(staged, xml)
     print(f"[INFO] NNCF int8 (transformer preset) of the fast model on {len(sentences)} calibration sentences "
           f"-> {xml}")
-    min_agreement = MIN_AGREEMENT if calibration.min_agreement is None else calibration.min_agreement
-    check_models({"ov_int8": xml}, check, "tight", tolerance=float("inf"), gated=(),
-                 remove_on_failure=(xml, weights), min_agreement=min_agreement, runtime="openvino")
+    check_models({"ov_int8": xml}, check, "tight", tolerance=float("inf"), gated=(), remove_on_failure=(xml, weights),
+                 min_agreement=agreement_bar(calibration.min_agreement), runtime="openvino")
     return xml
