@@ -2,7 +2,7 @@
 
 The local engine runs one worker; the Ray engine one per actor. Both read a chunk by its byte range,
 tokenize it as the preprocess step does (`encode_sentences`), run it on the CPU path ORT_MODEL opens
-(`backends.open_path`) in length-bucketed batches (`runner.plan`/`run_batches`, REQUESTS calls in
+(`runtimes.route.open_path`) in length-bucketed batches (`runner.plan`/`run_batches`, REQUESTS calls in
 flight), and write the rows through `shards.write_shard`: the same chunk gives the same bytes on
 either engine.
 """
@@ -73,7 +73,7 @@ class ChunkClassifier:
     """A model session and the tokenizer, kept for every chunk a worker runs."""
 
     def __init__(self, job: ClassifyJob, threads: int | None = None, requests: int | str | None = None):
-        from tinybert.runtimes import open_path
+        from tinybert.runtimes.route import open_path
 
         self.job = job
         self.backend = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)

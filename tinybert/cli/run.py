@@ -1,5 +1,5 @@
-"""The steps that run a model: infer, perf, predict and the benchmark. Which runtime, model and options
-each runs is `dispatch.resolve` (an explicit --model, or the settings test/*.sh pass through)."""
+"""The steps that run a model: infer, perf, predict and the benchmark; what each runs comes from
+`runtimes.route` (an explicit --model on --runtime, or the settings test/*.sh pass through)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ _device = int_at_least(0, "a non-negative NPU id")
 
 def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     """The settings that pick the model when --model is not given (test/*.sh pass them through)."""
-    from tinybert.runtimes.dispatch import backend_choices
+    from tinybert.registry import RUNTIMES, backend_names
 
-    p.add_argument("--backend", default="onnxruntime", choices=backend_choices(),
-                   help="with --model: the runtime that runs it; without: BACKEND (onnxruntime runs ORT_MODEL's "
-                        "path, cann the simplified static model on --device, ais_bench the gear models)")
+    p.add_argument("--backend", default=None, choices=backend_names(),
+                   help="BACKEND, without --model: onnxruntime runs ORT_MODEL's path, cann the simplified static "
+                        "model on --device, ais_bench the gear models (default: onnxruntime)")
+    p.add_argument("--runtime", default=None, choices=sorted(r.name for r in RUNTIMES),
+                   help="with --model: the runtime that runs it (default: onnxruntime)")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR, when --model is not given")
     p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL, when --model is not given")
     if batch:
@@ -28,7 +30,8 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                    help="threads in all (default: physical cores), shared among the requests in flight")
     p.add_argument("--requests", default=None,
                    help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
-                        f"thread) or a number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
+                        f"thread) or a number (default: {DEFAULTS['REQUESTS']} for ORT_MODEL's path; with --model, "
+                        "the runtime's own)")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
     p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
@@ -36,11 +39,21 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
 
 
 def _plan(a, batch_size: int | None):
-    from tinybert.runtimes.dispatch import resolve
+    """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend."""
+    from tinybert.errors import UsageError, expect
     from tinybert.registry import Request
+    from tinybert.runtimes.route import plan_model, plan_settings
 
+    if a.model is not None:
+        expect(a.backend is None, UsageError,
+               f"expected --runtime with --model (--backend picks a model from the settings), got --backend {a.backend}")
+        return plan_model(a.runtime or "onnxruntime", a.model, threads=a.threads, requests=a.requests,
+                          device=a.device)
+    expect(a.runtime is None, UsageError, f"expected --model with --runtime {a.runtime} (without --model, "
+                                          "--backend and the settings pick the runtime)")
     request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""))
-    return resolve(a.backend, a.model, request, batch_size, a.threads, a.requests, a.device)
+    return plan_settings(a.backend or "onnxruntime", request, batch_size, threads=a.threads, requests=a.requests,
+                         device=a.device)
 
 
 @step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
@@ -100,10 +113,9 @@ def _perf(argv, prog):
     _settings_options(p)
     a = p.parse_args(argv)
     from tinybert.steps.perf import measure
-    from tinybert.registry import BACKENDS, loop_default
+    from tinybert.registry import loop_default
 
-    loop = positive_int(a.loop) if a.loop else loop_default(
-        a.backend if a.backend in {b.name for b in BACKENDS} else "onnxruntime")
+    loop = positive_int(a.loop) if a.loop else loop_default(a.backend or "onnxruntime")
     plan = _plan(a, a.batchsize)
     options = dict(plan.options)
     if a.providers:

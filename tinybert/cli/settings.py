@@ -79,7 +79,7 @@ def _paths(argv, prog):
 
 @step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
 def _backend(argv, prog):
-    from tinybert.runtimes.backend_choice import choose_backend
+    from tinybert.runtimes.route import choose_backend
     from tinybert.registry import Request
 
     p = _parser("backend", STEPS["backend"][1], prog)
