@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
-from tinybert.cli.parsers import DEFAULTS, STEPS, VOCAB_FILE, _parser, int_at_least, non_negative_int, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, VOCAB_FILE, batch_sizes, int_at_least, non_negative_int, positive_int
 
 _device = int_at_least(0, "a non-negative NPU id")
 
@@ -56,9 +56,13 @@ def _plan(a, batch_size: int | None):
                          device=a.device)
 
 
+STEPS = StepTable()
+step = STEPS.step
+
+
 @step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
 def _infer(argv, prog):
-    p = _parser("infer", STEPS["infer"][1], prog)
+    p = STEPS.parser("infer", prog)
     p.add_argument("--model", default=None,
                    help="model file (a checkpoint folder for --backend pytorch); default: the one the settings pick")
     p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
@@ -100,7 +104,7 @@ def _infer_gears(a, inputs: list[str]) -> None:
 
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
 def _perf(argv, prog):
-    p = _parser("perf", STEPS["perf"][1], prog)
+    p = STEPS.parser("perf", prog)
     p.add_argument("--model", default=None, help="model file; default: the one the settings pick")
     p.add_argument("--batchsize", type=positive_int, required=True)
     p.add_argument("--loop", default="", help="timed iterations (LOOP); empty: the backend's default")
@@ -127,7 +131,7 @@ def _perf(argv, prog):
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")
 def _predict(argv, prog):
-    p = _parser("predict", STEPS["predict"][1], prog)
+    p = STEPS.parser("predict", prog)
     p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
     p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
     p.add_argument("--onnx", default=None, help="ONNX model instead of --model_dir, run on ORT_MODEL's runtime")
@@ -155,11 +159,11 @@ def _predict(argv, prog):
 def _benchmark(argv, prog):
     from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
 
-    p = _parser("benchmark", STEPS["benchmark"][1], prog)
+    p = STEPS.parser("benchmark", prog)
     p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
     p.add_argument("--data_file", default=DEFAULTS["DATA_FILE"], help="labelled SST-2 TSV")
     p.add_argument("--output", default=DEFAULTS["BENCH_DIR"], help="a new benchmark-<time> folder is made here")
-    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
+    p.add_argument("--batch_sizes", type=batch_sizes, default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
     p.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed passes per row; the median is reported")
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
     p.add_argument("--opset", type=positive_int, default=OPSET)
@@ -177,13 +181,9 @@ def _benchmark(argv, prog):
     p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
                                                     "what is up to date); default: a scratch folder, removed")
     a = p.parse_args(argv)
-    try:
-        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
-    except argparse.ArgumentTypeError as exc:
-        p.error(f"--batch_sizes: {exc}")
     from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 
-    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, a.output, tuple(sizes), a.repeats, a.max_seq_length,
+    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, a.output, a.batch_sizes, a.repeats, a.max_seq_length,
                                a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
