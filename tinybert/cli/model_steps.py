@@ -100,7 +100,8 @@ def _infer_gears(a, inputs: list[str]) -> None:
            "expected --dynamic_dims and the three folders of a preprocessed feature folder for ais_bench gear "
            "models (the static OM model runs with ais_bench itself: test/ais_inference.sh)")
     om = backend_model("ais_bench", Request(a.model_dir, a.ort_model, a.dynamic_dims), a.batchsize)
-    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, a.outfmt, a.device or 0, a.output_dirname)
+    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, outfmt=a.outfmt, device=a.device or 0,
+              dirname=a.output_dirname)
 
 
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
@@ -152,8 +153,9 @@ def _predict(argv, prog):
     if a.requests is not None and not a.onnx:
         p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
     sentences = read_sentences(a.sentences, sys.stdin)
-    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
-                              runtime, a.requests))
+    print_predictions(predict(sentences, model_dir=a.model_dir, onnx=a.onnx, vocab_file=a.vocab_file,
+                              max_seq_length=a.max_seq_length, threads=a.threads, runtime=runtime,
+                              requests=a.requests))
 
 
 @step("benchmark", "side-by-side throughput/accuracy of every CPU path and its peers, from the registry")
@@ -184,8 +186,8 @@ def _benchmark(argv, prog):
     a = p.parse_args(argv)
     from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 
-    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, a.output, a.batch_sizes, a.repeats, a.max_seq_length,
-                               a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
+    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, output_root=a.output, batch_sizes=a.batch_sizes,
+                               repeats=a.repeats, seq_len=a.max_seq_length, opset=a.opset, threads=a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
                                rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,

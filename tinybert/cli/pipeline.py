@@ -23,7 +23,8 @@ def _preprocess(argv, prog):
     a = p.parse_args(argv)
     from tinybert.data.features import preprocess
 
-    preprocess(a.input_file, a.vocab_file, a.output_dir, a.max_seq_length, a.overwrite, not a.no_progress)
+    preprocess(a.input_file, a.vocab_file, a.output_dir, a.max_seq_length, overwrite=a.overwrite,
+               progress=not a.no_progress)
 
 
 def _export_options(p: argparse.ArgumentParser, batch_size: bool) -> argparse.ArgumentParser:
@@ -45,7 +46,8 @@ def _export(argv, prog):
     a = _export_options(STEPS.parser("export", prog), batch_size=True).parse_args(argv)
     from tinybert.export import export
 
-    export(a.model_dir, a.batch_size, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
+    export(a.model_dir, a.batch_size, out_dir=a.output_dir, opset=a.opset, seq_len=a.max_seq_length,
+           features_dir=a.features_dir, tolerance=a.tolerance)
 
 
 @step("export-fast", "checkpoint -> TinyBERT_{dynamic,sim_dynamic,fast,int8}.onnx when missing or older than the weights")
@@ -53,7 +55,8 @@ def _export_fast(argv, prog):
     a = _export_options(STEPS.parser("export-fast", prog), batch_size=False).parse_args(argv)
     from tinybert.export import export_fast_models
 
-    export_fast_models(a.model_dir, a.output_dir, a.opset, a.max_seq_length, a.features_dir, a.tolerance)
+    export_fast_models(a.model_dir, out_dir=a.output_dir, opset=a.opset, seq_len=a.max_seq_length,
+                       features_dir=a.features_dir, tolerance=a.tolerance)
 
 
 @step("export-int8-static", "fp32 fast model -> TinyBERT_int8_static.onnx, calibrated on a seeded sample of "
@@ -72,8 +75,9 @@ def _export_int8_static(argv, prog):
     a = p.parse_args(argv)
     from tinybert.export import export_static_int8
 
-    export_static_int8(a.model_dir, a.calibration_file, a.output_dir, a.calibration_samples, a.calibration_seed,
-                       a.opset, a.max_seq_length, a.features_dir, a.force, a.min_agreement)
+    export_static_int8(a.model_dir, a.calibration_file, out_dir=a.output_dir, samples=a.calibration_samples,
+                       seed=a.calibration_seed, opset=a.opset, seq_len=a.max_seq_length, features_dir=a.features_dir,
+                       force=a.force, min_agreement=a.min_agreement)
 
 
 @step("export-model", "ORT_MODEL's model, written by its exporter when missing or older than the weights "
@@ -94,8 +98,8 @@ def _export_model(argv, prog):
 
     calibration = Calibration(a.calibration_file, a.calibration_samples, a.calibration_seed) \
         if a.calibration_file else None
-    path = ensure_model(project_path(a.ort_model).model, a.model_dir, a.output_dir, a.batch_size, a.features_dir,
-                        calibration, a.opset, a.max_seq_length)
+    path = ensure_model(project_path(a.ort_model).model, a.model_dir, a.output_dir, batch_size=a.batch_size,
+                        features_dir=a.features_dir, calibration=calibration, opset=a.opset, seq_len=a.max_seq_length)
     print(f"[INFO] ORT_MODEL={a.ort_model}: {path}")
 
 
@@ -140,8 +144,8 @@ def _postprocess(argv, prog):
     a = p.parse_args(argv)
     from tinybert.steps.postprocess import resolve_result_dir, score
 
-    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, a.predictions_out, a.with_logits, a.json_out,
-          a.skip_nonfinite)
+    score(resolve_result_dir(a.result, a.result_root), a.bin_dir, predictions_out=a.predictions_out,
+          with_logits=a.with_logits, json_out=a.json_out, skip_nonfinite=a.skip_nonfinite)
 
 
 @step("report", "assemble the accuracy/performance table recorded by test/eval_all.sh")
@@ -180,4 +184,4 @@ def _compare(argv, prog):
 
     agreement = parse_agreement(a.min_agreement) if a.min_agreement is not None else None
     compare(resolve_result_dir(a.result_a, a.result_root), resolve_result_dir(a.result_b, a.result_root), a.bin_dir,
-            a.top, a.json_out, a.max_abs_diff, agreement)
+            top=a.top, json_out=a.json_out, max_abs_diff=a.max_abs_diff, min_agreement=agreement)
