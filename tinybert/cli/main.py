@@ -1,8 +1,5 @@
-"""Command-line front end: one parser per step, each calling one library function.
-
-Expected mistakes (PipelineError) are printed as `[ERROR] ...` without a traceback and exit
-non-zero; Ctrl-C and SIGTERM unwind through `finally` blocks so no half-written output remains.
-"""
+"""Command-line front end, one parser per step: a PipelineError prints `[ERROR] ...` and exits non-zero;
+Ctrl-C and SIGTERM unwind through `finally` blocks so no half-written output remains."""
 
 from __future__ import annotations
 
