@@ -1,10 +1,5 @@
-"""Which backend the shell steps use: `BACKEND=auto` takes the first entry of `registry.BACKENDS` (in
-order) that auto may pick, is installed here and has its models, or will build them; ONNX Runtime,
-last, always qualifies. An explicitly named backend is checked the same way and fails saying what
-is missing. test/common.sh and test/eval_all.sh ask through `python -m tinybert backend`.
-
-Standard library only at import: the scripts run this for every step.
-"""
+"""Which backend the shell steps use (`python -m tinybert backend`): auto takes the first of `registry.BACKENDS`
+it may pick that is installed and has (or builds) its models, ONNX Runtime last; standard library only."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""Which runtime, model file and options a step runs: one rule for `infer`, `perf` and `predict`.
-
-- With an explicit model (`--model`), `--backend` names the runtime (`registry.RUNTIMES`), and each
-  option given must be one that runtime takes.
-- Without one, `--backend` is a BACKEND value and the settings decide (what test/*.sh do): onnxruntime
-  runs the CPU path ORT_MODEL names, on that path's runtime and model file (`registry.PATHS`); cann
-  the simplified static model on NPU DEVICE. REQUESTS and DEVICE reach the runtimes that take them
-  and are left out for the others, as the settings table says.
-ais_bench with gear models runs through `gears.run_gears`; the static OM model with ais_bench itself.
-"""
+"""Which runtime, model file and options a step runs, one rule for infer, perf and predict: `--model` with a
+runtime name, or a BACKEND value and the settings (ORT_MODEL's path; REQUESTS, DEVICE where taken)."""
 
 from __future__ import annotations
 
