@@ -12,7 +12,7 @@ import numpy as np
 
 from tinybert.errors import UsageError, expect
 from tinybert.fileio import reserve_dir
-from tinybert.registry import PATHS, CpuPath
+from tinybert.registry import PATHS, RunPath
 from tinybert.bench.roofline import Timing
 from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
                        TIMESTAMP_FORMAT, default)
@@ -44,7 +44,7 @@ class BenchmarkRun:
 
 # ---------------------------------------------------------------- rows
 
-def unmet_need(path: CpuPath, run: BenchmarkRun) -> str | None:
+def unmet_need(path: RunPath, run: BenchmarkRun) -> str | None:
     """Why this machine (or this run) cannot run the path, or None."""
     from tinybert.capabilities import current
 
@@ -61,7 +61,7 @@ def unmet_need(path: CpuPath, run: BenchmarkRun) -> str | None:
     return None
 
 
-def select_rows(run: BenchmarkRun) -> tuple[list[CpuPath], list[str]]:
+def select_rows(run: BenchmarkRun) -> tuple[list[RunPath], list[str]]:
     """The paths this run measures, A first, and a note for each one skipped."""
     rows, notes = [], []
     for path in PATHS:
@@ -89,7 +89,7 @@ class Models:
                                        run.export_min_agreement) if run.calibration_file else None
         self._open: dict = {}
 
-    def prepare(self, rows: list[CpuPath]) -> tuple[list[CpuPath], list[str]]:
+    def prepare(self, rows: list[RunPath]) -> tuple[list[RunPath], list[str]]:
         """Export what the rows need; the rows whose models could be made, and a note for each other."""
         from tinybert.errors import PipelineError
         from tinybert.export import ensure_model
@@ -112,8 +112,8 @@ class Models:
                 kept.append(path)
         return kept, notes
 
-    def backend(self, path: CpuPath, batch_size: int):
-        from tinybert.runtimes import open_path
+    def backend(self, path: RunPath, batch_size: int):
+        from tinybert.runtimes.route import open_path
         from tinybert.registry import model_file
 
         key = (path.row, model_file(path.name, self.work_dir, batch_size, self.run.model_dir))

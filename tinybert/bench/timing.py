@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from tinybert.registry import CpuPath
+from tinybert.registry import RunPath
 from tinybert.runtimes.runner import batch_shapes, default_gears, plan, run_batches, run_batches_overlapped
 
 
-def bucket_edges(path: CpuPath, seq_len: int) -> str:
+def bucket_edges(path: RunPath, seq_len: int) -> str:
     """The runner's bucket setting for the path's batching."""
     if path.batching == "gears":
         return ",".join(map(str, default_gears(seq_len)))
@@ -21,7 +21,7 @@ def bucket_edges(path: CpuPath, seq_len: int) -> str:
 class RowTiming:
     """One row at one batch size: planned and warmed up when made; `one_pass` times a whole pass."""
 
-    def __init__(self, path: CpuPath, backend, arrays, batch_size: int, call_tokens: int):
+    def __init__(self, path: RunPath, backend, arrays, batch_size: int, call_tokens: int):
         self.path, self.backend, self.arrays = path, backend, arrays
         self.batches, self.fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size,
                                           bucket_edges(path, arrays[0].shape[1]),

@@ -67,7 +67,7 @@ class ChunkClassifier:
     """A model session and the tokenizer, kept for every chunk a worker runs."""
 
     def __init__(self, job: ClassifyJob, threads: int | None = None, requests: int | str | None = None):
-        from tinybert.runtimes import open_path
+        from tinybert.runtimes.route import open_path
 
         self.job = job
         self.backend = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)

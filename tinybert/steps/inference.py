@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinybert import INPUT_NAMES
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import ModelFileError, OutputError, UsageError, expect
 from tinybert.data.features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_features
 from tinybert.fileio import natural_key, os_errors_as
@@ -107,7 +107,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     None or "tight" (each batch to its longest sample), gear edges ("16,32,48,64"), or "off" (full length)."""
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
-    runner = create_backend(backend, model_path, **backend_options)
+    runner = open_runtime(backend, model_path, **backend_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, ModelFileError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "

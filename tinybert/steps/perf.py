@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import UsageError, expect
 from tinybert.fileio import write_json_atomic
 from tinybert.runtimes.runner import (CARD_BATCHES, Batch, latency_stats, plan, rows_per_call, run_batches, throughput, throughput_line,
@@ -42,7 +42,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
     with `bin_dir`, a dynamic model cycles through those features' bucketed batches, as on real data."""
     loop = loop or loop_default("onnxruntime")  # the CPU runtimes' LOOP
     expect(loop > 0, UsageError, f"expected a positive --loop, got {loop}")
-    runner = create_backend(backend, model_path, **backend_options)
+    runner = open_runtime(backend, model_path, **backend_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
