@@ -112,7 +112,7 @@ class Models:
                 kept.append(path)
         return kept, notes
 
-    def backend(self, path: RunPath, batch_size: int):
+    def runtime(self, path: RunPath, batch_size: int):
         from tinybert.runtimes.route import open_path
         from tinybert.registry import model_file
 
@@ -176,7 +176,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         print(f"[INFO] {note}")
     results = []
     for bs in run.batch_sizes:
-        timings = [RowTiming(path, models.backend(path, bs), arrays, bs, run.call_tokens) for path in rows]
+        timings = [RowTiming(path, models.runtime(path, bs), arrays, bs, run.call_tokens) for path in rows]
         for _ in range(run.repeats):  # round by round: drift hits every row alike
             for timing in timings:
                 timing.one_pass()

@@ -83,8 +83,9 @@ def _infer(argv, prog):
 
     plan = _plan(a, a.batchsize)
     print(f"[INFO] {plan.describe()}")
-    run_inference(plan.model, inputs, a.output, a.batchsize, a.outfmt, plan.runtime, a.output_dirname,
-                  not a.no_progress, a.bucket_edges, a.call_tokens, **plan.options)
+    run_inference(plan.model, inputs, a.output, a.batchsize, outfmt=a.outfmt, runtime=plan.runtime,
+                  output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges,
+                  call_tokens=a.call_tokens, **plan.options)
 
 
 def _infer_gears(a, inputs: list[str]) -> None:
@@ -125,7 +126,7 @@ def _perf(argv, prog):
     if a.providers:
         options["providers"] = a.providers.split(",")
     print(f"[INFO] {plan.describe()}")
-    measure(plan.model, a.batchsize, loop, a.warmup, plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
+    measure(plan.model, a.batchsize, loop, a.warmup, runtime=plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
             bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, **options)
 
 
