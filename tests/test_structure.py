@@ -184,6 +184,14 @@ def test_settings_why_texts_hold_no_lab_notes():
     assert not found, "; ".join(found) + " (figures go to docs/measurements/, the why-text may name the file)"
 
 
+def test_the_measurements_named_exist():
+    from tinybert.settings import SETTINGS
+
+    texts = [s.why for s in SETTINGS] + [path.read_text(encoding="utf-8") for path in MODULES]
+    named = {name for text in texts for name in re.findall(r"docs/measurements/[\w.-]+\.md", text)}
+    assert named and not [name for name in sorted(named) if not (REPO / name).is_file()]
+
+
 @pytest.mark.parametrize("text", [
     "measured 1.08x, 1.29x the speed of 16/32/48/64 gears", "512 made bs64 22 % faster", "spread 5-69 %",
     "a config patch cost about 0.2 ms a call", "fp32 529/525 sentences/s", "140 GFLOP/s", "a bf16 multiply ran 14x slower",

@@ -59,7 +59,7 @@ class OpenVinoRuntime:
 
     def run_overlapped(self, inputs, on_output) -> None:
         """Run `inputs` through OpenVINO's AsyncInferQueue as its samples do; `on_output(position, logits)` sees
-        each result in order on the calling thread (the callback only copies: docs/notes-from-code.md)."""
+        each result in order on the calling thread; the callback only copies, and never raises."""
         ov = require("openvino", f"backend {self.name!r}")
         queue = self._async_queue or ov.AsyncInferQueue(self.compiled, max(1, self.requests_in_flight))
         self._async_queue = None  # given back below once the pass completes
@@ -84,7 +84,7 @@ def _logits_of(request) -> np.ndarray:
 
 def _copy_logits_into(ready: dict):
     """The completion callback; an error is kept, not raised: a raised one stays in the queue with a traceback
-    holding the queue, a cycle through C++ that is never freed (docs/notes-from-code.md)."""
+    holding the queue, a cycle through C++ that is never freed."""
     def copy_logits(request, position) -> None:
         try:
             ready[position] = _logits_of(request)
