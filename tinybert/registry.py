@@ -1,18 +1,5 @@
-"""What each backend and each CPU path is: one entry each, read by everything that needs to know.
-
-- `RUNTIMES`: the engine classes behind `backends/`' small interface (`backends.open_runtime`;
-  `runtimes.route.open_path` opens a path): their module and class, what to install, which options they take.
-- `BACKENDS`: what `BACKEND` names (ais_bench, cann, onnxruntime) and the GPU fallback of
-  perf_gpu.sh: whether it is installed, which model file it runs, its LOOP default, whether
-  `BACKEND=auto` may pick it. `runtimes.route.choose_backend` applies the auto rule to this table.
-- `PATHS`: every way the benchmark runs the model on a CPU (and GPU) — the project's paths (the
-  `ORT_MODEL` values), their variants, the PyTorch baseline and the peers — with the runtime,
-  model kind, precision, accuracy gate, what it needs of the machine, and its options.
-  `ORT_MODEL` choices, the steps' runtime, the benchmark's rows and README's lists come from here.
-
-Adding a backend or a path is one entry here (plus its class in backends/). Standard library only
-at import: the shell steps read this table for every step.
-"""
+"""What each runtime, backend (BACKEND's values) and CPU path (ORT_MODEL's values, the benchmark's rows) is,
+one entry each, read by everything that needs to know; standard library only, as the shell steps read it."""
 
 from __future__ import annotations
 
@@ -67,9 +54,8 @@ class Backend:
     loop: int  # LOOP default: timed iterations of perf.sh
     module: str  # what must import for it to run here ("" for none)
     not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
-    # The model file kind it runs ("ort_model": the one ORT_MODEL names; "om": the OM model, a gear
-    # model when DYNAMIC_DIMS is set), and the message when it is missing ({path}, {bs}); None: the
-    # step scripts check the model themselves (they build it first, or name ORT_MODEL).
+    # The model kind it runs ("ort_model": ORT_MODEL's; "om": the OM model, a gear model with DYNAMIC_DIMS) and
+    # the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
     model: str
     missing_model: str | None = None
     builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
@@ -113,10 +99,8 @@ class RunPath:
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: an ORT_MODEL value; card: the model card's own path (ORT_MODEL=static), gated but no
-    # speed target; variant: a project path with other options (benchmark only);
-    # baseline: the reference every row is compared with; peer: another runtime at its documented best;
-    # gpu: GPU rows, not held against the CPU peers.
+    # project: an ORT_MODEL value; card: the card's path (static), gated, no speed target; variant: a project path
+    # with other options; baseline: the reference; peer: another runtime at its documented best; gpu: GPU rows.
     role: str = "project"
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
     needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped

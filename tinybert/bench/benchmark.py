@@ -1,17 +1,5 @@
-"""Side-by-side benchmark of the ways to run the model, in one process and one run.
-
-Its rows are the registry's paths (`registry.PATHS`: the PyTorch baseline A, the card's static model
-B, the project's CPU paths and their variants, the peers, GPU rows where a provider exists), each
-run the way the steps run it: the model from the export package (`export.ensure_model`), opened with
-`runtimes.route.open_path`, batched by `runner.plan`. Rows the machine cannot run are skipped with the
-reason. All rows see the same features, each batch size in turn, rows interleaved so drift hits all
-alike.
-
-Per row and batch size: sentences/s over the whole set (wall time of a pass, median of `repeats`),
-p50/p99 time per call, accuracy, agreement with A, max abs logit difference to A, and the fraction
-of this machine's measured matrix-multiply rate (of the row's precision) that the FLOPs of the
-tokens the row actually processed (padding and filler included) represent.
-"""
+"""Side-by-side benchmark of the registry's paths, each run as the steps run it, in one process and one run,
+so that the rows' figures compare: rows interleaved on the same features, drift hits all alike."""
 
 from __future__ import annotations
 
@@ -90,9 +78,8 @@ def select_rows(run: BenchmarkRun) -> tuple[list[RunPath], list[str]]:
 
 
 class Models:
-    """The run's models, exported up front into its work folder (a model that fails its export check
-    takes its rows out, with the reason), and its backends, opened once per (row, model file) as the
-    steps open them."""
+    """The run's models, exported up front (one failing its check takes its rows out, with the reason),
+    and its backends, opened once per (row, model file) as the steps open them."""
 
     def __init__(self, run: BenchmarkRun, work_dir: str, features_dir: str, threads: int):
         from tinybert.export import Calibration

@@ -1,7 +1,5 @@
-"""Timing one benchmark row at one batch size: its calls planned as the steps plan them, a warm-up
-(a runtime that compiles per shape compiles every shape first, and that time is kept apart), then
-whole passes over the set. The run interleaves the rows' passes round by round, so drift on a
-shared machine hits every row alike; each row reports its median pass."""
+"""Timing one benchmark row at one batch size: calls planned as the steps plan them, a warm-up (compile time
+kept apart), then whole passes, interleaved with the other rows' so drift hits every row alike."""
 
 from __future__ import annotations
 

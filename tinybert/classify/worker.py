@@ -1,11 +1,5 @@
-"""One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard.
-
-The local engine runs one worker; the Ray engine one per actor. Both read a chunk by its byte range,
-tokenize it as the preprocess step does (`encode_sentences`), run it on the CPU path ORT_MODEL opens
-(`runtimes.route.open_path`) in length-bucketed batches (`runner.plan`/`run_batches`, REQUESTS calls in
-flight), and write the rows through `shards.write_shard`: the same chunk gives the same bytes on
-either engine.
-"""
+"""One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard the same
+way on either engine (tokenized as preprocess does, the CPU path ORT_MODEL opens, length-bucketed calls)."""
 
 from __future__ import annotations
 

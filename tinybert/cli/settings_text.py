@@ -1,8 +1,5 @@
-"""The settings table (tinybert/settings.py) as text: the assignments test/common.sh evaluates, the help
-each script prints with its usage, and the Markdown table in README.md.
-
-Standard library only: every test/*.sh runs this when it starts.
-"""
+"""The settings table as text: test/common.sh's assignments, each script's help, README's Markdown table.
+Standard library only: every test/*.sh runs this when it starts."""
 
 from __future__ import annotations
 

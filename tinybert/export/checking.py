@@ -89,10 +89,8 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
 
 def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
                  remove_on_failure, min_agreement: float | None = None) -> dict:
-    """Run each model with ONNX Runtime and compare with PyTorch's logits, one line per model. When a
-    `gated` model fails the exact gate (`tolerance`), or (with `min_agreement`, for reduced-precision
-    models) any model fails the agreement gate, the files in `remove_on_failure` are removed (a model
-    that failed its check must not look ready) and an ExportError says which."""
+    """Compare each model's ONNX Runtime logits with PyTorch's; on a failed gate (`tolerance` for `gated`
+    models, `min_agreement`) remove `remove_on_failure`, so no failed model looks ready, and raise ExportError."""
     from tinybert import gates
     from tinybert.runtimes import open_runtime
 

@@ -1,11 +1,5 @@
-"""An ais_bench-compatible runner for the backends that run without an NPU.
-
-It reads the `--input` folders as ais_bench does (natural file order, one file per sample) and
-writes the same result folder and summary, printing the same throughput line. A static model runs
-ais_bench's batches: consecutive chunks of `batch_size` files, the last filled with its first
-file. A dynamic-shape model (the CPU paths) runs length-sorted batches trimmed to their longest
-sample (`runner.plan`); outputs are written back by sample index, so the folder is the same.
-"""
+"""An ais_bench-compatible runner for the backends that run without an NPU: the same inputs, result folder,
+summary and throughput line; dynamic models run length-bucketed, outputs written back by sample index."""
 
 from __future__ import annotations
 
@@ -109,11 +103,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                   outfmt: str = default("OUTFMT"), runtime: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS,
                   **runtime_options) -> InferenceReport:
-    """Run the model over the input folders and publish one result folder.
-
-    bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
-    longest sample, "16,32,48,64" to gear edges, "off" keeps the full padded length.
-    """
+    """Run the model over the input folders and publish one result folder; `bucket_edges` (dynamic models):
+    None or "tight" (each batch to its longest sample), gear edges ("16,32,48,64"), or "off" (full length)."""
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
     runner = open_runtime(runtime, model_path, **runtime_options)

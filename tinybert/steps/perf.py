@@ -16,10 +16,8 @@ from tinybert.settings import CALL_TOKENS, SEQ_LEN, WARMUP
 
 
 def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A full-length batch: a static model does the same work whatever the token values are.
-
-    Token ids alternate 0 and 1, valid in any BERT vocabulary, however small.
-    """
+    """A full-length batch, since a static model does the same work whatever the tokens; ids alternate 0 and 1,
+    valid in any BERT vocabulary."""
     input_ids = np.tile(np.arange(seq_len, dtype=np.int64) % 2, (batch_size, 1))
     return input_ids, np.zeros_like(input_ids), np.ones_like(input_ids)
 
@@ -40,9 +38,8 @@ def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = 
 def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, runtime: str = "onnxruntime",
             seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
             bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS, **runtime_options) -> dict:
-    """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
-    `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
-    batches of those features, since a full-length batch would not show what it does on real data."""
+    """Mean compute time per batch over `loop` runs: one full-length batch for a static model, as `ais_bench --loop`;
+    with `bin_dir`, a dynamic model cycles through those features' bucketed batches, as on real data."""
     loop = loop or loop_default("onnxruntime")  # the CPU runtimes' LOOP
     expect(loop > 0, UsageError, f"expected a positive --loop, got {loop}")
     runner = open_runtime(runtime, model_path, **runtime_options)

@@ -1,8 +1,5 @@
-"""A quick look at the model: label and probabilities for a few sentences.
-
-Sentences go through the same tokenization as the preprocess step (`encode_sentences`) and the
-same backends as the inference step, so what this prints is what the pipeline would score.
-"""
+"""A quick look at the model: label and probabilities for a few sentences, tokenized and run as the pipeline
+does (`encode_sentences`, the inference step's backends), so it prints what the pipeline would score."""
 
 from __future__ import annotations
 
