@@ -57,7 +57,7 @@ def engine_rate(sentences: list[str], a, features=None) -> tuple[float, float, o
     benchmark plans a project row (`runner.plan`: BUCKET_EDGES, CALL_TOKENS), and the CPU seconds the
     pass took (all threads)."""
     from tinybert.data.features import encode_sentences
-    from tinybert.runtimes import open_path
+    from tinybert.runtimes.route import open_path
     from tinybert.runtimes.runner import plan, run_batches
     from tinybert.settings import CALL_TOKENS, default
 

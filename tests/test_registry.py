@@ -73,10 +73,11 @@ def test_the_gates_follow_the_roles_and_precisions():
 
 
 def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
-    from tinybert import runtimes as backends
+    from tinybert import runtimes
+    from tinybert.runtimes import route as backends
 
     opened = []
-    monkeypatch.setattr(backends, "create_backend", lambda name, model, **options: opened.append((name, model, options)))
+    monkeypatch.setattr(runtimes, "open_runtime", lambda name, model, **options: opened.append((name, model, options)))
     backends.open_path("fast", "m", threads=2, requests=4)
     backends.open_path("C1", "m", threads=2, requests=4)  # the variant fixes one request
     backends.open_path("OVt", "m", threads=2, requests=4)  # a peer: OpenVINO's hint decides, not REQUESTS

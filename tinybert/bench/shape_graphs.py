@@ -94,7 +94,7 @@ def _calibration():
 
 
 def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
-    """One session, its threads shared among the calls in flight (as OnnxRuntimeBackend)."""
+    """One session, its threads shared among the calls in flight (as OrtRuntime)."""
     import onnxruntime as ort
 
     from tinybert.export.graphs import quantize_int8, quantize_static_int8
@@ -115,7 +115,7 @@ def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
 
 
 def _openvino_runner(precision: str, threads: int, requests: int, work_dir: str):
-    """Compiled as OpenVinoBackend compiles (LATENCY hint, streams = requests), an infer request per thread."""
+    """Compiled as OpenVinoRuntime compiles (LATENCY hint, streams = requests), an infer request per thread."""
     import openvino as ov
 
     from tinybert.export.graphs import quantize_nncf_int8

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tinybert.settings import MODEL_FILES
-from tinybert.cli.parsers import DEFAULTS, STEPS, _parser, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, positive_int
 
 
 def _print(text: str) -> None:
@@ -16,9 +16,13 @@ def _print(text: str) -> None:
     sys.stdout.buffer.flush()
 
 
+STEPS = StepTable()
+step = STEPS.step
+
+
 @step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, docs/settings.md's Markdown")
 def _settings(argv, prog):
-    p = _parser("settings", STEPS["settings"][1], prog)
+    p = STEPS.parser("settings", prog)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--shell", action="store_true",
                       help="lines for eval: each setting, unless set and non-empty, becomes its default")
@@ -59,7 +63,7 @@ def _paths(argv, prog):
     from tinybert.settings import FAST_MODEL_KINDS, model_path
 
     backends = backend_names()
-    p = _parser("paths", STEPS["paths"][1], prog)
+    p = STEPS.parser("paths", prog)
     p.add_argument("kind", nargs="+",
                    help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
                         f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
@@ -79,10 +83,10 @@ def _paths(argv, prog):
 
 @step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
 def _backend(argv, prog):
-    from tinybert.runtimes.backend_choice import choose_backend
+    from tinybert.runtimes.route import choose_backend
     from tinybert.registry import Request
 
-    p = _parser("backend", STEPS["backend"][1], prog)
+    p = STEPS.parser("backend", prog)
     p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
     p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
@@ -96,7 +100,7 @@ def _backend(argv, prog):
 def _registry(argv, prog):
     from tinybert.cli.registry_text import TABLES
 
-    p = _parser("registry", STEPS["registry"][1], prog)
+    p = STEPS.parser("registry", prog)
     p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all three)")
     a = p.parse_args(argv)
     names = [a.table] if a.table else list(TABLES)
@@ -107,7 +111,7 @@ def _registry(argv, prog):
 def _modules(argv, prog):
     from tinybert.cli import modules_text
 
-    p = _parser("modules", STEPS["modules"][1], prog)
+    p = STEPS.parser("modules", prog)
     p.add_argument("which", nargs="?", choices=sorted(modules_text.FOLDERS), default="package",
                    help="package: tinybert/ (docs/architecture.md); tests: tests/ (docs/testing.md)")
     a = p.parse_args(argv)

@@ -7,7 +7,7 @@ import onnxruntime as ort
 
 from tinybert.capabilities import ort_providers
 from tinybert.errors import BackendUnavailableError, UsageError, expect
-from tinybert.runtimes.onnxruntime import OnnxRuntimeBackend
+from tinybert.runtimes.onnxruntime import OrtRuntime
 
 PROVIDER = "CANNExecutionProvider"
 INSTALL_HINT = ("on a machine with an Ascend NPU and the CANN toolkit: source its set_env.sh "
@@ -20,7 +20,7 @@ def cann_providers(device: int) -> list:
     return [(PROVIDER, {"device_id": device}), "CPUExecutionProvider"]
 
 
-class CannBackend(OnnxRuntimeBackend):
+class CannRuntime(OrtRuntime):
     name = "cann"
 
     def __init__(self, model_path: str, threads: int | None = None, device: int = 0, providers: list | None = None):

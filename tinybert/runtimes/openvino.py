@@ -23,7 +23,7 @@ from tinybert.runtimes.runner import resolve_requests
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
 
-class OpenVinoBackend:
+class OpenVinoRuntime:
     name = "openvino"
     batch_size = None
     seq_len = None
@@ -131,7 +131,7 @@ def _settle(queue) -> None:
         pass
 
 
-class OpenVinoBf16Backend(OpenVinoBackend):
+class OpenVinoBf16Runtime(OpenVinoRuntime):
     name = "openvino-bf16"
 
     def __init__(self, model_path: str, threads: int | None = None, hint: str = "LATENCY",

@@ -239,8 +239,8 @@ def resolve_requests(requests: int | str | None, threads: int) -> int:
     return count
 
 
-def run_batches_overlapped(backend, arrays, batches: list[Batch]):
-    """As `run_batches` for a backend with its own asynchronous queue (`run_overlapped`, the
+def run_batches_overlapped(runtime, arrays, batches: list[Batch]):
+    """As `run_batches` for a runtime with its own asynchronous queue (`run_overlapped`, the
     benchmark's OpenVINO THROUGHPUT rows): logits in sample order and, per batch, the wall time of
     the whole pass divided by the batches (no single call's compute time exists)."""
     logits = np.empty((len(arrays[0]), 2), dtype=np.float32)
@@ -249,15 +249,15 @@ def run_batches_overlapped(backend, arrays, batches: list[Batch]):
         logits[batches[position].indices] = out[:len(batches[position].indices)]
 
     tick = time.perf_counter()
-    backend.run_overlapped((batch_inputs(arrays, b) for b in batches), on_output)
+    runtime.run_overlapped((batch_inputs(arrays, b) for b in batches), on_output)
     per_batch = (time.perf_counter() - tick) * 1000.0 / max(1, len(batches))
     return logits, [per_batch] * len(batches)
 
 
-def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
-    """Logits of every sample, batched as `plan` decides for this backend's model."""
-    batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
-    return run_batches(backend.run, arrays, batches, fill_to, requests=backend.requests)[0]
+def model_logits(runtime, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
+    """Logits of every sample, batched as `plan` decides for this runtime's model."""
+    batches, fill_to = plan(arrays, batch_size, runtime.seq_len, runtime.batch_size, bucket_edges)
+    return run_batches(runtime.run, arrays, batches, fill_to, requests=runtime.requests)[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-class TorchPeerBackend:
+class TorchPeerRuntime:
     name = "pytorch-peer"
     batch_size = None
     seq_len = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinybert import INPUT_NAMES
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import ModelFileError, OutputError, UsageError, expect
 from tinybert.data.features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_features
 from tinybert.fileio import natural_key, os_errors_as
@@ -106,9 +106,9 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
 
 
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
-                  outfmt: str = default("OUTFMT"), backend: str = "onnxruntime", output_dirname: str | None = None,
+                  outfmt: str = default("OUTFMT"), runtime: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS,
-                  **backend_options) -> InferenceReport:
+                  **runtime_options) -> InferenceReport:
     """Run the model over the input folders and publish one result folder.
 
     bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
@@ -116,7 +116,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     """
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
-    runner = create_backend(backend, model_path, **backend_options)
+    runner = open_runtime(runtime, model_path, **runtime_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, ModelFileError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "
@@ -148,7 +148,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
             wall_s = time.perf_counter() - tick
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
-                    "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
+                    "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": runtime,
                     "threads": runner.threads, "requests_in_flight": requests,
                     "features": inputs.provenance,
                     "bucketing": None if fill_to else (bucket_edges or "tight"),
