@@ -1,4 +1,4 @@
-"""Classify check (a script, not part of the pytest run): the issue's targets for `tinybert classify`,
+"""Classify check (a script, not part of the pytest run): the targets of `tinybert classify`,
 measured in one go on the real SST-2 train.tsv (67,349 sentences; ../shared/data/SST-2/train.tsv when
 present, else the TSV given):
 

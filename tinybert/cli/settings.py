@@ -20,13 +20,13 @@ STEPS = StepTable()
 step = STEPS.step
 
 
-@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, README's Markdown")
+@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, docs/settings.md's Markdown")
 def _settings(argv, prog):
     p = STEPS.parser("settings", prog)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--shell", action="store_true",
                       help="lines for eval: each setting, unless set and non-empty, becomes its default")
-    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (README.md)")
+    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (docs/settings.md)")
     form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
     p.add_argument("--script", default=None,
                    help="only the settings this test/*.sh reads (the shared ones and its own); default: all")
@@ -96,7 +96,7 @@ def _backend(argv, prog):
     print(choose_backend(a.requested, a.batch_size, request))
 
 
-@step("registry", "the registry as README's tables: BACKEND values, CPU paths and benchmark rows, runtimes")
+@step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes")
 def _registry(argv, prog):
     from tinybert.cli.registry_text import TABLES
 
@@ -105,3 +105,14 @@ def _registry(argv, prog):
     a = p.parse_args(argv)
     names = [a.table] if a.table else list(TABLES)
     _print("\n".join(TABLES[name]() for name in names))
+
+
+@step("modules", "the package's modules (or the test files) as docs/architecture.md's (docs/testing.md's) table")
+def _modules(argv, prog):
+    from tinybert.cli import modules_text
+
+    p = STEPS.parser("modules", prog)
+    p.add_argument("which", nargs="?", choices=sorted(modules_text.FOLDERS), default="package",
+                   help="package: tinybert/ (docs/architecture.md); tests: tests/ (docs/testing.md)")
+    a = p.parse_args(argv)
+    _print(modules_text.markdown(a.which))
