@@ -1,6 +1,5 @@
-"""The package's modules (or the test files) as the Markdown table docs/architecture.md (docs/testing.md)
-shows: one row per file, its docstring's first sentence (`python -m tinybert modules`; a test keeps the
-docs equal to it, so the table follows the code when modules move)."""
+"""The package's modules (or the test files) as docs/architecture.md's (docs/testing.md's) table, one row per
+file with its docstring's first sentence, so the docs follow the code when modules move."""
 
 from __future__ import annotations
 
