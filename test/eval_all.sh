@@ -20,7 +20,7 @@ bash "$REPO_ROOT/test/preprocess_data.sh"
 # The card's pth column: PyTorch eager on the checkpoint, run and scored like every other backend.
 # shellcheck disable=SC2154  # stamp: this run's start time, set with the settings in common.sh
 pth_result="eval_pth_$stamp"
-tinybert infer --backend pytorch --model "$CKPT_DIR" --input "$(input_dirs)" --output "$RESULT_DIR" \
+tinybert infer --runtime pytorch --model "$CKPT_DIR" --input "$(input_dirs)" --output "$RESULT_DIR" \
   --output_dirname "$pth_result" --outfmt "$OUTFMT" --batchsize "$PTH_BATCH_SIZE" --bucket_edges off
 bash "$REPO_ROOT/test/postprocess_data.sh" "$pth_result" --json_out "$EVAL_DIR/pth_accuracy.json"
 for bs in "${BATCH_SIZES[@]}"; do

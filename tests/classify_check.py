@@ -1,4 +1,4 @@
-"""Classify check (a script, not part of the pytest run): the issue's targets for `tinybert classify`,
+"""Classify check (a script, not part of the pytest run): the targets of `tinybert classify`,
 measured in one go on the real SST-2 train.tsv (67,349 sentences; ../shared/data/SST-2/train.tsv when
 present, else the TSV given):
 
@@ -57,7 +57,7 @@ def engine_rate(sentences: list[str], a, features=None) -> tuple[float, float, o
     benchmark plans a project row (`runner.plan`: BUCKET_EDGES, CALL_TOKENS), and the CPU seconds the
     pass took (all threads)."""
     from tinybert.data.features import encode_sentences
-    from tinybert.runtimes import open_path
+    from tinybert.runtimes.route import open_path
     from tinybert.runtimes.runner import plan, run_batches
     from tinybert.settings import CALL_TOKENS, default
 

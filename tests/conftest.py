@@ -142,7 +142,7 @@ def small_result(small_inputs, small_features, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("small_result")
     report = run_inference(str(small_inputs.checkpoint), input_dirs(small_features), str(root / "result"), 8,
-                           backend="pytorch", output_dirname="runA", progress=False)
+                           runtime="pytorch", output_dirname="runA", progress=False)
     return Path(report.result_dir)
 
 

@@ -90,7 +90,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
     from tinybert.data.features import load_features, preprocess
     from tinybert.machine import cpu_model
     from tinybert.runtimes.runner import real_lengths
@@ -108,7 +108,7 @@ def main() -> int:
         features, _ = load_features(features_dir)
         arrays = features.batch(slice(None))
         lengths = real_lengths(arrays[2])
-        backend = create_backend("openvino", str(model), threads=a.threads or None, hint="THROUGHPUT")
+        backend = open_runtime("openvino", str(model), threads=a.threads or None, hint="THROUGHPUT")
         print(f"[OVQ] {cpu_model()}, {os.cpu_count()} CPU(s); {model.name}, THROUGHPUT hint, "
               f"{backend.requests_in_flight} infer requests; {len(lengths)} sentences; best / median of {a.repeats}")
         for bs in a.batch_sizes:

@@ -33,12 +33,12 @@ def test_calibrate_cache_and_record(small_inputs, tmp_path):
     record = json.loads((tmp_path / "m" / "TinyBERT_int8_static.calibration.json").read_text())
     assert record["samples"] == 20 and record["calibration_file"] == "train.tsv" and record["seed"] == 0
     # The record holds the figures of the check that ran: the same model on the same samples agrees alike.
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
     from tinybert.export.checking import verification
     from tinybert.runtimes.runner import model_logits
 
     check = verification(str(small_inputs.checkpoint), 11, 64, None, record["check"]["samples"], 32)
-    ours = model_logits(create_backend("onnxruntime", str(model)), check.arrays, 32, "tight")
+    ours = model_logits(open_runtime("onnxruntime", str(model)), check.arrays, 32, "tight")
     assert record["check"]["on"] == check.description
     assert record["check"]["agreement"] == pytest.approx(float((ours.argmax(1) == check.reference.argmax(1)).mean()))
     assert record["check"]["max_abs_diff"] == pytest.approx(float(abs(ours - check.reference).max()), rel=1e-5)

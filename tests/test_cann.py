@@ -14,7 +14,7 @@ import onnxruntime
 import pytest
 from conftest import assert_clean_error, input_arg, run_cli, run_script
 
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import BackendUnavailableError
 
 CANN = "CANNExecutionProvider"
@@ -68,10 +68,10 @@ def test_the_session_gets_cann_on_the_chosen_device_then_the_cpu(made, monkeypat
     available = onnxruntime.get_available_providers()
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CANN, *available])
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
-    backend = create_backend("cann", str(model), device=2)
+    backend = open_runtime("cann", str(model), device=2)
     assert seen == [[(CANN, {"device_id": 2}), "CPUExecutionProvider"]]
     assert backend.name == "cann" and backend.batch_size == 4 and backend.seq_len == 64
-    create_backend("cann", str(model))
+    open_runtime("cann", str(model))
     assert seen[-1][0] == (CANN, {"device_id": 0})  # DEVICE defaults to 0
 
 
@@ -100,8 +100,8 @@ def test_the_scripts_run_through_the_provider_on_device(made, stand_in, tmp_path
 def test_without_the_provider_exit_3_and_the_install_hint(made, tmp_path):
     bin_dir, model = made
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime-cann"):
-        create_backend("cann", str(model))
-    proc = run_cli("infer", "--model", model, "--input", input_arg(bin_dir), "--batchsize", 4, "--backend", "cann",
+        open_runtime("cann", str(model))
+    proc = run_cli("infer", "--model", model, "--input", input_arg(bin_dir), "--batchsize", 4, "--runtime", "cann",
                    "--output", tmp_path / "result")
     assert_clean_error(proc, "backend 'cann' needs ONNX Runtime's CANNExecutionProvider", "set_env.sh",
                        "pip install onnxruntime-cann", code=3)
@@ -120,4 +120,4 @@ def test_cann_settings_are_checked(made, tmp_path):
     assert_clean_error(run_script("perf.sh", 4, cwd=tmp_path, env={**env, "DEVICE": "npu0"}),
                        "expected DEVICE to be an NPU id", "got 'npu0'", code=2)
     proc = run_cli("infer", "--model", model, "--input", input_arg(bin_dir), "--batchsize", 4, "--device", 1)
-    assert_clean_error(proc, "--device 1: expected --backend cann", code=2)
+    assert_clean_error(proc, "--device 1: expected --runtime cann", code=2)

@@ -73,13 +73,13 @@ def test_a_package_that_is_not_installed_is_refused_the_same_way():
 @pytest.mark.parametrize("name, package", [("openvino", "openvino"), ("openvino-bf16", "openvino"),
                                            pytest.param("pytorch", "torch", marks=pytest.mark.slow)])
 def test_hidden_backends_are_unavailable(tmp_path, name, package):
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
 
     model = tmp_path / "model.onnx"
     model.write_bytes(b"not read: the package check comes first")
     with faked(without=(package,)):
         with pytest.raises(BackendUnavailableError, match=f"{package}: expected it installed.*install it: pip"):
-            create_backend(name, str(model))
+            open_runtime(name, str(model))
 
 
 def test_hidden_providers_leave_the_provider_list(monkeypatch):
@@ -133,13 +133,13 @@ def test_this_machine_is_read():
 def test_openvino_bf16_follows_the_profile(small_onnx_bs4):
     """Refused on an AVX2 profile, allowed on AMX (on a CPU without bf16 OpenVINO then runs f32)."""
     pytest.importorskip("openvino")
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
 
     with faked(profile="avx2"):
         with pytest.raises(BackendUnavailableError, match="bf16: expected a CPU with native bf16 .* got AVX2"):
-            create_backend("openvino-bf16", str(small_onnx_bs4))
+            open_runtime("openvino-bf16", str(small_onnx_bs4))
     with faked(profile="amx"):
-        backend = create_backend("openvino-bf16", str(small_onnx_bs4), threads=1)
+        backend = open_runtime("openvino-bf16", str(small_onnx_bs4), threads=1)
         assert backend.precision == "bf16"
         ids = np.full((4, 64), 101, dtype=np.int64)
         logits = backend.run(ids, np.zeros_like(ids), np.ones_like(ids))

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinybert import runtimes as backends
+from tinybert.runtimes import route as backends
 from tinybert.classify import corpus
 from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
 from tinybert.classify.corpus import Layout, parse_chunk, read_chunk, resolve_layout, scan_chunks

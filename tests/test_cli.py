@@ -31,7 +31,7 @@ def test_output_paths_under_a_regular_file_are_clear_errors(small_inputs, small_
     assert_clean_error(run_cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", vocab,
                                "--output_dir", blocker / "bert_bin"),
                        "cannot write features", f"{blocker} is a file, expected a folder")
-    assert_clean_error(run_cli("infer", "--backend", "pytorch", "--model", small_inputs.checkpoint, "--input",
+    assert_clean_error(run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
                                input_arg(small_features), "--batchsize", 8, "--output", blocker / "result"),
                        "cannot write results under", f"{blocker} is a file, expected a folder")
     for option in ("--predictions_out", "--json_out"):

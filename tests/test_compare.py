@@ -140,7 +140,7 @@ def test_sentences_of_a_source_file_that_is_gone(small_inputs, runs, tmp_path):
     shutil.copy(small_inputs.tsv, tsv)
     preprocess(str(tsv), str(small_inputs.checkpoint / "vocab.txt"), str(tmp_path / "bin"), 64, progress=False)
     inputs = input_arg(tmp_path / "bin").split(",")
-    first = run_inference(str(small_inputs.checkpoint), inputs, str(tmp_path / "result"), 8, backend="pytorch",
+    first = run_inference(str(small_inputs.checkpoint), inputs, str(tmp_path / "result"), 8, runtime="pytorch",
                           output_dirname="one", progress=False).result_dir
     tsv.unlink()
     proc = run_cli("compare", first, first, "--bin_dir", tmp_path / "bin", "--top", 2)
@@ -161,7 +161,7 @@ def other_features(runs, small_inputs):
         preprocess(str(root / f"{name}.tsv"), str(small_inputs.checkpoint / "vocab.txt"), str(root / f"bin_{name}"), 64,
                    progress=False)
         folders[name] = run_inference(str(small_inputs.checkpoint), input_arg(root / f"bin_{name}").split(","),
-                                      str(root / "result"), 8, backend="pytorch", output_dirname=f"run_{name}",
+                                      str(root / "result"), 8, runtime="pytorch", output_dirname=f"run_{name}",
                                       progress=False).result_dir
     return folders
 

@@ -128,7 +128,7 @@ def test_the_onnxruntime_runner_warns_about_its_own_nonfinite_outputs(setup, ove
     compared = run_cli("compare", folders["TXT"], tmp_path / "result" / "overflow", "--bin_dir", bin_dir)
     assert compared.returncode == 0, compared.stderr
     assert f"[WARN] B has NaN/inf logits in {len(bad)} of 37 outputs" in compared.stdout
-    clean = run_cli("infer", "--backend", "pytorch", "--model", small_inputs.checkpoint, "--input", input_arg(bin_dir),
+    clean = run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input", input_arg(bin_dir),
                     "--output", tmp_path / "result", "--batchsize", 8, "--no_progress")
     assert clean.returncode == 0 and "[WARN]" not in clean.stdout
 

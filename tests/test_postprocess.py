@@ -35,7 +35,7 @@ def unlabelled(small_inputs, tmp_path_factory):
     env = {"DATA_FILE": str(root / "test.tsv"), "CKPT_DIR": str(small_inputs.checkpoint)}
     pre = run_script("preprocess_data.sh", cwd=root, env=env)
     assert pre.returncode == 0, pre.stderr
-    infer = run_cli("infer", "--backend", "pytorch", "--model", small_inputs.checkpoint, "--input",
+    infer = run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
                     "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 3,
                     "--output_dirname", "test_run", cwd=root)
     assert infer.returncode == 0, infer.stderr

@@ -1,4 +1,4 @@
-"""The registry is the one place that says what a backend or CPU path is: README shows its tables,
+"""The registry is the one place that says what a backend or CPU path is: the docs show its tables,
 and every entry points at things that exist."""
 
 from __future__ import annotations
@@ -16,14 +16,23 @@ from tinybert.cli.registry_text import TABLES
 from tinybert.settings import MODEL_FILES, default
 
 
+# the docs file that shows each generated table
+TABLE_FILES = {"backends": "docs/cpu-paths.md", "paths": "docs/cpu-paths.md", "runtimes": "docs/architecture.md"}
+
+
+def test_every_registry_table_has_a_docs_file():
+    assert set(TABLE_FILES) == set(TABLES)
+
+
 @pytest.mark.parametrize("table", sorted(TABLES))
-def test_readme_has_the_generated_registry_tables(table):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(rf"<!-- registry-{table}:start -->\n(.*?)<!-- registry-{table}:end -->", readme, re.S)
-    assert found, f"README.md: expected the {table} table between registry-{table} markers"
+def test_the_docs_have_the_generated_registry_tables(table):
+    name = TABLE_FILES[table]
+    text = (REPO / name).read_text(encoding="utf-8")
+    found = re.search(rf"<!-- registry-{table}:start -->\n(.*?)<!-- registry-{table}:end -->", text, re.S)
+    assert found, f"{name}: expected the {table} table between registry-{table} markers"
     printed = subprocess.run([sys.executable, "-m", "tinybert", "registry", table], cwd=REPO, capture_output=True,
                              check=True).stdout.decode("utf-8")
-    assert found.group(1) == printed, f"README.md is out of date: paste `python -m tinybert registry {table}`"
+    assert found.group(1) == printed, f"{name} is out of date: paste `python -m tinybert registry {table}`"
 
 
 def test_every_entry_points_at_what_exists():
@@ -64,10 +73,11 @@ def test_the_gates_follow_the_roles_and_precisions():
 
 
 def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
-    from tinybert import runtimes as backends
+    from tinybert import runtimes
+    from tinybert.runtimes import route as backends
 
     opened = []
-    monkeypatch.setattr(backends, "create_backend", lambda name, model, **options: opened.append((name, model, options)))
+    monkeypatch.setattr(runtimes, "open_runtime", lambda name, model, **options: opened.append((name, model, options)))
     backends.open_path("fast", "m", threads=2, requests=4)
     backends.open_path("C1", "m", threads=2, requests=4)  # the variant fixes one request
     backends.open_path("OVt", "m", threads=2, requests=4)  # a peer: OpenVINO's hint decides, not REQUESTS

@@ -34,7 +34,7 @@ def write_perf(eval_dir, bs, requests, throughput, wall_clock):
 
 @pytest.mark.parametrize("requests", [1, 3])
 def test_the_figures_tinybert_perf_writes_are_read(tmp_path, monkeypatch, requests):
-    monkeypatch.setattr(perf, "create_backend", lambda *a, **k: FakeRunner(requests))
+    monkeypatch.setattr(perf, "open_runtime", lambda *a, **k: FakeRunner(requests))
     measured = perf.measure("m.onnx", 2, loop=4, warmup=1, json_out=str(tmp_path / "bs2_perf.json"))
     figure = measured["wall_clock_samples_per_s"] if requests > 1 else measured["throughput"]
     assert report.read_perf(str(tmp_path), 2, "onnxruntime (fast)") == (pytest.approx(figure), requests)

@@ -130,7 +130,7 @@ def test_disk_errors_while_writing_results_leave_nothing(small_inputs, small_fea
     monkeypatch.setattr(resultdir_module, "open", enospc_after(5, code), raising=False)
     with pytest.raises(PipelineError) as info:
         run_inference(str(small_inputs.checkpoint), input_dirs(small_features), str(tmp_path / "result"), 8,
-                      backend="pytorch", progress=False)
+                      runtime="pytorch", progress=False)
     assert "cannot write results under" in str(info.value) and fragment in str(info.value)
     assert re.search(r"input\d+_0\.txt", str(info.value))  # names the file that could not be written
     assert os.listdir(tmp_path / "result") == []

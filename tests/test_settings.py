@@ -1,5 +1,5 @@
 """One place for each rule: the settings table reaches the shell (`settings --shell`), the scripts'
-help and README (`--markdown`); model file names come from `paths`; one BACKEND rule (`backend`)."""
+help and docs/settings.md (`--markdown`); model file names come from `paths`; one BACKEND rule (`backend`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conftest import REPO, assert_clean_error, run_cli, run_script
 
 from tinybert import registry, settings
 from tinybert.cli import settings_text
-from tinybert.runtimes import backend_choice
+from tinybert.runtimes import route as backend_choice
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
 from tinybert.settings import SETTINGS, Setting
 
@@ -149,13 +149,27 @@ def test_script_help_shows_its_settings(script, tmp_path):
     assert proc.stdout == proc.stdout.split("\n", 1)[0] + "\n" + settings_text.help_text(script)
 
 
-def test_readme_has_the_generated_settings_table():
+def _markdown_table() -> str:
+    return subprocess.run([sys.executable, "-m", "tinybert", "settings", "--markdown"], env=_clean_env(),
+                          capture_output=True, check=True).stdout.decode("utf-8")
+
+
+def test_the_docs_have_the_generated_settings_table():
+    text = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- settings-table:start -->\n(.*?)<!-- settings-table:end -->", text, re.S)
+    assert found, "docs/settings.md: expected the settings table between settings-table markers"
+    assert found.group(1) == _markdown_table(), \
+        "docs/settings.md is out of date: paste `python -m tinybert settings --markdown`"
+
+
+def test_readme_common_settings_show_the_tables_defaults():
+    """README's short table of the settings people change most: ten of them, each default as the table has it."""
+    generated = dict(re.findall(r"^\| `(\w+)` \| (.*?) \|", _markdown_table(), re.M))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- settings-table:start -->\n(.*?)<!-- settings-table:end -->", readme, re.S)
-    assert found, "README.md: expected the settings table between settings-table markers"
-    printed = subprocess.run([sys.executable, "-m", "tinybert", "settings", "--markdown"], env=_clean_env(),
-                             capture_output=True, check=True).stdout.decode("utf-8")
-    assert found.group(1) == printed, "README.md is out of date: paste `python -m tinybert settings --markdown`"
+    section = readme.split("## 常用设置", 1)[1].split("\n#", 1)[0]
+    shown = re.findall(r"^\| `(\w+)` \| (.*?) \|", section, re.M)
+    assert len(shown) == 10
+    assert [(name, default) for name, default in shown if generated.get(name) != default] == []
 
 
 # --- nothing spelled twice in the shell -----------------------------------------------------------------

@@ -39,14 +39,14 @@ def child(a) -> dict:
     each), then timed passes per speed size; logits of the first speed size saved to --logits."""
     import numpy as np
 
-    from tinybert.runtimes.torch_peer import TorchPeerBackend, graphs_compiled
+    from tinybert.runtimes.torch_peer import TorchPeerRuntime, graphs_compiled
     from tinybert.data.features import load_features
     from tinybert.runtimes.runner import batch_shapes, plan_batches, real_lengths, run_batches
 
     features, _ = load_features(a.features)
     arrays = features.batch(slice(None))
     lengths = real_lengths(arrays[2])
-    backend = TorchPeerBackend(str(a.model_dir), threads=a.threads, precision=a.precision,
+    backend = TorchPeerRuntime(str(a.model_dir), threads=a.threads, precision=a.precision,
                                compile=a.compile, cls_only=True)
     report = {"warm_up": [], "speed": []}
     for bs in a.count_sizes:

@@ -1,24 +1,5 @@
-"""What this machine can do, read in one place: the CPU features that decide which kernels run, the
-cores, and the optional packages and ONNX Runtime providers installed. Everything that branches on
-them asks `current()` (or `installed` / `require` for a package), so every branch can be rehearsed
-on any machine by faking them:
-
-- in-process: `with capabilities.faked(profile="amx", without=("openvino", "nncf")): ...`
-- across processes (scripts, `python -m tinybert ...`): the environment variables
-  `TINYBERT_CPU_PROFILE=amx` (one of PROFILES: the CPU flags of that class replace this CPU's)
-  and `TINYBERT_WITHOUT=openvino,nncf` (packages, or the providers cuda/tensorrt/cann, treated
-  as not installed: `require` refuses them with the install hint, the benchmark skips their rows).
-
-A faked profile changes which code paths run, not what the hardware executes: on this AVX2-only
-CPU (AMD EPYC, Zen 3 class), OpenVINO 2026.4.1 compiles a model with INFERENCE_PRECISION_HINT=bf16
-silently, without a warning or an error: the hint reads back as f32, every layer's runtime
-precision is f32, and the outputs equal the fp32 ones (checked 2026-11 on a 312x1200 MatMul).
-So faked-AMX bf16 rows run here, in fp32, and their figures mean nothing. PyTorch 2.13's
-`torch.autocast("cpu", dtype=torch.bfloat16)` runs here too, really in bf16 (outputs bf16, about
-3e-3 relative error) but emulated: a bf16 matrix multiply ran about 14x slower than fp32.
-
-Standard library only at import; ONNX Runtime is imported by `detect` for its provider list.
-"""
+"""What this machine can do (CPU features, cores, optional packages, ONNX Runtime providers), read in one
+place so every branch can be rehearsed anywhere by faking them (`faked`, TINYBERT_CPU_PROFILE, TINYBERT_WITHOUT)."""
 
 from __future__ import annotations
 
@@ -51,12 +32,11 @@ _ONNXRUNTIME_GPU = "pip install onnxruntime-gpu on a GPU machine"
 INSTALL_HINTS = {
     "openvino": "pip install openvino (see requirements.txt)",
     "nncf": "pip install nncf (see requirements.txt)",
-    "torch": "pip install torch transformers (see requirements.txt)",
+    "torch": "pip install torch transformers",
     "onnxruntime": "pip install onnxruntime",
     "ais_bench": "install ais_bench from https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench "
                  "on an Ascend NPU server with CANN (see README.md)",
-    "cann": "pip install onnxruntime-cann in place of onnxruntime, on a machine with an Ascend NPU, after sourcing "
-            "the CANN toolkit's set_env.sh, which CANN_SET_ENV names",
+    "cann": "pip install onnxruntime-cann (needs the CANN toolkit)",
     "cuda": _ONNXRUNTIME_GPU,
     "tensorrt": _ONNXRUNTIME_GPU,
 }

@@ -1,12 +1,5 @@
-"""Writing files and folders safely, in one place: readers never see half a file or a folder that
-looks finished but is not, and earlier results are never overwritten.
-
-- `atomic_path` / `write_text_atomic` / `write_json_atomic`: one file, written beside its final
-  name and renamed into place.
-- `staging_dir` + `publish_dir`: one folder, built hidden and renamed into place as a whole.
-- `reserve_dir`: a new folder under a name no other run holds (mkdir is atomic).
-- `os_errors_as`: disk full, permission and file-in-the-way errors as one clear message.
-"""
+"""Writing files and folders safely, in one place: readers never see half a file or a folder that looks
+finished but is not (written beside, renamed into place), and earlier results are never overwritten."""
 
 from __future__ import annotations
 
@@ -44,11 +37,8 @@ def _new_file(directory: str, prefix: str, suffix: str, mode: int) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str, tmp_dir: str | None = None, mode: int = 0o600) -> Iterator[str]:
-    """Yield a temporary path beside `path` (or in `tmp_dir`, on the same file system); once the caller
-    has written it, rename it into place. `mode` (less the umask): the file's permissions.
-
-    On any failure the temporary file is removed and `path` is left as it was.
-    """
+    """Yield a temporary path beside `path` (or in `tmp_dir`, same file system; permissions `mode` less the
+    umask), renamed into place once written; on any failure it is removed and `path` left as it was."""
     directory = tmp_dir or os.path.dirname(os.path.abspath(path))
     tmp_path = _new_file(directory, f".{os.path.basename(path)}.", ".partial", mode)
     try:
@@ -60,11 +50,8 @@ def atomic_path(path: str, tmp_dir: str | None = None, mode: int = 0o600) -> Ite
 
 
 def write_text_atomic(path: str, text: str, keep_existing: bool = False, what: str = "it") -> bool:
-    """Write `text` to `path` atomically; returns whether the file was written.
-
-    With `keep_existing`, an existing file is never replaced: the same content means a re-run
-    (returns False), other content is refused with an OutputError ("refusing to overwrite {what}").
-    """
+    """Write `text` to `path` atomically; returns whether it was written. With `keep_existing`, an existing
+    file is kept: the same content is a re-run (False), other content an OutputError."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as out:
             out.write(text)
@@ -131,11 +118,8 @@ def publish_dir(tmp: str, final_path: str) -> None:
 
 def reserve_dir(root: str, base: str, exact: bool = False, taken: Callable[[str], bool] | None = None,
                 attempts: int = 1000) -> str:
-    """Create and return a new folder `root/base` (or `root/base-1`, `-2`, ... unless `exact`).
-
-    The first run to create a name owns it. `taken(name)` marks names to skip although no folder
-    exists (e.g. an earlier run's summary is still there). With `exact`, a taken name is an error.
-    """
+    """Create and return a new folder `root/base` (else `base-1`, `-2`, ...; with `exact`, an error): the first
+    run to create a name owns it; `taken(name)` marks names to skip although no folder exists."""
     os.makedirs(root, exist_ok=True)
     for attempt in range(attempts if not exact else 1):
         name = base if attempt == 0 else f"{base}-{attempt}"
@@ -179,14 +163,8 @@ def os_errors_as(error_type: type[PipelineError], what: str) -> Iterator[None]:
         raise error_type(f"cannot {what}: {exc.strerror or exc} ({exc.filename or ''})") from None
 
 
-# --- staging folders with a liveness lock ---------------------------------------------------------
-#
-# A staging folder `<parent>/<prefix>XXXXXXXX` has a lock file beside it, `<parent>/<prefix>XXXXXXXX.lock`
-# (beside, not inside: a published folder gets no extra file). Its writer holds an advisory lock
-# (flock) on that file for as long as the folder is being written; the kernel drops the lock when
-# the writer dies, even by SIGKILL, and a process id reused since does not hold it. A cleaner that
-# can take the lock therefore knows the writer is gone. The lock file is made (and locked) before
-# the folder, so a folder whose lock file is missing was made by a version before these locks.
+# --- staging folders with a liveness lock: the writer holds a flock on `<folder>.lock` beside it, which
+# the kernel drops when the writer dies (even by SIGKILL), so a cleaner that can take it knows it is gone.
 
 STAGING_LOCK_SUFFIX = ".lock"
 # A lock file without its folder is taken for an orphan only this long after it was made: its

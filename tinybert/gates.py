@@ -1,11 +1,5 @@
-"""The accuracy gates, once: what a path must show before it counts as one of the project's.
-
-- exact (the fp32 paths): PyTorch eager's logits within EXPORT_TOLERANCE (max abs difference);
-- reduced (int8, bf16): the same prediction as PyTorch eager for at least MIN_AGREEMENT of the
-  samples and, where labels exist, accuracy at most MAX_ACCURACY_DROP points below the fp32 path.
-Each export is checked when it is written (`export.checking.check_models`); the benchmark checks
-every row on the whole set (`benchmark_checks`), and a row that fails never counts as the fastest.
-"""
+"""The accuracy gates, once: exact (fp32: PyTorch eager's logits within EXPORT_TOLERANCE) and reduced (int8,
+bf16: MIN_AGREEMENT of its predictions, accuracy at most MAX_ACCURACY_DROP points below the fp32 path)."""
 
 from __future__ import annotations
 

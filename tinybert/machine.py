@@ -1,4 +1,4 @@
-"""What machine and software a figure was measured on."""
+"""The machine and software a figure comes from, recorded beside it."""
 
 from __future__ import annotations
 

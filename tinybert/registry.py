@@ -1,18 +1,5 @@
-"""What each backend and each CPU path is: one entry each, read by everything that needs to know.
-
-- `RUNTIMES`: the engine classes behind `backends/`' small interface (`backends.create_backend`;
-  `backends.open_path` opens a path): their module and class, what to install, which options they take.
-- `BACKENDS`: what `BACKEND` names (ais_bench, cann, onnxruntime) and the GPU fallback of
-  perf_gpu.sh: whether it is installed, which model file it runs, its LOOP default, whether
-  `BACKEND=auto` may pick it. `backend_choice.choose_backend` applies the auto rule to this table.
-- `PATHS`: every way the benchmark runs the model on a CPU (and GPU) — the project's paths (the
-  `ORT_MODEL` values), their variants, the PyTorch baseline and the peers — with the runtime,
-  model kind, precision, accuracy gate, what it needs of the machine, and its options.
-  `ORT_MODEL` choices, the steps' runtime, the benchmark's rows and README's lists come from here.
-
-Adding a backend or a path is one entry here (plus its class in backends/). Standard library only
-at import: the shell steps read this table for every step.
-"""
+"""What each runtime, backend (BACKEND's values) and CPU path (ORT_MODEL's values, the benchmark's rows) is,
+one entry each, read by everything that needs to know; standard library only, as the shell steps read it."""
 
 from __future__ import annotations
 
@@ -43,17 +30,17 @@ class Runtime:
 
 
 RUNTIMES = (
-    Runtime("onnxruntime", "onnxruntime", "OnnxRuntimeBackend", INSTALL_HINTS["onnxruntime"],
+    Runtime("onnxruntime", "onnxruntime", "OrtRuntime", INSTALL_HINTS["onnxruntime"],
             "ONNX Runtime (CPU, or a GPU provider where installed)", requests=True),
-    Runtime("openvino", "openvino", "OpenVinoBackend", INSTALL_HINTS["openvino"],
+    Runtime("openvino", "openvino", "OpenVinoRuntime", INSTALL_HINTS["openvino"],
             "OpenVINO on the CPU, fp32", requests=True),
-    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Backend", INSTALL_HINTS["openvino"],
+    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Runtime", INSTALL_HINTS["openvino"],
             "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True, family="openvino"),
-    Runtime("pytorch", "pytorch", "PyTorchBackend", INSTALL_HINTS["torch"],
+    Runtime("pytorch", "pytorch", "PyTorchRuntime", INSTALL_HINTS["torch"],
             "PyTorch eager on the .pth checkpoint"),
-    Runtime("cann", "cann", "CannBackend", INSTALL_HINTS["cann"],
+    Runtime("cann", "cann", "CannRuntime", INSTALL_HINTS["cann"],
             "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
-    Runtime("pytorch-peer", "torch_peer", "TorchPeerBackend", INSTALL_HINTS["torch"],
+    Runtime("pytorch-peer", "torch_peer", "TorchPeerRuntime", INSTALL_HINTS["torch"],
             "PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
             "bf16 autocast, last layer at [CLS] only", family="pytorch"),
 )
@@ -68,9 +55,8 @@ class Backend:
     loop: int  # LOOP default: timed iterations of perf.sh
     module: str  # what must import for it to run here ("" for none)
     not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
-    # The model file kind it runs ("ort_model": the one ORT_MODEL names; "om": the OM model, a gear
-    # model when DYNAMIC_DIMS is set), and the message when it is missing ({path}, {bs}); None: the
-    # step scripts check the model themselves (they build it first, or name ORT_MODEL).
+    # The model kind it runs ("ort_model": ORT_MODEL's; "om": the OM model, a gear model with DYNAMIC_DIMS) and
+    # the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
     model: str
     missing_model: str | None = None
     builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
@@ -93,7 +79,7 @@ BACKENDS = (
                   "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True, foreign=True),
     Backend("cann", "ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
                     "asked for)", 1000, "onnxruntime",
-            f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['cann']})",
+            f"onnxruntime is not installed for {{python}}: {INSTALL_HINTS['cann']}",
             "sim", "{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
                    "(run test/pth2onnx.sh {bs})", auto=False),
     Backend("onnxruntime", "the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)", 100, "",
@@ -104,7 +90,7 @@ BACKENDS = (
 
 
 @dataclass(frozen=True)
-class CpuPath:
+class RunPath:
     """One way of running the model that the benchmark measures; the project's paths are ORT_MODEL values."""
 
     row: str  # the benchmark's row label
@@ -113,10 +99,8 @@ class CpuPath:
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: an ORT_MODEL value; card: the model card's own path (ORT_MODEL=static), gated but no
-    # speed target; variant: a project path with other options (benchmark only);
-    # baseline: the reference every row is compared with; peer: another runtime at its documented best;
-    # gpu: GPU rows, not held against the CPU peers.
+    # project: an ORT_MODEL value; card: the card's path (static), gated, no speed target; variant: a project path
+    # with other options; baseline: the reference; peer: another runtime at its documented best; gpu: GPU rows.
     role: str = "project"
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
     needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped
@@ -144,59 +128,59 @@ class CpuPath:
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
 PATHS = (
-    CpuPath("A", "pytorch-eager", "PyTorch eager, padded to 64 (the card's pth path)", "pytorch", CHECKPOINT,
+    RunPath("A", "pytorch-eager", "PyTorch eager, padded to 64 (the card's pth path)", "pytorch", CHECKPOINT,
             role="baseline", batching="off"),
-    CpuPath("B", "static", "ONNX Runtime, the card's static simplified model, padded", "onnxruntime", "sim",
+    RunPath("B", "static", "ONNX Runtime, the card's static simplified model, padded", "onnxruntime", "sim",
             role="card", batching="off", why="the model card's model: every batch padded to 64, the last one filled"),
-    CpuPath("C", "fast", "ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
+    RunPath("C", "fast", "ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
             "onnxruntime", **_FAST, why="the default: PyTorch's logits within 1e-4, several times the card's speed"),
-    CpuPath("C1", "fast-requests1", "as C, one request on all threads (REQUESTS=1)", "onnxruntime", **_FAST,
+    RunPath("C1", "fast-requests1", "as C, one request on all threads (REQUESTS=1)", "onnxruntime", **_FAST,
             role="variant", variant_of="fast", options=(("requests", 1),)),
-    CpuPath("C16", "fast-gears", "as C, buckets at the gears 16/32/48/64 instead of tight", "onnxruntime", **_FAST,
+    RunPath("C16", "fast-gears", "as C, buckets at the gears 16/32/48/64 instead of tight", "onnxruntime", **_FAST,
             role="variant", variant_of="fast", batching="gears"),
-    CpuPath("Cw", "fast-whole-batches", "as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
+    RunPath("Cw", "fast-whole-batches", "as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
             "onnxruntime", **_FAST, role="variant", variant_of="fast", whole_batches=True),
-    CpuPath("D", "int8", "ONNX Runtime dynamic int8 of C, length-bucketed, requests as C", "onnxruntime",
+    RunPath("D", "int8", "ONNX Runtime dynamic int8 of C, length-bucketed, requests as C", "onnxruntime",
             "int8", "int8", cls_only=True, why="int8 weights, activations quantized per call: gated on dev"),
-    CpuPath("Dw", "int8-whole-batches", "as D, each length-bucketed batch in one call (CALL_TOKENS=0)", "onnxruntime",
+    RunPath("Dw", "int8-whole-batches", "as D, each length-bucketed batch in one call (CALL_TOKENS=0)", "onnxruntime",
             "int8", "int8", role="variant", variant_of="int8", cls_only=True, whole_batches=True),
-    CpuPath("S", "int8_static", "ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
+    RunPath("S", "int8_static", "ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
             "onnxruntime", "int8_static", "int8", cls_only=True, needs=("calibration",),
             why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev"),
-    CpuPath("Bf", "bf16", "OpenVINO bf16 on C's model, length-bucketed, requests as C", "openvino-bf16", "fast",
+    RunPath("Bf", "bf16", "OpenVINO bf16 on C's model, length-bucketed, requests as C", "openvino-bf16", "fast",
             "bf16", cls_only=True, needs=("openvino", "native_bf16"),
             why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev"),
-    CpuPath("V8", "openvino_int8", "OpenVINO int8 (NNCF, as OV8) of C's model, length-bucketed, requests and calls "
+    RunPath("V8", "openvino_int8", "OpenVINO int8 (NNCF, as OV8) of C's model, length-bucketed, requests and calls "
             "as C", "openvino", "ov_int8", "int8", cls_only=True, needs=("openvino", "nncf", "calibration"),
             why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev"),
-    CpuPath("OV", "openvino-fp32", "OpenVINO fp32 on C's model, LATENCY hint", "openvino", **_FAST, role="peer",
+    RunPath("OV", "openvino-fp32", "OpenVINO fp32 on C's model, LATENCY hint", "openvino", **_FAST, role="peer",
             needs=("openvino",), options=(("requests", 1),)),
-    CpuPath("OVt", "openvino-fp32-throughput", "OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
+    RunPath("OVt", "openvino-fp32-throughput", "OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
             "openvino", **_FAST, role="peer", needs=("openvino",), options=_OV_THROUGHPUT, overlapped=True),
-    CpuPath("OVb", "openvino-bf16", "OpenVINO bf16 on C's model, LATENCY hint", "openvino-bf16", "fast", "bf16",
+    RunPath("OVb", "openvino-bf16", "OpenVINO bf16 on C's model, LATENCY hint", "openvino-bf16", "fast", "bf16",
             role="peer", cls_only=True, needs=("openvino", "native_bf16"), options=(("requests", 1),)),
-    CpuPath("OVbt", "openvino-bf16-throughput", "OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
+    RunPath("OVbt", "openvino-bf16-throughput", "OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
             "openvino-bf16", "fast", "bf16", role="peer", cls_only=True, needs=("openvino", "native_bf16"),
             options=_OV_THROUGHPUT, overlapped=True),
-    CpuPath("OV8", "openvino-int8", "OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
+    RunPath("OV8", "openvino-int8", "OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
             "openvino", "ov_int8", "int8", role="peer", cls_only=True, needs=("openvino", "nncf", "calibration"),
             options=(("requests", 1),)),
-    CpuPath("OV8t", "openvino-int8-throughput", "OpenVINO int8 static (NNCF, transformer preset) of C's model, "
+    RunPath("OV8t", "openvino-int8-throughput", "OpenVINO int8 static (NNCF, transformer preset) of C's model, "
             "THROUGHPUT hint, async requests", "openvino", "ov_int8", "int8", role="peer", cls_only=True,
             needs=("openvino", "nncf", "calibration"), options=_OV_THROUGHPUT, overlapped=True),
-    CpuPath("PTb", "pytorch-bf16", "PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
+    RunPath("PTb", "pytorch-bf16", "PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
             "pytorch-peer", CHECKPOINT, "bf16", role="peer", cls_only=True, needs=("torch", "native_bf16"),
             options=(("precision", "bf16"), ("cls_only", True))),
-    CpuPath("PTc", "pytorch-compile", "PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] "
+    RunPath("PTc", "pytorch-compile", "PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] "
             "only, length-bucketed", "pytorch-peer", CHECKPOINT, role="peer", cls_only=True, needs=("torch", "cxx"),
             options=(("compile", True), ("cls_only", True))),
-    CpuPath("PTcb", "pytorch-compile-bf16", "PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
+    RunPath("PTcb", "pytorch-compile-bf16", "PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
             "last layer at [CLS] only, length-bucketed", "pytorch-peer", CHECKPOINT, "bf16", role="peer",
             cls_only=True, needs=("torch", "cxx", "native_bf16"),
             options=(("compile", True), ("precision", "bf16"), ("cls_only", True))),
-    CpuPath("E", "cuda-fp32", "ONNX Runtime CUDA fp32, length-bucketed", "onnxruntime", "dynamic", role="gpu",
+    RunPath("E", "cuda-fp32", "ONNX Runtime CUDA fp32, length-bucketed", "onnxruntime", "dynamic", role="gpu",
             needs=("cuda",), options=(("providers", ("CUDAExecutionProvider",)), ("requests", 1))),
-    CpuPath("F", "tensorrt-fp16", "ONNX Runtime TensorRT fp16, length-bucketed", "onnxruntime", "dynamic", "fp16",
+    RunPath("F", "tensorrt-fp16", "ONNX Runtime TensorRT fp16, length-bucketed", "onnxruntime", "dynamic", "fp16",
             role="gpu", needs=("tensorrt",),
             options=(("providers", (("TensorrtExecutionProvider", {"trt_fp16_enable": True}),
                                     "CUDAExecutionProvider")), ("requests", 1))),
@@ -238,7 +222,7 @@ def ort_models() -> list[str]:
     return [p.name for p in PATHS if p.role in ORT_MODEL_ROLES]
 
 
-def cpu_path(name: str) -> CpuPath:
+def run_path(name: str) -> RunPath:
     """A path by its ORT_MODEL value or benchmark key."""
     for candidate in PATHS:
         if name in (candidate.name, candidate.row):
@@ -246,7 +230,7 @@ def cpu_path(name: str) -> CpuPath:
     raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {name!r}")
 
 
-def project_path(ort_model: str) -> CpuPath:
+def project_path(ort_model: str) -> RunPath:
     """The project path an ORT_MODEL value names."""
     for candidate in PATHS:
         if candidate.role in ORT_MODEL_ROLES and candidate.name == ort_model:
@@ -282,7 +266,7 @@ class Request:
 
 def model_file(path: str, model_dir: str = ".", batch_size: int | None = None, ckpt_dir: str | None = None) -> str:
     """The model file (or checkpoint folder) a path runs."""
-    kind = cpu_path(path).model
+    kind = run_path(path).model
     if kind == CHECKPOINT:
         return ckpt_dir or default("CKPT_DIR")
     return model_path(kind, model_dir, batch_size)

@@ -1,9 +1,5 @@
-"""Every default of the pipeline, once, each with the reason it is what it is.
-
-The shell steps under test/ take their defaults from `SETTINGS` (`python -m tinybert settings
---shell`) and ask for model file names (`python -m tinybert paths ...`); the Python steps use the
-typed constants below. Nothing else in the project spells a default or a model file name.
-"""
+"""Every default of the pipeline, once, with its reason: test/*.sh read them (`settings --shell`, `paths`),
+the Python steps the typed constants below; nothing else spells a default or a model file name."""
 
 from __future__ import annotations
 
@@ -36,30 +32,22 @@ SETTINGS = (
     Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table (batch sizes given as "
                                              "arguments replace it)", scripts=("eval_all.sh", "benchmark.sh")),
     Setting("BACKEND", "auto", "ais_bench where it is installed and an OM model exists or can be built, "
-                               "else ONNX Runtime: the same steps run on an NPU server and anywhere else "
-                               "(cann: ONNX Runtime's CANN provider on the NPU, only when asked for)"),
+                               "else ONNX Runtime, so the same steps run on an NPU server and anywhere else; "
+                               "cann only when asked for"),
     Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
-    Setting("ORT_MODEL", "fast", "the CPU path: fp32 with the last layer at [CLS] only, on length-bucketed batches, "
-                                 "gives the logits of PyTorch within 1e-4 at several times the card's static model "
-                                 "(README, benchmark); "
-                                 "int8, int8_static, openvino_int8 and bf16 are the gated reduced-precision paths "
-                                 "(python -m tinybert registry paths), static the card's model"),
-    Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight at once, the threads shared among them; "
-                                "auto: one per physical core, each on one thread, measured faster than one call on "
-                                "all threads at every batch size: 1.36x, 1.28x, 1.12x, 1.16x at bs 1, 8, 32, 64 "
-                                "(README benchmark of 2026-11-29, rows C and C1; 2-core AMD EPYC, AVX2)",
+    Setting("ORT_MODEL", "fast", "the CPU path: fp32, last layer at [CLS] only, length-bucketed: PyTorch's logits "
+                                 "within EXPORT_TOLERANCE, several times faster than the card's static model; others: "
+                                 "python -m tinybert registry paths"),
+    Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
+                                "core on one thread each, faster than one call on all threads "
+                                "(docs/measurements/benchmark-avx2.md)",
             scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
-    Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one call computes on the CPU "
-                                  "paths; a larger length-bucketed batch runs as several such calls (0: one call "
-                                  "per batch). Measured on SST-2 dev (2-core AMD EPYC, AVX2, REQUESTS=2, median of "
-                                  "9 passes): 512 made bs64 22 % faster for fp32 and 8 % for int8, bs32 6 % and "
-                                  "11 %, bs 8 and 16 unchanged; 128-256 were slower (per-call overhead). Rerun 2026-11-29 "
-                                  "(bs64, median of 7, sentences/s at 128/192/256/384/512): fp32 529/525/546/587/605, "
-                                  "int8 808/869/906/903/852, within the 10-26 % this VM varies; 512 kept",
+    Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
+                                  "batches): larger calls outgrow the caches, smaller pay per-call overhead "
+                                  "(docs/measurements/call-tokens-avx2.md)",
             scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
-    Setting("BUCKET_EDGES", "tight", "padding each length-sorted batch to its own longest sample measured "
-                                     "1.08x, 1.29x, 1.18x, 1.27x the speed of 16/32/48/64 gears at bs 1, 8, 32, 64 "
-                                     "(README benchmark of 2026-11-29, rows C and C16)"),
+    Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
+                                     "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-avx2.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
     Setting("OUTFMT", "TXT", "ais_bench's output format in the card"),
     Setting("PRECISION_MODE", "force_fp16", "ATC's inference default, as in the card"),
@@ -68,10 +56,8 @@ SETTINGS = (
     Setting("PYTHON", "python3", "the interpreter of the model card's commands; test/common.sh spells this one "
                                  "default itself, since it needs Python to read this table (a test keeps both equal)"),
     # Read by some scripts only.
-    Setting("LOOP", "", "timed iterations: the card's ais_bench --loop 1000 (also for GPU providers); 100 on "
-                        "ONNX Runtime on the CPU, where one iteration takes far longer. For the fast/int8 models it "
-                        "is rounded up to whole passes over the length-bucketed batches: a partial pass would time "
-                        "only the short sentences",
+    Setting("LOOP", "", "timed iterations: the card's ais_bench --loop 1000; 100 on ONNX Runtime on the CPU, "
+                        "where one takes far longer, rounded up to whole passes over the length-bucketed batches",
             scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"), per_backend=True),
     Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
@@ -93,8 +79,8 @@ SETTINGS = (
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
                                                   "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
-                                    "300 calibrates in seconds and passed the dev gate (80.73 %, 99.66 % agreement); "
-                                    "other sizes not yet compared",
+                                    "300 calibrates in seconds and passed the dev gate "
+                                    "(docs/measurements/calib-samples.md)",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
     Setting("CALIB_SEED", "0", "the fixed seed of the calibration sample, recorded next to the model",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
@@ -102,14 +88,12 @@ SETTINGS = (
                                 "missing or older than the weights; 0 skips them (only the card's static pair)",
             scripts=("pth2onnx.sh",)),
     Setting("CLASSIFY_BATCH", "64", "classify's batch size: length-sorted inside each chunk and run as calls of "
-                                    "CALL_TOKENS positions, so bs 8-64 differ little (README benchmark of 2026-11-29, "
-                                    "row C: 612 sentences/s at bs 8, 574 at 32, 561 at 64)",
+                                    "CALL_TOKENS positions, so bs 8-64 differ little "
+                                    "(docs/measurements/benchmark-avx2.md)",
             scripts=("classify.sh",)),
-    Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks; measured on 40,000 SST-2 "
-                                       "train sentences (fast, bs 64, 2 cores under load, so CPU time compared): "
-                                       "chunks of 1024 cost 15 % more CPU than 8192, 4096 4 % more, 32768 no less "
-                                       "(2 % more) at a higher peak RSS (378 vs 359 MiB); a kill loses at most "
-                                       "one chunk, seconds of work", scripts=("classify.sh",)),
+    Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks: smaller chunks cost more "
+                                       "CPU, larger more memory; a kill loses one chunk at most "
+                                       "(docs/measurements/chunk-sentences-avx2.md)", scripts=("classify.sh",)),
     Setting("ENGINE", "local", "classify on this machine, no cluster needed; ray runs the same chunks on a Ray "
                                "cluster (RAY_ADDRESS) or a local one, with identical output", scripts=("classify.sh",)),
     Setting("ACTOR_CPUS", "1", "CPUs (and threads) of each Ray actor, one model session each: the local rule of "
@@ -164,7 +148,7 @@ ACTOR_CPUS = int(default("ACTOR_CPUS"))
 ENGINES = ("local", "ray")
 MIN_OPSET = 11  # ATC's ONNX support starts at 11
 # fp32 exports must give the logits of PyTorch eager to this max abs difference (float32 rounding
-# over 4 layers stays near 1e-6; a wrong graph is off by far more).
+# over 4 layers stays far below it; a wrong graph is off by far more).
 EXPORT_TOLERANCE = 1e-4
 VERIFY_SAMPLES = 32  # samples the card's static export is checked on (whole batches of it)
 FAST_VERIFY_SAMPLES = 1024  # the fast models are checked on more: they also change batching
@@ -191,11 +175,8 @@ FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `exp
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
-# The roofline at the model's shapes (`python -m tinybert roofline`): M = batch size x the mean real
-# length of SST-2 dev (25.16 tokens). Each rate: the fastest of samples of >= 20 ms taken for 1 s
-# (5 at least) after a warm-up: on a loaded 2-core machine, ONNX Runtime fp32 at M=200 spread 10 %
-# over three repeats this way against 31 % with 5 samples of 0.2 s (many short samples catch the
-# moments the cores are free); whole runs under load spread more (roofline.py's docstring).
+# The roofline at the model's shapes: M = batch size x SST-2 dev's mean real length; each rate the fastest
+# of many short samples after a warm-up, catching free moments (docs/measurements/roofline-sampling-avx2.md).
 ROOFLINE_TOKENS = 25
 ROOFLINE_MIN_TIME_S = 0.02
 ROOFLINE_SAMPLES = 5

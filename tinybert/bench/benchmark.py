@@ -1,17 +1,5 @@
-"""Side-by-side benchmark of the ways to run the model, in one process and one run.
-
-Its rows are the registry's paths (`registry.PATHS`: the PyTorch baseline A, the card's static model
-B, the project's CPU paths and their variants, the peers, GPU rows where a provider exists), each
-run the way the steps run it: the model from the export package (`export.ensure_model`), opened with
-`backends.open_path`, batched by `runner.plan`. Rows the machine cannot run are skipped with the
-reason. All rows see the same features, each batch size in turn, rows interleaved so drift hits all
-alike.
-
-Per row and batch size: sentences/s over the whole set (wall time of a pass, median of `repeats`),
-p50/p99 time per call, accuracy, agreement with A, max abs logit difference to A, and the fraction
-of this machine's measured matrix-multiply rate (of the row's precision) that the FLOPs of the
-tokens the row actually processed (padding and filler included) represent.
-"""
+"""Side-by-side benchmark of the registry's paths, each run as the steps run it, in one process and one run,
+so that the rows' figures compare: rows interleaved on the same features, drift hits all alike."""
 
 from __future__ import annotations
 
@@ -24,7 +12,7 @@ import numpy as np
 
 from tinybert.errors import UsageError, expect
 from tinybert.fileio import reserve_dir
-from tinybert.registry import PATHS, CpuPath
+from tinybert.registry import PATHS, RunPath
 from tinybert.bench.roofline import Timing
 from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
                        TIMESTAMP_FORMAT, default)
@@ -56,7 +44,7 @@ class BenchmarkRun:
 
 # ---------------------------------------------------------------- rows
 
-def unmet_need(path: CpuPath, run: BenchmarkRun) -> str | None:
+def unmet_need(path: RunPath, run: BenchmarkRun) -> str | None:
     """Why this machine (or this run) cannot run the path, or None."""
     from tinybert.capabilities import current
 
@@ -73,7 +61,7 @@ def unmet_need(path: CpuPath, run: BenchmarkRun) -> str | None:
     return None
 
 
-def select_rows(run: BenchmarkRun) -> tuple[list[CpuPath], list[str]]:
+def select_rows(run: BenchmarkRun) -> tuple[list[RunPath], list[str]]:
     """The paths this run measures, A first, and a note for each one skipped."""
     rows, notes = [], []
     for path in PATHS:
@@ -90,9 +78,8 @@ def select_rows(run: BenchmarkRun) -> tuple[list[CpuPath], list[str]]:
 
 
 class Models:
-    """The run's models, exported up front into its work folder (a model that fails its export check
-    takes its rows out, with the reason), and its backends, opened once per (row, model file) as the
-    steps open them."""
+    """The run's models, exported up front (one failing its check takes its rows out, with the reason),
+    and its backends, opened once per (row, model file) as the steps open them."""
 
     def __init__(self, run: BenchmarkRun, work_dir: str, features_dir: str, threads: int):
         from tinybert.export import Calibration
@@ -102,7 +89,7 @@ class Models:
                                        run.export_min_agreement) if run.calibration_file else None
         self._open: dict = {}
 
-    def prepare(self, rows: list[CpuPath]) -> tuple[list[CpuPath], list[str]]:
+    def prepare(self, rows: list[RunPath]) -> tuple[list[RunPath], list[str]]:
         """Export what the rows need; the rows whose models could be made, and a note for each other."""
         from tinybert.errors import PipelineError
         from tinybert.export import ensure_model
@@ -126,8 +113,8 @@ class Models:
                 kept.append(path)
         return kept, notes
 
-    def backend(self, path: CpuPath, batch_size: int):
-        from tinybert.runtimes import open_path
+    def runtime(self, path: RunPath, batch_size: int):
+        from tinybert.runtimes.route import open_path
         from tinybert.registry import model_file
 
         key = (path.row, model_file(path.name, self.work_dir, batch_size, self.run.model_dir))
@@ -190,7 +177,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         print(f"[INFO] {note}")
     results = []
     for bs in run.batch_sizes:
-        timings = [RowTiming(path, models.backend(path, bs), arrays, bs, run.call_tokens) for path in rows]
+        timings = [RowTiming(path, models.runtime(path, bs), arrays, bs, run.call_tokens) for path in rows]
         for _ in range(run.repeats):  # round by round: drift hits every row alike
             for timing in timings:
                 timing.one_pass()

@@ -1,9 +1,5 @@
-"""The benchmark's targets, in one table, and the verdicts on one run's figures.
-
-Speed targets compare rows measured side by side in the same run (absolute figures differ between
-machines). Every project row is held to its path's accuracy gate (`gates`); a row that fails it is
-reported as failed and never counted as the project's fastest path.
-"""
+"""The benchmark's targets and the verdicts on one run: speed targets compare rows of the same run (absolute
+figures differ between machines); a row failing its accuracy gate never counts as the fastest."""
 
 from __future__ import annotations
 
@@ -19,7 +15,7 @@ TARGETS = {
     "best_vs_peer_bs8plus": 1.15,  # ... at bs >= 8
     "C_vs_peer_fp32": 1.0,  # the project's fp32 path over the fastest peer fp32 row, every batch size
     "int8_roofline_bs8plus": 0.60,  # the fastest int8 row's fraction of the int8 rate, bs >= 8
-    "larger_batch_not_slower": 0.95,  # a project row at a larger bs over its best at smaller ones (5 % noise)
+    "larger_batch_not_slower": 0.95,  # a project row at a larger bs over its best at smaller ones (the rest: noise)
 }
 PROJECT_ROLES = ("project", "variant")
 

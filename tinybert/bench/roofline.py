@@ -1,19 +1,5 @@
-"""This machine's measured matrix-multiply rates and the FLOPs of a batch: the roofline a CPU
-inference row is held against, printed with every published table so figures from different
-machines can be compared.
-
-`model_shape_rate` / `rates_for` measure a rate per runtime and precision at the model's own
-shapes (M = the tokens of a bucketed batch, K x N = 312x312, 312x1200, 1200x312): the roofline a
-row is held against (`Roofline`, per benchmark run). The square-size rates, a second figure that
-compares machines but overstates what 312-wide matrices can reach, are in square_rates.py.
-
-Stability, as far as measured: `python -m tinybert roofline --batch_sizes "1 8 32 64"` three times in a
-row, twice (2026-11-29, 2-vCPU AMD EPYC, AVX2), each time while four other agents loaded the machine
-(load average 3.6-9.5 on 2 CPUs): the best rates of ONNX Runtime and OpenVINO spread 5-69 % between
-the runs of a set, PyTorch's up to 99 % (its 2-thread OpenMP calls collapse when one thread is
-descheduled). The 10 % target is therefore not shown here; the step prints a warning when the load
-average exceeds the CPUs. Run it on an idle machine before quoting rates.
-"""
+"""The roofline a CPU row is held against: matrix-multiply rates at the model's own shapes, and a batch's
+FLOPs; rates taken on a busy machine do not repeat (docs/measurements/roofline-stability-avx2.md)."""
 
 from __future__ import annotations
 
@@ -24,9 +10,8 @@ from tinybert.settings import ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_S
 
 
 def batch_flops(config, rows: int, length: int, cls_only_last_layer: bool = False) -> float:
-    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`;
-    with `cls_only_last_layer`, the last layer projects keys and values for every token and does
-    the rest (query, attention, output projection, feed-forward) for the [CLS] row only."""
+    """Multiply-add FLOPs of the encoder, pooler and classifier for `rows` sequences of `length`; with
+    `cls_only_last_layer`, the last layer projects keys and values for all tokens, the rest for [CLS] only."""
     h, inner = config.hidden_size, config.intermediate_size
     layer_per_token = 2 * (4 * h * h + 2 * h * inner) + 4 * length * h
     full_layers = config.num_hidden_layers - 1 if cls_only_last_layer else config.num_hidden_layers
@@ -50,12 +35,8 @@ class Timing:
 
 def model_shape_rate(runtime: str, precision: str, m_values, threads: int, requests: int | str | None = None,
                      timing: Timing = Timing()) -> dict:
-    """The matrix-multiply rate of `runtime` at `precision` on the model's own shapes (shape_graphs:
-    [M,312] x 312x312, 312x1200, 1200x312) for each M of `m_values`, in both thread layouts its rows
-    use: one call on all `threads`, and `requests` calls in flight sharing them (PyTorch: one call
-    only), each timed as `timing` says; `best` is the faster layout, the roofline a row at that M is
-    held against. Raises BackendUnavailableError where the runtime (or OpenVINO's native bf16) is
-    missing here."""
+    """Rates of `runtime` at `precision` on the model's shapes per M of `m_values`, one call on all `threads`
+    and `requests` in flight; `best` is the faster. BackendUnavailableError where it cannot run."""
     import tempfile
 
     from tinybert.capabilities import current
@@ -169,10 +150,8 @@ def model_shape_lines(results: dict) -> list[str]:
 
 
 class Roofline:
-    """The matrix-multiply rates one benchmark run holds its rows against: each row's own runtime and
-    precision (its recipe: `row_recipe`) at the model's shapes, with M = the batch size times the
-    set's mean real length, measured once at the run's start; and each row's achieved rate as a
-    fraction of its own."""
+    """The rates one run holds its rows against (each row's `row_recipe` at M = batch size x mean real length,
+    taken once at the start), and each row's achieved fraction of its own."""
 
     def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing()):
         self.config, self.threads = config, threads

@@ -1,12 +1,5 @@
-"""The matrix multiplies of a TinyBERT layer at the model's own shapes, as one small graph per
-runtime and precision, for the roofline (roofline.py): x [M, 312] -> x W1 (312x312) -> relu ->
-W2 (312x1200) -> relu -> W3 (1200x312) -> [M, 312]. M is the tokens of one length-bucketed batch.
-
-Each precision is built by the recipe its benchmark rows use: ONNX Runtime int8 by the project's
-own `quantize_int8` (dynamic) and `quantize_static_int8` (QDQ), OpenVINO int8 by NNCF
-(`quantize_nncf_int8`), OpenVINO bf16 by its precision hint, PyTorch bf16 by autocast. The relus
-keep a runtime from folding the chain into one product; their work is not counted in the FLOPs.
-"""
+"""A TinyBERT layer's matrix multiplies at the model's shapes (x [M, 312] -> 312x312 -> 312x1200 -> 1200x312,
+relus between), one graph per runtime and precision, built by the recipe of its benchmark rows."""
 
 from __future__ import annotations
 
@@ -94,7 +87,7 @@ def _calibration():
 
 
 def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
-    """One session, its threads shared among the calls in flight (as OnnxRuntimeBackend)."""
+    """One session, its threads shared among the calls in flight (as OrtRuntime)."""
     import onnxruntime as ort
 
     from tinybert.export.graphs import quantize_int8, quantize_static_int8
@@ -115,7 +108,7 @@ def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
 
 
 def _openvino_runner(precision: str, threads: int, requests: int, work_dir: str):
-    """Compiled as OpenVinoBackend compiles (LATENCY hint, streams = requests), an infer request per thread."""
+    """Compiled as OpenVinoRuntime compiles (LATENCY hint, streams = requests), an infer request per thread."""
     import openvino as ov
 
     from tinybert.export.graphs import quantize_nncf_int8

@@ -25,10 +25,8 @@ def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), trials: int = 5
 
 
 def measured_int8_gops(threads: int, sizes=(512, 1024, 2048), trials: int = 5) -> dict:
-    """This machine's int8 matrix-multiply rate (u8 x s8 -> s32, 2 ops per multiply-add), measured as
-    the fp32 one: ONNX Runtime's MLAS MatMulInteger over the same square sizes, with the weights as
-    a constant (prepacked, as in a quantized model) and as an input; the best. It uses VNNI or AMX
-    where the CPU has them, else AVX2's u8 x s8 multiply-add (`dot_product` says which)."""
+    """This machine's int8 matrix-multiply rate (u8 x s8 -> s32): ONNX Runtime's MatMulInteger over the same
+    square sizes, weights constant (prepacked) and as an input, the best; VNNI or AMX where the CPU has them."""
     import numpy as np
 
     from tinybert.capabilities import current

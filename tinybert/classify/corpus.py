@@ -1,16 +1,5 @@
-"""A corpus to classify, read as a stream of chunks: a TSV (SST-2 layout or any other, by column) or
-plain text, one sentence per line, of any size.
-
-A chunk is `chunk_sentences` consecutive data lines, bad ones included, so its boundaries depend on
-the file alone: a local run and a Ray run, a first run and a resumed one, all cut the same chunks.
-`scan_chunks` finds each chunk's byte range and the sha256 of its bytes in one streaming pass;
-`read_chunk` reads one range back (checking the sha256), and `parse_chunk` turns its lines into
-sentences, labels and output indices. Lines it cannot use (empty, not UTF-8, a wrong number of
-fields, a bad label) are counted and described with their line numbers, and skipped without
-shifting the others: a sample's index is its data line's position (or the GLUE `index` column).
-
-Lines end in LF or CRLF; a UTF-8 BOM at the start of the file is dropped.
-"""
+"""A corpus to classify (a TSV by column, or plain text) read as chunks of data lines cut by the file alone, so
+every engine and every resume cuts the same chunks; unusable lines are counted and skipped, keeping indices."""
 
 from __future__ import annotations
 

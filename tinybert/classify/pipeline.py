@@ -1,13 +1,5 @@
-"""`python -m tinybert classify` / test/classify.sh: classify a corpus of any size into one TSV.
-
-The input (`corpus.py`) is cut into chunks of CHUNK_SENTENCES lines in one streaming pass; each
-chunk is read, tokenized, run in length-bucketed batches and written as a shard in a hidden work
-folder beside the output (`shards.py`) by a worker (`classify_worker.py`): one on this machine
-(ENGINE=local, reading the next chunk while the current one runs), or one per Ray actor
-(ENGINE=ray, `classify_ray.py`). Memory is that of two chunks, whatever the corpus size. A killed
-run is continued by the same command; the output, published atomically when every chunk is done,
-is byte for byte that of an uninterrupted run.
-"""
+"""`python -m tinybert classify` / test/classify.sh: classify a corpus of any size into one TSV, in chunks (memory
+of two), resumable after a kill, published atomically, byte for byte an uninterrupted run's output."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
-"""ENGINE=ray: the classify chunks as a Ray Data pipeline, beyond one machine.
-
-The driver has already cut the input into chunks (one streaming pass: byte ranges and sha256) and
-knows which are done. Each pending chunk becomes one row of a dataset; `map_batches` hands them to
-an actor pool, one model session per actor with as many threads as the actor has CPUs
-(ACTOR_CPUS). An actor reads its chunk's byte range itself (chunks are read in parallel), runs it
-through the same worker as the local engine (`classify_worker.ChunkClassifier`) and writes the
-shard into the work folder; the driver only collects the records. Shards, the work folder and the
-final file are therefore byte for byte those of a local run, and a run killed on one engine can be
-finished on the other.
-
-On a cluster, the input, the model files, the vocabulary and the output's folder must be at the
-same paths on every node (a shared file system), and the nodes need requirements.txt installed;
-the `tinybert` package itself is shipped to the workers with the job. RAY_ADDRESS (Ray's own
-variable) joins a running cluster; without it a local one is started, with no dashboard.
-"""
+"""ENGINE=ray: the classify chunks as a Ray Data pipeline over an actor pool, one model session each, through
+the local engine's worker, so shards and output are byte for byte a local run's (a shared file system needed)."""
 
 from __future__ import annotations
 
@@ -104,8 +90,7 @@ def actor_count(ray, options, pending: int) -> int:
 def _pipeline(ray, job, pending: list[ChunkSpec], options, restarts: bool):
     """One row per pending chunk, one block each, through an actor pool of model sessions."""
     items = [asdict(spec) for spec in pending]
-    # On a cluster Ray Data restarts a lost actor (a node gone); on this machine a dead actor means
-    # something a restart repeats (memory), and restarts make Ray log an error line on every run.
+    # A cluster restarts a lost actor (a node gone); locally a restart repeats the failure (memory) and logs errors.
     # Ray 2.60 takes max_restarts only through its deprecated **ray_remote_args (revisit when upgrading).
     remote_args = {} if restarts else {"max_restarts": 0}
     with warnings.catch_warnings():

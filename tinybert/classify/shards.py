@@ -1,20 +1,5 @@
-"""The work folder of a classify run: one shard per chunk, a record of what is done, the final file.
-
-    <output folder>/.<output name>.classify/
-        run.json             what decides the output: the input (path, size, lines, chunks), the model
-                             file's sha256, the vocabulary's, and the settings; a changed one refuses a resume
-        lock                 held (flock) by the running driver: a second run on the same output is refused
-        chunk-000012.tsv     chunk 12's output rows, written atomically (by whichever engine ran it)
-        chunk-000012.json    written after its shard: line and byte range, the sha256 of the input bytes
-                             and of the shard, counts (sentences, bad lines with examples, correct labels)
-        final.json           the sha256 of the file being published: a kill after the publish is finished
-                             by the next run
-
-A chunk is done when its .json exists and its shard still has the recorded sha256. The final file is
-the header and the shards in chunk order, written inside the work folder and renamed onto the output;
-then the work folder is removed. Every file here is written atomically, so a SIGKILL at any point
-leaves either the old or the new version of each.
-"""
+"""The work folder of a classify run (.<output name>.classify/: run.json, lock, one shard and record per chunk,
+final.json), every file written atomically, so a SIGKILL at any point leaves the old or the new version."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard.
-
-The local engine runs one worker; the Ray engine one per actor. Both read a chunk by its byte range,
-tokenize it as the preprocess step does (`encode_sentences`), run it on the CPU path ORT_MODEL opens
-(`backends.open_path`) in length-bucketed batches (`runner.plan`/`run_batches`, REQUESTS calls in
-flight), and write the rows through `shards.write_shard`: the same chunk gives the same bytes on
-either engine.
-"""
+"""One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard the same
+way on either engine (tokenized as preprocess does, the CPU path ORT_MODEL opens, length-bucketed calls)."""
 
 from __future__ import annotations
 
@@ -73,11 +67,11 @@ class ChunkClassifier:
     """A model session and the tokenizer, kept for every chunk a worker runs."""
 
     def __init__(self, job: ClassifyJob, threads: int | None = None, requests: int | str | None = None):
-        from tinybert.runtimes import open_path
+        from tinybert.runtimes.route import open_path
 
         self.job = job
-        self.backend = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)
-        model_len = self.backend.seq_len
+        self.runtime = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)
+        model_len = self.runtime.seq_len
         expect(model_len in (None, job.seq_len), ModelFileError,
                f"{job.ort_model}: expected inputs of length {job.seq_len}, the model has a fixed length of {model_len}")
         self.tokenizer = load_wordpiece_tokenizer(job.vocab_file)
@@ -94,10 +88,10 @@ class ChunkClassifier:
 
     def logits(self, features: Features, on_batch=None) -> np.ndarray:
         arrays = features.batch(slice(None))
-        batches, fill_to = plan(arrays, self.job.batch_size, self.backend.seq_len, self.backend.batch_size,
+        batches, fill_to = plan(arrays, self.job.batch_size, self.runtime.seq_len, self.runtime.batch_size,
                                 self.job.bucket_edges, call_tokens=self.job.call_tokens)
-        return run_batches(self.backend.run, arrays, batches, fill_to, on_batch=on_batch,
-                           requests=self.backend.requests)[0]
+        return run_batches(self.runtime.run, arrays, batches, fill_to, on_batch=on_batch,
+                           requests=self.runtime.requests)[0]
 
     def finish(self, prepared: PreparedChunk, on_batch=None) -> dict:
         """Run the model on a prepared chunk and write its shard; returns the shard's record."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN
-from tinybert.cli.parsers import DEFAULTS, STEPS, _parser, non_negative_int, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, non_negative_int, positive_int
 
 
 def _input_options(p) -> None:
@@ -55,10 +55,14 @@ def _engine_options(p) -> None:
     p.add_argument("--no_progress", action="store_true")
 
 
+STEPS = StepTable()
+step = STEPS.step
+
+
 @step("classify", "classify a TSV or text corpus of any size into one TSV (index, label, probabilities): "
                   "streaming, resumable, on this machine or on Ray")
 def _classify(argv, prog):
-    p = _parser("classify", STEPS["classify"][1], prog)
+    p = STEPS.parser("classify", prog)
     _input_options(p)
     _model_options(p)
     _engine_options(p)

@@ -10,14 +10,18 @@ from tinybert.settings import defaults
 DEFAULTS = defaults()  # the settings table: every default below comes from it
 VOCAB_FILE = vocab_path(DEFAULTS["CKPT_DIR"])
 
-STEPS = {}
+class StepTable(dict):
+    """One cli module's steps, name -> (function, help); cli.main joins the modules' tables."""
 
+    def step(self, name: str, help_text: str):
+        def register(func):
+            self[name] = (func, help_text)
+            return func
+        return register
 
-def step(name: str, help_text: str):
-    def register(func):
-        STEPS[name] = (func, help_text)
-        return func
-    return register
+    def parser(self, name: str, prog: str | None) -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(prog=prog or f"python -m tinybert {name}", description=self[name][1],
+                                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def int_at_least(minimum: int, what: str):
@@ -38,6 +42,7 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "a non-negative integer")
 
 
-def _parser(name: str, description: str, prog: str | None) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog or f"python -m tinybert {name}", description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+def batch_sizes(text: str) -> tuple[int, ...]:
+    """An argparse type: batch sizes separated by spaces or commas, each a positive integer."""
+    return tuple(positive_int(part) for part in text.replace(",", " ").split())

@@ -1,5 +1,5 @@
-"""The registry (tinybert/registry.py) as the Markdown tables README.md shows (`python -m tinybert
-registry`; a test keeps README equal to them)."""
+"""The registry (tinybert/registry.py) as the Markdown tables the docs show (`python -m tinybert
+registry`: docs/cpu-paths.md, docs/architecture.md; a test keeps the files equal to them)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tinybert.settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
-from tinybert.cli.parsers import DEFAULTS, STEPS, _parser, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
 
 PAIRS = ("onnxruntime fp32", "onnxruntime int8", "onnxruntime int8_static", "openvino fp32", "openvino bf16",
          "openvino int8", "pytorch fp32", "pytorch bf16")
@@ -21,11 +21,15 @@ def _pair(text: str) -> tuple[str, str]:
     return pair
 
 
+STEPS = StepTable()
+step = STEPS.step
+
+
 @step("roofline", "matrix-multiply rates at the model's shapes ([bs x tokens, 312] x 312x312, 312x1200, 1200x312) "
                   "per runtime and precision")
 def _roofline(argv, prog):
-    p = _parser("roofline", STEPS["roofline"][1], prog)
-    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)),
+    p = STEPS.parser("roofline", prog)
+    p.add_argument("--batch_sizes", type=batch_sizes, default=" ".join(map(str, BATCH_SIZES)),
                    help="space-separated; M = each batch size x --tokens")
     p.add_argument("--tokens", type=positive_int, default=ROOFLINE_TOKENS,
                    help="tokens per sentence in a length-bucketed batch (SST-2 dev's mean real length)")
@@ -42,14 +46,10 @@ def _roofline(argv, prog):
                    help="also the square-size fp32 and int8 rates (512-2048), the second, machine-comparison figure")
     p.add_argument("--json_out", default=None, help="write the rates as JSON here")
     a = p.parse_args(argv)
-    try:
-        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
-    except argparse.ArgumentTypeError as exc:
-        p.error(f"--batch_sizes: {exc}")
     for name in ("min_time", "budget"):
         if getattr(a, name) < 0:
             p.error(f"--{name}: expected a non-negative number of seconds, got {getattr(a, name)}")
-    _run(a, sizes)
+    _run(a, list(a.batch_sizes))
 
 
 def _load_average() -> float:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tinybert.settings import MODEL_FILES
-from tinybert.cli.parsers import DEFAULTS, STEPS, _parser, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, positive_int
 
 
 def _print(text: str) -> None:
@@ -16,13 +16,17 @@ def _print(text: str) -> None:
     sys.stdout.buffer.flush()
 
 
-@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, README's Markdown")
+STEPS = StepTable()
+step = STEPS.step
+
+
+@step("settings", "the settings table: shell defaults for test/common.sh, a script's settings help, docs/settings.md's Markdown")
 def _settings(argv, prog):
-    p = _parser("settings", STEPS["settings"][1], prog)
+    p = STEPS.parser("settings", prog)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--shell", action="store_true",
                       help="lines for eval: each setting, unless set and non-empty, becomes its default")
-    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (README.md)")
+    form.add_argument("--markdown", action="store_true", help="the table with each default's reason (docs/settings.md)")
     form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
     p.add_argument("--script", default=None,
                    help="only the settings this test/*.sh reads (the shared ones and its own); default: all")
@@ -59,7 +63,7 @@ def _paths(argv, prog):
     from tinybert.settings import FAST_MODEL_KINDS, model_path
 
     backends = backend_names()
-    p = _parser("paths", STEPS["paths"][1], prog)
+    p = STEPS.parser("paths", prog)
     p.add_argument("kind", nargs="+",
                    help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
                         f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
@@ -79,10 +83,10 @@ def _paths(argv, prog):
 
 @step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
 def _backend(argv, prog):
-    from tinybert.runtimes.backend_choice import choose_backend
+    from tinybert.runtimes.route import choose_backend
     from tinybert.registry import Request
 
-    p = _parser("backend", STEPS["backend"][1], prog)
+    p = STEPS.parser("backend", prog)
     p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
     p.add_argument("--batch_size", type=positive_int, nargs="+", required=True,
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
@@ -92,12 +96,23 @@ def _backend(argv, prog):
     print(choose_backend(a.requested, a.batch_size, request))
 
 
-@step("registry", "the registry as README's tables: BACKEND values, CPU paths and benchmark rows, runtimes")
+@step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes")
 def _registry(argv, prog):
     from tinybert.cli.registry_text import TABLES
 
-    p = _parser("registry", STEPS["registry"][1], prog)
+    p = STEPS.parser("registry", prog)
     p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all three)")
     a = p.parse_args(argv)
     names = [a.table] if a.table else list(TABLES)
     _print("\n".join(TABLES[name]() for name in names))
+
+
+@step("modules", "the package's modules (or the test files) as docs/architecture.md's (docs/testing.md's) table")
+def _modules(argv, prog):
+    from tinybert.cli import modules_text
+
+    p = STEPS.parser("modules", prog)
+    p.add_argument("which", nargs="?", choices=sorted(modules_text.FOLDERS), default="package",
+                   help="package: tinybert/ (docs/architecture.md); tests: tests/ (docs/testing.md)")
+    a = p.parse_args(argv)
+    _print(modules_text.markdown(a.which))

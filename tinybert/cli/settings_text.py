@@ -1,8 +1,5 @@
-"""The settings table (tinybert/settings.py) as text: the assignments test/common.sh evaluates, the help
-each script prints with its usage, and the Markdown table in README.md.
-
-Standard library only: every test/*.sh runs this when it starts.
-"""
+"""The settings table as text: test/common.sh's assignments, each script's help, docs/settings.md's table.
+Standard library only: every test/*.sh runs this when it starts."""
 
 from __future__ import annotations
 
@@ -108,7 +105,7 @@ def _cell(text: str, code: bool = False) -> str:
 
 
 def markdown(script: str | None = None) -> str:
-    """The settings table for README.md (a test keeps README equal to this)."""
+    """The settings table for docs/settings.md (a test keeps the file equal to this)."""
     settings = for_script(script)
     lines = ["| 设置 | 默认值 | 读取它的脚本 | 理由 |", "| ---- | ---- | ---- | ---- |"]
     for s in settings:

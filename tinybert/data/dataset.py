@@ -1,8 +1,5 @@
-"""Reading GLUE SST-2 TSV files (`dev.tsv`: sentence, label; `test.tsv`: index, sentence).
-
-The GLUE reader uses no quote character, so a `"` is part of the sentence. Columns are found by
-header name, so extra columns are tolerated; every row must have as many fields as the header.
-"""
+"""Reading GLUE SST-2 TSV files (`dev.tsv`: sentence, label; `test.tsv`: index, sentence) as GLUE reads them:
+no quote character, columns by header name, every row as many fields as the header."""
 
 from __future__ import annotations
 
@@ -61,11 +58,8 @@ def _check_ids(path: str, ids: list[str], first_line: int = 2) -> None:
 
 
 def read_sst2_tsv(path: str) -> Dataset:
-    """Read an SST-2 style TSV; raise DataFormatError naming the file and line on bad input.
-
-    CRLF or CR line endings, a UTF-8 BOM and trailing blank lines are accepted; a blank line
-    between sentences, a row with a different field count, or a bad label is refused.
-    """
+    """Read an SST-2 style TSV (CRLF/CR endings, a BOM, trailing blank lines accepted); raise DataFormatError
+    naming the file and line for a blank line between sentences, a wrong field count or a bad label."""
     expect(os.path.isfile(path), DataFormatError,
            f"{path}: expected the SST-2 TSV file (e.g. glue_dir/SST-2/dev.tsv), found no such file")
     num_bytes = os.path.getsize(path)

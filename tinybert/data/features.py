@@ -1,10 +1,5 @@
-"""SST-2 sentences -> ModelZoo binary features, and the manifest that describes them.
-
-Layout, as the ModelZoo preprocessing writes it: `<bin_dir>/{input_ids,segment_ids,input_mask}/input{i}.bin`,
-each a raw little-endian int64 `[1, seq_len]` array. `<bin_dir>/manifest.json` records the sample count,
-sequence length, labels, real lengths and checksums, so later steps never hard-code 872 and never
-re-tokenize to find labels.
-"""
+"""SST-2 sentences -> ModelZoo binary features (`<bin_dir>/{input_ids,segment_ids,input_mask}/input{i}.bin`,
+int64 `[1, seq_len]`) and the manifest that lets later steps check them without re-tokenizing."""
 
 from __future__ import annotations
 
@@ -77,9 +72,8 @@ def load_wordpiece_tokenizer(vocab_path: str):
 
 def encode_sentences(sentences: list[str], vocab_path: str, seq_len: int, chunk_size: int = 4096,
                      progress: bool = False, tokenizer=None) -> Features:
-    """Tokenize like the ModelZoo preprocessing: [CLS] tokens[:seq_len-2] [SEP], zero padding.
-    `tokenizer`: the one `load_wordpiece_tokenizer(vocab_path)` returns, when the caller keeps it
-    across calls (classify encodes chunk after chunk)."""
+    """Tokenize like the ModelZoo preprocessing: [CLS] tokens[:seq_len-2] [SEP], zero padding; `tokenizer`:
+    `load_wordpiece_tokenizer(vocab_path)`'s, for callers that keep it across calls (classify)."""
     expect(seq_len >= 3, UsageError, f"expected max_seq_length >= 3, got {seq_len}")
     tokenizer = tokenizer or load_wordpiece_tokenizer(vocab_path)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")

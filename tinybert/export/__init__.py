@@ -1,19 +1,5 @@
-"""Checkpoint -> ONNX models, each checked against PyTorch eager before it is kept.
-
-- `export`: the model card's static pair for one batch size, `TinyBERT_bs{bs}.onnx` (TorchScript
-  exporter, opset 11) and `TinyBERT_sim_bs{bs}.onnx` (onnx-simplifier): what ATC and
-  ORT_MODEL=static use.
-- `export_fast_models`: the batch-independent models: `TinyBERT_dynamic.onnx` (batch and sequence
-  axes dynamic, standard ops only), `TinyBERT_sim_dynamic.onnx` (simplified: what ATC turns into
-  gear models), `TinyBERT_fast.onnx` (fp32, the last layer computed at [CLS] only: the CPU paths'
-  graph) and `TinyBERT_int8.onnx` (the fast model, dynamically quantized); kept when newer than the weights.
-- `export_static_int8`: `TinyBERT_int8_static.onnx`, the fast model in static int8 calibrated on a
-  seeded sample of a training file, with its calibration record (cached).
-- `export_openvino_int8`: the OpenVINO peer's NNCF int8 IR, on the same calibration sample.
-- `ensure_model(kind, ...)`: whichever of these writes a model kind (what the benchmark asks for).
-
-Every model goes through `checking.check_models`: a model that fails its check is removed.
-"""
+"""Checkpoint -> ONNX models (the card's static pair, the batch-independent fast models, static int8, OpenVINO
+int8), each checked against PyTorch eager by `checking.check_models` and removed when it fails."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""Static int8: activation ranges calibrated ahead of time on a seeded sample of a training file.
-
-`export_static_int8` writes `TinyBERT_int8_static.onnx` (QDQ, from the fp32 fast model) and,
-beside it, `TinyBERT_int8_static.calibration.json`: the calibration file (name and sha256), the
-sample size, seed and the sampled rows' digest, and the fp32 model it was made from. That record
-is the cache key: a second export with the same inputs and an unchanged fp32 model is skipped.
-Calibrating on the evaluation set is refused. The model is checked like every export
-(`check_models`): prediction agreement with PyTorch below MIN_AGREEMENT removes it.
-"""
+"""Static int8: activation ranges calibrated ahead of time on a seeded sample of a training file (never the
+evaluation set); its calibration record beside the model is the cache key of the export."""
 
 from __future__ import annotations
 

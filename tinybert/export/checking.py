@@ -27,10 +27,10 @@ def write_model(path: str, write, note: str):
 
 def load_checked_model(model_dir: str, opset: int, seq_len: int):
     """The PyTorch backend of the checkpoint, after checking the export options fit it."""
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
 
     expect(opset >= MIN_OPSET, UsageError, f"expected ONNX opset >= {MIN_OPSET} (erf GELU, ATC support), got {opset}")
-    torch_backend = create_backend("pytorch", model_dir)
+    torch_backend = open_runtime("pytorch", model_dir)
     max_positions = torch_backend.model.config.max_position_embeddings
     expect(seq_len <= max_positions, UsageError, f"expected seq_len <= {max_positions} (max positions), got {seq_len}")
     return torch_backend
@@ -95,17 +95,15 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
 
 def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
                  remove_on_failure, min_agreement: float | None = None, runtime: str = "onnxruntime") -> dict:
-    """Run each model with ONNX Runtime and compare with PyTorch's logits, one line per model. When a
-    `gated` model fails the exact gate (`tolerance`), or (with `min_agreement`, for reduced-precision
-    models) any model fails the agreement gate, the files in `remove_on_failure` are removed (a model
-    that failed its check must not look ready) and an ExportError says which."""
+    """Compare each model's logits on `runtime` with PyTorch's; on a failed gate (`tolerance` for `gated`
+    models, `min_agreement`) remove `remove_on_failure`, so no failed model looks ready, and raise ExportError."""
     from tinybert import gates
-    from tinybert.runtimes import create_backend
+    from tinybert.runtimes import open_runtime
 
     report: dict = {"max_abs_diff": {}, "agreement": {}}
     batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
     for key, path in paths.items():
-        logits = model_logits(create_backend(runtime, path), check.arrays, check.batch_size, bucket_edges)
+        logits = model_logits(open_runtime(runtime, path), check.arrays, check.batch_size, bucket_edges)
         diff = float(np.abs(logits - check.reference).max())
         agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
         report["max_abs_diff"][key], report["agreement"][key] = diff, agreement

@@ -1,6 +1,5 @@
-"""The batch-independent models: the dynamic export (plain and simplified, for ATC gear models) and
-the CPU paths' models, exported with the last encoder layer computed at [CLS] only: fp32 and
-dynamic int8."""
+"""The batch-independent models: the dynamic export (plain and simplified, for ATC gear models) and the CPU
+paths' fp32 and dynamic int8 models, with the last encoder layer computed at [CLS] only."""
 
 from __future__ import annotations
 
@@ -18,12 +17,8 @@ FP32_KINDS = ("dynamic", "sim_dynamic", "fast")  # held to the tolerance; int8 i
 def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = OPSET, seq_len: int = SEQ_LEN,
                        features_dir: str | None = None, tolerance: float = EXPORT_TOLERANCE,
                        force: bool = False) -> dict:
-    """Write the dynamic (plain and simplified), fast and int8 models, unless all are newer than the
-    weights (or `force`); fail, removing them all, when an fp32 model's logits leave `tolerance`.
-
-    The fast model is the plain graph, not fused: measured side by side, ONNX Runtime's own graph
-    optimisations on it beat its fused Attention kernel at batch sizes >= 8 and tied at 1, and
-    computing the last layer at [CLS] only (`cls_only_last_layer`) saves a fifth of the FLOPs."""
+    """Write the dynamic, fast and int8 models unless all are newer than the weights (or `force`); the fast model
+    stays unfused (docs/measurements/fused-attention.md). Removes them all when an fp32 model leaves `tolerance`."""
     from tinybert.model.modeling import cls_only_last_layer, weights_path
 
     paths = {kind: model_path(kind, out_dir) for kind in FAST_MODEL_KINDS}

@@ -52,9 +52,8 @@ def quantize_int8(source: str, target: str) -> None:
 
 
 def quantize_static_int8(source: str, target: str, calibration_batches) -> None:
-    """Static int8 (QDQ): MatMul weights int8 per output channel, activations uint8 with ranges
-    calibrated ahead of time on `calibration_batches` (dicts of input name -> array). Per-channel
-    DequantizeLinear needs opset 13, so the graph is converted first."""
+    """Static int8 (QDQ): MatMul weights int8 per output channel, activations uint8 calibrated on
+    `calibration_batches` (input name -> array); converted to opset 13 first, as per-channel dequantizing needs."""
     import logging
     import os
     import tempfile

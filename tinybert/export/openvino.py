@@ -1,6 +1,5 @@
-"""OpenVINO's int8 model of the fast export, for the benchmark's OpenVINO int8 peer rows: NNCF
-post-training quantization (OpenVINO's documented recipe) on the same calibration sample as the
-project's static int8, saved as OpenVINO IR (`TinyBERT_ov_int8.xml` and its `.bin`)."""
+"""The OpenVINO int8 peer's model of the fast export: NNCF post-training quantization (OpenVINO's documented
+recipe) on the project's static int8 calibration sample, saved as IR (`TinyBERT_ov_int8.xml` and `.bin`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The TinyBERT SST-2 classifier on transformers' BERT modules, and loading of release checkpoints.
-
-Numerics follow the original TinyBERT modeling code: erf GELU, LayerNorm eps 1e-12,
-additive mask `(1 - mask) * -10000`, pooler `tanh(dense(h[:, 0]))`, and the head
-`classifier(relu(pooled))`, which a stock BertForSequenceClassification does not have.
-"""
+"""The TinyBERT SST-2 classifier on transformers' BERT modules, with the original TinyBERT numerics (erf GELU,
+additive mask, a relu before the classifier, which BertForSequenceClassification lacks), and checkpoint loading."""
 
 from __future__ import annotations
 
@@ -70,10 +66,8 @@ def load_bert_config(model_dir: str):
 
 
 def _tinybert_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Attention as the original TinyBERT computes it: scores divided by sqrt(head size), plus the
-    additive mask, softmax (no dropout at inference). transformers' eager path multiplies by the
-    inverse instead, which puts two Muls in front of the mask Add and stops ONNX Runtime's attention
-    fusion from finding the mask; the Div keeps the exported graph fusable."""
+    """Attention as the original TinyBERT computes it: scores divided by sqrt(head size) (transformers' multiply
+    by the inverse hides the mask from ONNX Runtime's attention fusion), plus the additive mask, softmax."""
     import math
 
     import torch
@@ -137,10 +131,8 @@ def _build_classifier_class():
 
 
 def _last_layer_at_cls(layer, hidden, extended_mask):
-    """The last encoder layer's output at position 0 only, `[bs, 1, hidden]`. The classifier reads
-    nothing else, and every step after the keys and values (attention for one query row, the output
-    projection, LayerNorms, feed-forward) works row by row, so the result is the full layer's
-    position-0 row: the same arithmetic on ~1/L of the work for that layer."""
+    """The last encoder layer's output at position 0 only, `[bs, 1, hidden]`: all the classifier reads, and
+    exactly the full layer's row, since every step after the keys and values works row by row."""
     import math
 
     import torch

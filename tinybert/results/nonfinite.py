@@ -1,9 +1,5 @@
-"""Non-finite logits (NaN, +inf, -inf): what an fp16 overflow on the NPU writes.
-
-`argmax` over such a row returns a class without meaning (NaN compares false with everything), so
-no step scores or compares them silently: they are counted, the files holding them are named, and
-the caller decides (postprocess refuses by default; compare leaves them out of its statistics).
-"""
+"""Non-finite logits (NaN, +-inf), what an fp16 overflow on the NPU writes: argmax gives them a meaningless
+class, so they are counted and their files named, and the caller decides (postprocess refuses by default)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Which features a result folder's outputs were made from, and the one check that they fit.
-
-The inference summary (either ais_bench layout, `resultdir.read_summary`) records the features the
-run read (`features.features_provenance`: manifest, sample count, source and feature checksums).
-Postprocess holds that record against the manifest it scores with; compare holds one folder's record
-against the other's. Folders without a record (a genuine ais_bench run, a copied folder) pass here
-and are still held to the manifest's sample count by `read_logits`.
-"""
+"""Which features a result folder's outputs were made from (the summary's record) and the one check that they
+fit the manifest scored with, or the other folder compared; folders without a record pass here."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""Result folders in the layout ais_bench writes, and a strict reader for them.
-
-`<root>/<YYYY_MM_DD-HH_MM_SS>/<stem>_<output index>.<txt|bin|npy>` plus `<root>/<name>_summary.json`,
-as ais_bench names them (`--output_dirname` replaces the timestamp). The writer stages everything in a hidden folder and renames it into place only
-when complete, under a name no other run holds: an interrupted run leaves nothing that looks
-finished, and earlier results are never overwritten.
-
-Readers take folders of every ais_bench generation: the ais_infer-era tool the model card was written
-for (`ais_infer_result_bs1`) wrote its summary as `sumary.json` (sic) inside the folder instead;
-`read_summary` finds it in either place, and `read_logits` never counts it as an output.
-"""
+"""Result folders in ais_bench's layout, staged hidden and renamed into place under a name no other run holds,
+and a strict reader that takes every ais_bench generation's layout (the old `sumary.json` too)."""
 
 from __future__ import annotations
 
@@ -63,11 +54,8 @@ def summary_files(folder: str) -> tuple[str, str]:
 
 
 def read_summary(folder: str) -> Summary | None:
-    """The summary of result folder `folder`, whichever ais_bench generation wrote it; None without one.
-
-    Both layouts present (a copy that gained the other's file) must agree: the same JSON is read
-    once; two that differ are refused, since either could be the record of other outputs.
-    """
+    """The summary of result folder `folder`, whichever ais_bench generation wrote it; None without one. Both
+    layouts present must hold the same JSON: two that differ are refused (either could record other outputs)."""
     beside, inside = summary_files(folder)
     found = [Summary(read_json(path, ResultFolderError, what), path)
              for path, what in ((beside, "the inference summary written beside the result folder"),

@@ -7,7 +7,7 @@ import onnxruntime as ort
 
 from tinybert.capabilities import INSTALL_HINTS, PROVIDERS, ort_providers
 from tinybert.errors import BackendUnavailableError, UsageError, expect
-from tinybert.runtimes.onnxruntime import OnnxRuntimeBackend
+from tinybert.runtimes.onnxruntime import OrtRuntime
 
 PROVIDER = PROVIDERS["cann"]
 
@@ -17,7 +17,7 @@ def cann_providers(device: int) -> list:
     return [(PROVIDER, {"device_id": device}), "CPUExecutionProvider"]
 
 
-class CannBackend(OnnxRuntimeBackend):
+class CannRuntime(OrtRuntime):
     name = "cann"
 
     def __init__(self, model_path: str, threads: int | None = None, device: int = 0, providers: list | None = None):
@@ -30,6 +30,7 @@ class CannBackend(OnnxRuntimeBackend):
             raise BackendUnavailableError(
                 f"backend 'cann' needs ONNX Runtime's {PROVIDER}, which this onnxruntime "
                 f"{getattr(ort, '__version__', '')} does not have (available: {', '.join(available)}); "
-                f"install it: {INSTALL_HINTS['cann']}")
+                f"on a machine with an Ascend NPU, source the CANN toolkit's set_env.sh (CANN_SET_ENV), then "
+                f"{INSTALL_HINTS['cann']} in place of onnxruntime")
         super().__init__(model_path, threads=threads, providers=cann_providers(device), requests=1)
         self.device = device

@@ -19,7 +19,7 @@ def _fixed_dim(dim) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-class OnnxRuntimeBackend:
+class OrtRuntime:
     name = "onnxruntime"
 
     def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None,

@@ -1,11 +1,5 @@
-"""OpenVINO on the CPU: fp32, or bf16 where the CPU computes it natively.
-
-`hint` is OpenVINO's PERFORMANCE_HINT: LATENCY (one stream on all cores) or THROUGHPUT (several
-streams). The project's runner calls `run` from `requests` threads at once (REQUESTS), each with its
-own infer request, on as many streams; the benchmark's peer rows use OpenVINO's own documented
-configuration instead: `run_overlapped`, an AsyncInferQueue of its optimal number of infer requests
-with a completion callback.
-"""
+"""OpenVINO on the CPU, fp32 or native bf16: the runner's `requests` threads each with its own infer request,
+or (the benchmark's peer rows) OpenVINO's documented AsyncInferQueue through `run_overlapped`."""
 
 from __future__ import annotations
 
@@ -23,7 +17,7 @@ from tinybert.runtimes.runner import resolve_requests
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
 
-class OpenVinoBackend:
+class OpenVinoRuntime:
     name = "openvino"
     batch_size = None
     seq_len = None
@@ -64,17 +58,8 @@ class OpenVinoBackend:
         return np.array(result[0], dtype=np.float32)
 
     def run_overlapped(self, inputs, on_output) -> None:
-        """Run every (input_ids, segment_ids, input_mask) of `inputs` through OpenVINO's
-        AsyncInferQueue with its optimal number of infer requests and a completion callback, as
-        OpenVINO's samples use it; `on_output(position, logits)` sees each result, in order, on the
-        calling thread.
-
-        The callback runs on an OpenVINO thread, holding the GIL: it only copies the request's logits
-        (the request's buffer is reused by its next input) into a dict keyed by the userdata, the
-        position, and it never raises (see `_copy_logits_into`). It calls no code of the caller, and
-        nothing it references leads back to the queue or this backend (a cycle through them can be
-        collected on that thread, inside a callback, running OpenVINO's destructors there). A pass
-        never returns with requests in flight; after a failed one the queue is replaced."""
+        """Run `inputs` through OpenVINO's AsyncInferQueue as its samples do; `on_output(position, logits)` sees
+        each result in order on the calling thread; the callback only copies, and never raises."""
         ov = require("openvino", f"backend {self.name!r}")
         queue = self._async_queue or ov.AsyncInferQueue(self.compiled, max(1, self.requests_in_flight))
         self._async_queue = None  # given back below once the pass completes
@@ -98,10 +83,8 @@ def _logits_of(request) -> np.ndarray:
 
 
 def _copy_logits_into(ready: dict):
-    """The completion callback. An error in it is kept, not raised: OpenVINO would keep a raised one
-    in the queue (raising it from every later call) with its traceback, whose frames hold the queue,
-    a cycle through C++ that Python's collector cannot free; the queue, its requests and what the
-    callback references then live until exit, where tearing them down aborted the process."""
+    """The completion callback; an error is kept, not raised: a raised one stays in the queue with a traceback
+    holding the queue, a cycle through C++ that is never freed."""
     def copy_logits(request, position) -> None:
         try:
             ready[position] = _logits_of(request)
@@ -131,7 +114,7 @@ def _settle(queue) -> None:
         pass
 
 
-class OpenVinoBf16Backend(OpenVinoBackend):
+class OpenVinoBf16Runtime(OpenVinoRuntime):
     name = "openvino-bf16"
 
     def __init__(self, model_path: str, threads: int | None = None, hint: str = "LATENCY",

@@ -10,7 +10,7 @@ from tinybert.machine import physical_cores
 from tinybert.model.modeling import load_tinybert
 
 
-class PyTorchBackend:
+class PyTorchRuntime:
     name = "pytorch"
     batch_size = None
     seq_len = None

@@ -1,12 +1,5 @@
-"""Running a model over batches, for every step that does: which batches (the model card's
-consecutive ones, or length-bucketed), filling a fixed-size model's last batch, running and timing
-each call, putting outputs back in sample order, and ais_bench's throughput/latency figures.
-
-Length bucketing: SST-2 dev sentences are 25 tokens long on average (55 at most), so padding every
-batch to 64 wastes most of the work. Batches are formed over the samples sorted by length and
-trimmed to the smallest bucket edge that holds their longest sample; outputs are scattered back by
-index, so result folders and accuracy do not change.
-"""
+"""Running a model over batches for every step: the card's consecutive batches or length-bucketed ones (padding
+every SST-2 batch to 64 wastes most of the work), outputs back in sample order, and ais_bench's figures."""
 
 from __future__ import annotations
 
@@ -17,9 +10,8 @@ import numpy as np
 
 from tinybert.errors import DataFormatError, UsageError, expect
 
-# Padding each length-sorted batch to its own longest sample ("tight") beat the 16/32/48/64 gears on
-# ONNX Runtime in the README's benchmark (row C16), so the CPU paths use tight buckets. Ascend gear
-# models need a fixed list.
+# "tight": each length-sorted batch padded to its own longest sample, faster on the CPU than the 16/32/48/64
+# gears (docs/measurements/benchmark-avx2.md); Ascend gear models need a fixed list.
 TIGHT = None
 CARD_BATCHES = "off"  # bucket_edges value for the model card's batches: consecutive samples at the full length
 GEAR_STEP = 16
@@ -78,10 +70,8 @@ def bucket_length(longest: int, edges: tuple[int, ...] | None) -> int:
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, edges: tuple[int, ...] | None = TIGHT) -> list[Batch]:
-    """Batches of up to `batch_size` samples of similar length; every sample appears exactly once.
-
-    With gear edges, a batch never straddles two buckets, so each runs at its own gear.
-    """
+    """Batches of up to `batch_size` samples of similar length, every sample exactly once; with gear edges
+    a batch never straddles two buckets, so each runs at its own gear."""
     expect(batch_size > 0, UsageError, f"expected a positive batch size, got {batch_size}")
     order = np.argsort(lengths, kind="stable")
     if edges is TIGHT:
@@ -99,9 +89,8 @@ def plan_batches(lengths: np.ndarray, batch_size: int, edges: tuple[int, ...] | 
 
 def split_calls(batches: list[Batch], lengths: np.ndarray, max_tokens: int | None,
                 edges: tuple[int, ...] | None = TIGHT) -> list[Batch]:
-    """Each length-sorted batch as calls of at most `max_tokens` positions (rows x padded length; one
-    row at least), each trimmed to its own longest sample (CALL_TOKENS: on the CPU, calls that big
-    beat larger ones, whose activations outgrow the caches). None or 0 keeps the batches whole."""
+    """Each length-sorted batch as calls of at most `max_tokens` positions (rows x padded length, one row at
+    least), each trimmed to its longest sample: larger calls outgrow the caches. None or 0: whole batches."""
     if not max_tokens:
         return batches
     calls = []
@@ -128,15 +117,8 @@ def consecutive_batches(count: int, batch_size: int, length: int) -> list[Batch]
 def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_size: int | None = None,
          bucket_edges: str | None = CARD_BATCHES, source: str = "input_mask",
          call_tokens: int | None = None, full_only: bool = False) -> tuple[list[Batch], int | None]:
-    """The calls in the order they run, and the size to fill them to (None: no filler rows).
-
-    A static model, or `bucket_edges="off"`, gets the model card's batches: consecutive samples at
-    full length; a model with a fixed batch size gets its last one filled as ais_bench fills it. A
-    dynamic model otherwise gets length-sorted batches trimmed to their bucket ("tight", or edges
-    such as "16,32,48,64"), each run as calls of at most `call_tokens` positions (`split_calls`).
-    `full_only` (perf's steady-state workload) keeps the batches of exactly `batch_size` samples (the
-    first batch when none is full), before any is split.
-    """
+    """The calls in the order they run and the size to fill them to (None: no filler): the card's batches for a
+    static model or "off", else length-bucketed ones split by `call_tokens`; `full_only`: full batches only."""
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == CARD_BATCHES:
         return _full(consecutive_batches(count, batch_size, seq_len), batch_size, full_only), model_batch_size
@@ -178,10 +160,8 @@ def batch_inputs(arrays, batch: Batch, fill_to: int | None = None) -> list[np.nd
 
 
 def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, on_batch=None, requests: int = 1):
-    """Logits `[N, 2]` in sample order and the compute time of each call (ms), whatever order the
-    batches run in. `on_batch(batch, logits)` sees each batch's own rows, in batch order, on the
-    calling thread. With `requests` > 1, that many calls are in flight at once (`run` must be
-    thread-safe); each call's time is then its own, overlapping the others'."""
+    """Logits `[N, 2]` in sample order and each call's compute time in ms, with `requests` calls in flight (`run`
+    thread-safe when more); `on_batch(batch, logits)` sees each batch's rows in order on the calling thread."""
     def call(batch):
         inputs = batch_inputs(arrays, batch, fill_to)
         tick = time.perf_counter()
@@ -201,9 +181,8 @@ def run_batches(run, arrays, batches: list[Batch], fill_to: int | None = None, o
 
 
 def in_flight(call, items, requests: int = 1):
-    """`call(item)` for each item, results in item order, with up to `requests` calls running at once
-    on worker threads (a few more queued, so the caller's work on one result overlaps the next
-    calls). ONNX Runtime and OpenVINO release the GIL while they compute."""
+    """`call(item)` for each item, results in item order, up to `requests` running at once on worker threads
+    (a few more queued, so the caller's work overlaps); ONNX Runtime and OpenVINO release the GIL."""
     expect(requests > 0, UsageError, f"expected a positive number of requests in flight, got {requests}")
     if requests == 1:
         yield from map(call, items)
@@ -226,9 +205,8 @@ def in_flight(call, items, requests: int = 1):
 
 
 def resolve_requests(requests: int | str | None, threads: int) -> int:
-    """REQUESTS: `auto` (or None) is one request in flight per thread, each on one thread (measured
-    faster than one request on all threads at small batches, and level at large ones); else the
-    number given."""
+    """REQUESTS: `auto` (or None) is one request in flight per thread, each on one thread (faster than one on all
+    threads: docs/measurements/benchmark-avx2.md); else the number given."""
     if requests is None or str(requests).strip().lower() in ("", "auto"):
         return max(1, threads)
     try:
@@ -239,25 +217,24 @@ def resolve_requests(requests: int | str | None, threads: int) -> int:
     return count
 
 
-def run_batches_overlapped(backend, arrays, batches: list[Batch]):
-    """As `run_batches` for a backend with its own asynchronous queue (`run_overlapped`, the
-    benchmark's OpenVINO THROUGHPUT rows): logits in sample order and, per batch, the wall time of
-    the whole pass divided by the batches (no single call's compute time exists)."""
+def run_batches_overlapped(runtime, arrays, batches: list[Batch]):
+    """As `run_batches` for a runtime with its own queue (`run_overlapped`): logits in sample order and, per batch,
+    the pass's wall time divided by the batches, since no single call's compute time exists."""
     logits = np.empty((len(arrays[0]), 2), dtype=np.float32)
 
     def on_output(position, out):
         logits[batches[position].indices] = out[:len(batches[position].indices)]
 
     tick = time.perf_counter()
-    backend.run_overlapped((batch_inputs(arrays, b) for b in batches), on_output)
+    runtime.run_overlapped((batch_inputs(arrays, b) for b in batches), on_output)
     per_batch = (time.perf_counter() - tick) * 1000.0 / max(1, len(batches))
     return logits, [per_batch] * len(batches)
 
 
-def model_logits(backend, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
-    """Logits of every sample, batched as `plan` decides for this backend's model."""
-    batches, fill_to = plan(arrays, batch_size, backend.seq_len, backend.batch_size, bucket_edges)
-    return run_batches(backend.run, arrays, batches, fill_to, requests=backend.requests)[0]
+def model_logits(runtime, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
+    """Logits of every sample, batched as `plan` decides for this runtime's model."""
+    batches, fill_to = plan(arrays, batch_size, runtime.seq_len, runtime.batch_size, bucket_edges)
+    return run_batches(runtime.run, arrays, batches, fill_to, requests=runtime.requests)[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

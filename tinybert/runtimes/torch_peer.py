@@ -1,10 +1,5 @@
-"""PyTorch as a peer at its best on the CPU, as a user who already has torch would run it: bf16
-autocast and/or `torch.compile` (Inductor, dynamic shapes, weights frozen), the last layer at [CLS]
-only, one call at a time on all threads, inference mode.
-
-Compilation is kept out of the pass time: `warm_up(shapes)` runs each (batch size, length) once, and
-every call that compiled adds its time to `compile_seconds` (and one to `compiling_calls`).
-"""
+"""PyTorch as a peer at its best on the CPU, as a torch user would run it (bf16 autocast and/or torch.compile with
+frozen weights, last layer at [CLS] only); compile time is kept out of the passes (`warm_up`)."""
 
 from __future__ import annotations
 
@@ -29,7 +24,7 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-class TorchPeerBackend:
+class TorchPeerRuntime:
     name = "pytorch-peer"
     batch_size = None
     seq_len = None
@@ -75,24 +70,16 @@ class TorchPeerBackend:
 
 
 def _freeze_weights_when_compiling() -> None:
-    """Inductor's freezing (`torch._inductor.config.freezing`: weights inlined as constants, folded,
-    and on the CPU prepacked for its GEMM kernels; they can no longer change), set for the process
-    as PyTorch's CPU inference examples set it (like `torch.set_num_threads`, and it only acts on
-    graphs compiled with gradients off). Dynamo reads the setting itself when it traces, to make the
-    weights graph constants (guarded per model); given as `torch.compile(options=...)` it reaches
-    Inductor only, which then finds the weights as graph inputs and freezes nothing (measured: a
-    weight changed after compiling still changed the output). Set once, not patched around each
-    call: a config patch cost about 0.2 ms a call here."""
+    """Inductor's freezing (weights folded in as constants), set for the process as PyTorch's CPU examples set it:
+    Dynamo reads it when tracing, `torch.compile(options=...)` would not (docs/measurements/inductor-freezing.md)."""
     import torch._inductor.config
 
     torch._inductor.config.freezing = True
 
 
 def _forward(model, bf16: bool):
-    """The function that is run (and compiled): logits float32 `[bs, 2]`, under bf16 with autocast
-    inside it, so the compiled graph is the autocast one. Each backend gets its own code object:
-    Dynamo keeps compiled graphs, and counts recompilations against its limit, per code object, and
-    frozen weights make each model a graph of its own."""
+    """The function run (and compiled), autocast inside so the compiled graph is the autocast one; a code object
+    per backend, since Dynamo keeps graphs and counts recompilations per code object."""
     def forward(input_ids, segment_ids, input_mask):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(input_ids, segment_ids, input_mask)

@@ -1,11 +1,5 @@
-"""Holding one result folder against another, sample by sample.
-
-The same weights score differently on two devices or precisions (the card: 92.66 on Ascend 310,
-92.32 on 310P, both force_fp16); this step shows where: logit differences, per-sample cosine
-similarity, prediction agreement and flips, accuracy of each, non-finite outputs, and the samples
-that differ most with their sentences. Both folders must hold outputs of the features in `bin_dir`
-(any mix of TXT, BIN and NPY). Optional limits turn it into a gate for CI (exit 1 when exceeded).
-"""
+"""Holding one result folder against another, sample by sample: the same weights score differently on two devices
+or precisions, and this shows where (logit differences, agreement, flips); optional limits make it a CI gate."""
 
 from __future__ import annotations
 
@@ -26,7 +20,7 @@ SENTENCE_WIDTH = 90  # characters of a sentence shown in the text output (the JS
 
 
 def parse_agreement(text: str) -> float:
-    """`--min_agreement`: a fraction in [0, 1] (0.99) or a percentage (99%)."""
+    """`--min_agreement`: a fraction in [0, 1] (`0.99`) or a percentage (`99%`)."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)

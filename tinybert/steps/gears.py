@@ -1,11 +1,5 @@
-"""Length bucketing on Ascend: gear feature folders for `ais_bench --dymDims`, and merging results.
-
-An OM model built with ATC `--dynamic_dims` runs one gear (sequence length) per call. `split`
-writes, per gear, the samples whose real length fits it (and no smaller gear), trimmed to the
-gear and keeping their original file names; ais_bench then runs each gear folder with
-`--dymDims`, and `merge` gathers the per-gear outputs into one result folder in the usual layout,
-so postprocess scores it like any other.
-"""
+"""Length bucketing on Ascend: `split` writes one feature folder per gear for `ais_bench --dymDims` (file names
+kept), `merge` gathers the per-gear outputs into one usual result folder, so postprocess scores it as any other."""
 
 from __future__ import annotations
 
@@ -69,10 +63,8 @@ def gear_folders(gears_dir: str) -> list[tuple[int, str]]:
 
 def merge(parts_root: str, output_root: str, outfmt: str, dirname: str | None = None,
           gears_dir: str | None = None) -> str:
-    """Copy the outputs of every `<parts_root>/gear<L>` ais_bench folder into one new result folder,
-    then remove those per-gear folders and their summaries (kept when anything fails), and
-    `parts_root` itself once empty; with `gears_dir`, the summary records which features the gears
-    were split from."""
+    """Copy every `<parts_root>/gear<L>` folder's outputs into one new result folder, then remove the per-gear
+    folders (kept when anything fails); with `gears_dir`, the summary records the features they came from."""
     parts = sorted((n for n in os.listdir(parts_root) if n.startswith(GEAR_PREFIX)
                     and os.path.isdir(os.path.join(parts_root, n))), key=natural_key)
     expect(parts, ResultFolderError, f"{parts_root}: expected per-gear result folders gear<L>, found none")

@@ -1,11 +1,5 @@
-"""An ais_bench-compatible runner for the backends that run without an NPU.
-
-It reads the `--input` folders as ais_bench does (natural file order, one file per sample) and
-writes the same result folder and summary, printing the same throughput line. A static model runs
-ais_bench's batches: consecutive chunks of `batch_size` files, the last filled with its first
-file. A dynamic-shape model (the CPU paths) runs length-sorted batches trimmed to their longest
-sample (`runner.plan`); outputs are written back by sample index, so the folder is the same.
-"""
+"""An ais_bench-compatible runner for the backends that run without an NPU: the same inputs, result folder,
+summary and throughput line; dynamic models run length-bucketed, outputs written back by sample index."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinybert import INPUT_NAMES
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import ModelFileError, OutputError, UsageError, expect
 from tinybert.data.features import FEATURE_DTYPE, MANIFEST_NAME, features_provenance, load_features
 from tinybert.fileio import natural_key, os_errors_as
@@ -106,17 +100,14 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
 
 
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
-                  outfmt: str = default("OUTFMT"), backend: str = "onnxruntime", output_dirname: str | None = None,
+                  outfmt: str = default("OUTFMT"), runtime: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS,
-                  **backend_options) -> InferenceReport:
-    """Run the model over the input folders and publish one result folder.
-
-    bucket_edges (dynamic-shape models only): None or "tight" pads each length-sorted batch to its
-    longest sample, "16,32,48,64" to gear edges, "off" keeps the full padded length.
-    """
+                  **runtime_options) -> InferenceReport:
+    """Run the model over the input folders and publish one result folder; `bucket_edges` (dynamic models):
+    None or "tight" (each batch to its longest sample), gear edges ("16,32,48,64"), or "off" (full length)."""
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
     started = time.time()
-    runner = create_backend(backend, model_path, **backend_options)
+    runner = open_runtime(runtime, model_path, **runtime_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, ModelFileError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size} "
@@ -149,7 +140,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
             wall_s = time.perf_counter() - tick
             bar.close()
             args = {"model": model_path, "input": ",".join(input_dirs), "output": output_root,
-                    "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": backend,
+                    "outfmt": outfmt.upper(), "batchsize": batch_size, "backend": runtime,
                     "threads": runner.threads, "requests_in_flight": requests,
                     "features": inputs.provenance,
                     "bucketing": None if fill_to else (bucket_edges or "tight"),

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tinybert.runtimes import create_backend
+from tinybert.runtimes import open_runtime
 from tinybert.errors import UsageError, expect
 from tinybert.fileio import write_json_atomic
 from tinybert.runtimes.runner import (CARD_BATCHES, Batch, latency_stats, plan, rows_per_call, run_batches, throughput, throughput_line,
@@ -16,10 +16,8 @@ from tinybert.settings import CALL_TOKENS, SEQ_LEN, WARMUP
 
 
 def synthetic_arrays(batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A full-length batch: a static model does the same work whatever the token values are.
-
-    Token ids alternate 0 and 1, valid in any BERT vocabulary, however small.
-    """
+    """A full-length batch, since a static model does the same work whatever the tokens; ids alternate 0 and 1,
+    valid in any BERT vocabulary."""
     input_ids = np.tile(np.arange(seq_len, dtype=np.int64) % 2, (batch_size, 1))
     return input_ids, np.zeros_like(input_ids), np.ones_like(input_ids)
 
@@ -37,15 +35,14 @@ def bucketed_feature_batches(bin_dir: str, batch_size: int, edges: str | None = 
     return arrays, batches
 
 
-def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, backend: str = "onnxruntime",
+def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: int = WARMUP, runtime: str = "onnxruntime",
             seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
-            bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS, **backend_options) -> dict:
-    """Mean compute time per batch over `loop` runs. A static model runs one full-length batch, as
-    `ais_bench --loop`; a dynamic-shape model with `bin_dir` cycles through the length-bucketed
-    batches of those features, since a full-length batch would not show what it does on real data."""
+            bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS, **runtime_options) -> dict:
+    """Mean compute time per batch over `loop` runs: one full-length batch for a static model, as `ais_bench --loop`;
+    with `bin_dir`, a dynamic model cycles through those features' bucketed batches, as on real data."""
     loop = loop or loop_default("onnxruntime")  # the CPU runtimes' LOOP
     expect(loop > 0, UsageError, f"expected a positive --loop, got {loop}")
-    runner = create_backend(backend, model_path, **backend_options)
+    runner = open_runtime(runtime, model_path, **runtime_options)
     if runner.batch_size is not None:
         expect(runner.batch_size == batch_size, UsageError,
                f"{model_path}: the model has a fixed batch size of {runner.batch_size}, expected {batch_size}")
@@ -77,7 +74,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
     rows = rows_per_call(timed)
     print(throughput_line(rows, compute_ms))
     print(wall_clock_line(samples, wall_s, requests))
-    report = {"backend": backend, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
+    report = {"backend": runtime, "model": model_path, "batch_size": batch_size, "loop": loop, "workload": workload,
               "requests_in_flight": requests, "NPU_compute_time": latency_stats(compute_ms),
               "rows_per_call": rows, "call_tokens": call_tokens,
               "throughput": throughput(rows, compute_ms), "wall_clock_samples_per_s": samples / wall_s}

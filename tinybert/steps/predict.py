@@ -1,8 +1,5 @@
-"""A quick look at the model: label and probabilities for a few sentences.
-
-Sentences go through the same tokenization as the preprocess step (`encode_sentences`) and the
-same backends as the inference step, so what this prints is what the pipeline would score.
-"""
+"""A quick look at the model: label and probabilities for a few sentences, tokenized and run as the pipeline
+does (`encode_sentences`, the inference step's backends), so it prints what the pipeline would score."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from typing import Iterable, TextIO
 
 import numpy as np
 
-from tinybert.runtimes import create_backend
+from tinybert.runtimes.route import plan_model
 from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
 from tinybert.data.features import encode_sentences
 from tinybert.data.tsv import undecodable_byte
@@ -71,14 +68,14 @@ def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
     return sentences
 
 
-def _open_backend(model_dir: str | None, onnx: str | None, threads: int | None, runtime: str = "onnxruntime",
+def _open_runtime(model_dir: str | None, onnx: str | None, threads: int | None, runtime: str = "onnxruntime",
                   requests: int | str | None = None):
     expect((model_dir is None) != (onnx is None), UsageError,
            "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
            f"got {'both' if model_dir and onnx else 'neither'}")
     if onnx is not None:
-        return create_backend(runtime, onnx, threads=threads, **({"requests": requests} if requests else {}))
-    return create_backend("pytorch", model_dir, threads=threads)
+        return plan_model(runtime, onnx, threads=threads, requests=requests).open()
+    return plan_model("pytorch", model_dir, threads=threads).open()
 
 
 def _sequence_length(runner, requested: int | None, model_path: str) -> int:
@@ -94,7 +91,7 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
             vocab_file: str | None = None, max_seq_length: int | None = None,
             threads: int | None = None, runtime: str = "onnxruntime",
             requests: int | str | None = None) -> list[Prediction]:
-    runner = _open_backend(model_dir, onnx, threads, runtime, requests)
+    runner = _open_runtime(model_dir, onnx, threads, runtime, requests)
     model_path = onnx or model_dir
     vocab_file = vocab_file or vocab_path(model_dir or default("CKPT_DIR"))
     seq_len = _sequence_length(runner, max_seq_length, model_path)

@@ -13,17 +13,15 @@ from tinybert.registry import foreign
 from tinybert.bench.roofline import model_shape_lines, rates_for, row_recipe
 from tinybert.settings import ROOFLINE_TOKENS, default
 
-# ais_bench is a foreign tool (registry.foreign) whose printed lines are all it leaves: its
-# pure-inference line is read back from the log. Every other backend runs our perf step, which hands
-# its figures over as JSON.
+# ais_bench is a foreign tool (registry.foreign): its throughput line is read back from the log; every other
+# backend runs our perf step, which hands its figures over as JSON.
 AIS_BENCH_THROUGHPUT = re.compile(
     r"throughput 1000\*batchsize\.mean\((\d+)\)/NPU_compute_time\.mean\(([\d.eE+-]+)\):\s*([\d.eE+-]+)")
 
 
 def perf_figure(record: dict, path: str) -> tuple[float, int]:
-    """The table's fps from `tinybert perf --json_out` figures, and the requests that were in flight:
-    ais_bench's formula, or, where several requests overlapped (their per-call times then understate
-    the rate), the wall-clock samples/s of the same timed loop."""
+    """The table's fps from `tinybert perf --json_out` and the requests in flight: ais_bench's formula, or the
+    loop's wall-clock samples/s where overlapping requests make per-call times understate the rate."""
     what = f"{path}: expected the figures of 'tinybert perf --json_out'"
     requests = record.get("requests_in_flight")
     expect(isinstance(requests, int) and requests >= 1, PipelineError,

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("openvino")
 
-from tinybert.runtimes import create_backend  # noqa: E402
+from tinybert.runtimes import open_runtime  # noqa: E402
 from tinybert.runtimes.runner import plan_batches, real_lengths, run_batches, run_batches_overlapped  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def model(tmp_path_factory):
 def test_overlapped_results_land_in_their_positions_equal_to_the_synchronous_path(model):
     arrays = sample_arrays(300)
     batches = plan_batches(real_lengths(arrays[2]), 3)
-    backend = create_backend("openvino", model, threads=2, hint="THROUGHPUT")
+    backend = open_runtime("openvino", model, threads=2, hint="THROUGHPUT")
     expected = np.stack([arrays[0].sum(1), arrays[2].sum(1)], axis=1).astype(np.float32)
     synchronous, _ = run_batches(backend.run, arrays, batches)
     for _ in range(2):  # the second pass reuses the queue
@@ -64,7 +64,7 @@ def test_overlapped_results_land_in_their_positions_equal_to_the_synchronous_pat
 
 def test_on_output_sees_every_position_once_in_order(model):
     arrays = sample_arrays(50)
-    backend = create_backend("openvino", model, threads=2, hint="THROUGHPUT")
+    backend = open_runtime("openvino", model, threads=2, hint="THROUGHPUT")
     seen = []
     backend.run_overlapped(([a[i:i + 1, :8] for a in arrays] for i in range(50)), lambda p, out: seen.append((p, out)))
     assert [p for p, _ in seen] == list(range(50))
@@ -74,7 +74,7 @@ def test_on_output_sees_every_position_once_in_order(model):
 @pytest.mark.parametrize("where", ["inputs", "on_output"])
 def test_a_failed_pass_leaves_no_request_in_flight_and_the_next_pass_works(model, where):
     arrays = sample_arrays(40)
-    backend = create_backend("openvino", model, threads=2, hint="THROUGHPUT")
+    backend = open_runtime("openvino", model, threads=2, hint="THROUGHPUT")
 
     def inputs():
         for i in range(40):
@@ -104,7 +104,7 @@ def test_an_error_in_the_callback_is_raised_by_the_pass_and_frees_the_queue(mode
     from tinybert.runtimes import openvino as openvino_backend
 
     arrays = sample_arrays(30)
-    backend = create_backend("openvino", model, threads=2, hint="THROUGHPUT")
+    backend = open_runtime("openvino", model, threads=2, hint="THROUGHPUT")
     calls = []
 
     def failing_logits(request):
@@ -130,15 +130,15 @@ STRESS = """
 import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from test_openvino_backend import sample_arrays
-from tinybert.runtimes import create_backend
+from test_openvino_runtime import sample_arrays
+from tinybert.runtimes import open_runtime
 from tinybert.runtimes.runner import plan_batches, real_lengths, run_batches_overlapped
 
 arrays = sample_arrays(1000, seed=1)
 batches = plan_batches(real_lengths(arrays[2]), 1)
 expected = np.stack([arrays[0].sum(1), arrays[2].sum(1)], axis=1).astype(np.float32)
 for _ in range(3):  # 3000 requests, each backend and queue made anew as the benchmark does per row
-    backend = create_backend("openvino", {model!r}, threads=2, hint="THROUGHPUT")
+    backend = open_runtime("openvino", {model!r}, threads=2, hint="THROUGHPUT")
     logits, _ = run_batches_overlapped(backend, arrays, batches)
     assert np.array_equal(logits, expected)
     del backend

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import input_dirs
 
-from tinybert.runtimes import create_backend
-from tinybert.runtimes.torch_peer import TorchPeerBackend, graphs_compiled
+from tinybert.runtimes import open_runtime
+from tinybert.runtimes.torch_peer import TorchPeerRuntime, graphs_compiled
 from tinybert.errors import UsageError
 from tinybert.data.features import load_features
 from tinybert.runtimes.runner import batch_shapes, plan_batches, real_lengths, run_batches
@@ -37,11 +37,11 @@ def logits_of(backend, data, batch_size=4):
 
 @pytest.fixture(scope="module")
 def eager_fp32(small_inputs):
-    return TorchPeerBackend(str(small_inputs.checkpoint), threads=1)
+    return TorchPeerRuntime(str(small_inputs.checkpoint), threads=1)
 
 
 def test_eager_fp32_is_the_reference_path_exactly(small_inputs, data, eager_fp32):
-    reference = create_backend("pytorch", str(small_inputs.checkpoint), threads=1)
+    reference = open_runtime("pytorch", str(small_inputs.checkpoint), threads=1)
     assert np.array_equal(logits_of(eager_fp32, data), logits_of(reference, data))
     assert eager_fp32.compile_seconds == 0.0 and eager_fp32.warm_up([(4, 9), (1, 3)]) == 0.0
     assert (eager_fp32.name, eager_fp32.requests, eager_fp32.batch_size, eager_fp32.seq_len) == \
@@ -50,7 +50,7 @@ def test_eager_fp32_is_the_reference_path_exactly(small_inputs, data, eager_fp32
 
 @pytest.mark.parametrize("batch_size", [1, 4, 37])
 def test_cls_only_gives_the_full_model_s_logits(small_inputs, data, eager_fp32, batch_size):
-    cls_only = create_backend("pytorch-peer", str(small_inputs.checkpoint), threads=1, cls_only=True)
+    cls_only = open_runtime("pytorch-peer", str(small_inputs.checkpoint), threads=1, cls_only=True)
     assert cls_only.cls_only and cls_only.model.bert.cls_only_last_layer
     difference = np.abs(logits_of(cls_only, data, batch_size) - logits_of(eager_fp32, data, batch_size)).max()
     assert difference <= 1e-5
@@ -58,7 +58,7 @@ def test_cls_only_gives_the_full_model_s_logits(small_inputs, data, eager_fp32, 
 
 
 def test_bf16_autocast_runs_here_and_agrees_with_fp32(small_inputs, data, eager_fp32):
-    bf16 = TorchPeerBackend(str(small_inputs.checkpoint), threads=1, precision="bf16", cls_only=True)
+    bf16 = TorchPeerRuntime(str(small_inputs.checkpoint), threads=1, precision="bf16", cls_only=True)
     out, reference = logits_of(bf16, data), logits_of(eager_fp32, data)
     assert out.dtype == np.float32 and 1e-3 < np.abs(out - reference).max() < BF16_BOUND  # bf16, not fp32
     clear = np.abs(reference[:, 0] - reference[:, 1]) > CLEAR
@@ -67,7 +67,7 @@ def test_bf16_autocast_runs_here_and_agrees_with_fp32(small_inputs, data, eager_
 
 def test_options_are_checked(small_inputs):
     with pytest.raises(UsageError, match="expected precision fp32 or bf16, got 'fp16'"):
-        create_backend("pytorch-peer", str(small_inputs.checkpoint), precision="fp16")
+        open_runtime("pytorch-peer", str(small_inputs.checkpoint), precision="fp16")
 
 
 def test_batch_shapes_are_the_distinct_shapes_of_a_plan(data):
@@ -82,7 +82,7 @@ def test_batch_shapes_are_the_distinct_shapes_of_a_plan(data):
 @pytest.fixture(scope="module")
 def compiled_fp32(small_inputs, data):
     """Compiled fp32, [CLS] only, warmed up on the bs-4 plan and on bs 1."""
-    backend = TorchPeerBackend(str(small_inputs.checkpoint), threads=1, compile=True, cls_only=True)
+    backend = TorchPeerRuntime(str(small_inputs.checkpoint), threads=1, compile=True, cls_only=True)
     _, lengths = data
     backend.warm_up(batch_shapes(plan_batches(lengths, 4)) + batch_shapes(plan_batches(lengths, 1)))
     return backend
@@ -110,7 +110,7 @@ def test_compiled_weights_are_frozen_and_each_model_gets_its_own_graph(small_inp
     finally:
         with torch.no_grad():
             compiled_fp32.model.classifier.bias -= 1.0
-    other = TorchPeerBackend(str(small_inputs.checkpoint), threads=1, compile=True, cls_only=True)
+    other = TorchPeerRuntime(str(small_inputs.checkpoint), threads=1, compile=True, cls_only=True)
     with torch.no_grad():
         other.model.classifier.bias += 1.0  # before compiling: part of its own frozen graph
     assert np.allclose(logits_of(other, data, ONE_BATCH), before + 1.0, atol=TOLERANCE)
@@ -119,7 +119,7 @@ def test_compiled_weights_are_frozen_and_each_model_gets_its_own_graph(small_inp
 
 @pytest.mark.slow
 def test_compiled_bf16_agrees_with_eager_fp32(small_inputs, data, eager_fp32):
-    backend = TorchPeerBackend(str(small_inputs.checkpoint), threads=1, precision="bf16", compile=True)
+    backend = TorchPeerRuntime(str(small_inputs.checkpoint), threads=1, precision="bf16", compile=True)
     out, reference = logits_of(backend, data, ONE_BATCH), logits_of(eager_fp32, data)
     assert out.dtype == np.float32 and 1e-3 < np.abs(out - reference).max() < BF16_BOUND
     clear = np.abs(reference[:, 0] - reference[:, 1]) > CLEAR

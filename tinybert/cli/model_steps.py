@@ -1,5 +1,5 @@
-"""The steps that run a model: infer, perf, predict and the benchmark. Which runtime, model and options
-each runs is `dispatch.resolve` (an explicit --model, or the settings test/*.sh pass through)."""
+"""The steps that run a model: infer, perf, predict and the benchmark; what each runs comes from
+`runtimes.route` (an explicit --model on --runtime, or the settings test/*.sh pass through)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ import argparse
 import sys
 
 from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
-from tinybert.cli.parsers import DEFAULTS, STEPS, VOCAB_FILE, _parser, int_at_least, non_negative_int, positive_int, step
+from tinybert.cli.parsers import DEFAULTS, StepTable, VOCAB_FILE, batch_sizes, int_at_least, non_negative_int, positive_int
 
 _device = int_at_least(0, "a non-negative NPU id")
 
 
 def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     """The settings that pick the model when --model is not given (test/*.sh pass them through)."""
-    from tinybert.runtimes.dispatch import backend_choices
+    from tinybert.registry import RUNTIMES, backend_names
 
-    p.add_argument("--backend", default="onnxruntime", choices=backend_choices(),
-                   help="with --model: the runtime that runs it; without: BACKEND (onnxruntime runs ORT_MODEL's "
-                        "path, cann the simplified static model on --device, ais_bench the gear models)")
+    p.add_argument("--backend", default=None, choices=backend_names(),
+                   help="BACKEND, without --model: onnxruntime runs ORT_MODEL's path, cann the simplified static "
+                        "model on --device, ais_bench the gear models (default: onnxruntime)")
+    p.add_argument("--runtime", default=None, choices=sorted(r.name for r in RUNTIMES),
+                   help="with --model: the runtime that runs it (default: onnxruntime)")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR, when --model is not given")
     p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL, when --model is not given")
     if batch:
@@ -28,7 +30,8 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                    help="threads in all (default: physical cores), shared among the requests in flight")
     p.add_argument("--requests", default=None,
                    help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
-                        f"thread) or a number (default: {DEFAULTS['REQUESTS']} for onnxruntime, 1 otherwise)")
+                        f"thread) or a number (default: {DEFAULTS['REQUESTS']} for ORT_MODEL's path; with --model, "
+                        "the runtime's own)")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
     p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
@@ -36,16 +39,30 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
 
 
 def _plan(a, batch_size: int | None):
-    from tinybert.runtimes.dispatch import resolve
+    """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend."""
+    from tinybert.errors import UsageError, expect
     from tinybert.registry import Request
+    from tinybert.runtimes.route import plan_model, plan_settings
 
+    if a.model is not None:
+        expect(a.backend is None, UsageError,
+               f"expected --runtime with --model (--backend picks a model from the settings), got --backend {a.backend}")
+        return plan_model(a.runtime or "onnxruntime", a.model, threads=a.threads, requests=a.requests,
+                          device=a.device)
+    expect(a.runtime is None, UsageError, f"expected --model with --runtime {a.runtime} (without --model, "
+                                          "--backend and the settings pick the runtime)")
     request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""))
-    return resolve(a.backend, a.model, request, batch_size, a.threads, a.requests, a.device)
+    return plan_settings(a.backend or "onnxruntime", request, batch_size, threads=a.threads, requests=a.requests,
+                         device=a.device)
+
+
+STEPS = StepTable()
+step = STEPS.step
 
 
 @step("infer", "run a model over the feature folders, writing an ais_bench-style result folder")
 def _infer(argv, prog):
-    p = _parser("infer", STEPS["infer"][1], prog)
+    p = STEPS.parser("infer", prog)
     p.add_argument("--model", default=None,
                    help="model file (a checkpoint folder for --backend pytorch); default: the one the settings pick")
     p.add_argument("--input", required=True, help="comma-separated input folders, in model input order")
@@ -66,8 +83,9 @@ def _infer(argv, prog):
 
     plan = _plan(a, a.batchsize)
     print(f"[INFO] {plan.describe()}")
-    run_inference(plan.model, inputs, a.output, a.batchsize, a.outfmt, plan.runtime, a.output_dirname,
-                  not a.no_progress, a.bucket_edges, a.call_tokens, **plan.options)
+    run_inference(plan.model, inputs, a.output, a.batchsize, outfmt=a.outfmt, runtime=plan.runtime,
+                  output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges,
+                  call_tokens=a.call_tokens, **plan.options)
 
 
 def _infer_gears(a, inputs: list[str]) -> None:
@@ -82,12 +100,13 @@ def _infer_gears(a, inputs: list[str]) -> None:
            "expected --dynamic_dims and the three folders of a preprocessed feature folder for ais_bench gear "
            "models (the static OM model runs with ais_bench itself: test/ais_inference.sh)")
     om = backend_model("ais_bench", Request(a.model_dir, a.ort_model, a.dynamic_dims), a.batchsize)
-    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, a.outfmt, a.device or 0, a.output_dirname)
+    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, outfmt=a.outfmt, device=a.device or 0,
+              dirname=a.output_dirname)
 
 
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
 def _perf(argv, prog):
-    p = _parser("perf", STEPS["perf"][1], prog)
+    p = STEPS.parser("perf", prog)
     p.add_argument("--model", default=None, help="model file; default: the one the settings pick")
     p.add_argument("--batchsize", type=positive_int, required=True)
     p.add_argument("--loop", default="", help="timed iterations (LOOP); empty: the backend's default")
@@ -100,22 +119,21 @@ def _perf(argv, prog):
     _settings_options(p)
     a = p.parse_args(argv)
     from tinybert.steps.perf import measure
-    from tinybert.registry import BACKENDS, loop_default
+    from tinybert.registry import loop_default
 
-    loop = positive_int(a.loop) if a.loop else loop_default(
-        a.backend if a.backend in {b.name for b in BACKENDS} else "onnxruntime")
+    loop = positive_int(a.loop) if a.loop else loop_default(a.backend or "onnxruntime")
     plan = _plan(a, a.batchsize)
     options = dict(plan.options)
     if a.providers:
         options["providers"] = a.providers.split(",")
     print(f"[INFO] {plan.describe()}")
-    measure(plan.model, a.batchsize, loop, a.warmup, plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
+    measure(plan.model, a.batchsize, loop, a.warmup, runtime=plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
             bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, **options)
 
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")
 def _predict(argv, prog):
-    p = _parser("predict", STEPS["predict"][1], prog)
+    p = STEPS.parser("predict", prog)
     p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
     p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
     p.add_argument("--onnx", default=None, help="ONNX model instead of --model_dir, run on ORT_MODEL's runtime")
@@ -135,19 +153,20 @@ def _predict(argv, prog):
     if a.requests is not None and not a.onnx:
         p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
     sentences = read_sentences(a.sentences, sys.stdin)
-    print_predictions(predict(sentences, a.model_dir, a.onnx, a.vocab_file, a.max_seq_length, a.threads,
-                              runtime, a.requests))
+    print_predictions(predict(sentences, model_dir=a.model_dir, onnx=a.onnx, vocab_file=a.vocab_file,
+                              max_seq_length=a.max_seq_length, threads=a.threads, runtime=runtime,
+                              requests=a.requests))
 
 
 @step("benchmark", "side-by-side throughput/accuracy of every CPU path and its peers, from the registry")
 def _benchmark(argv, prog):
     from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
 
-    p = _parser("benchmark", STEPS["benchmark"][1], prog)
+    p = STEPS.parser("benchmark", prog)
     p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
     p.add_argument("--data_file", default=DEFAULTS["DATA_FILE"], help="labelled SST-2 TSV")
     p.add_argument("--output", default=DEFAULTS["BENCH_DIR"], help="a new benchmark-<time> folder is made here")
-    p.add_argument("--batch_sizes", default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
+    p.add_argument("--batch_sizes", type=batch_sizes, default=" ".join(map(str, BATCH_SIZES)), help="space-separated")
     p.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed passes per row; the median is reported")
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
     p.add_argument("--opset", type=positive_int, default=OPSET)
@@ -165,14 +184,10 @@ def _benchmark(argv, prog):
     p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
                                                     "what is up to date); default: a scratch folder, removed")
     a = p.parse_args(argv)
-    try:
-        sizes = [positive_int(s) for s in a.batch_sizes.replace(",", " ").split()]
-    except argparse.ArgumentTypeError as exc:
-        p.error(f"--batch_sizes: {exc}")
     from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 
-    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, a.output, tuple(sizes), a.repeats, a.max_seq_length,
-                               a.opset, a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
+    run_benchmark(BenchmarkRun(a.model_dir, a.data_file, output_root=a.output, batch_sizes=a.batch_sizes,
+                               repeats=a.repeats, seq_len=a.max_seq_length, opset=a.opset, threads=a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
                                rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,

@@ -1,0 +1,128 @@
+"""The one route from the settings (BACKEND, ORT_MODEL, REQUESTS, DEVICE), an explicit model or a
+benchmark row to an open runtime: infer, perf, predict, classify and the benchmark all take it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError, expect
+from tinybert import registry
+from tinybert.registry import (RUNTIMES, Backend, Request, alternatives, backend, backend_model, model_file,
+                               project_path, run_path, runtime)
+from tinybert.settings import default
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a step runs: a runtime, its model file (a checkpoint folder for PyTorch) and its options."""
+
+    runtime: str
+    model: str
+    options: dict = field(default_factory=dict)
+    path: str | None = None  # the ORT_MODEL value or benchmark row it runs, when a path chose it
+
+    def describe(self) -> str:
+        where = f" on NPU {self.options['device']}" if "device" in self.options else ""
+        chosen = f" (ORT_MODEL={self.path})" if self.path else ""
+        return f"runtime: {self.runtime}{where}, model {self.model}{chosen}"
+
+    def open(self, **extra):
+        from tinybert import runtimes
+
+        return runtimes.open_runtime(self.runtime, self.model, **{**self.options, **extra})
+
+
+def _options(runtime_name: str, path=None, threads: int | None = None, requests: int | str | None = None,
+             device: int | None = None) -> dict:
+    """The one rule for options: a path of the project gets REQUESTS (its default when not given) unless the
+    path fixes it; a peer or GPU row keeps its own configuration; an explicit model gets what is asked."""
+    entry = runtime(runtime_name)
+    options = {"threads": threads}
+    if path is not None:
+        if entry.requests and path.role not in ("peer", "gpu"):
+            options["requests"] = default("REQUESTS") if requests is None else requests
+        options.update(path.options)
+        return options
+    if requests is not None:
+        takers = [r.name for r in RUNTIMES if r.requests]
+        expect(entry.requests, UsageError, f"--requests {requests}: expected --runtime {alternatives(takers)} "
+                                           f"(several calls in flight), got {runtime_name}")
+        options["requests"] = requests
+    if device is not None:
+        takers = [r.name for r in RUNTIMES if r.device]
+        expect(entry.device, UsageError, f"--device {device}: expected --runtime {alternatives(takers)} (the NPU), "
+                                         f"got --runtime {runtime_name}")
+        expect(device >= 0, UsageError, f"--device: expected a non-negative NPU id, got {device}")
+        options["device"] = device
+    return options
+
+
+def plan_path(path: str, model_dir: str = ".", *, batch_size: int | None = None, ckpt_dir: str | None = None,
+              threads: int | None = None, requests: int | str | None = None) -> RunPlan:
+    """A path (an ORT_MODEL value or a benchmark row) on its runtime, with its model file and options."""
+    entry = run_path(path)
+    return RunPlan(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir),
+                   _options(entry.runtime, entry, threads, requests), entry.name)
+
+
+def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
+              batch_size: int | None = None, ckpt_dir: str | None = None):
+    """`plan_path`, opened: how classify and the benchmark open a path."""
+    return plan_path(path, model_dir, batch_size=batch_size, ckpt_dir=ckpt_dir, threads=threads,
+                     requests=requests).open()
+
+
+def plan_model(runtime_name: str, model: str, *, threads: int | None = None, requests: int | str | None = None,
+               device: int | None = None) -> RunPlan:
+    """An explicit model file on the runtime named; each option given must be one that runtime takes."""
+    return RunPlan(runtime_name, model, _options(runtime_name, None, threads, requests, device))
+
+
+def plan_settings(backend_name: str, request: Request, batch_size: int | None, *, threads: int | None = None,
+                  requests: int | str | None = None, device: int | None = None) -> RunPlan:
+    """What BACKEND runs under the settings test/*.sh pass: onnxruntime ORT_MODEL's path, cann the
+    simplified static model on NPU DEVICE (ais_bench runs its OM models itself)."""
+    expect(backend_name != "ais_bench", UsageError,
+           "expected a backend other than ais_bench: the OM models run with ais_bench itself "
+           "(test/ais_inference.sh, test/perf.sh); infer runs gear models with --dynamic_dims")
+    expect(backend_name in ("onnxruntime", "cann"), UsageError,
+           f"expected --model with --backend {backend_name} (settings choose a model only for BACKEND "
+           f"{alternatives(['onnxruntime', 'cann'])})")
+    model = backend_model(backend_name, request, batch_size)
+    what = f"ORT_MODEL={request.ort_model}" if backend_name == "onnxruntime" else "BACKEND=cann"
+    expect(os.path.isfile(model), ModelFileError, f"{model}: expected the ONNX model for {what}, found no such file "
+                                                  f"(run test/pth2onnx.sh {batch_size or '<batch_size>'})")
+    if backend_name == "cann":
+        return plan_model("cann", model, threads=threads, device=device)
+    path = project_path(request.ort_model)
+    return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name)
+
+
+def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple[int, str]]:
+    if entry.missing_model is None or (entry.builds_with_chip and request.chip_name):
+        return []
+    paths = [(bs, backend_model(entry.name, request, bs)) for bs in batch_sizes]
+    return [(bs, path) for bs, path in paths if not os.path.isfile(path)]
+
+
+def choose_backend(requested: str, batch_sizes, request: Request = Request()) -> str:
+    """BACKEND for the shell steps: `requested`, checked, or for `auto` the first entry of `registry.BACKENDS`
+    that auto may pick, is installed here and has (or will build) its models."""
+    batch_sizes = list(batch_sizes)
+    if requested == "auto":
+        for entry in registry.BACKENDS:
+            if entry.auto and entry.installed() and not _missing_models(entry, request, batch_sizes):
+                return entry.name
+        raise BackendUnavailableError(
+            f"expected a usable backend among {alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none")
+    entry = backend(requested)
+    if not entry.installed():
+        raise BackendUnavailableError(entry.not_installed.format(python=sys.executable))
+    missing = _missing_models(entry, request, batch_sizes)
+    if missing:
+        bs, path = missing[0]
+        raise ModelFileError(entry.missing_model.format(path=path, bs=bs))
+    return entry.name
+
