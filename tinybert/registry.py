@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tinybert.capabilities import INSTALL_HINTS
+from tinybert.capabilities import INSTALL_HINTS, PROVIDERS
 from tinybert.errors import UsageError
 from tinybert.settings import default, model_path
 
@@ -30,19 +30,55 @@ class Runtime:
 
 
 RUNTIMES = (
-    Runtime("onnxruntime", "onnxruntime", "OrtRuntime", INSTALL_HINTS["onnxruntime"],
-            "ONNX Runtime (CPU, or a GPU provider where installed)", requests=True),
-    Runtime("openvino", "openvino", "OpenVinoRuntime", INSTALL_HINTS["openvino"],
-            "OpenVINO on the CPU, fp32", requests=True),
-    Runtime("openvino-bf16", "openvino", "OpenVinoBf16Runtime", INSTALL_HINTS["openvino"],
-            "OpenVINO on the CPU, bf16 where the CPU computes it natively", requests=True, family="openvino"),
-    Runtime("pytorch", "pytorch", "PyTorchRuntime", INSTALL_HINTS["torch"],
-            "PyTorch eager on the .pth checkpoint"),
-    Runtime("cann", "cann", "CannRuntime", INSTALL_HINTS["cann"],
-            "ONNX Runtime's CANN execution provider on an Ascend NPU", device=True),
-    Runtime("pytorch-peer", "torch_peer", "TorchPeerRuntime", INSTALL_HINTS["torch"],
-            "PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
-            "bf16 autocast, last layer at [CLS] only", family="pytorch"),
+    Runtime(
+        name="onnxruntime",
+        module="onnxruntime",
+        cls="OrtRuntime",
+        install=INSTALL_HINTS["onnxruntime"],
+        title="ONNX Runtime (CPU, or a GPU provider where installed)",
+        requests=True,
+    ),
+    Runtime(
+        name="openvino",
+        module="openvino",
+        cls="OpenVinoRuntime",
+        install=INSTALL_HINTS["openvino"],
+        title="OpenVINO on the CPU, fp32",
+        requests=True,
+    ),
+    Runtime(
+        name="openvino-bf16",
+        module="openvino",
+        cls="OpenVinoBf16Runtime",
+        install=INSTALL_HINTS["openvino"],
+        title="OpenVINO on the CPU, bf16 where the CPU computes it natively",
+        requests=True,
+        family="openvino",
+    ),
+    Runtime(
+        name="pytorch",
+        module="pytorch",
+        cls="PyTorchRuntime",
+        install=INSTALL_HINTS["torch"],
+        title="PyTorch eager on the .pth checkpoint",
+    ),
+    Runtime(
+        name="cann",
+        module="cann",
+        cls="CannRuntime",
+        install=INSTALL_HINTS["cann"],
+        title="ONNX Runtime's CANN execution provider on an Ascend NPU",
+        device=True,
+    ),
+    Runtime(
+        name="pytorch-peer",
+        module="torch_peer",
+        cls="TorchPeerRuntime",
+        install=INSTALL_HINTS["torch"],
+        title="PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
+        "bf16 autocast, last layer at [CLS] only",
+        family="pytorch",
+    ),
 )
 
 
@@ -71,21 +107,49 @@ class Backend:
 
 
 BACKENDS = (
-    Backend("ais_bench", "ais_bench on an Ascend NPU with the OM models ATC builds (the model card)", 1000,
-            "ais_bench",
-            f"ais_bench is not installed for {{python}}: {INSTALL_HINTS['ais_bench']}. "
-            "Without an NPU use BACKEND=onnxruntime.",
-            "om", "{path}: expected the OM model for batch size {bs}, found no such file "
-                  "(run test/onnx2om.sh {bs} <chip_name>)", builds_with_chip=True, foreign=True),
-    Backend("cann", "ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
-                    "asked for)", 1000, "onnxruntime",
-            f"onnxruntime is not installed for {{python}}: {INSTALL_HINTS['cann']}",
-            "sim", "{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
-                   "(run test/pth2onnx.sh {bs})", auto=False),
-    Backend("onnxruntime", "the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)", 100, "",
-            f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['onnxruntime']})", "ort_model"),
-    Backend("onnxruntime-gpu", "ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)", 1000,
-            "onnxruntime", "onnxruntime-gpu is not installed for {python}", "sim", auto=False, choosable=False),
+    Backend(
+        name="ais_bench",
+        title="ais_bench on an Ascend NPU with the OM models ATC builds (the model card)",
+        loop=1000,
+        module="ais_bench",
+        not_installed=f"ais_bench is not installed for {{python}}: {INSTALL_HINTS['ais_bench']}. "
+        "Without an NPU use BACKEND=onnxruntime.",
+        model="om",
+        missing_model="{path}: expected the OM model for batch size {bs}, found no such file "
+        "(run test/onnx2om.sh {bs} <chip_name>)",
+        builds_with_chip=True,
+        foreign=True,
+    ),
+    Backend(
+        name="cann",
+        title="ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
+        "asked for)",
+        loop=1000,
+        module="onnxruntime",
+        not_installed=f"onnxruntime is not installed for {{python}}: {INSTALL_HINTS['cann']}",
+        model="sim",
+        missing_model="{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
+        "(run test/pth2onnx.sh {bs})",
+        auto=False,
+    ),
+    Backend(
+        name="onnxruntime",
+        title="the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)",
+        loop=100,
+        module="",
+        not_installed=f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['onnxruntime']})",
+        model="ort_model",
+    ),
+    Backend(
+        name="onnxruntime-gpu",
+        title="ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)",
+        loop=1000,
+        module="onnxruntime",
+        not_installed="onnxruntime-gpu is not installed for {python}",
+        model="sim",
+        auto=False,
+        choosable=False,
+    ),
 )
 
 
@@ -128,66 +192,254 @@ class RunPath:
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
 PATHS = (
-    RunPath("A", "pytorch-eager", "PyTorch eager, padded to 64 (the card's pth path)", "pytorch", CHECKPOINT,
-            role="baseline", batching="off"),
-    RunPath("B", "static", "ONNX Runtime, the card's static simplified model, padded", "onnxruntime", "sim",
-            role="card", batching="off", why="the model card's model: every batch padded to 64, the last one filled"),
-    RunPath("C", "fast", "ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
-            "onnxruntime", **_FAST, why="the default: PyTorch's logits within 1e-4, several times the card's speed"),
-    RunPath("C1", "fast-requests1", "as C, one request on all threads (REQUESTS=1)", "onnxruntime", **_FAST,
-            role="variant", variant_of="fast", options=(("requests", 1),)),
-    RunPath("C16", "fast-gears", "as C, buckets at the gears 16/32/48/64 instead of tight", "onnxruntime", **_FAST,
-            role="variant", variant_of="fast", batching="gears"),
-    RunPath("Cw", "fast-whole-batches", "as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
-            "onnxruntime", **_FAST, role="variant", variant_of="fast", whole_batches=True),
-    RunPath("D", "int8", "ONNX Runtime dynamic int8 of C, length-bucketed, requests as C", "onnxruntime",
-            "int8", "int8", cls_only=True, why="int8 weights, activations quantized per call: gated on dev"),
-    RunPath("Dw", "int8-whole-batches", "as D, each length-bucketed batch in one call (CALL_TOKENS=0)", "onnxruntime",
-            "int8", "int8", role="variant", variant_of="int8", cls_only=True, whole_batches=True),
-    RunPath("S", "int8_static", "ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
-            "onnxruntime", "int8_static", "int8", cls_only=True, needs=("calibration",),
-            why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev"),
-    RunPath("Bf", "bf16", "OpenVINO bf16 on C's model, length-bucketed, requests as C", "openvino-bf16", "fast",
-            "bf16", cls_only=True, needs=("openvino", "native_bf16"),
-            why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev"),
-    RunPath("V8", "openvino_int8", "OpenVINO int8 (NNCF, as OV8) of C's model, length-bucketed, requests and calls "
-            "as C", "openvino", "ov_int8", "int8", cls_only=True, needs=("openvino", "nncf", "calibration"),
-            why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev"),
-    RunPath("OV", "openvino-fp32", "OpenVINO fp32 on C's model, LATENCY hint", "openvino", **_FAST, role="peer",
-            needs=("openvino",), options=(("requests", 1),)),
-    RunPath("OVt", "openvino-fp32-throughput", "OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
-            "openvino", **_FAST, role="peer", needs=("openvino",), options=_OV_THROUGHPUT, overlapped=True),
-    RunPath("OVb", "openvino-bf16", "OpenVINO bf16 on C's model, LATENCY hint", "openvino-bf16", "fast", "bf16",
-            role="peer", cls_only=True, needs=("openvino", "native_bf16"), options=(("requests", 1),)),
-    RunPath("OVbt", "openvino-bf16-throughput", "OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
-            "openvino-bf16", "fast", "bf16", role="peer", cls_only=True, needs=("openvino", "native_bf16"),
-            options=_OV_THROUGHPUT, overlapped=True),
-    RunPath("OV8", "openvino-int8", "OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
-            "openvino", "ov_int8", "int8", role="peer", cls_only=True, needs=("openvino", "nncf", "calibration"),
-            options=(("requests", 1),)),
-    RunPath("OV8t", "openvino-int8-throughput", "OpenVINO int8 static (NNCF, transformer preset) of C's model, "
-            "THROUGHPUT hint, async requests", "openvino", "ov_int8", "int8", role="peer", cls_only=True,
-            needs=("openvino", "nncf", "calibration"), options=_OV_THROUGHPUT, overlapped=True),
-    RunPath("PTb", "pytorch-bf16", "PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
-            "pytorch-peer", CHECKPOINT, "bf16", role="peer", cls_only=True, needs=("torch", "native_bf16"),
-            options=(("precision", "bf16"), ("cls_only", True))),
-    RunPath("PTc", "pytorch-compile", "PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] "
-            "only, length-bucketed", "pytorch-peer", CHECKPOINT, role="peer", cls_only=True, needs=("torch", "cxx"),
-            options=(("compile", True), ("cls_only", True))),
-    RunPath("PTcb", "pytorch-compile-bf16", "PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
-            "last layer at [CLS] only, length-bucketed", "pytorch-peer", CHECKPOINT, "bf16", role="peer",
-            cls_only=True, needs=("torch", "cxx", "native_bf16"),
-            options=(("compile", True), ("precision", "bf16"), ("cls_only", True))),
-    RunPath("E", "cuda-fp32", "ONNX Runtime CUDA fp32, length-bucketed", "onnxruntime", "dynamic", role="gpu",
-            needs=("cuda",), options=(("providers", ("CUDAExecutionProvider",)), ("requests", 1))),
-    RunPath("F", "tensorrt-fp16", "ONNX Runtime TensorRT fp16, length-bucketed", "onnxruntime", "dynamic", "fp16",
-            role="gpu", needs=("tensorrt",),
-            options=(("providers", (("TensorrtExecutionProvider", {"trt_fp16_enable": True}),
-                                    "CUDAExecutionProvider")), ("requests", 1))),
+    RunPath(
+        row="A",
+        name="pytorch-eager",
+        title="PyTorch eager, padded to 64 (the card's pth path)",
+        runtime="pytorch",
+        model=CHECKPOINT,
+        role="baseline",
+        batching="off",
+    ),
+    RunPath(
+        row="B",
+        name="static",
+        title="ONNX Runtime, the card's static simplified model, padded",
+        runtime="onnxruntime",
+        model="sim",
+        role="card",
+        batching="off",
+        why="the model card's model: every batch padded to 64, the last one filled",
+    ),
+    RunPath(
+        row="C",
+        name="fast",
+        title="ONNX Runtime fp32, last layer at [CLS] only, length-bucketed, REQUESTS calls in flight",
+        runtime="onnxruntime",
+        **_FAST,
+        why="the default: PyTorch's logits within 1e-4, several times the card's speed",
+    ),
+    RunPath(
+        row="C1",
+        name="fast-requests1",
+        title="as C, one request on all threads (REQUESTS=1)",
+        runtime="onnxruntime",
+        **_FAST,
+        role="variant",
+        variant_of="fast",
+        options=(("requests", 1),),
+    ),
+    RunPath(
+        row="C16",
+        name="fast-gears",
+        title="as C, buckets at the gears 16/32/48/64 instead of tight",
+        runtime="onnxruntime",
+        **_FAST,
+        role="variant",
+        variant_of="fast",
+        batching="gears",
+    ),
+    RunPath(
+        row="Cw",
+        name="fast-whole-batches",
+        title="as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
+        runtime="onnxruntime",
+        **_FAST,
+        role="variant",
+        variant_of="fast",
+        whole_batches=True,
+    ),
+    RunPath(
+        row="D",
+        name="int8",
+        title="ONNX Runtime dynamic int8 of C, length-bucketed, requests as C",
+        runtime="onnxruntime",
+        model="int8",
+        precision="int8",
+        cls_only=True,
+        why="int8 weights, activations quantized per call: gated on dev",
+    ),
+    RunPath(
+        row="Dw",
+        name="int8-whole-batches",
+        title="as D, each length-bucketed batch in one call (CALL_TOKENS=0)",
+        runtime="onnxruntime",
+        model="int8",
+        precision="int8",
+        role="variant",
+        variant_of="int8",
+        cls_only=True,
+        whole_batches=True,
+    ),
+    RunPath(
+        row="S",
+        name="int8_static",
+        title="ONNX Runtime static int8 of C (calibrated QDQ), length-bucketed, requests as C",
+        runtime="onnxruntime",
+        model="int8_static",
+        precision="int8",
+        cls_only=True,
+        needs=("calibration",),
+        why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev",
+    ),
+    RunPath(
+        row="Bf",
+        name="bf16",
+        title="OpenVINO bf16 on C's model, length-bucketed, requests as C",
+        runtime="openvino-bf16",
+        model="fast",
+        precision="bf16",
+        cls_only=True,
+        needs=("openvino", "native_bf16"),
+        why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev",
+    ),
+    RunPath(
+        row="V8",
+        name="openvino_int8",
+        title="OpenVINO int8 (NNCF, as OV8) of C's model, length-bucketed, requests and calls " "as C",
+        runtime="openvino",
+        model="ov_int8",
+        precision="int8",
+        cls_only=True,
+        needs=("openvino", "nncf", "calibration"),
+        why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev",
+    ),
+    RunPath(
+        row="OV",
+        name="openvino-fp32",
+        title="OpenVINO fp32 on C's model, LATENCY hint",
+        runtime="openvino",
+        **_FAST,
+        role="peer",
+        needs=("openvino",),
+        options=(("requests", 1),),
+    ),
+    RunPath(
+        row="OVt",
+        name="openvino-fp32-throughput",
+        title="OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
+        runtime="openvino",
+        **_FAST,
+        role="peer",
+        needs=("openvino",),
+        options=_OV_THROUGHPUT,
+        overlapped=True,
+    ),
+    RunPath(
+        row="OVb",
+        name="openvino-bf16",
+        title="OpenVINO bf16 on C's model, LATENCY hint",
+        runtime="openvino-bf16",
+        model="fast",
+        precision="bf16",
+        role="peer",
+        cls_only=True,
+        needs=("openvino", "native_bf16"),
+        options=(("requests", 1),),
+    ),
+    RunPath(
+        row="OVbt",
+        name="openvino-bf16-throughput",
+        title="OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
+        runtime="openvino-bf16",
+        model="fast",
+        precision="bf16",
+        role="peer",
+        cls_only=True,
+        needs=("openvino", "native_bf16"),
+        options=_OV_THROUGHPUT,
+        overlapped=True,
+    ),
+    RunPath(
+        row="OV8",
+        name="openvino-int8",
+        title="OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
+        runtime="openvino",
+        model="ov_int8",
+        precision="int8",
+        role="peer",
+        cls_only=True,
+        needs=("openvino", "nncf", "calibration"),
+        options=(("requests", 1),),
+    ),
+    RunPath(
+        row="OV8t",
+        name="openvino-int8-throughput",
+        title="OpenVINO int8 static (NNCF, transformer preset) of C's model, " "THROUGHPUT hint, async requests",
+        runtime="openvino",
+        model="ov_int8",
+        precision="int8",
+        role="peer",
+        cls_only=True,
+        needs=("openvino", "nncf", "calibration"),
+        options=_OV_THROUGHPUT,
+        overlapped=True,
+    ),
+    RunPath(
+        row="PTb",
+        name="pytorch-bf16",
+        title="PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
+        runtime="pytorch-peer",
+        model=CHECKPOINT,
+        precision="bf16",
+        role="peer",
+        cls_only=True,
+        needs=("torch", "native_bf16"),
+        options=(("precision", "bf16"), ("cls_only", True)),
+    ),
+    RunPath(
+        row="PTc",
+        name="pytorch-compile",
+        title="PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] " "only, length-bucketed",
+        runtime="pytorch-peer",
+        model=CHECKPOINT,
+        role="peer",
+        cls_only=True,
+        needs=("torch", "cxx"),
+        options=(("compile", True), ("cls_only", True)),
+    ),
+    RunPath(
+        row="PTcb",
+        name="pytorch-compile-bf16",
+        title="PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
+        "last layer at [CLS] only, length-bucketed",
+        runtime="pytorch-peer",
+        model=CHECKPOINT,
+        precision="bf16",
+        role="peer",
+        cls_only=True,
+        needs=("torch", "cxx", "native_bf16"),
+        options=(("compile", True), ("precision", "bf16"), ("cls_only", True)),
+    ),
+    RunPath(
+        row="E",
+        name="cuda-fp32",
+        title="ONNX Runtime CUDA fp32, length-bucketed",
+        runtime="onnxruntime",
+        model="dynamic",
+        role="gpu",
+        needs=("cuda",),
+        options=(("providers", (PROVIDERS["cuda"],)), ("requests", 1)),
+    ),
+    RunPath(
+        row="F",
+        name="tensorrt-fp16",
+        title="ONNX Runtime TensorRT fp16, length-bucketed",
+        runtime="onnxruntime",
+        model="dynamic",
+        precision="fp16",
+        role="gpu",
+        needs=("tensorrt",),
+        options=(
+            ("providers", ((PROVIDERS["tensorrt"], {"trt_fp16_enable": True}), PROVIDERS["cuda"])),
+            ("requests", 1),
+        ),
+    ),
 )
 
 
 # ---------------------------------------------------------------- lookups
+
 
 def alternatives(names) -> str:
     names = list(names)
@@ -253,6 +505,7 @@ def loop_defaults() -> tuple[tuple[str, str], ...]:
 
 # ---------------------------------------------------------------- model files
 
+
 @dataclass(frozen=True)
 class Request:
     """The settings that decide which model file a step runs."""
@@ -281,4 +534,3 @@ def backend_model(name: str, request: Request, batch_size: int | None) -> str:
     if kind == "om":
         kind = "om_gears" if request.dynamic_dims else "om"
     return model_path(kind, request.model_dir, batch_size)
-
