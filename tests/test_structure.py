@@ -207,7 +207,7 @@ def test_lab_notes_are_found(text):
     "64 positions", "opset 11", "x [M, 312] -> 312x312 -> 312x1200", "[M,312] x 312x312", "rows x padded length",
     "M = batch size x mean real length", "a percentage (`99%`)", "TinyBERT_bs{bs}.onnx", "the 16/32/48/64 gears",
     "classify on this machine, no cluster needed", "this machine's matrix-multiply rates", "each call's time in ms",
-    "the model is loaded once", "checked against PyTorch eager", "docs/measurements/call-tokens-avx2.md",
+    "the model is loaded once", "checked against PyTorch eager", "docs/measurements/call-tokens-amd-2vcpu.md",
     "Ray 2.60 takes max_restarts only through its deprecated **ray_remote_args", "within EXPORT_TOLERANCE (1e-4)",
 ])
 def test_constants_are_not_lab_notes(text):

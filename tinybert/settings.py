@@ -40,14 +40,14 @@ SETTINGS = (
                                  "python -m tinybert registry paths"),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
-                                "(docs/measurements/benchmark-avx2.md)",
+                                "(docs/measurements/benchmark-amd-2vcpu.md)",
             scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
                                   "batches): larger calls outgrow the caches, smaller pay per-call overhead "
-                                  "(docs/measurements/call-tokens-avx2.md)",
+                                  "(docs/measurements/call-tokens-amd-2vcpu.md)",
             scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
     Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
-                                     "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-avx2.md)"),
+                                     "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-amd-2vcpu.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
     Setting("OUTFMT", "TXT", "ais_bench's output format in the card"),
     Setting("PRECISION_MODE", "force_fp16", "ATC's inference default, as in the card"),
@@ -89,11 +89,11 @@ SETTINGS = (
             scripts=("pth2onnx.sh",)),
     Setting("CLASSIFY_BATCH", "64", "classify's batch size: length-sorted inside each chunk and run as calls of "
                                     "CALL_TOKENS positions, so bs 8-64 differ little "
-                                    "(docs/measurements/benchmark-avx2.md)",
+                                    "(docs/measurements/benchmark-amd-2vcpu.md)",
             scripts=("classify.sh",)),
     Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks: smaller chunks cost more "
                                        "CPU, larger more memory; a kill loses one chunk at most "
-                                       "(docs/measurements/chunk-sentences-avx2.md)", scripts=("classify.sh",)),
+                                       "(docs/measurements/chunk-sentences-2core-loaded.md)", scripts=("classify.sh",)),
     Setting("ENGINE", "local", "classify on this machine, no cluster needed; ray runs the same chunks on a Ray "
                                "cluster (RAY_ADDRESS) or a local one, with identical output", scripts=("classify.sh",)),
     Setting("ACTOR_CPUS", "1", "CPUs (and threads) of each Ray actor, one model session each: the local rule of "
@@ -176,7 +176,7 @@ CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
 # The roofline at the model's shapes: M = batch size x SST-2 dev's mean real length; each rate the fastest
-# of many short samples after a warm-up, catching free moments (docs/measurements/roofline-sampling-avx2.md).
+# of many short samples after a warm-up, catching free moments (docs/measurements/roofline-sampling-2core-loaded.md).
 ROOFLINE_TOKENS = 25
 ROOFLINE_MIN_TIME_S = 0.02
 ROOFLINE_SAMPLES = 5

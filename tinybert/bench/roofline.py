@@ -1,5 +1,5 @@
 """The roofline a CPU row is held against: matrix-multiply rates at the model's own shapes, and a batch's
-FLOPs; rates taken on a busy machine do not repeat (docs/measurements/roofline-stability-avx2.md)."""
+FLOPs; rates taken on a busy machine do not repeat (docs/measurements/roofline-stability-amd-2vcpu-loaded.md)."""
 
 from __future__ import annotations
 

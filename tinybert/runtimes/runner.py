@@ -11,7 +11,7 @@ import numpy as np
 from tinybert.errors import DataFormatError, UsageError, expect
 
 # "tight": each length-sorted batch padded to its own longest sample, faster on the CPU than the 16/32/48/64
-# gears (docs/measurements/benchmark-avx2.md); Ascend gear models need a fixed list.
+# gears (docs/measurements/benchmark-amd-2vcpu.md); Ascend gear models need a fixed list.
 TIGHT = None
 CARD_BATCHES = "off"  # bucket_edges value for the model card's batches: consecutive samples at the full length
 GEAR_STEP = 16
@@ -206,7 +206,7 @@ def in_flight(call, items, requests: int = 1):
 
 def resolve_requests(requests: int | str | None, threads: int) -> int:
     """REQUESTS: `auto` (or None) is one request in flight per thread, each on one thread (faster than one on all
-    threads: docs/measurements/benchmark-avx2.md); else the number given."""
+    threads: docs/measurements/benchmark-amd-2vcpu.md); else the number given."""
     if requests is None or str(requests).strip().lower() in ("", "auto"):
         return max(1, threads)
     try:
