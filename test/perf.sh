@@ -6,7 +6,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/perf.sh <batch_size> [--json_out FILE]   (LOOP: iterations; its default depends on the backend, see below)" 1 3 "$@"
+usage_or_help "bash test/perf.sh <batch_size> [--json_out FILE]   (LOOP: iterations, its default depends on the backend; PERF_SECONDS, PERF_REPEATS: see below)" 1 3 "$@"
 start_inference_step "$1"
 shift
 read_model_settings
@@ -19,6 +19,7 @@ if [[ "$backend" == ais_bench ]]; then
   "$PYTHON" -m ais_bench --model "$(om_path "$bs")" --loop "$loop" --batchsize "$bs" --device "$DEVICE"
 else
   # shellcheck disable=SC2153  # LOOP is a setting (empty: the backend's default, which perf knows)
+  # Each of PERF_REPEATS repeats times whole passes until LOOP calls and PERF_SECONDS are done: the median, and the spread.
   tinybert perf --backend "$backend" "${model_settings[@]}" --batchsize "$bs" --loop "$LOOP" --bin_dir "$BIN_DIR" \
-    --bucket_edges "$BUCKET_EDGES" "$@"
+    --bucket_edges "$BUCKET_EDGES" --seconds "$PERF_SECONDS" --repeats "$PERF_REPEATS" "$@"
 fi

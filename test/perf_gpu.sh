@@ -20,4 +20,5 @@ providers="$("$PYTHON" -c 'import onnxruntime as o; print(",".join(p for p in ("
 [[ -n "$providers" ]] || missing_tool "no GPU stack here: neither trtexec (TensorRT) nor onnxruntime-gpu with a CUDA or TensorRT provider is installed"
 echo "[INFO] backend: onnxruntime ($providers)"
 loop="$(backend_setting LOOP onnxruntime-gpu)"
-tinybert perf --model "$onnx" --batchsize "$bs" --loop "$loop" --providers "$providers,CPUExecutionProvider"
+tinybert perf --model "$onnx" --batchsize "$bs" --loop "$loop" --seconds "$PERF_SECONDS" --repeats "$PERF_REPEATS" \
+  --providers "$providers,CPUExecutionProvider"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A quick look at the model: label and probabilities for sentences given as arguments, or one per
 # line on stdin. PyTorch on $CKPT_DIR by default; ONNX_MODEL=<file.onnx> runs that file instead, on the
-# runtime of ORT_MODEL's path (ONNX Runtime; OpenVINO bf16 for ORT_MODEL=bf16).
+# runtime of ORT_MODEL's path (ONNX Runtime; OpenVINO bf16 for ORT_MODEL=bf16); ONNX_MODEL=<folder> runs ORT_MODEL's
+# model in it (auto, the default here: the fastest whose gate passed at export on this CPU class).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage_or_help "bash test/predict.sh [sentence ...]   (no sentences: one per line on stdin; ONNX_MODEL=<file.onnx> for ONNX Runtime)" 0 100000 "$@"
+usage_or_help "bash test/predict.sh [sentence ...]   (no sentences: one per line on stdin; ONNX_MODEL=<file.onnx> or <model folder> for ONNX Runtime)" 0 100000 "$@"
 
 if [[ -n "$ONNX_MODEL" ]]; then
   model_args=(--onnx "$ONNX_MODEL" --ort_model "$ORT_MODEL" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt")

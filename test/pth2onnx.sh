@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Step 2: checkpoint -> the card's static ONNX model for one batch size -> its simplified twin, both checked
 # against PyTorch; also the batch-independent fast models (dynamic, fast fp32, int8) when missing or older
-# than the weights, and with ORT_MODEL=int8_static the calibrated model. File names: python -m tinybert paths --help.
+# than the weights, and with ORT_MODEL=int8_static the calibrated model; ORT_MODEL=auto exports every model auto may
+# choose on this CPU and records each gate beside it. File names: python -m tinybert paths --help.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -16,7 +17,7 @@ export_settings=(--model_dir "$CKPT_DIR" --output_dir "$MODEL_DIR" --opset "$OPS
 if [[ "$FAST_MODELS" != 0 ]]; then
   tinybert export-fast "${export_settings[@]}"
   # ORT_MODEL's own model where another exporter makes it from the fast one (int8_static and openvino_int8
-  # calibrate on CALIB_FILE); a no-op for the models above.
+  # calibrate on CALIB_FILE; auto: each candidate); a no-op for the models above.
   tinybert export-model "${export_settings[@]}" --ort_model "$ORT_MODEL" --batch_size "$bs" \
     --calibration_file "$CALIB_FILE" --calibration_samples "$CALIB_SAMPLES" --calibration_seed "$CALIB_SEED"
 fi

@@ -199,6 +199,10 @@ def run_cli(*args, cwd=None, env=None, check=False, input=None) -> subprocess.Co
     return proc
 
 
+# perf.sh and eval_all.sh in the tests: LOOP alone, timed twice (a spread needs two), so CI stays cheap.
+QUICK_PERF = {"PERF_SECONDS": "0", "PERF_REPEATS": "2"}
+
+
 def run_script(name: str, *args, cwd, env=None) -> subprocess.CompletedProcess:
     """`bash test/<name> ...` with this interpreter as PYTHON."""
     merged = {**os.environ, "PYTHON": sys.executable, **(env or {})}

@@ -12,7 +12,7 @@ import json
 
 import onnxruntime
 import pytest
-from conftest import assert_clean_error, input_arg, run_cli, run_script
+from conftest import QUICK_PERF, assert_clean_error, input_arg, run_cli, run_script
 
 from tinybert.runtimes import open_runtime
 from tinybert.errors import BackendUnavailableError
@@ -90,7 +90,7 @@ def test_the_scripts_run_through_the_provider_on_device(made, stand_in, tmp_path
     assert summary["args"]["backend"] == "cann" and summary["args"]["model"] == str(model)
     post = run_script("postprocess_data.sh", "on_npu", cwd=tmp_path, env=env)
     assert post.returncode == 0 and "accuracy:" in post.stdout, post.stderr
-    perf = run_script("perf.sh", 4, cwd=tmp_path, env={**env, "LOOP": "2"})
+    perf = run_script("perf.sh", 4, cwd=tmp_path, env={**env, **QUICK_PERF, "LOOP": "2"})
     assert perf.returncode == 0, perf.stderr
     assert "full-length [4, 64] batch" in perf.stdout and "throughput 1000*batchsize.mean(4)" in perf.stdout
     assert json.loads(record.read_text().splitlines()[-1]) == [[CANN, {"device_id": 1}], "CPUExecutionProvider"]

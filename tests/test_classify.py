@@ -46,8 +46,10 @@ def fake_model(monkeypatch, tmp_path):
 
 
 def options(source, output, ckpt, model_dir, **more) -> ClassifyOptions:
+    """Classify on the stand-in fast model (ORT_MODEL=fast: auto, the default, would export real ones)."""
     return ClassifyOptions(str(source), str(output), ckpt_dir=str(ckpt), model_dir=str(model_dir), progress=False,
-                           chunk_sentences=more.pop("chunk_sentences", 4), **more)
+                           chunk_sentences=more.pop("chunk_sentences", 4), ort_model=more.pop("ort_model", "fast"),
+                           **more)
 
 
 def expected_rows(vocab, rows):

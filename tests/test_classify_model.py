@@ -54,7 +54,7 @@ def test_labels_equal_the_step_pipeline(small_inputs, fast_models, tmp_path):
 
     out = tmp_path / "out.tsv"
     run_cli(*classify_args(small_inputs.tsv, out, small_inputs, fast_models, "--chunk_sentences", 5,
-                           "--with_sentence"), check=True)
+                           "--with_sentence", "--ort_model", "fast"), check=True)  # the fp32 path the pipeline runs
     bin_dir = tmp_path / "bert_bin"
     preprocess(str(small_inputs.tsv), str(small_inputs.checkpoint / "vocab.txt"), str(bin_dir), 64, progress=False)
     report = run_inference(str(fast_models / "TinyBERT_fast.onnx"), input_dirs(bin_dir), str(tmp_path / "result"), 64,
@@ -78,6 +78,7 @@ def test_classify_script(small_inputs, fast_models, tmp_path):
     output = tmp_path / "dev.classified.tsv"  # the default: the input's name, in the working directory
     assert len(output.read_text().splitlines()) == small_inputs.count + 1
     assert "[INFO] accuracy: " in proc.stdout and "sentences/s" in proc.stdout and "chunks of 8" in proc.stdout
+    assert "[INFO] ORT_MODEL=auto -> " in proc.stdout and "ORT_MODEL=auto -> " in proc.stdout.split("rate:")[1]
     again = run_script("classify.sh", small_inputs.tsv, cwd=tmp_path, env=env)
     assert again.returncode == 2 and "already exists; refusing to overwrite it" in again.stderr
     assert "Traceback" not in again.stderr

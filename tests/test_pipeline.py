@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import REPO, assert_clean_error, run_script
+from conftest import QUICK_PERF, REPO, assert_clean_error, run_script
 from reference import reference_features, reference_logits
 
 from tinybert.data.dataset import read_sst2_tsv
@@ -214,7 +214,7 @@ def test_other_output_formats_score_the_same(workdir, exported, eager):
 def test_perf_prints_the_ais_bench_throughput_line(workdir, exported):
     root, env = workdir
     exported(1)
-    proc = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5"})
+    proc = run_script("perf.sh", 1, cwd=root, env={**env, **QUICK_PERF, "LOOP": "5"})
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\[INFO\] throughput 1000\*batchsize\.mean\(1\)/NPU_compute_time\.mean\([\d.]+\): [\d.]+", proc.stdout)
 
@@ -222,7 +222,7 @@ def test_perf_prints_the_ais_bench_throughput_line(workdir, exported):
 @pytest.mark.slow
 def test_eval_all_builds_the_table(workdir, eager):
     root, env = workdir
-    proc = run_script("eval_all.sh", 1, 3, cwd=root, env={**env, "EVAL_DIR": "eval", "LOOP": "3"})
+    proc = run_script("eval_all.sh", 1, 3, cwd=root, env={**env, **QUICK_PERF, "EVAL_DIR": "eval", "LOOP": "3"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = json.loads((root / "eval" / "table.json").read_text())
     assert [row["batch_size"] for row in table["rows"]] == [1, 3]
@@ -230,8 +230,17 @@ def test_eval_all_builds_the_table(workdir, eager):
     assert table["pth_accuracy"] == pytest.approx(eager[1])
     markdown = (root / "eval" / "table.md").read_text()
     assert "| TinyBERT (bs3) |" in markdown and "onnxruntime" in markdown
+    # ORT_MODEL=auto (eval_all.sh's default): the speed column timed the path auto chose, the accuracy column is fast's.
+    from tinybert.bench.roofline import row_recipe
+    from tinybert.registry import project_path
+
+    chosen = [json.loads((root / "eval" / f"bs{bs}_perf.json").read_text())["ort_model"] for bs in (1, 3)]
+    assert chosen[0] == chosen[1] and chosen[0]["requested"] == "auto" and chosen[0]["reason"]
+    assert table["accuracy_ort_model"] == "fast" and table["speed_ort_model"] == [chosen[0]]
+    assert f"ORT_MODEL=auto: 性能列 (speed) ran {chosen[0]['path']} ({chosen[0]['reason']})" in markdown
+    assert all(len(row["throughput_spread"]) == 2 for row in table["rows"])
     # The header names the CPU path's matrix-multiply rate at the model's shapes, so readers can compare machines.
-    rate = table["model_shape_rates"]["onnxruntime fp32"]
+    rate = table["model_shape_rates"][" ".join(row_recipe(project_path(chosen[0]["path"])))]
     assert [r["m"] for r in rate["by_m"]] == [25, 75] and all(r["best"] > 0 for r in rate["by_m"])
     assert f"M=25 " in markdown and f"-> {rate['by_m'][0]['best']:.1f}" in markdown and rate["features"] in markdown
     # perf.sh ran with requests in flight (REQUESTS=auto on this machine's cores): the wall-clock figure, marked.
@@ -351,17 +360,17 @@ def test_bf16_path_exits_3_without_native_bf16(workdir, exported):
 def test_perf_times_the_bucketed_batches_of_the_fast_model(workdir, exported):
     root, env = workdir
     exported(1)
-    proc = run_script("perf.sh", 4, cwd=root, env={**env, "LOOP": "5"})
+    proc = run_script("perf.sh", 4, cwd=root, env={**env, **QUICK_PERF, "LOOP": "5"})
     assert proc.returncode == 0, proc.stderr
     assert "TinyBERT_fast.onnx" in proc.stdout
     # LOOP=5 still times one whole pass: the batches are sorted by length.
     assert re.search(r"workload: 1 pass\(es\) over the \d+ calls \(at most \d+ positions each\) of the full "
                      r"length-bucketed batches of \./bert_bin", proc.stdout)
     # BUCKET_EDGES=off: the fast model on the card's batches, which are timed whole (no calls to cut).
-    card = run_script("perf.sh", 4, cwd=root, env={**env, "LOOP": "5", "BUCKET_EDGES": "off"})
+    card = run_script("perf.sh", 4, cwd=root, env={**env, **QUICK_PERF, "LOOP": "5", "BUCKET_EDGES": "off"})
     assert card.returncode == 0, card.stdout + card.stderr
     assert "calls (one per batch) of the full batches in the card's order" in card.stdout
-    static = run_script("perf.sh", 1, cwd=root, env={**env, "LOOP": "5", "ORT_MODEL": "static"})
+    static = run_script("perf.sh", 1, cwd=root, env={**env, **QUICK_PERF, "LOOP": "5", "ORT_MODEL": "static"})
     assert static.returncode == 0, static.stderr
     assert "TinyBERT_sim_bs1.onnx" in static.stdout and "full-length [1, 64] batch" in static.stdout
 

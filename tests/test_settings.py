@@ -50,6 +50,8 @@ def test_every_setting_has_a_reason_and_known_scripts():
         assert setting.why.strip(), setting.name
         assert set(setting.scripts) <= set(SCRIPTS), setting.name
         assert not (setting.default and setting.per_backend), f"{setting.name}: one kind of default"
+        own = [script for script, _ in setting.script_defaults]
+        assert len(set(own)) == len(own) and set(own) <= set(setting.scripts or SCRIPTS), setting.name
         for match in re.finditer(r"\{(\w+)\}", setting.default):
             ref = match.group(1)
             if ref in settings.RUN_VALUES:
@@ -82,6 +84,8 @@ def test_cli_option_defaults_come_from_the_table(monkeypatch):
     (model, batch, loop, warmup, *_), options = calls["perf"]
     assert loop == registry.loop_default("onnxruntime") and warmup == settings.WARMUP
     assert options["bucket_edges"] == d["BUCKET_EDGES"]
+    assert (options["repeats"], options["min_seconds"]) == (settings.PERF_REPEATS, settings.PERF_SECONDS)
+    assert settings.PERF_SECONDS == float(d["PERF_SECONDS"]) and settings.PERF_REPEATS == int(d["PERF_REPEATS"])
 
 
 # --- settings --shell ---------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ def test_shell_assignments_per_script():
     shared = {s.name for s in SETTINGS if not s.scripts}
     assert names("benchmark.sh") == shared | {"stamp", "BATCH_SIZES", "BENCH_DIR", "REPEATS", "CALIB_FILE",
                                               "CALIB_SAMPLES", "CALIB_SEED", "CALL_TOKENS"}
-    assert names("test/perf.sh") == shared | {"stamp", "LOOP", "REQUESTS", "CALL_TOKENS"}
+    assert names("test/perf.sh") == shared | {"stamp", "LOOP", "PERF_SECONDS", "PERF_REPEATS", "REQUESTS", "CALL_TOKENS"}
     assert "EVAL_DIR" in names("eval_all.sh") and "EVAL_DIR" not in names("preprocess_data.sh")
 
 

@@ -10,6 +10,7 @@ from tinybert.errors import UsageError
 from tinybert.settings import default, model_path
 
 ORT_MODEL_ROLES = ("card", "project")  # the paths ORT_MODEL can name
+AUTO = "auto"  # the ORT_MODEL value that names no path: runtimes.route.resolve_ort_model picks one
 CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
 
 
@@ -438,6 +439,31 @@ PATHS = (
 )
 
 
+
+@dataclass(frozen=True)
+class AutoOrder:
+    """Which project paths ORT_MODEL=auto tries on some CPU classes, fastest first; the last is the fallback."""
+
+    cpu_classes: tuple[str, ...]  # capabilities' cpu_class values; () = every class no other entry names
+    paths: tuple[str, ...]  # ORT_MODEL values
+    why: str
+
+
+AUTO_ORDERS = (
+    AutoOrder(
+        cpu_classes=("AMX", "AVX-512+BF16", "AVX-512+VNNI+BF16"),
+        paths=("int8", "int8_static", "bf16", "fast"),
+        why="dynamic int8 (D) is the fastest gated path in the benchmark; bf16 only here, where the CPU computes "
+        "it natively",
+    ),
+    AutoOrder(
+        cpu_classes=(),
+        paths=("int8", "int8_static", "fast"),
+        why="dynamic int8 (D) is the fastest gated path in the benchmark, static int8 (S) next; fp32 last",
+    ),
+)
+
+
 # ---------------------------------------------------------------- lookups
 
 
@@ -470,8 +496,14 @@ def backend_names() -> list[str]:
 
 
 def ort_models() -> list[str]:
-    """The values of ORT_MODEL: the project's paths and the card's."""
-    return [p.name for p in PATHS if p.role in ORT_MODEL_ROLES]
+    """The values of ORT_MODEL: the project's paths, the card's, and auto."""
+    return [p.name for p in PATHS if p.role in ORT_MODEL_ROLES] + [AUTO]
+
+
+def auto_order(cpu_class: str) -> AutoOrder:
+    """The entry of AUTO_ORDERS for this CPU class (the catch-all entry for classes none names)."""
+    named = [entry for entry in AUTO_ORDERS if cpu_class in entry.cpu_classes]
+    return named[0] if named else next(entry for entry in AUTO_ORDERS if not entry.cpu_classes)
 
 
 def run_path(name: str) -> RunPath:
@@ -483,7 +515,10 @@ def run_path(name: str) -> RunPath:
 
 
 def project_path(ort_model: str) -> RunPath:
-    """The project path an ORT_MODEL value names."""
+    """The project path an ORT_MODEL value names (auto names none until it is resolved)."""
+    if ort_model == AUTO:
+        raise UsageError("ORT_MODEL=auto: expected it resolved to a path first (runtimes.route.resolve_ort_model), "
+                         "got it unresolved")
     for candidate in PATHS:
         if candidate.role in ORT_MODEL_ROLES and candidate.name == ort_model:
             return candidate

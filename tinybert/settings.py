@@ -18,6 +18,8 @@ class Setting:
     scripts: tuple[str, ...] = ()  # the test/*.sh that read it; () = every step (through test/common.sh)
     # The default depends on the backend: each backend's entry in the registry gives it (LOOP).
     per_backend: bool = False
+    # (script, default) where a script's default differs from `default` (ORT_MODEL=auto for some steps).
+    script_defaults: tuple[tuple[str, str], ...] = ()
 
 
 SETTINGS = (
@@ -35,9 +37,10 @@ SETTINGS = (
                                "else ONNX Runtime, so the same steps run on an NPU server and anywhere else; "
                                "cann only when asked for"),
     Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
-    Setting("ORT_MODEL", "fast", "the CPU path: fp32, last layer at [CLS] only, length-bucketed: PyTorch's logits "
-                                 "within EXPORT_TOLERANCE, several times faster than the card's static model; others: "
-                                 "python -m tinybert registry paths"),
+    Setting("ORT_MODEL", "fast", "fast: fp32, last layer at [CLS] only, length-bucketed, PyTorch's logits within "
+                                 "EXPORT_TOLERANCE; auto, where speed is the point: the fastest path that passed "
+                                 "its gate at export on this CPU class",
+            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"))),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
@@ -59,6 +62,12 @@ SETTINGS = (
     Setting("LOOP", "", "timed iterations: the card's ais_bench --loop 1000; 100 on ONNX Runtime on the CPU, "
                         "where one takes far longer, rounded up to whole passes over the length-bucketed batches",
             scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"), per_backend=True),
+    Setting("PERF_SECONDS", "3", "timed seconds per repeat at least: whole passes go on past LOOP until then, so a "
+                                 "figure is not one short burst a scheduler hiccup moves; 0: LOOP alone",
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh")),
+    Setting("PERF_REPEATS", "5", "timed repeats per batch size: the median is reported with the min-max spread, so "
+                                 "one disturbed repeat does not move it and the spread shows what to trust",
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh")),
     Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
     Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
@@ -73,8 +82,8 @@ SETTINGS = (
     Setting("REPEATS", "3", "timed passes per row, the median reported: one disturbed pass on a shared machine "
                             "does not move the figure, and the whole benchmark stays within minutes",
             scripts=("benchmark.sh",)),
-    Setting("ONNX_MODEL", "", "empty: PyTorch eager on CKPT_DIR, nothing to export first; an .onnx file runs "
-                              "ONNX Runtime instead", scripts=("predict.sh",)),
+    Setting("ONNX_MODEL", "", "empty: PyTorch eager on CKPT_DIR, nothing to export first; an .onnx file runs ONNX "
+                              "Runtime instead, a folder of exported models ORT_MODEL's", scripts=("predict.sh",)),
     Setting("CALIB_FILE", "{GLUE_DIR}/train.tsv", "static int8 calibrates on the training split, never on the "
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
                                                   "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
@@ -114,8 +123,12 @@ def defaults() -> dict[str, str]:
     return values
 
 
-def default(name: str) -> str:
-    return defaults()[name]
+def default(name: str, script: str | None = None) -> str:
+    """A setting's default; with `script`, that test/*.sh's own default where it has one."""
+    value = defaults()[name]
+    if script is not None:
+        value = dict(setting(name).script_defaults).get(os.path.basename(script), value)
+    return value
 
 
 def setting(name: str) -> Setting:
@@ -140,6 +153,8 @@ SEQ_LEN = int(default("SEQ_LEN"))
 OPSET = int(default("OPSET"))
 BATCH_SIZES = tuple(int(bs) for bs in default("BATCH_SIZES").split())
 REPEATS = int(default("REPEATS"))
+PERF_SECONDS = float(default("PERF_SECONDS"))
+PERF_REPEATS = int(default("PERF_REPEATS"))
 CALL_TOKENS = int(default("CALL_TOKENS"))
 WARMUP = 5  # untimed calls before perf's timed loop: the first calls allocate and pack weights
 CLASSIFY_BATCH = int(default("CLASSIFY_BATCH"))
@@ -171,6 +186,8 @@ MODEL_FILES = {
     "om": "TinyBERT_bs{bs}.om",  # the card's static OM model
     "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
 }
+# Beside the models: what each ORT_MODEL path's export check found, on which CPU class (read by ORT_MODEL=auto).
+GATE_RECORD_FILE = "TinyBERT_{path}.gate.json"
 FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `export-fast`, batch-independent
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
@@ -192,3 +209,8 @@ def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -
     if "{bs}" in name and batch_size is None:
         raise UsageError(f"expected a batch size for the {kind} model {name}, got none")
     return os.path.join(model_dir, name.format(bs=batch_size))
+
+
+def gate_record_path(path: str, model_dir: str = ".") -> str:
+    """The gate record of the ORT_MODEL path `path` in `model_dir`."""
+    return os.path.join(model_dir, GATE_RECORD_FILE.format(path=path))

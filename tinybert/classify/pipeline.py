@@ -30,7 +30,7 @@ class ClassifyOptions:
     restart: bool = False
     ckpt_dir: str = field(default_factory=lambda: default("CKPT_DIR"))
     model_dir: str = field(default_factory=lambda: default("MODEL_DIR"))
-    ort_model: str = field(default_factory=lambda: default("ORT_MODEL"))
+    ort_model: str = field(default_factory=lambda: default("ORT_MODEL", "classify.sh"))
     vocab_file: str | None = None  # default: <ckpt_dir>/vocab.txt
     seq_len: int = SEQ_LEN
     batch_size: int = CLASSIFY_BATCH
@@ -51,30 +51,39 @@ def default_output(input_path: str) -> str:
     return f"{os.path.splitext(os.path.basename(input_path))[0]}.classified.tsv"
 
 
-def ensure_model(options: ClassifyOptions) -> str:
-    """ORT_MODEL's model file, exported from the checkpoint first when it is missing or older than the
-    weights (`export.ensure_model`, as the benchmark asks for its models)."""
-    from tinybert.export import Calibration
+def ensure_model(options: ClassifyOptions):
+    """ORT_MODEL's path and model file, exported from the checkpoint first when missing or older than the weights
+    (`export.ensure_model`, as the benchmark asks for its models); auto: every candidate, then its choice."""
+    from tinybert.export import Calibration, ensure_auto_models
     from tinybert.export import ensure_model as export_model
-    from tinybert.registry import project_path
+    from tinybert.registry import AUTO, model_file, project_path
+    from tinybert.runtimes.route import resolve_ort_model
 
-    kind = project_path(options.ort_model).model
     calibration = options.calibration_file
     has_calibration = bool(calibration) and os.path.isfile(calibration)
+    if options.ort_model == AUTO:
+        ensure_auto_models(options.ckpt_dir, options.model_dir, calibration=Calibration(calibration)
+                           if has_calibration else None, seq_len=options.seq_len)
+    choice = resolve_ort_model(options.ort_model, options.model_dir)
+    kind = project_path(choice.path).model
     expect(kind != "int8_static" or has_calibration, ModelFileError,
            f"ORT_MODEL=int8_static: the static int8 model is calibrated on a training TSV: set CALIB_FILE to one "
            f"(got {calibration!r}), or run CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
-    return export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
-                        calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
+    if choice.reason:  # auto: its candidates were exported just now
+        print(choice.line())
+        return choice, model_file(choice.path, options.model_dir, options.batch_size)
+    model = export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
+                         calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
+    return choice, model
 
 
-def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str) -> dict:
-    """What decides the output; a resumed run must match it exactly."""
+def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str, path: str) -> dict:
+    """What decides the output (`path`: the ORT_MODEL path run); a resumed run must match it exactly."""
     return {"format": RECORD_FORMAT,
             "input": {"path": os.path.abspath(plan.path), "bytes": plan.size, "lines": plan.lines,
                       "chunks": len(plan.chunks)},
             "layout": layout.describe(),
-            "model": {"ort_model": options.ort_model, "file": os.path.basename(model), "sha256": file_sha256(model)},
+            "model": {"ort_model": path, "file": os.path.basename(model), "sha256": file_sha256(model)},
             "vocab_sha256": file_sha256(vocab),
             "settings": {"max_seq_length": options.seq_len, "batch_size": options.batch_size,
                          "bucket_edges": options.bucket_edges, "call_tokens": options.call_tokens,
@@ -160,11 +169,11 @@ def report(path: str, output: str, total: dict, with_sentence: bool) -> None:
               f"({total['correct']}/{total['labelled']} labelled sentences)")
 
 
-def _job(options: ClassifyOptions, layout, work_dir: str):
+def _job(options: ClassifyOptions, layout, work_dir: str, path: str):
     from tinybert.classify.worker import ClassifyJob
 
     return ClassifyJob(input_path=os.path.abspath(options.input_path), layout=layout, work_dir=work_dir,
-                       ort_model=options.ort_model, model_dir=os.path.abspath(options.model_dir),
+                       ort_model=path, model_dir=os.path.abspath(options.model_dir),
                        vocab_file=_vocab(options), seq_len=options.seq_len, batch_size=options.batch_size,
                        bucket_edges=options.bucket_edges, with_sentence=options.with_sentence,
                        call_tokens=options.call_tokens)
@@ -174,9 +183,10 @@ def _vocab(options: ClassifyOptions) -> str:
     return os.path.abspath(options.vocab_file or os.path.join(options.ckpt_dir, "vocab.txt"))
 
 
-def _run(options: ClassifyOptions, work: WorkFolder, layout, plan: ChunkPlan, model: str, run_pending) -> dict:
+def _run(options: ClassifyOptions, work: WorkFolder, layout, plan: ChunkPlan, model: str, run_pending,
+         path: str) -> dict:
     """Resume or start, run the pending chunks, publish; this run's counts."""
-    earlier = work.begin(run_identity(options, layout, plan, model, _vocab(options)), options.restart)
+    earlier = work.begin(run_identity(options, layout, plan, model, _vocab(options), path), options.restart)
     pending, warnings = work.pending(plan)
     for warning in warnings:
         print(f"[WARN] {warning}", file=sys.stderr)
@@ -215,22 +225,24 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     vocab = _vocab(options)
     expect(os.path.isfile(vocab), DataFormatError,
            f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
-    model = ensure_model(options)
-    run_pending = _engine(options, _job(options, layout, work.path))
+    choice, model = ensure_model(options)
+    run_pending = _engine(options, _job(options, layout, work.path, choice.path))
     tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
     plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
     with work:
         try:
-            figures = _run(options, work, layout, plan, model=model, run_pending=run_pending)
+            figures = _run(options, work, layout, plan, model=model, run_pending=run_pending, path=choice.path)
         except BaseException:
             if not work.done_records():  # nothing to resume: leave no folder behind
                 work.remove()
             raise
         work.remove()  # still holding the lock: no other run starts on a half-removed folder
     figures["wall_s"] = time.perf_counter() - tick
+    figures["ort_model"] = choice.record()
     report(options.input_path, output, figures, options.with_sentence)
     rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0
+    chosen = f"{options.ort_model} -> {choice.path}" if choice.reason else choice.path
     print(f"[INFO] rate: {rate:.1f} sentences/s ({figures['classified']} sentences classified in "
-          f"{figures['wall_s']:.2f} s; engine {options.engine}, ORT_MODEL={options.ort_model}, batch "
+          f"{figures['wall_s']:.2f} s; engine {options.engine}, ORT_MODEL={chosen}, batch "
           f"{options.batch_size}, chunks of {options.chunk_sentences})")
     return figures

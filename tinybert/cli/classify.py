@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN
+from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
 from tinybert.cli.parsers import DEFAULTS, StepTable, non_negative_int, positive_int
 
 
@@ -27,7 +27,8 @@ def _model_options(p) -> None:
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: vocab.txt, and the weights to export from")
     p.add_argument("--vocab_file", default=None, help="WordPiece vocabulary (default: <ckpt_dir>/vocab.txt)")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: where the .onnx files are")
-    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the CPU path")
+    p.add_argument("--ort_model", default=default("ORT_MODEL", "classify.sh"),
+                   help="ORT_MODEL: the CPU path (auto: the fastest whose gate passed at export on this CPU class)")
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV to calibrate ORT_MODEL=int8_static when its model is missing")
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)

@@ -6,10 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN, WARMUP
+from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, PERF_REPEATS, PERF_SECONDS, REPEATS, SEQ_LEN, WARMUP
+from tinybert.settings import default
 from tinybert.cli.parsers import DEFAULTS, StepTable, VOCAB_FILE, batch_sizes, int_at_least, non_negative_int, positive_int
 
 _device = int_at_least(0, "a non-negative NPU id")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text!r}")
+    return value
 
 
 def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
@@ -82,10 +94,21 @@ def _infer(argv, prog):
     from tinybert.steps.inference import run_inference
 
     plan = _plan(a, a.batchsize)
-    print(f"[INFO] {plan.describe()}")
+    _print_plan(plan)
     run_inference(plan.model, inputs, a.output, a.batchsize, outfmt=a.outfmt, runtime=plan.runtime,
                   output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges,
-                  call_tokens=a.call_tokens, **plan.options)
+                  call_tokens=a.call_tokens, ort_model=_choice_record(plan), **plan.options)
+
+
+def _print_plan(plan) -> None:
+    """What runs, and for ORT_MODEL=auto which path it chose and why."""
+    if plan.choice is not None and plan.choice.reason:
+        print(plan.choice.line())
+    print(f"[INFO] {plan.describe()}")
+
+
+def _choice_record(plan) -> dict | None:
+    return plan.choice.record() if plan.choice is not None else None
 
 
 def _infer_gears(a, inputs: list[str]) -> None:
@@ -110,7 +133,13 @@ def _perf(argv, prog):
     p.add_argument("--model", default=None, help="model file; default: the one the settings pick")
     p.add_argument("--batchsize", type=positive_int, required=True)
     p.add_argument("--loop", default="", help="timed iterations (LOOP); empty: the backend's default")
+    p.add_argument("--seconds", type=_seconds, default=PERF_SECONDS,
+                   help="PERF_SECONDS: each repeat times whole passes until both --loop iterations and this many "
+                        "seconds are done")
+    p.add_argument("--repeats", type=positive_int, default=PERF_REPEATS,
+                   help="PERF_REPEATS: timed repeats; the median is reported with their min-max spread")
     p.add_argument("--warmup", type=int, default=WARMUP)
+    p.add_argument("--no_progress", action="store_true")
     p.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
     p.add_argument("--bin_dir", default=None,
                    help="dynamic-shape models: time the length-bucketed batches of these features")
@@ -126,9 +155,10 @@ def _perf(argv, prog):
     options = dict(plan.options)
     if a.providers:
         options["providers"] = a.providers.split(",")
-    print(f"[INFO] {plan.describe()}")
+    _print_plan(plan)
     measure(plan.model, a.batchsize, loop, a.warmup, runtime=plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
-            bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, **options)
+            bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, repeats=a.repeats, min_seconds=a.seconds,
+            progress=not a.no_progress, ort_model=_choice_record(plan), **options)
 
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")
@@ -136,9 +166,12 @@ def _predict(argv, prog):
     p = STEPS.parser("predict", prog)
     p.add_argument("sentences", nargs="*", help="sentences to classify (none: one per line on stdin)")
     p.add_argument("--model_dir", default=None, help="TinyBERT checkpoint folder (PyTorch backend)")
-    p.add_argument("--onnx", default=None, help="ONNX model instead of --model_dir, run on ORT_MODEL's runtime")
-    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"],
-                   help="ORT_MODEL: with --onnx, its path's runtime runs it (bf16: OpenVINO bf16)")
+    p.add_argument("--onnx", default=None,
+                   help="instead of --model_dir: an ONNX model, run on ORT_MODEL's runtime, or a folder of exported "
+                        "models, of which ORT_MODEL's runs (auto: the fastest whose gate passed here)")
+    p.add_argument("--ort_model", default=default("ORT_MODEL", "predict.sh"),
+                   help="ORT_MODEL: with --onnx, its path's runtime runs it (bf16: OpenVINO bf16); with a folder, "
+                        "its path's model too")
     p.add_argument("--vocab_file", default=None,
                    help=f"WordPiece vocabulary (default: <model_dir>/vocab.txt, or {VOCAB_FILE} with --onnx)")
     p.add_argument("--max_seq_length", type=positive_int, default=None,
@@ -147,15 +180,37 @@ def _predict(argv, prog):
     p.add_argument("--requests", default=None, help="REQUESTS, with --onnx: calls in flight at once")
     a = p.parse_args(argv)
     from tinybert.steps.predict import predict, print_predictions, read_sentences
-    from tinybert.registry import project_path
 
-    runtime = project_path(a.ort_model).runtime if a.onnx else "pytorch"
     if a.requests is not None and not a.onnx:
         p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
+    onnx, runtime = a.onnx, "pytorch"
+    if a.onnx:
+        onnx, runtime = _predict_model(a.onnx, a.ort_model)
     sentences = read_sentences(a.sentences, sys.stdin)
-    print_predictions(predict(sentences, model_dir=a.model_dir, onnx=a.onnx, vocab_file=a.vocab_file,
+    print_predictions(predict(sentences, model_dir=a.model_dir, onnx=onnx, vocab_file=a.vocab_file,
                               max_seq_length=a.max_seq_length, threads=a.threads, runtime=runtime,
                               requests=a.requests))
+
+
+def _predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
+    """predict's model file and runtime: a folder runs ORT_MODEL's path in it (auto resolved there); a file runs
+    as named, on its path's runtime (auto: ONNX Runtime's); the choice goes to stderr."""
+    import os
+
+    from tinybert.registry import AUTO, model_file, project_path
+    from tinybert.runtimes.route import resolve_ort_model
+
+    if os.path.isdir(onnx):
+        choice = resolve_ort_model(ort_model, onnx)
+        path = project_path(choice.path)
+        model = model_file(path.name, onnx)
+        print(f"{choice.line()}: {model} on {path.runtime}", file=sys.stderr)
+        return model, path.runtime
+    if ort_model == AUTO:
+        print(f"[INFO] ORT_MODEL=auto: {onnx} is one file, run as named on onnxruntime (name a folder to let auto "
+              "choose)", file=sys.stderr)
+        return onnx, "onnxruntime"
+    return onnx, project_path(ort_model).runtime
 
 
 @step("benchmark", "side-by-side throughput/accuracy of every CPU path and its peers, from the registry")

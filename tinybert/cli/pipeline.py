@@ -81,23 +81,30 @@ def _export_int8_static(argv, prog):
 
 
 @step("export-model", "ORT_MODEL's model, written by its exporter when missing or older than the weights "
-                      "(the calibrated ones on CALIB_FILE)")
+                      "(the calibrated ones on CALIB_FILE); for auto every model auto may choose here, gates recorded")
 def _export_model(argv, prog):
     from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
 
     p = _export_options(STEPS.parser("export-model", prog), batch_size=False)
-    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the CPU path whose model to write")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the CPU path whose model to write "
+                                                                     "(auto: each path auto may choose on this CPU)")
     p.add_argument("--batch_size", type=positive_int, default=None, help="for ORT_MODEL=static, the card's model")
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV, for the models calibrated on one (int8_static, openvino_int8)")
     p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
     p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
     a = p.parse_args(argv)
-    from tinybert.export import Calibration, ensure_model
-    from tinybert.registry import project_path
+    from tinybert.export import Calibration, ensure_auto_models, ensure_model
+    from tinybert.registry import AUTO, project_path
+    from tinybert.runtimes.route import resolve_ort_model
 
     calibration = Calibration(a.calibration_file, a.calibration_samples, a.calibration_seed) \
         if a.calibration_file else None
+    if a.ort_model == AUTO:
+        ensure_auto_models(a.model_dir, a.output_dir, features_dir=a.features_dir, calibration=calibration,
+                           opset=a.opset, seq_len=a.max_seq_length)
+        print(resolve_ort_model(AUTO, a.output_dir).line())
+        return
     path = ensure_model(project_path(a.ort_model).model, a.model_dir, a.output_dir, batch_size=a.batch_size,
                         features_dir=a.features_dir, calibration=calibration, opset=a.opset, seq_len=a.max_seq_length)
     print(f"[INFO] ORT_MODEL={a.ort_model}: {path}")
@@ -156,11 +163,14 @@ def _report(argv, prog):
     p.add_argument("--backend", required=True)
     p.add_argument("--model_dir", required=True)
     p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: whose matrix-multiply rate the "
-                                                                     "header gives")
+                                                                     "header gives (auto: the path perf recorded)")
+    p.add_argument("--accuracy_ort_model", default=None,
+                   help="the path the accuracy column ran, where it differs from the speed column's (ORT_MODEL=auto)")
     a = p.parse_args(argv)
     from tinybert.steps.report import build_table
 
-    print(build_table(a.eval_dir, list(a.batch_sizes), a.backend, a.model_dir, a.ort_model), end="")
+    print(build_table(a.eval_dir, list(a.batch_sizes), a.backend, a.model_dir, a.ort_model,
+                      accuracy_ort_model=a.accuracy_ort_model), end="")
 
 
 @step("compare", "hold two result folders of the same features against each other, sample by sample")

@@ -3,7 +3,7 @@ registry`: docs/cpu-paths.md, docs/architecture.md; a test keeps the files equal
 
 from __future__ import annotations
 
-from tinybert.registry import BACKENDS, CHECKPOINT, PATHS, RUNTIMES
+from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, PATHS, RUNTIMES
 from tinybert.settings import MODEL_FILES
 
 GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
@@ -42,4 +42,12 @@ def runtimes_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"backends": backends_markdown, "paths": paths_markdown, "runtimes": runtimes_markdown}
+def auto_markdown() -> str:
+    lines = ["| CPU 类 | ORT_MODEL=auto 依次尝试 | 理由 |", "| ---- | ---- | ---- |"]
+    for entry in AUTO_ORDERS:
+        classes = ", ".join(f"`{c}`" for c in entry.cpu_classes) or "其他"
+        lines.append(f"| {classes} | {' → '.join(f'`{p}`' for p in entry.paths)} | {entry.why} |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {"auto": auto_markdown, "backends": backends_markdown, "paths": paths_markdown, "runtimes": runtimes_markdown}

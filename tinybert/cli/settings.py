@@ -29,7 +29,8 @@ def _settings(argv, prog):
     form.add_argument("--markdown", action="store_true", help="the table with each default's reason (docs/settings.md)")
     form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
     p.add_argument("--script", default=None,
-                   help="only the settings this test/*.sh reads (the shared ones and its own); default: all")
+                   help="only the settings this test/*.sh reads (the shared ones and its own), with its own "
+                        "defaults; default: all")
     p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
     a = p.parse_args(argv)
     from tinybert.cli import settings_text
@@ -39,7 +40,7 @@ def _settings(argv, prog):
     elif a.markdown:
         text = settings_text.markdown(a.script)
     elif a.get:
-        text = settings_text.default_of(a.get, a.backend) + "\n"
+        text = settings_text.default_of(a.get, a.backend, a.script) + "\n"
     else:
         text = settings_text.help_text(a.script)
     _print(text)
@@ -48,7 +49,8 @@ def _settings(argv, prog):
 def _model_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The settings that decide which model file a step uses."""
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: where the .onnx and .om files are")
-    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL: the ONNX Runtime model")
+    p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"],
+                   help="ORT_MODEL: the ONNX Runtime model (auto: the one it chooses in --model_dir)")
     p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
                    help="DYNAMIC_DIMS: non-empty selects the Ascend gear model")
     return p
@@ -59,7 +61,7 @@ FAST_MODEL_GROUP = "fast_models"
 
 @step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
 def _paths(argv, prog):
-    from tinybert.registry import Request, backend_model, backend_names
+    from tinybert.registry import AUTO, Request, backend_model, backend_names
     from tinybert.settings import FAST_MODEL_KINDS, model_path
 
     backends = backend_names()
@@ -70,6 +72,10 @@ def _paths(argv, prog):
     p.add_argument("--batch_size", type=positive_int, default=None, help="for the models made per batch size")
     a = _model_options(p).parse_args(argv)
     request = Request(a.model_dir, a.ort_model, a.dynamic_dims)
+    if a.ort_model == AUTO and any(kind in backends for kind in a.kind):
+        from tinybert.runtimes.route import resolve_ort_model
+
+        request = Request(a.model_dir, resolve_ort_model(AUTO, a.model_dir).path, a.dynamic_dims)
     lines = []
     for kind in a.kind:
         if kind == FAST_MODEL_GROUP:
@@ -96,12 +102,12 @@ def _backend(argv, prog):
     print(choose_backend(a.requested, a.batch_size, request))
 
 
-@step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes")
+@step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes, auto's order")
 def _registry(argv, prog):
     from tinybert.cli.registry_text import TABLES
 
     p = STEPS.parser("registry", prog)
-    p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all three)")
+    p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all of them)")
     a = p.parse_args(argv)
     names = [a.table] if a.table else list(TABLES)
     _print("\n".join(TABLES[name]() for name in names))

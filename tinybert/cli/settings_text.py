@@ -3,8 +3,10 @@ Standard library only: every test/*.sh runs this when it starts."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from dataclasses import replace
 
 from tinybert.settings import RUN_VALUES, TIMESTAMP_FORMAT, Setting, default, for_script
 from tinybert.settings import setting as find_setting
@@ -54,12 +56,20 @@ def shell_assignments(script: str | None = None, now: float | None = None) -> st
     """Lines for `eval`: the run values, then each setting `script` reads, set to its default when the
     environment leaves it unset or empty (settings without a default end up empty, never unset)."""
     lines = [f"{name}={_single_quoted(value)}" for name, value in run_values(now).items()]
-    lines += [shell_assignment(setting.name, setting.default) for setting in for_script(script)]
+    lines += [shell_assignment(setting.name, _script_default(setting, script)) for setting in for_script(script)]
     return "\n".join(lines) + "\n"
 
 
-def default_of(name: str, backend: str | None = None) -> str:
-    """A setting's default; for one that depends on the backend (LOOP), its default on `backend`."""
+def _script_default(setting: Setting, script: str | None) -> str:
+    """The default `script` gets: its own where the table gives one (script_defaults), else the setting's."""
+    if script is None:
+        return setting.default
+    return dict(setting.script_defaults).get(os.path.basename(script), setting.default)
+
+
+def default_of(name: str, backend: str | None = None, script: str | None = None) -> str:
+    """A setting's default (`script`'s own where it has one); for one that depends on the backend (LOOP),
+    its default on `backend`."""
     if find_setting(name).per_backend:
         from tinybert.errors import UsageError
         from tinybert.registry import loop_default
@@ -67,11 +77,14 @@ def default_of(name: str, backend: str | None = None) -> str:
         if backend is None:
             raise UsageError(f"expected --backend for the {name} default, which depends on the backend")
         return str(loop_default(backend))
-    return default(name)
+    return default(name, script)
 
 
-def shown_default(setting: Setting, code: str = "") -> str:
-    """A default for people: references as $NAME and <run value>, per-backend defaults spelled out."""
+def shown_default(setting: Setting, code: str = "", script: str | None = None) -> str:
+    """A default for people: references as $NAME and <run value>, per-backend and per-script defaults spelled
+    out (with `script`, only the default that script gets)."""
+    if script is not None and setting.script_defaults:
+        setting = replace(setting, default=_script_default(setting, script), script_defaults=())
     if setting.per_backend:
         from tinybert.registry import loop_defaults
 
@@ -80,7 +93,11 @@ def shown_default(setting: Setting, code: str = "") -> str:
         return "(empty)"
     text = _PLACEHOLDER.sub(lambda m: f"${m.group(1)}" if m.group(1).isupper() else f"<{m.group(1)}>",
                             setting.default)
-    return f"{code}{text}{code}"
+    shown = f"{code}{text}{code}"
+    by_value: dict[str, list[str]] = {}
+    for name, value in setting.script_defaults:
+        by_value.setdefault(value, []).append(name)
+    return "; ".join([shown] + [f"{code}{value}{code} in {', '.join(f'{code}{n}{code}' for n in names)}" for value, names in by_value.items()])
 
 
 def _run_values_used(settings) -> list[str]:
@@ -93,7 +110,7 @@ def help_text(script: str | None = None) -> str:
     settings = for_script(script)
     width = max(len(s.name) for s in settings) + 2
     lines = ["Settings (environment variables) and defaults; why each: python -m tinybert settings --markdown"]
-    lines += [f"  {s.name:<{width}}{shown_default(s)}" for s in settings]
+    lines += [f"  {s.name:<{width}}{shown_default(s, script=script)}" for s in settings]
     lines += [f"  <{name}>: {RUN_VALUES[name]}" for name in _run_values_used(settings)]
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,7 @@ import os
 from tinybert.errors import UsageError, expect
 from tinybert.settings import FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
 from tinybert.export.calibrated import Calibration, export_static_int8
-from tinybert.export.checking import stale
+from tinybert.export.checking import check_models, fast_verification, stale
 from tinybert.export.fast import export_fast_models
 from tinybert.export.static import ExportReport, export
 
@@ -46,4 +46,38 @@ def ensure_model(kind: str, model_dir: str, out_dir: str, batch_size: int | None
     return path
 
 
-__all__ = ["Calibration", "ExportReport", "ensure_model", "export", "export_fast_models", "export_static_int8"]
+def ensure_auto_models(model_dir: str, out_dir: str, features_dir: str | None = None,
+                       calibration: Calibration | None = None, opset: int = OPSET, seq_len: int = SEQ_LEN) -> None:
+    """The models ORT_MODEL=auto may choose on this CPU class (registry.auto_order), each exported when missing
+    or stale, its gate checked again here when its record is missing, stale or from another CPU class."""
+    from tinybert.capabilities import current
+    from tinybert.registry import auto_order, project_path
+    from tinybert.results import gate_record
+
+    caps = current()
+    check, written = None, {}
+    order = auto_order(caps.cpu_class).paths
+    for name in order:
+        path = project_path(name)
+        unmet = [why for why in (caps.unmet(need) for need in path.needs if need != "calibration") if why]
+        if "calibration" in path.needs and (calibration is None or not os.path.isfile(calibration.file)):
+            unmet.append(f"no calibration file (CALIB_FILE: {calibration.file if calibration else 'none given'})")
+        if unmet:
+            print(f"[INFO] ORT_MODEL=auto: {name} not exported here: {unmet[0]}")
+            continue
+        group = "fast models" if path.model in FAST_MODEL_KINDS else path.model  # one export writes them all
+        if group not in written:
+            written[group] = ensure_model(path.model, model_dir, out_dir, features_dir=features_dir,
+                                          calibration=calibration, opset=opset, seq_len=seq_len)
+        model = model_path(path.model, out_dir)
+        state, why = gate_record.status(name, out_dir, model, caps.cpu_class)
+        if name != order[-1] and state in ("missing", "stale", "other_cpu"):  # the fallback needs no record
+            print(f"[INFO] ORT_MODEL=auto: checking {name} here ({why})")
+            if check is None:
+                check = fast_verification(model_dir, opset, seq_len, features_dir)
+            check_models({name: model}, check, "tight", tolerance=float("inf"), gated=(), remove_on_failure=(),
+                         runtime=path.runtime, records={name: name})
+
+
+__all__ = ["Calibration", "ExportReport", "ensure_auto_models", "ensure_model", "export", "export_fast_models",
+           "export_static_int8"]

@@ -96,7 +96,7 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
                     f"(seed {seed}) -> {target}")
     report = check_models({"int8_static": target}, check, "tight", tolerance=float("inf"), gated=(),
                           remove_on_failure=(target, record_path),
-                          min_agreement=agreement_bar(min_agreement))
+                          min_agreement=agreement_bar(min_agreement), records={"int8_static": "int8_static"})
     record["check"] = {"on": check.description, "samples": len(check.reference),
                        "max_abs_diff": report["max_abs_diff"]["int8_static"],
                        "agreement": report["agreement"]["int8_static"]}

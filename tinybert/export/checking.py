@@ -53,6 +53,15 @@ class Verification:
     description: str
     reference: np.ndarray
     batch_size: int
+    labels: np.ndarray | None = None  # the labels of the first len(labels) samples, each sample once
+
+    def accuracy_drop(self, logits: np.ndarray) -> float | None:
+        """Points of accuracy `logits` lose against PyTorch eager's on the labelled samples (None: no labels)."""
+        if self.labels is None or not len(self.labels):
+            return None
+        rows = len(self.labels)
+        right = lambda values: 100.0 * float((values[:rows].argmax(1) == self.labels).mean())  # noqa: E731
+        return right(self.reference) - right(logits)
 
 
 def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None, count: int,
@@ -64,8 +73,10 @@ def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | N
         from tinybert.data.features import read_manifest
 
         count = min(count, read_manifest(features_dir)["num_samples"])
-    arrays, description = verification_inputs(features_dir, count, seq_len, torch_backend.model.config.vocab_size)
-    return Verification(torch_backend, arrays, description, model_logits(torch_backend, arrays, batch_size), batch_size)
+    arrays, description, labels = verification_inputs(features_dir, count, seq_len,
+                                                      torch_backend.model.config.vocab_size)
+    return Verification(torch_backend, arrays, description, model_logits(torch_backend, arrays, batch_size), batch_size,
+                        labels)
 
 
 def fast_verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None) -> Verification:
@@ -76,7 +87,7 @@ def fast_verification(model_dir: str, opset: int, seq_len: int, features_dir: st
 
 def verification_inputs(features_dir: str | None, count: int, seq_len: int, vocab_size: int):
     """`count` real samples when the preprocess step has run (repeated when there are fewer), else
-    a fixed pseudo-random set; and a description of them."""
+    a fixed pseudo-random set; a description of them, and the labels of the distinct real ones (or None)."""
     if features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME)):
         from tinybert.data.features import load_features
 
@@ -84,31 +95,39 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
         expect(features.seq_len == seq_len, ExportError,
                f"{features_dir}: features have sequence length {features.seq_len}, expected {seq_len}")
         rows = np.arange(count) % len(features)
-        return features.batch(rows), f"{count} real samples from {features_dir}"
+        labels = features.labels
+        if labels is not None and not np.isin(labels, (0, 1)).all():
+            labels = None  # unlabelled rows (a test split): no accuracy to compare
+        distinct = None if labels is None else labels[:min(count, len(features))]
+        return features.batch(rows), f"{count} real samples from {features_dir}", distinct
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, seq_len + 1, size=count)
     input_mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
     # Ids past the special and [unused] entries of a BERT vocabulary; any id of a small one.
     input_ids = rng.integers(min(1000, vocab_size // 2), vocab_size, size=(count, seq_len)) * input_mask
-    return (input_ids, np.zeros_like(input_ids), input_mask), f"{count} synthetic samples (no features found)"
+    return (input_ids, np.zeros_like(input_ids), input_mask), f"{count} synthetic samples (no features found)", None
 
 
 def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
-                 remove_on_failure, min_agreement: float | None = None, runtime: str = "onnxruntime") -> dict:
+                 remove_on_failure, min_agreement: float | None = None, runtime: str = "onnxruntime",
+                 records: dict[str, str] | None = None) -> dict:
     """Compare each model's logits on `runtime` with PyTorch's; on a failed gate (`tolerance` for `gated`
     models, `min_agreement`) remove `remove_on_failure`, so no failed model looks ready, and raise ExportError."""
     from tinybert import gates
     from tinybert.runtimes import open_runtime
 
-    report: dict = {"max_abs_diff": {}, "agreement": {}}
+    report: dict = {"max_abs_diff": {}, "agreement": {}, "accuracy_drop": {}}
     batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
     for key, path in paths.items():
         logits = model_logits(open_runtime(runtime, path), check.arrays, check.batch_size, bucket_edges)
         diff = float(np.abs(logits - check.reference).max())
         agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
         report["max_abs_diff"][key], report["agreement"][key] = diff, agreement
+        report["accuracy_drop"][key] = check.accuracy_drop(logits)
         print(f"[INFO] {os.path.basename(path)} vs PyTorch on {check.description}{batching}: "
               f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
+    for key, name in (records or {}).items():
+        record_gate(name, paths[key], runtime, check, report, key)
     failed = [key for key in gated if not gates.exact(report["max_abs_diff"][key], tolerance)]
     disagreeing = [key for key in paths if min_agreement is not None
                    and not gates.reduced(report["agreement"][key], min_agreement=min_agreement)]
@@ -122,6 +141,30 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
         raise ExportError(f"{paths[worst]}: logits differ from PyTorch by {report['max_abs_diff'][worst]:.3e}, "
                           f"expected at most {tolerance:.0e} (removed {', '.join(removed) or 'nothing'})")
     return report
+
+
+def record_gate(name: str, model_file: str, runtime: str, check: Verification, report: dict, key: str) -> bool:
+    """Judge ORT_MODEL path `name` by its registry gate on this check and record the outcome beside its model
+    (results.gate_record, which ORT_MODEL=auto reads); returns whether it passed."""
+    from tinybert import gates
+    from tinybert.registry import project_path
+    from tinybert.results import gate_record
+    from tinybert.settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
+
+    gate = project_path(name).gate
+    diff, agreement, drop = (report[field][key] for field in ("max_abs_diff", "agreement", "accuracy_drop"))
+    if gate == "exact":
+        passed, rule = gates.exact(diff), f"max abs logit difference to PyTorch <= {EXPORT_TOLERANCE:.0e}"
+    else:
+        passed = gates.reduced(agreement, drop)
+        rule = f"same prediction as PyTorch for >= {100 * MIN_AGREEMENT:.0f}% of the samples" + (
+            f", accuracy at most {MAX_ACCURACY_DROP} points below PyTorch's" if drop is not None else
+            " (unlabelled samples: agreement only)")
+    figures = {"max_abs_diff": diff, "agreement": agreement, "accuracy_drop": drop}
+    target = gate_record.write(name, os.path.dirname(model_file) or ".", model_file=model_file, runtime=runtime,
+                               gate=gate, rule=rule, passed=passed, figures=figures, checked_on=check.description)
+    print(f"[INFO] ORT_MODEL={name}: gate {'passed' if passed else 'FAILED'} ({rule}) -> {target}")
+    return passed
 
 
 def _remove(paths) -> list[str]:

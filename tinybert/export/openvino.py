@@ -40,5 +40,6 @@ def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str 
     print(f"[INFO] NNCF int8 (transformer preset) of the fast model on {len(sentences)} calibration sentences "
           f"-> {xml}")
     check_models({"ov_int8": xml}, check, "tight", tolerance=float("inf"), gated=(), remove_on_failure=(xml, weights),
-                 min_agreement=agreement_bar(calibration.min_agreement), runtime="openvino")
+                 min_agreement=agreement_bar(calibration.min_agreement), runtime="openvino",
+                 records={"ov_int8": "openvino_int8"})
     return xml

@@ -5,13 +5,56 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError, expect
 from tinybert import registry
 from tinybert.registry import (RUNTIMES, Backend, Request, alternatives, backend, backend_model, model_file,
                                project_path, run_path, runtime)
 from tinybert.settings import default
+
+
+@dataclass(frozen=True)
+class OrtModelChoice:
+    """The path an ORT_MODEL value names: itself, or for auto the one `resolve_ort_model` chose, and why."""
+
+    requested: str
+    path: str
+    reason: str = ""  # for auto: why this path (its gate record, or why each faster one was passed over)
+
+    def line(self) -> str:
+        return f"[INFO] ORT_MODEL={self.requested} -> {self.path} ({self.reason})" if self.reason else \
+            f"[INFO] ORT_MODEL={self.path}"
+
+    def record(self) -> dict:
+        """What outputs record: the value asked for, the path run, and why."""
+        return {"requested": self.requested, "path": self.path, "reason": self.reason}
+
+
+def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
+    """ORT_MODEL's path: a path name as given; auto the first path of this CPU class's registry.auto_order whose
+    gate record beside its model in `model_dir` says passed on this CPU class, else the order's last (fast)."""
+    if value != registry.AUTO:
+        return OrtModelChoice(value, project_path(value).name)
+    from tinybert.capabilities import current
+    from tinybert.results import gate_record
+
+    cpu_class = current().cpu_class
+    order = registry.auto_order(cpu_class).paths
+    passed_over = []
+    for name in order[:-1]:
+        path = project_path(name)
+        unmet = [why for why in (current().unmet(need) for need in path.needs if need != "calibration") if why]
+        state, why = ("unmet", unmet[0]) if unmet else \
+            gate_record.status(name, model_dir, model_file(name, model_dir), cpu_class)
+        if state == "passed":
+            return OrtModelChoice(value, name, f"gate passed on {cpu_class} at export")
+        passed_over.append(f"{name}: {why}")
+    fallback = order[-1]
+    if not passed_over:
+        return OrtModelChoice(value, fallback, f"the only path ranked for {cpu_class}")
+    return OrtModelChoice(value, fallback, "no faster path's gate passed here: " + "; ".join(passed_over)
+                          + " (ORT_MODEL=auto bash test/pth2onnx.sh 1 exports and checks them here)")
 
 
 @dataclass(frozen=True)
@@ -22,6 +65,7 @@ class RunPlan:
     model: str
     options: dict = field(default_factory=dict)
     path: str | None = None  # the ORT_MODEL value or benchmark row it runs, when a path chose it
+    choice: OrtModelChoice | None = None  # how the settings' ORT_MODEL came to name that path
 
     def describe(self) -> str:
         where = f" on NPU {self.options['device']}" if "device" in self.options else ""
@@ -90,6 +134,9 @@ def plan_settings(backend_name: str, request: Request, batch_size: int | None, *
     expect(backend_name in ("onnxruntime", "cann"), UsageError,
            f"expected --model with --backend {backend_name} (settings choose a model only for BACKEND "
            f"{alternatives(['onnxruntime', 'cann'])})")
+    choice = resolve_ort_model(request.ort_model, request.model_dir) if backend_name == "onnxruntime" else None
+    if choice is not None:
+        request = replace(request, ort_model=choice.path)
     model = backend_model(backend_name, request, batch_size)
     what = f"ORT_MODEL={request.ort_model}" if backend_name == "onnxruntime" else "BACKEND=cann"
     expect(os.path.isfile(model), ModelFileError, f"{model}: expected the ONNX model for {what}, found no such file "
@@ -97,7 +144,7 @@ def plan_settings(backend_name: str, request: Request, batch_size: int | None, *
     if backend_name == "cann":
         return plan_model("cann", model, threads=threads, device=device)
     path = project_path(request.ort_model)
-    return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name)
+    return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name, choice)
 
 
 def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple[int, str]]:

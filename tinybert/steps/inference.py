@@ -102,7 +102,7 @@ def load_inputs(input_dirs: list[str], seq_len: int | None) -> Inputs:
 def run_inference(model_path: str, input_dirs: list[str], output_root: str, batch_size: int,
                   outfmt: str = default("OUTFMT"), runtime: str = "onnxruntime", output_dirname: str | None = None,
                   progress: bool = True, bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS,
-                  **runtime_options) -> InferenceReport:
+                  ort_model: dict | None = None, **runtime_options) -> InferenceReport:
     """Run the model over the input folders and publish one result folder; `bucket_edges` (dynamic models):
     None or "tight" (each batch to its longest sample), gear edges ("16,32,48,64"), or "off" (full length)."""
     expect(batch_size > 0, UsageError, f"expected a positive --batchsize, got {batch_size}")
@@ -146,6 +146,8 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
                     "bucketing": None if fill_to else (bucket_edges or "tight"),
                     "call_tokens": None if fill_to or bucket_edges == CARD_BATCHES else call_tokens,
                     "tokens_processed": tokens_processed(batches, fill_to)}
+            if ort_model is not None:  # the path the settings' ORT_MODEL named (auto: chosen, and why)
+                args["ort_model"] = ort_model
             names = [out_names[i] for i in range(count)]
             final = writer.publish(lambda final_dir: _summary(infiles, names, final_dir, compute_ms=compute_ms,
                                                               batch_size=rows, args=args))

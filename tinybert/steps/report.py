@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 
 from tinybert.errors import PipelineError, expect
 from tinybert.fileio import read_json, write_json_atomic, write_text_atomic
@@ -48,29 +49,82 @@ def ais_bench_throughput(log_path: str) -> float:
 def read_perf(eval_dir: str, bs: int, backend: str) -> tuple[float, int]:
     """Batch size `bs`'s fps and requests in flight, as test/perf.sh recorded them: our perf step's
     `bs<bs>_perf.json`; on ais_bench, which writes no JSON, the line it printed into `bs<bs>_perf.log`."""
+    figures = read_perf_figures(eval_dir, bs, backend)
+    return figures.fps, figures.requests
+
+
+@dataclass(frozen=True)
+class PerfFigures:
+    """One batch size's speed cell: the median fps, requests in flight, the repeats' min-max, the path run."""
+
+    fps: float
+    requests: int
+    spread: tuple[float, float] | None = None  # None: one figure only (ais_bench, or an older record)
+    ort_model: dict | None = None  # perf's record of the path ORT_MODEL named (auto: chosen, and why)
+
+    def cell(self) -> str:
+        mark = "*" if self.requests > 1 else ""
+        if self.spread is None:
+            return f"{self.fps:.2f}{mark}"
+        return f"{self.fps:,.0f} ({self.spread[0]:,.0f}–{self.spread[1]:,.0f}){mark}"
+
+
+def read_perf_figures(eval_dir: str, bs: int, backend: str) -> PerfFigures:
+    """`read_perf`'s figures with the spread of perf's repeats and the path it ran, where its JSON has them."""
     if foreign(backend):
-        return ais_bench_throughput(os.path.join(eval_dir, f"bs{bs}_perf.log")), 1
+        return PerfFigures(ais_bench_throughput(os.path.join(eval_dir, f"bs{bs}_perf.log")), 1)
     json_path = os.path.join(eval_dir, f"bs{bs}_perf.json")
-    return perf_figure(read_json(json_path, PipelineError, "the figures test/perf.sh wrote with --json_out"), json_path)
+    record = read_json(json_path, PipelineError, "the figures test/perf.sh wrote with --json_out")
+    fps, requests = perf_figure(record, json_path)
+    key = "wall_clock_samples_per_s" if requests > 1 else "throughput"
+    spread = (record.get("spread") or {}).get(key)
+    expect(spread is None or (isinstance(spread, list) and len(spread) == 2
+                              and all(isinstance(v, (int, float)) for v in spread)), PipelineError,
+           f"{json_path}: expected the figures of 'tinybert perf --json_out' with a [min, max] pair under "
+           f"spread.{key}, got {spread!r}")
+    return PerfFigures(fps, requests, None if spread is None else (float(spread[0]), float(spread[1])),
+                       record.get("ort_model"))
+
+
+def inversions(figures: dict[int, PerfFigures]) -> list[str]:
+    """A line for each batch size slower than smaller ones beyond the measured spread: its repeats' max below
+    their min, so the ranges do not overlap (figures without a spread are never compared)."""
+    lines = []
+    sizes = sorted(bs for bs, f in figures.items() if f.spread is not None)
+    for position, larger in enumerate(sizes):
+        high = figures[larger].spread[1]
+        slower_than = [bs for bs in sizes[:position] if high < figures[bs].spread[0]]
+        if slower_than:
+            ranges = ", ".join(f"bs{bs} ({figures[bs].spread[0]:,.0f}–{figures[bs].spread[1]:,.0f})"
+                               for bs in slower_than)
+            lines.append(f"注意: bs{larger} is slower than {ranges} beyond the spread of the repeats: "
+                         f"{figures[larger].spread[0]:,.0f}–{high:,.0f} fps.")
+    return lines
 
 
 def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: str,
-                ort_model: str = default("ORT_MODEL")) -> str:
-    rows, records = [], []
+                ort_model: str = default("ORT_MODEL"), accuracy_ort_model: str | None = None) -> str:
+    """The card's table from eval_all.sh's records; `accuracy_ort_model`: the path the accuracy column ran
+    where it is not the speed column's (ORT_MODEL=auto times the fastest gated path, scores the fp32 one)."""
+    rows, records, speed = [], [], {}
     pth_path = os.path.join(eval_dir, "pth_accuracy.json")
     pth = read_json(pth_path, PipelineError, "PyTorch eager accuracy") if os.path.exists(pth_path) else None
     for bs in batch_sizes:
         accuracy = read_json(os.path.join(eval_dir, f"bs{bs}_accuracy.json"), PipelineError, "postprocess results")
-        fps, requests = read_perf(eval_dir, bs, backend)
+        figures = speed[bs] = read_perf_figures(eval_dir, bs, backend)
         records.append({"batch_size": bs, "accuracy": accuracy["accuracy"], "num_samples": accuracy["num_samples"],
-                        "throughput": fps, "requests_in_flight": requests, "result_dir": accuracy["result_dir"]})
+                        "throughput": figures.fps, "requests_in_flight": figures.requests,
+                        "throughput_spread": list(figures.spread) if figures.spread else None,
+                        "ort_model": figures.ort_model, "result_dir": accuracy["result_dir"]})
         pth_cell = f"{pth['accuracy']:.2f}" if pth else "-"
-        mark = "*" if requests > 1 else ""
         rows.append(f"| TinyBERT (bs{bs}) | {pth_cell} | {accuracy['accuracy']:.2f} | {accuracy['num_samples']} | "
-                    f"{fps:.2f}{mark} |")
+                    f"{figures.cell()} |")
     best = max(records, key=lambda r: r["throughput"])
+    best_cell = speed[best["batch_size"]].cell().rstrip("*")
+    chosen = _speed_paths(speed)
     machine = describe_machine()
-    rates = _matmul_rates(machine["physical_cores"], ort_model, batch_sizes)
+    rates = _matmul_rates(machine["physical_cores"], chosen[0]["path"] if len(chosen) == 1 else ort_model,
+                          batch_sizes)
     versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     lines = [
         f"Backend: **{backend}**; checkpoint: `{model_dir}`; measured {time.strftime('%Y-%m-%d')}.",
@@ -79,28 +133,67 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
         f"The CPU path's matrix-multiply rate at the model's shapes (M = batch size x {ROOFLINE_TOKENS} tokens), "
         "which CPU fps scale with: " + "; ".join(model_shape_lines(rates)) + ".",
         "",
-        f"| 模型 | pth精度 (PyTorch eager) | {backend}推理精度 | 样本数 | {backend}性能 (fps) |",
+        f"| 模型 | pth精度 (PyTorch eager) | {_label(backend, accuracy_ort_model)}推理精度 | 样本数 | "
+        f"{_label(backend, _speed_label(chosen, accuracy_ort_model))}性能 (fps) |",
         "| ---- | ---- | ---- | ---- | ---- |",
         *rows,
         f"| 最优bs (bs{best['batch_size']}) | {pth['accuracy']:.2f} | {best['accuracy']:.2f} | "
-        f"{best['num_samples']} | {best['throughput']:.2f} |" if pth else
-        f"| 最优bs (bs{best['batch_size']}) | - | {best['accuracy']:.2f} | {best['num_samples']} | {best['throughput']:.2f} |",
+        f"{best['num_samples']} | {best_cell} |" if pth else
+        f"| 最优bs (bs{best['batch_size']}) | - | {best['accuracy']:.2f} | {best['num_samples']} | {best_cell} |",
         "",
         "精度为百分比 (accuracy in %); 性能单位 fps (sentences per second, `1000*batchsize/mean compute ms`; "
         "* where several requests were in flight, whose per-call times overlap: the wall-clock sentences/s of the "
-        "same timed loop).",
+        "same timed loop)" + ("; each the median of perf's repeats (PERF_REPEATS, each at least PERF_SECONDS), "
+                              "their min–max in brackets." if any(f.spread for f in speed.values()) else "."),
+        *_path_lines(chosen, accuracy_ort_model),
+        *inversions(speed),
     ]
     table = "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(eval_dir, "table.md"), table)
     write_json_atomic(os.path.join(eval_dir, "table.json"), {
         "backend": backend, "model_dir": model_dir, "machine": machine, "model_shape_rates": rates,
-        "pth_accuracy": pth["accuracy"] if pth else None, "rows": records})
+        "pth_accuracy": pth["accuracy"] if pth else None, "accuracy_ort_model": accuracy_ort_model,
+        "speed_ort_model": chosen, "inversions": inversions(speed), "rows": records})
     return table
+
+
+def _speed_paths(speed: dict[int, PerfFigures]) -> list[dict]:
+    """The distinct ORT_MODEL choices perf recorded, in batch-size order."""
+    chosen: list[dict] = []
+    for figures in speed.values():
+        if figures.ort_model and figures.ort_model not in chosen:
+            chosen.append(figures.ort_model)
+    return chosen
+
+
+def _label(backend: str, path: str | None) -> str:
+    return f"{backend} ({path})" if path else backend
+
+
+def _speed_label(chosen: list[dict], accuracy_ort_model: str | None) -> str | None:
+    """The speed column's path where the columns name theirs (`accuracy_ort_model` given)."""
+    if accuracy_ort_model is None or len(chosen) != 1:
+        return None
+    c = chosen[0]
+    return f"{c['requested']} -> {c['path']}" if c.get("reason") else c["path"]
+
+
+def _path_lines(chosen: list[dict], accuracy_ort_model: str | None) -> list[str]:
+    """Which path each column ran, where ORT_MODEL=auto chose the speed column's."""
+    auto = [c for c in chosen if c.get("reason")]
+    if not auto:
+        return []
+    runs = "; ".join(f"{c['path']} ({c['reason']})" for c in auto)
+    scored = f"; 精度列 (accuracy) ran {accuracy_ort_model}" if accuracy_ort_model else ""
+    return [f"ORT_MODEL={auto[0]['requested']}: 性能列 (speed) ran {runs}{scored}."]
 
 
 def _matmul_rates(threads: int, ort_model: str, batch_sizes: list[int]) -> dict:
     """The matrix-multiply rate of ORT_MODEL's runtime and precision at the model's shapes, so the
     table's fps can be compared across machines."""
-    from tinybert.registry import project_path
+    from tinybert.capabilities import current
+    from tinybert.registry import AUTO, auto_order, project_path
 
+    if ort_model == AUTO:  # no perf record says what auto chose (ais_bench): the path it falls back to
+        ort_model = auto_order(current().cpu_class).paths[-1]
     return rates_for([row_recipe(project_path(ort_model))], [bs * ROOFLINE_TOKENS for bs in batch_sizes], threads)
