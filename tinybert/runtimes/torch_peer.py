@@ -43,7 +43,7 @@ class TorchPeerRuntime:
             self._context.enter_context(cls_only_last_layer(self.model))
         forward = _forward(self.model, precision == "bf16")
         if compile:
-            _freeze_weights_when_compiling()
+            freeze_weights_when_compiling()
         self._forward = torch.compile(forward, dynamic=True) if compile else forward
         self.compile_seconds = 0.0
         self.compiling_calls = 0
@@ -69,12 +69,22 @@ class TorchPeerRuntime:
         return self.compile_seconds - before
 
 
-def _freeze_weights_when_compiling() -> None:
+def freeze_weights_when_compiling() -> None:
     """Inductor's freezing (weights folded in as constants), set for the process as PyTorch's CPU examples set it:
     Dynamo reads it when tracing, `torch.compile(options=...)` would not (docs/measurements/inductor-freezing.md)."""
     import torch._inductor.config
 
     torch._inductor.config.freezing = True
+
+
+def quantize_int8_dynamic(module) -> None:
+    """torchao's int8 dynamic activation + int8 weight quantization of every linear layer, in place."""
+    from tinybert.capabilities import require
+
+    require("torchao", "the torchao int8 rows")
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    quantize_(module, Int8DynamicActivationInt8WeightConfig())
 
 
 def _forward(model, bf16: bool):
