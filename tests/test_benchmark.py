@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import SMALL_COUNT, assert_clean_error, run_cli
 
+from tinybert.bench.roofline import precision_class
+
 
 @pytest.mark.slow
 def test_benchmark_smoke(small_inputs, tmp_path):
@@ -25,11 +27,15 @@ def test_benchmark_smoke(small_inputs, tmp_path):
         assert rows[key]["agreement_with_A"] == 1.0 and rows[key]["max_abs_diff_to_A"] <= 1e-4
     assert rows["C"]["tokens"] < rows["A"]["tokens"] == 37 * 64  # bucketing processes fewer positions
     assert rows["B"]["tokens"] == 40 * 64  # the static model's last batch is filled
-    rates = report["model_shape_rates"]  # each row is held against its own runtime's rate at the model's shapes
+    rates = report["model_shape_rates"]  # each row's own engine's chain, and the best of its precision
     assert rates and all(m["best"] > 0 for r in rates.values() if "skipped" not in r for m in r["by_m"])
-    assert rows["C"]["roofline_recipe"] in rates and rows["D"]["roofline_recipe"] in rates
-    assert rows["C"]["roofline_recipe"] != rows["D"]["roofline_recipe"] and rows["D"]["precision"] == "int8"
-    assert all(r["roofline_fraction"] > 0 for r in rows.values() if r["roofline_recipe"])
+    assert rows["C"]["own_recipe"] in rates and rows["D"]["own_recipe"] in rates
+    assert rows["C"]["own_recipe"] != rows["D"]["own_recipe"] and rows["D"]["precision"] == "int8"
+    assert all(0 < r["roofline_fraction"] <= 1 for r in rows.values() if r["role"] != "gpu")
+    best = report["roofline_best"]["4"]
+    assert best["int8"]["rate"] >= max(r["achieved_gflops"] for r in rows.values() if r["precision"] == "int8")
+    assert all(r["roofline_rate"] == best[precision_class(r["precision"])]["rate"] for r in rows.values())
+    assert "CPU peak (cores x clock x ops per cycle" in proc.stdout and "roofline:" in proc.stdout
     assert any(c["check"].startswith("D agreement with A") for c in report["checks"])
     assert rows["C"]["requests_in_flight"] >= 1 and rows["C1"]["requests_in_flight"] == 1
     if any(r["role"] == "peer" for r in rows.values()):  # OpenVINO installed: the peer targets are evaluated
@@ -51,12 +57,13 @@ def test_benchmark_needs_its_inputs(small_inputs, tmp_path):
                        "--batch_sizes: expected a positive integer, got 'x'", code=2)
 
 
-def _result(row, speed, precision="fp32", role="project", accuracy=80.0, agreement=1.0, diff=1e-6, roofline=0.6,
-            bs=8):
+def _result(row, speed, precision="fp32", role="project", accuracy=80.0, agreement=1.0, diff=1e-6, own=0.6,
+            bs=8, passes=None):
     gate = None if role in ("baseline", "peer") else "exact" if precision == "fp32" else "reduced"
     return {"row": row, "batch_size": bs, "sentences_per_s": speed, "precision": precision, "role": role,
             "gate": gate, "accuracy": accuracy, "agreement_with_A": agreement, "max_abs_diff_to_A": diff,
-            "roofline_fraction": roofline}
+            "own_fraction": own, "own_recipe": "onnxruntime " + precision, "passes_sentences_per_s": passes or [speed],
+            "achieved_gflops": speed / 10, "roofline_fraction": own}
 
 
 def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
@@ -64,16 +71,20 @@ def test_a_row_that_fails_its_gate_never_counts_as_the_fastest_path():
 
     results = [_result("A", 100, role="baseline"), _result("C", 500),
                _result("D", 900, "int8", agreement=0.98),  # gate failed
-               _result("S", 700, "int8", accuracy=79.9, roofline=0.5), _result("OVt", 450, role="peer"),
-               _result("OV8t", 600, "int8", role="peer")]
+               _result("S", 700, "int8", accuracy=79.9, own=0.5), _result("OVt", 450, role="peer"),
+               _result("OV8t", 460, "int8", role="peer")]
     checks = {c["check"]: c for c in evaluate_targets(results)}
     assert not checks["D agreement with A at bs8"]["met"]
+    assert checks["D agreement with A at bs8"]["cause"].startswith("2.00% of its predictions differ from A's")
     best = checks["fastest gated project row (S) / fastest peer (OV8t) at bs8"]
-    assert best["value"] == pytest.approx(700 / 600) and best["met"]
+    assert best["value"] == pytest.approx(700 / 460) and best["met"]
     fp32 = checks["C (project fp32) / fastest fp32 peer (OVt) at bs8"]
     assert fp32["value"] == pytest.approx(500 / 450) and fp32["met"]
-    roofline = checks["fastest int8 row (S) at bs8: fraction of the int8 matrix-multiply rate"]
+    roofline = checks["fastest int8 row (S) at bs8: fraction of its engine's int8 matrix-multiply rate "
+                      "(onnxruntime int8)"]
     assert roofline["value"] == 0.5 and not roofline["met"]
+    assert "its matrix multiplies take 50% of its pass" in roofline["cause"]
+    assert all(c["cause"] == "" for c in checks.values() if c["met"])
     exact = [_result("A", 100, role="baseline"), _result("C", 500, diff=2e-4), _result("OVt", 400, role="peer")]
     checks = {c["check"]: c for c in evaluate_targets(exact)}
     assert not checks["C max abs logit diff to A at bs8 (<= 0.0001)"]["met"]
@@ -87,9 +98,13 @@ def test_a_project_row_slower_at_a_larger_batch_size_is_flagged():
     results += [_result("OVt", speed, role="peer", bs=bs) for bs, speed in ((1, 300), (8, 500), (32, 200))]
     results += [_result("Dw", speed, "int8", role="variant", bs=bs) for bs, speed in ((8, 1100), (32, 700))]
     checks = {c["check"]: c for c in evaluate_targets(results)}
-    flagged = checks["D: slowest larger batch size (bs32) over its best smaller one"]
+    flagged = checks["D: slowest larger batch size (bs32) over its best smaller one (bs8), beyond the passes' spread"]
     assert flagged["value"] == pytest.approx(900 / 1100) and not flagged["met"]
+    assert flagged["cause"].startswith("bs32 passes 900-900 sent/s, all below bs8's 1100-1100")
     assert not any(c.startswith(("OVt:", "Dw:")) for c in checks)  # peers and variants are not held to it
+    noisy = [_result("C", 1000, bs=8, passes=[900, 1000, 1150]), _result("C", 950, bs=32, passes=[910, 950, 980])]
+    (within,) = [c for c in evaluate_targets(noisy) if c["check"].startswith("C: slowest")]
+    assert within["value"] == pytest.approx(0.95) and within["met"] and within["cause"] == ""  # within the spread
 
 
 def test_flops_of_the_cls_only_last_layer():

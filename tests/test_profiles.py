@@ -71,7 +71,7 @@ def test_the_whole_benchmark_runs_under_each_cpu_profile(bench, tmp_path, profil
         if path.row in by_row:
             r = by_row[path.row]
             assert r["gate"] == path.gate and r["runtime"] == path.runtime and r["sentences_per_s"] > 0
-            assert r["roofline_rate"] > 0 and r["roofline_fraction"] > 0  # against its own runtime and precision
+            assert r["roofline_rate"] > 0 and 0 < r["roofline_fraction"] <= 1  # the best of its precision
     checks = {c["check"] for c in report["checks"]}
     for row in by_row:
         gate = by_row[row]["gate"]

@@ -12,7 +12,8 @@ from conftest import assert_clean_error, run_cli
 
 from tinybert.capabilities import faked
 from tinybert.errors import UsageError
-from tinybert.bench.roofline import Timing, model_shape_lines, model_shape_rate, rate_at, rates_for
+from tinybert.bench.roofline import (Roofline, Timing, cpu_peak, model_shape_lines, model_shape_rate, rate_at,
+                                     rates_for)
 from tinybert.bench.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
 
 TINY = Timing(min_time_s=0.0, samples=1, budget_s=0.0)  # rates, not timings: one call per sample
@@ -154,3 +155,77 @@ def test_the_roofline_step_refuses_bad_options(tmp_path):
                        "--batch_sizes: expected a positive integer, got '0'", code=2)
     assert_clean_error(run_cli("roofline", cwd=tmp_path, env={"TINYBERT_CPU_PROFILE": "m1"}),
                        "TINYBERT_CPU_PROFILE: expected a CPU profile among", code=2)
+
+
+@pytest.mark.parametrize("profile, per_cycle", [
+    ("avx2", {"fp32": 32, "bf16": 32, "int8": 64}),  # AMD Zen 2/3: two 256-bit FMA pipes; bf16 emulated in fp32
+    ("avx_vnni", {"fp32": 32, "int8": 128}),  # VNNI on 256-bit registers
+    ("avx512_vnni", {"fp32": 64, "int8": 256}),  # Intel: two 512-bit pipes
+    ("zen4", {"fp32": 32, "bf16": 64, "int8": 128}),  # AMD: 512-bit ops on 256-bit pipes
+    ("amx", {"fp32": 64, "bf16": 1024, "int8": 2048}),  # the tile unit
+])
+def test_the_cpu_peak_counts_the_instructions_of_each_profile(profile, per_cycle):
+    with faked(profile=profile):
+        for precision, ops in per_cycle.items():
+            peak = cpu_peak(precision, cores=2, clock_mhz=2000.0)
+            assert peak["ops_per_cycle"] == ops and peak["peak"] == pytest.approx(2 * 2.0 * ops), (precision, peak)
+            assert peak["unit"] == ("GOP/s" if precision == "int8" else "GFLOP/s")
+        assert cpu_peak("fp32", cores=2, clock_mhz=None)["peak"] is None  # no clock reported: no peak claimed
+
+
+def _fake_chain(runtime, precision, rates_by_m):
+    return {"runtime": runtime, "precision": precision,
+            "by_m": [{"m": m, "best": rate} for m, rate in rates_by_m.items()]}
+
+
+@pytest.mark.parametrize("profile", ["avx2", "zen4", "amx"])
+def test_no_row_reads_above_its_roofline(profile):
+    """The denominator is the best of the precision's chains and rows, so a row beating every chain sets it."""
+    from types import SimpleNamespace
+
+    with faked(profile=profile):
+        roofline = Roofline(SimpleNamespace(), threads=2, rows=[], mean_tokens=25.0, batch_sizes=(1, 8), timing=TINY)
+        roofline.rates = {"onnxruntime int8": _fake_chain("onnxruntime", "int8", {25: 300.0, 200: 500.0}),
+                          "onnxruntime int8_static": _fake_chain("onnxruntime", "int8_static", {25: 350.0, 200: 450.0}),
+                          "pytorch fp32": _fake_chain("pytorch", "fp32", {25: 40.0, 200: 80.0}),
+                          "openvino bf16": {"runtime": "openvino", "precision": "bf16", "skipped": "no native bf16"}}
+        rows = [{"row": "A", "precision": "fp32", "role": "baseline", "achieved_gflops": 60.0},  # beats its chain
+                {"row": "D", "precision": "int8", "role": "project", "achieved_gflops": 200.0},
+                {"row": "S", "precision": "int8", "role": "project", "achieved_gflops": 100.0},
+                {"row": "E", "precision": "fp32", "role": "gpu", "achieved_gflops": 9000.0}]
+        lines = roofline.finish(1, rows)
+        by = {r["row"]: r for r in rows}
+        assert by["A"]["roofline_fraction"] == 1.0 and by["A"]["roofline_source"] == "row A"
+        assert by["D"]["roofline_rate"] == 350.0 and by["D"]["roofline_source"] == "onnxruntime int8_static chain"
+        assert by["S"]["roofline_fraction"] == pytest.approx(100 / 350)
+        assert by["E"].get("roofline_fraction") is None  # a GPU row is no CPU's roofline
+        assert all(r["roofline_fraction"] <= 1 for r in rows if r.get("roofline_fraction") is not None)
+        assert any(line.startswith("bs1 (M=25) int8 roofline: 350.0 GOP/s") for line in lines)
+        roofline.finish(8, rows)  # M=200: the chains are faster than every row now
+        assert by["A"]["roofline_rate"] == 80.0 and by["D"]["roofline_rate"] == 500.0
+        assert roofline.record()["roofline_best"]["8"]["int8"] == {"rate": 500.0, "source": "onnxruntime int8 chain"}
+
+
+def test_a_rate_above_the_cpu_peak_is_called_out():
+    from types import SimpleNamespace
+
+    roofline = Roofline(SimpleNamespace(), threads=1, rows=[], mean_tokens=10.0, batch_sizes=(1,), timing=TINY)
+    roofline.peaks = {"fp32": {"peak": 50.0}}
+    (line,) = roofline.finish(1, [{"row": "C", "precision": "fp32", "role": "project", "achieved_gflops": 60.0}])
+    assert "120% of the CPU peak" in line and "above it" in line and "PEAK_FMA_PIPES" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_the_compiled_pytorch_chains_compute_the_chain(tmp_path, precision):
+    """The chains the compiled PyTorch rows are held against: compiled (and quantized by torchao for int8)."""
+    from tinybert.capabilities import current
+
+    if precision == "int8" and current().unmet("torchao"):
+        pytest.skip(current().unmet("torchao"))
+    run = build_runner("pytorch-compiled", precision, 1, 1, str(tmp_path))
+    for m in (5, 33):  # two sizes, one compiled graph (dynamic shapes)
+        x = inputs(m)
+        out = run(x).numpy()
+        assert out.shape == (m, 312)
+        assert np.abs(out - _reference(x)).max() < (1e-3 if precision == "fp32" else 0.1) * np.abs(_reference(x)).max()

@@ -27,6 +27,8 @@ PROFILES = {
     "zen4": frozenset(_AVX512 + ("avx512_bf16",)),  # AMD Zen 4/5: bf16 dot products, no AMX
     "amx": frozenset(_AVX512 + ("avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")),  # Sapphire Rapids
 }
+INTEL, AMD = "GenuineIntel", "AuthenticAMD"
+PROFILE_VENDORS = {"pre_avx2": INTEL, "avx2": AMD, "avx_vnni": INTEL, "avx512_vnni": INTEL, "zen4": AMD, "amx": INTEL}
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cann": "CANNExecutionProvider"}
 _ONNXRUNTIME_GPU = "pip install onnxruntime-gpu on a GPU machine"
 # What to install, per optional package or provider (also the names `without` accepts).
@@ -54,6 +56,7 @@ class Capabilities:
     ort_providers: tuple  # ONNX Runtime's available execution providers, hidden ones removed
     profile: str | None = None  # the faked CPU profile; None: this CPU's own flags
     hidden: frozenset = frozenset()  # packages and provider names treated as not installed
+    vendor: str = ""  # /proc/cpuinfo's vendor_id (the faked profile's under a profile)
 
     @property
     def cpu_class(self) -> str:
@@ -153,6 +156,14 @@ def cpu_flags() -> frozenset:
     return frozenset()
 
 
+def cpu_vendor() -> str:
+    """/proc/cpuinfo's vendor_id ("" where there is none)."""
+    for line in _cpuinfo_lines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def logical_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -214,6 +225,7 @@ def _apply(base: Capabilities, profile: str | None, without) -> Capabilities:
     hidden_providers = {PROVIDERS[n] for n in hidden if n in PROVIDERS}
     return replace(base, flags=base.flags if profile is None else _profile_flags(profile, "profile"),
                    profile=base.profile if profile is None else profile, hidden=hidden,
+                   vendor=base.vendor if profile is None else PROFILE_VENDORS[profile],
                    packages=frozenset(p for p in base.packages if p not in hidden),
                    ort_providers=tuple(p for p in base.ort_providers if p not in hidden_providers))
 
@@ -225,7 +237,8 @@ def _env_hidden() -> frozenset:
 def detect() -> Capabilities:
     """This machine, read now, with the faking the environment asks for (CPU_PROFILE_ENV, WITHOUT_ENV)."""
     real = Capabilities(cpu_flags(), physical_cores(), logical_cpus(),
-                        frozenset(p for p in PACKAGES if importlib.util.find_spec(p) is not None), _ort_providers())
+                        frozenset(p for p in PACKAGES if importlib.util.find_spec(p) is not None), _ort_providers(),
+                        vendor=cpu_vendor())
     profile = os.environ.get(CPU_PROFILE_ENV, "").strip() or None
     if profile is not None:
         _profile_flags(profile, CPU_PROFILE_ENV)

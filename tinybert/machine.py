@@ -24,6 +24,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_clock_mhz() -> tuple[float | None, str]:
+    """The highest clock the system reports, and where it was read: cpufreq's maximum where there is one,
+    else /proc/cpuinfo's 'cpu MHz' (a VM often reports the nominal clock, below any boost)."""
+    import glob
+    import re
+
+    for path in sorted(glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq"))[:1]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return int(handle.read().strip()) / 1000.0, "cpufreq cpuinfo_max_freq"
+        except (OSError, ValueError):
+            pass
+    mhz = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            mhz = [float(line.split(":", 1)[1]) for line in handle if line.startswith("cpu MHz")]
+    except (OSError, ValueError):
+        pass
+    if mhz:
+        return max(mhz), "/proc/cpuinfo cpu MHz"
+    found = re.search(r"@\s*([0-9.]+)\s*GHz", cpu_model())
+    return (float(found.group(1)) * 1000.0, "the model name's clock") if found else (None, "no clock reported")
+
+
 def package_versions(names=("torch", "transformers", "onnx", "onnxsim", "onnxruntime", "openvino", "nncf", "numpy")) -> dict:
     versions = {}
     hidden = current().hidden

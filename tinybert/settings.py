@@ -198,6 +198,7 @@ ROOFLINE_TOKENS = 25
 ROOFLINE_MIN_TIME_S = 0.02
 ROOFLINE_SAMPLES = 5
 ROOFLINE_BUDGET_S = 1.0
+PEAK_FMA_PIPES = 2  # vector FMA pipes per core in the printed CPU peak: two on server cores (some Xeons have one)
 
 
 def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:

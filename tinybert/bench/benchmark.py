@@ -181,7 +181,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         for _ in range(run.repeats):  # round by round: drift hits every row alike
             for timing in timings:
                 timing.one_pass()
-        reference = None
+        reference, at_bs = None, []
         for path, timing in zip(rows, timings):
             figures = timing.figures()
             logits = figures.pop("logits")
@@ -190,8 +190,13 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
             figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
             figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate,
                            precision=path.precision, runtime=path.runtime)
-            results.append(figures)
+            at_bs.append(figures)
+        lines = roofline.finish(bs, at_bs)  # the best of the batch size's rows counts, so rows print after
+        for figures in at_bs:
             print_row(figures)
+        for line in lines:
+            print(f"[INFO] {line}")
+        results += at_bs
     report = run_record(run, threads, roofline, notes=notes, features=features, results=results)
     report["checks"] = evaluate_targets(results)
     return report

@@ -9,19 +9,39 @@ from tinybert.settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
 TARGETS = {
     "C_vs_A_bs1": 3.0,  # fast fp32 over PyTorch eager at bs1 (latency-bound: less work, no padding)
     "C_vs_A_bs8plus": 2.5,  # ... at bs >= 8
-    "C_roofline": 0.75,  # fraction of the fp32 matrix-multiply rate the fast path reaches
+    "C_roofline": 0.75,  # fraction of its engine's fp32 matrix-multiply rate the fast path reaches
     "D_vs_A_bs8plus": 6.0,  # int8 over PyTorch eager at bs >= 8
-    "best_vs_peer_bs1": 1.0,  # the fastest gated project row over the fastest peer row, bs1
-    "best_vs_peer_bs8plus": 1.15,  # ... at bs >= 8
+    "best_vs_peer_bs1": 1.5,  # the fastest gated project row over the fastest peer row, bs1
+    "best_vs_peer_bs8plus": 1.5,  # ... at bs >= 8
     "C_vs_peer_fp32": 1.0,  # the project's fp32 path over the fastest peer fp32 row, every batch size
-    "int8_roofline_bs8plus": 0.60,  # the fastest int8 row's fraction of the int8 rate, bs >= 8
-    "larger_batch_not_slower": 0.95,  # a project row at a larger bs over its best at smaller ones (the rest: noise)
+    "int8_roofline_bs8plus": 0.60,  # the fastest int8 row's fraction of its engine's int8 rate, bs >= 8
+    "larger_batch_not_slower": 1.0,  # a project row at a larger bs over its best at smaller ones, beyond the spread
 }
 PROJECT_ROLES = ("project", "variant")
 
 
-def _check(name: str, value: float, target: float, met: bool | None = None) -> dict:
-    return {"check": name, "value": value, "target": target, "met": bool(value >= target) if met is None else bool(met)}
+def _check(name: str, value: float, target: float, met: bool | None = None, cause: str = "") -> dict:
+    """A verdict; `cause` says what the run measured behind a miss (shown for misses only)."""
+    met = bool(value >= target) if met is None else bool(met)
+    return {"check": name, "value": value, "target": target, "met": met, "cause": "" if met else cause}
+
+
+def _roofline_share(r: dict) -> str:
+    fraction = r.get("roofline_fraction")
+    where = f"{100 * fraction:.0f}% of the {r.get('precision', 'fp32')} roofline" if fraction is not None else "no roofline"
+    return f"{r['row']} at {where}"
+
+
+def _versus(ours: dict, theirs: dict) -> str:
+    """What a speed ratio comes from: how well each row uses the matrix-multiply rate of its precision."""
+    return f"{_roofline_share(ours)} ({ours['achieved_gflops']:.0f} G/s), {_roofline_share(theirs)} " \
+           f"({theirs['achieved_gflops']:.0f} G/s)" if "achieved_gflops" in ours and "achieved_gflops" in theirs else ""
+
+
+def _outside_gemms(r: dict) -> str:
+    return (f"at its chain's rate ({r['own_recipe']}) its matrix multiplies take {100 * r['own_fraction']:.0f}% of "
+            "its pass; the rest is outside them (element-wise kernels, quantize/dequantize, attention, calls: "
+            "docs/cpu-paths.md, int8 fusion)")
 
 
 def evaluate_targets(results: list[dict]) -> list[dict]:
@@ -45,12 +65,14 @@ def _fp32_checks(bs: int, rows: dict) -> list[dict]:
     if c and a:
         target = TARGETS["C_vs_A_bs1"] if bs == 1 else TARGETS["C_vs_A_bs8plus"] if bs >= 8 else None
         if target:
-            out.append(_check(f"C/A speed-up at bs{bs}", c["sentences_per_s"] / a["sentences_per_s"], target))
-        if c.get("roofline_fraction") is not None:
-            out.append(_check(f"C roofline fraction at bs{bs}", c["roofline_fraction"], TARGETS["C_roofline"]))
+            out.append(_check(f"C/A speed-up at bs{bs}", c["sentences_per_s"] / a["sentences_per_s"], target,
+                              cause=_versus(c, a)))
+        if c.get("own_fraction") is not None:
+            out.append(_check(f"C at bs{bs}: fraction of its engine's fp32 matrix-multiply rate ({c['own_recipe']})",
+                              c["own_fraction"], TARGETS["C_roofline"], cause=_outside_gemms(c)))
     if d and a and bs >= 8:
         out.append(_check(f"D/A speed-up at bs{bs}", d["sentences_per_s"] / a["sentences_per_s"],
-                          TARGETS["D_vs_A_bs8plus"]))
+                          TARGETS["D_vs_A_bs8plus"], cause=_versus(d, a)))
     return out
 
 
@@ -60,14 +82,15 @@ def _gate_checks(bs: int, rows: dict) -> list[dict]:
     for key, r in rows.items():
         if r.get("gate") == "exact":
             out.append(_check(f"{key} max abs logit diff to A at bs{bs} (<= {EXPORT_TOLERANCE:g})",
-                              r["max_abs_diff_to_A"], EXPORT_TOLERANCE, gates.exact(r["max_abs_diff_to_A"])))
+                              r["max_abs_diff_to_A"], EXPORT_TOLERANCE, gates.exact(r["max_abs_diff_to_A"]),
+                              cause="its logits are not PyTorch's: a wrong export or runtime option"))
         elif r.get("gate") == "reduced":
             drop = gates.accuracy_drop(r, fp32_path)
             if drop is not None:
                 out.append(_check(f"{key} accuracy drop vs C at bs{bs} (<= {MAX_ACCURACY_DROP} pt)", drop,
-                                  MAX_ACCURACY_DROP, drop <= MAX_ACCURACY_DROP))
+                                  MAX_ACCURACY_DROP, drop <= MAX_ACCURACY_DROP, cause=_disagreement(r)))
             out.append(_check(f"{key} agreement with A at bs{bs}", r["agreement_with_A"], MIN_AGREEMENT,
-                              gates.reduced(r["agreement_with_A"])))
+                              gates.reduced(r["agreement_with_A"]), cause=_disagreement(r)))
     return out
 
 
@@ -82,17 +105,19 @@ def _peer_checks(bs: int, rows: list[dict]) -> list[dict]:
         best, peer = max(ours, key=_speed), max(peers, key=_speed)
         target = TARGETS["best_vs_peer_bs1"] if bs < 8 else TARGETS["best_vs_peer_bs8plus"]
         out.append(_check(f"fastest gated project row ({best['row']}) / fastest peer ({peer['row']}) at bs{bs}",
-                          best["sentences_per_s"] / peer["sentences_per_s"], target))
+                          best["sentences_per_s"] / peer["sentences_per_s"], target, cause=_versus(best, peer)))
     fp32_peers = [r for r in peers if r.get("precision", "fp32") == "fp32"]
     if "C" in by_key and fp32_peers:
         peer = max(fp32_peers, key=_speed)
         out.append(_check(f"C (project fp32) / fastest fp32 peer ({peer['row']}) at bs{bs}",
-                          by_key["C"]["sentences_per_s"] / peer["sentences_per_s"], TARGETS["C_vs_peer_fp32"]))
-    int8 = [r for r in ours if r.get("precision") == "int8" and r.get("roofline_fraction") is not None]
+                          by_key["C"]["sentences_per_s"] / peer["sentences_per_s"], TARGETS["C_vs_peer_fp32"],
+                          cause=_versus(by_key["C"], peer)))
+    int8 = [r for r in ours if r.get("precision") == "int8" and r.get("own_fraction") is not None]
     if int8 and bs >= 8:
         best = max(int8, key=_speed)
-        out.append(_check(f"fastest int8 row ({best['row']}) at bs{bs}: fraction of the int8 matrix-multiply rate",
-                          best["roofline_fraction"], TARGETS["int8_roofline_bs8plus"]))
+        out.append(_check(f"fastest int8 row ({best['row']}) at bs{bs}: fraction of its engine's int8 "
+                          f"matrix-multiply rate ({best['own_recipe']})", best["own_fraction"],
+                          TARGETS["int8_roofline_bs8plus"], cause=_outside_gemms(best)))
     return out
 
 
@@ -102,18 +127,38 @@ def gated_project_rows(rows: list[dict], fp32_path: dict | None) -> list[dict]:
 
 
 def _batch_size_checks(results: list[dict], sizes: list[int]) -> list[dict]:
-    """No project path (an ORT_MODEL value) slower at a larger batch size than at a smaller one, beyond
-    noise. The variants are comparisons (Cw and Dw show what CALL_TOKENS fixes), not held to it."""
+    """No project path (an ORT_MODEL value) slower at a larger batch size than at a smaller one beyond the
+    run's spread (its passes' min-max). The variants are comparisons (Cw, Dw), not held to it."""
     out = []
     for key in dict.fromkeys(r["row"] for r in results if r.get("role") == "project"):
-        speed = {r["batch_size"]: r["sentences_per_s"] for r in results if r["row"] == key}
-        ratios = [(speed[b] / max(speed[a] for a in sizes if a < b and a in speed), b) for b in sizes[1:]
-                  if b in speed and any(a < b and a in speed for a in sizes)]
-        if ratios:
-            worst, at = min(ratios)
-            out.append(_check(f"{key}: slowest larger batch size (bs{at}) over its best smaller one", worst,
-                              TARGETS["larger_batch_not_slower"]))
+        by_bs = {r["batch_size"]: r for r in results if r["row"] == key}
+        pairs = []
+        for b in sizes[1:]:
+            smaller = [a for a in sizes if a < b and a in by_bs]
+            if b in by_bs and smaller:
+                a = max(smaller, key=lambda a: by_bs[a]["sentences_per_s"])
+                pairs.append((by_bs[b]["sentences_per_s"] / by_bs[a]["sentences_per_s"], b, a))
+        if pairs:
+            worst, at, smaller = min(pairs)
+            large, small = _spread(by_bs[at]), _spread(by_bs[smaller])
+            overlap = large[1] >= small[0]
+            out.append(_check(f"{key}: slowest larger batch size (bs{at}) over its best smaller one (bs{smaller}), "
+                              "beyond the passes' spread", worst, TARGETS["larger_batch_not_slower"],
+                              met=worst >= TARGETS["larger_batch_not_slower"] or overlap,
+                              cause=f"bs{at} passes {large[0]:.0f}-{large[1]:.0f} sent/s, all below bs{smaller}'s "
+                                    f"{small[0]:.0f}-{small[1]:.0f}; {_roofline_share(by_bs[at])} at bs{at}, "
+                                    f"{100 * (by_bs[smaller].get('roofline_fraction') or 0):.0f}% at bs{smaller}"))
     return out
+
+
+def _spread(r: dict) -> tuple[float, float]:
+    passes = r.get("passes_sentences_per_s") or [r["sentences_per_s"]]
+    return min(passes), max(passes)
+
+
+def _disagreement(r: dict) -> str:
+    return f"{100 * (1 - r['agreement_with_A']):.2f}% of its predictions differ from A's (logits up to " \
+           f"{r['max_abs_diff_to_A']:.2g} apart): the reduced precision changes them"
 
 
 def _speed(row: dict) -> float:

@@ -65,7 +65,10 @@ def markdown(report: dict) -> str:
         "",
         "Sentences/s: wall clock over whole passes. Where requests overlap (the `in flight` column), p50/p99 are "
         "per-call times that overlap, so ais_bench's 1000*bs/mean(ms) would understate the pass. Roofline %: the "
-        "row's GFLOP/s (GOP/s) over the rate above of its own runtime and precision at its batch size's M.",
+        "row's GFLOP/s (GOP/s) over its precision's roofline at its batch size's M: the best rate any engine "
+        "reaches in this run, its matrix-multiply chains above or its rows (so at most 100%).",
+        "",
+        *(f"- {line}" for line in report.get("roofline_best_lines", [])),
         "",
         "| bs | row | sentences/s | x A | in flight | p50 ms | p99 ms | accuracy % | agree with A % | "
         "max abs diff to A | tokens processed | GFLOP/s | roofline |",
@@ -80,9 +83,10 @@ def markdown(report: dict) -> str:
                      f"{r['max_abs_diff_to_A']:.1e} | {r['tokens']} | {r['achieved_gflops']:.1f} | "
                      f"{_percent(r['roofline_fraction'])} |")
     lines += ["", *_row_titles(report["results"]), "",
-              "| check | measured | target | met |", "| --- | --: | --: | --- |"]
-    lines += [f"| {c['check']} | {c['value']:.4g} | {c['target']:.4g} | {'yes' if c['met'] else '**no**'} |"
-              for c in report["checks"]]
+              "| check | measured | target | met | cause of a miss (measured in this run) |",
+              "| --- | --: | --: | --- | --- |"]
+    lines += [f"| {c['check']} | {c['value']:.4g} | {c['target']:.4g} | {'yes' if c['met'] else '**no**'} | "
+              f"{c.get('cause', '')} |" for c in report["checks"]]
     return "\n".join(lines) + "\n"
 
 

@@ -44,7 +44,7 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
     from tinybert.bench.shape_graphs import RECIPES, SHAPES, check_recipe
 
     check_recipe(runtime, precision)
-    requests = 1 if runtime == "pytorch" else resolve_requests(requests, threads)
+    requests = 1 if runtime.startswith("pytorch") else resolve_requests(requests, threads)
     layouts = {"one_call": 1, **({"concurrent": requests} if requests > 1 else {})}
     rates = {m: {} for m in m_values}
     with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
@@ -69,7 +69,7 @@ def _layout_name(threads: int, in_flight: int) -> str:
 def _layout_rates(runtime, precision, threads, in_flight, m_values, timing: Timing, work_dir) -> dict:
     from tinybert.bench.shape_graphs import build_runner, chain_flops, inputs
 
-    restore = _torch_threads() if runtime == "pytorch" else None
+    restore = _torch_threads() if runtime.startswith("pytorch") else None
     try:
         run = build_runner(runtime, precision, threads, in_flight, work_dir)
         return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, timing) / 1e9
@@ -149,43 +149,145 @@ def model_shape_lines(results: dict) -> list[str]:
     return lines
 
 
+def precision_class(precision: str) -> str:
+    """The precision a rate is compared within: static and dynamic int8 are both int8 multiply-adds."""
+    return "int8" if precision.startswith("int8") else precision
+
+
+# ---------------------------------------------------------------- the CPU's peak
+
+# Ops per cycle per vector bit the FMA pipes take (an fp32 FMA: 2 per 32 bits; a bf16 pair dot product: 4;
+# a u8 x s8 quad: 8, half that without VNNI's one instruction), and per core for AMX's tile unit.
+SIMD_OPS_PER_BIT = {"AVX-512 FMA": (512, 1 / 16), "AVX2 FMA": (256, 1 / 16), "SSE": (128, 1 / 16),
+                    "AVX512-BF16": (512, 1 / 8), "VNNI": (512, 1 / 4), "AVX2 u8s8 (no VNNI)": (256, 1 / 8),
+                    "no SIMD int8 dot product": (128, 1 / 16)}
+AMX_OPS_PER_CORE = {"AMX-BF16": 1024, "AMX-INT8": 2048}
+
+
+def cpu_peak(precision: str, cores: int, clock_mhz: float | None, caps=None) -> dict:
+    """cores x clock x ops per cycle for the instructions `precision` uses here (capabilities.features_for);
+    512-bit ops run on 256-bit pipes on AMD (Zen 4 double-pumps them)."""
+    from tinybert.capabilities import AMD, current
+    from tinybert.settings import PEAK_FMA_PIPES
+
+    caps = caps or current()
+    features = caps.features_for(precision)
+    if features == "no native bf16 (emulated)":
+        features = caps.features_for("fp32")  # converted to fp32 and computed there
+    if features in AMX_OPS_PER_CORE:
+        per_cycle, how = AMX_OPS_PER_CORE[features], "the AMX tile unit"
+    else:
+        width, per_bit = SIMD_OPS_PER_BIT[features]
+        if features == "VNNI" and "avx512_vnni" not in caps.flags:
+            width = 256  # AVX-VNNI: the same instruction on 256-bit registers
+        pipe = width if width < 512 or caps.vendor != AMD else 256
+        per_cycle, how = PEAK_FMA_PIPES * pipe * per_bit, f"{PEAK_FMA_PIPES} pipes x {pipe} bits"
+    unit = "GOP/s" if precision == "int8" else "GFLOP/s"
+    peak = cores * clock_mhz * per_cycle / 1000.0 if clock_mhz else None
+    return {"precision": precision, "features": features, "ops_per_cycle": per_cycle, "pipes": how, "cores": cores,
+            "clock_mhz": clock_mhz, "peak": peak, "unit": unit}
+
+
+def peak_line(peak: dict) -> str:
+    if peak["peak"] is None:
+        return f"{peak['precision']}: no clock reported, no peak ({peak['features']})"
+    return (f"{peak['precision']} {peak['cores']} core(s) x {peak['clock_mhz']:.0f} MHz x {peak['ops_per_cycle']:g} "
+            f"= {peak['peak']:.0f} {peak['unit']} ({peak['features']}, {peak['pipes']})")
+
+
+# ---------------------------------------------------------------- a run's roofline
+
 class Roofline:
-    """The rates one run holds its rows against (each row's `row_recipe` at M = batch size x mean real length,
-    taken once at the start), and each row's achieved fraction of its own."""
+    """What one run holds its rows against: per precision and M (= batch size x mean real length), the best
+    rate any engine reaches in the run, its matrix-multiply chains (timed once at the start) or its rows."""
 
     def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing()):
+        from tinybert.capabilities import current
+        from tinybert.machine import cpu_clock_mhz
+
         self.config, self.threads = config, threads
         self.m_values = {bs: max(1, round(bs * mean_tokens)) for bs in batch_sizes}
         pairs = [pair for pair in map(row_recipe, rows) if pair]
         self.rates = rates_for(pairs, sorted(set(self.m_values.values())), threads, timing=timing)
+        clock, self.clock_source = cpu_clock_mhz()
+        cores = min(threads, current().physical_cores)
+        precisions = dict.fromkeys(precision_class(p) for _, p in pairs)
+        self.peaks = {p: cpu_peak(p, cores, clock) for p in precisions}
+        self.best: dict = {}  # batch size -> precision -> the best rate and where it came from
+        self.best_lines: list[str] = []
 
     def figures(self, path, batch_size: int, batches, fill_to, wall_s: float) -> dict:
+        """A row's work and rate, and its fraction of its own engine's chain (`finish` adds the roofline)."""
         from tinybert.runtimes.runner import tokens_processed
 
         flops = sum(batch_flops(self.config, fill_to or len(b.indices), b.length, path.cls_only) for b in batches)
         achieved = flops / wall_s / 1e9
         recipe = row_recipe(path)
         result = self.rates.get(" ".join(recipe)) if recipe else None
-        rate = rate_at(result, self.m_values[batch_size]) if result and "skipped" not in result else None
+        own = rate_at(result, self.m_values[batch_size]) if result and "skipped" not in result else None
         return {"tokens": int(tokens_processed(batches, fill_to)), "gflop": flops / 1e9, "achieved_gflops": achieved,
-                "roofline_rate": rate, "roofline_recipe": " ".join(recipe) if recipe else None,
-                "roofline_fraction": achieved / rate if rate else None}
+                "own_rate": own, "own_recipe": " ".join(recipe) if recipe else None,
+                "own_fraction": achieved / own if own else None, "roofline_rate": None, "roofline_source": None,
+                "roofline_fraction": None}
+
+    def finish(self, batch_size: int, rows: list[dict]) -> list[str]:
+        """Set each CPU row's roofline, the best rate of its precision at this M among the chains and the
+        rows (so never above 1); one line per precision: that best, and how far it is from the CPU's peak."""
+        m = self.m_values[batch_size]
+        best = {}
+        for key, result in self.rates.items():
+            if "skipped" not in result:
+                _offer(best, precision_class(result["precision"]), rate_at(result, m), f"{key} chain")
+        for r in rows:
+            if r.get("role") != "gpu":
+                _offer(best, precision_class(r["precision"]), r["achieved_gflops"], f"row {r['row']}")
+        for r in rows:
+            top = best.get(precision_class(r["precision"])) if r.get("role") != "gpu" else None
+            if top:
+                r.update(roofline_rate=top["rate"], roofline_source=top["source"],
+                         roofline_fraction=r["achieved_gflops"] / top["rate"])
+        self.best[batch_size] = best
+        lines = [self._best_line(batch_size, m, precision, top) for precision, top in best.items()]
+        self.best_lines += lines
+        return lines
+
+    def _best_line(self, batch_size: int, m: int, precision: str, top: dict) -> str:
+        unit = "GOP/s" if precision == "int8" else "GFLOP/s"
+        line = f"bs{batch_size} (M={m}) {precision} roofline: {top['rate']:.1f} {unit} ({top['source']})"
+        peak = self.peaks.get(precision, {}).get("peak")
+        if peak:
+            line += f", {100 * top['rate'] / peak:.0f}% of the CPU peak"
+            if top["rate"] > peak:
+                line += (" (above it: the cores ran faster than the clock read, or have more FMA pipes than "
+                         "PEAK_FMA_PIPES)")
+        return line
 
     def record(self) -> dict:
-        return {"model_shape_rates": self.rates, "roofline_m": self.m_values}
+        return {"model_shape_rates": self.rates, "roofline_m": self.m_values, "cpu_peaks": self.peaks,
+                "clock_source": self.clock_source,
+                "roofline_best": {str(bs): best for bs, best in self.best.items()}, "roofline_best_lines": self.best_lines}
 
     def header(self) -> list[str]:
         return [f"matrix-multiply rates at the model's shapes (M = batch size x mean tokens: "
                 f"{', '.join(f'bs{bs} M={m}' for bs, m in self.m_values.items())}), on {self.threads} thread(s):",
-                *model_shape_lines(self.rates)]
+                *model_shape_lines(self.rates),
+                f"CPU peak (cores x clock x ops per cycle; clock from {self.clock_source}): "
+                + "; ".join(peak_line(p) for p in self.peaks.values())]
+
+
+def _offer(best: dict, precision: str, rate: float, source: str) -> None:
+    if rate and rate > best.get(precision, {"rate": 0.0})["rate"]:
+        best[precision] = {"rate": rate, "source": source}
 
 
 def row_recipe(path) -> tuple[str, str] | None:
-    """The (runtime, precision) whose rate a benchmark row is held against; None for the GPU rows."""
+    """The (engine, precision) of the chain a benchmark row's own engine runs; None for the GPU rows."""
     from tinybert.registry import runtime
 
     if path.role == "gpu":
         return None
     family = runtime(path.runtime).engine
+    if family == "pytorch" and dict(path.options).get("compile"):
+        family = "pytorch-compiled"
     precision = "int8_static" if path.model == "int8_static" else path.precision
     return family, precision

@@ -22,8 +22,11 @@ RECIPES = {
     ("openvino", "int8"): "OpenVINO NNCF static int8 (quantize_nncf_int8, as the OV8 rows)",
     ("pytorch", "fp32"): "PyTorch eager linear",
     ("pytorch", "bf16"): "PyTorch eager linear under bf16 autocast",
+    ("pytorch-compiled", "fp32"): "torch.compile (Inductor, frozen weights) of the linear layers, as the PTc rows",
+    ("pytorch-compiled", "bf16"): "torch.compile (Inductor, frozen weights) under bf16 autocast, as the PTcb rows",
+    ("pytorch-compiled", "int8"): "torchao int8 dynamic activation + int8 weight, torch.compile, as PTq8",
 }
-PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torch"}
+PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torch", "pytorch-compiled": "torch"}
 CALIBRATION_ROWS, CALIBRATION_BATCHES = 64, 4
 
 
@@ -50,6 +53,10 @@ def check_recipe(runtime: str, precision: str) -> None:
         raise UsageError(f"expected a runtime/precision among {', '.join(' '.join(k) for k in RECIPES)}, "
                          f"got {runtime} {precision}")
     require(PACKAGE[runtime], f"the {runtime} roofline")
+    if runtime == "pytorch-compiled":
+        reason = current().unmet("cxx") or (current().unmet("torchao") if precision == "int8" else None)
+        if reason:
+            raise BackendUnavailableError(f"{runtime} {precision}: {reason}")
     if (runtime, precision) == ("openvino", "bf16") and not current().native_bf16:
         raise BackendUnavailableError(f"openvino bf16: expected a CPU with native bf16, got {current().cpu_class} "
                                       "(OpenVINO would silently run f32 here)")
@@ -154,7 +161,42 @@ def _torch_runner(precision: str, threads: int, requests: int, work_dir: str):
     return run
 
 
-RUNNERS = {"onnxruntime": _ort_runner, "openvino": _openvino_runner, "pytorch": _torch_runner}
+def _torch_compiled_runner(precision: str, threads: int, requests: int, work_dir: str):
+    """The chain as linear modules, compiled as TorchPeerRuntime compiles (dynamic shapes, frozen weights);
+    int8: quantized by torchao first, as the PTq8 row."""
+    import torch
+
+    from tinybert.runtimes.torch_peer import freeze_weights_when_compiling
+
+    if requests != 1:
+        raise UsageError(f"pytorch-compiled: expected one call at a time (its rows' layout), got {requests} requests")
+    torch.set_num_threads(threads)
+    layers = []
+    for i, w in enumerate(weights()):
+        linear = torch.nn.Linear(*w.shape, bias=False)
+        linear.weight.data = torch.from_numpy(w.T.copy())
+        layers += [linear] + ([torch.nn.ReLU()] if i < len(SHAPES) - 1 else [])
+    chain = torch.nn.Sequential(*layers).eval()
+    if precision == "int8":
+        from tinybert.runtimes.torch_peer import quantize_int8_dynamic
+
+        quantize_int8_dynamic(chain)
+
+    def forward(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return chain(x).float()
+
+    freeze_weights_when_compiling()
+    compiled = torch.compile(forward, dynamic=True)
+
+    def run(x):
+        with torch.inference_mode():
+            return compiled(torch.from_numpy(x))
+    return run
+
+
+RUNNERS = {"onnxruntime": _ort_runner, "openvino": _openvino_runner, "pytorch": _torch_runner,
+           "pytorch-compiled": _torch_compiled_runner}
 
 
 def build_runner(runtime: str, precision: str, threads: int, requests: int, work_dir: str):

@@ -9,7 +9,8 @@ from tinybert.settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_
 from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
 
 PAIRS = ("onnxruntime fp32", "onnxruntime int8", "onnxruntime int8_static", "openvino fp32", "openvino bf16",
-         "openvino int8", "pytorch fp32", "pytorch bf16")
+         "openvino int8", "pytorch fp32", "pytorch bf16", "pytorch-compiled fp32", "pytorch-compiled bf16",
+         "pytorch-compiled int8")
 
 
 def _pair(text: str) -> tuple[str, str]:
