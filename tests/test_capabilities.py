@@ -144,3 +144,31 @@ def test_openvino_bf16_follows_the_profile(small_onnx_bs4):
         ids = np.full((4, 64), 101, dtype=np.int64)
         logits = backend.run(ids, np.zeros_like(ids), np.ones_like(ids))
         assert logits.shape == (4, 2) and np.isfinite(logits).all()
+
+
+def test_torchao_that_fails_here_is_an_unmet_need_with_its_reason(monkeypatch):
+    pytest.importorskip("torchao")
+    import torchao.quantization
+
+    assert capabilities.torchao_int8_fails() is None  # it runs on this CPU (the suite's machines)
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("no int8 kernel for this CPU\nsecond line")
+
+    monkeypatch.setattr(torchao.quantization, "quantize_", refuse)
+    assert capabilities.torchao_int8_fails.__wrapped__() == \
+        "torchao is installed but its int8 quantization fails here: NotImplementedError: no int8 kernel for this CPU"
+    with faked(without=("torchao",)):
+        assert current().unmet("torchao").startswith("torchao is not installed (treated as not installed here)")
+
+
+def test_a_model_load_is_quiet_where_torchao_is_installed(small_inputs):
+    """transformers imports torchao, whose import logs lines that say nothing about this pipeline."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tinybert.model.modeling import load_tinybert; load_tinybert(sys.argv[1]); "
+            "print('torchao' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(small_inputs.checkpoint)], capture_output=True, text=True,
+                          cwd=capabilities.__file__.rsplit("/tinybert/", 1)[0], check=True)
+    assert proc.stderr == "" and proc.stdout == f"{installed('torchao')}\n"

@@ -15,17 +15,18 @@ from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 from tinybert.registry import PATHS
 from tinybert.bench.roofline import Timing
 
-CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc"]
-BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb"]
+CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc", "PTq8"]
+BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb", "PTcbm"]
 # What each profile must build (the spec, written out), and why the other rows are skipped.
 EXPECTED = {
     ("avx2", ()): (CPU_ROWS, {"Bf": "no native bf16", "OVb": "no native bf16", "PTcb": "no native bf16",
-                              "E": "CUDAExecutionProvider"}),
+                              "PTcbm": "no native bf16", "E": "CUDAExecutionProvider"}),
     ("avx512_vnni", ()): (CPU_ROWS, {"OVbt": "no native bf16", "F": "TensorrtExecutionProvider"}),
     ("amx", ()): (CPU_ROWS + BF16_ROWS, {"E": "CUDAExecutionProvider"}),
-    ("amx", ("openvino", "nncf")): (["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "PTc", "PTb", "PTcb"],
-                                   {"Bf": "openvino is not installed", "V8": "openvino is not installed",
-                                    "OV8t": "openvino is not installed"}),
+    ("amx", ("openvino", "nncf", "torchao")): (
+        ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "PTc", "PTb", "PTcb", "PTcbm"],
+        {"Bf": "openvino is not installed", "V8": "openvino is not installed", "OV8t": "openvino is not installed",
+         "PTq8": "torchao is not installed"}),
 }
 QUICK = Timing(min_time_s=0.0, samples=1, budget_s=0.0)
 

@@ -48,7 +48,8 @@ def test_every_entry_points_at_what_exists():
         for need in set(path.needs) - {"calibration"}:  # a calibration file is the run's input, not the machine's
             assert "unknown need" not in (current().unmet(need) or ""), (path.row, need)
         options = dict(path.options)
-        assert not set(options) - {"requests", "hint", "providers", "precision", "compile", "cls_only"}, path.row
+        assert not set(options) - {"requests", "hint", "providers", "precision", "compile", "cls_only", "compile_mode",
+                                   "quantize"}, path.row
         assert path.role != "variant" or registry.project_path(path.variant_of), path.row
     assert len({p.row for p in registry.PATHS}) == len(registry.PATHS)
     assert len({p.name for p in registry.PATHS}) == len(registry.PATHS)

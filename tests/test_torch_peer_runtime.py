@@ -1,7 +1,8 @@
 """The PyTorch peer backend (`pytorch-peer`): eager and `torch.compile` (frozen weights, dynamic
-shapes), fp32 and bf16 autocast, the last layer at [CLS] only, and compilation kept out of the pass
-time. On the generated small checkpoint; bf16 runs on any CPU (emulated where there is no native
-bf16: the benchmark decides whether to show it, the class runs when asked)."""
+shapes, torch's compile modes), fp32, bf16 autocast and torchao int8, the last layer at [CLS] only,
+and compilation kept out of the pass time. On the generated small checkpoint; bf16 runs on any CPU
+(emulated where there is no native bf16: the benchmark decides whether to show it, the class runs
+when asked)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import pytest
 import torch
 from conftest import input_dirs
 
+from tinybert import capabilities
 from tinybert.runtimes import open_runtime
+from tinybert.runtimes.route import open_path
 from tinybert.runtimes.torch_peer import TorchPeerRuntime, graphs_compiled
-from tinybert.errors import UsageError
+from tinybert.errors import BackendUnavailableError, UsageError
 from tinybert.data.features import load_features
 from tinybert.runtimes.runner import batch_shapes, plan_batches, real_lengths, run_batches
 
 TOLERANCE = 1e-4  # compiled fp32 vs eager fp32: float rounding of fused kernels only
 BF16_BOUND = 0.15  # bf16 vs fp32 on the small model, whose logits reach about 2: bf16 rounding
+INT8_BOUND = 0.3  # torchao int8 vs fp32 on the small model: int8 rounding of every linear layer's weights and inputs
 CLEAR = 2 * BF16_BOUND  # a margin between the two logits that bf16 rounding cannot flip
 ONE_BATCH = 37  # every sample of the small set in one batch: one compiled graph
 
@@ -65,9 +69,52 @@ def test_bf16_autocast_runs_here_and_agrees_with_fp32(small_inputs, data, eager_
     assert clear.sum() >= 10 and (out.argmax(1) == reference.argmax(1))[clear].all()
 
 
-def test_options_are_checked(small_inputs):
-    with pytest.raises(UsageError, match="expected precision fp32 or bf16, got 'fp16'"):
-        open_runtime("pytorch-peer", str(small_inputs.checkpoint), precision="fp16")
+@pytest.mark.parametrize("options, message", [
+    ({"precision": "fp16"}, "expected precision fp32 or bf16, got 'fp16'"),
+    ({"compile": True, "compile_mode": "fastest"}, "expected compile_mode None or 'default', 'reduce-overhead', "
+                                                   "'max-autotune', 'max-autotune-no-cudagraphs' .*got 'fastest'"),
+    ({"compile_mode": "max-autotune"}, "compile_mode 'max-autotune': expected compile=True, got compile=False"),
+    ({"quantize": "int4"}, "expected quantize None or 'int8', got 'int4'"),
+    ({"quantize": "int8", "precision": "bf16"}, "quantize 'int8': expected precision 'fp32' .*got 'bf16'"),
+])
+def test_options_are_checked(small_inputs, options, message):
+    with pytest.raises(UsageError, match=message):
+        open_runtime("pytorch-peer", str(small_inputs.checkpoint), **options)
+
+
+def test_the_compile_mode_reaches_torch_compile(small_inputs, monkeypatch):
+    """PTcbm asks torch.compile for max-autotune and PTcb for torch's default (recorded, not compiled: minutes)."""
+    asked = []
+    monkeypatch.setattr(torch, "compile", lambda function, **options: asked.append(options) or function)
+    for row in ("PTcbm", "PTcb"):
+        backend = open_path(row, threads=1, ckpt_dir=str(small_inputs.checkpoint))
+        assert backend.compile and backend.precision == "bf16" and backend.cls_only
+    assert asked == [{"dynamic": True, "mode": "max-autotune"}, {"dynamic": True, "mode": None}]
+    assert backend.compile_mode is None and backend.warm_up([(4, 9)]) == 0.0  # nothing compiled
+
+
+def test_torchao_int8_agrees_with_fp32(small_inputs, data, eager_fp32):
+    pytest.importorskip("torchao")
+    int8 = TorchPeerRuntime(str(small_inputs.checkpoint), threads=1, quantize="int8", cls_only=True)
+    assert type(int8.model.classifier.weight).__name__ == "Int8Tensor" and int8.quantize == "int8"
+    out, reference = logits_of(int8, data), logits_of(eager_fp32, data)
+    assert out.dtype == np.float32 and 1e-4 < np.abs(out - reference).max() < INT8_BOUND  # int8, not fp32
+    clear = np.abs(reference[:, 0] - reference[:, 1]) > 2 * INT8_BOUND
+    assert clear.sum() >= 10 and (out.argmax(1) == reference.argmax(1))[clear].all()
+
+
+def test_without_torchao_the_int8_row_is_skipped_with_the_install_hint(small_inputs):
+    from tinybert.bench.benchmark import BenchmarkRun, select_rows
+
+    run = BenchmarkRun(str(small_inputs.checkpoint), str(small_inputs.tsv), rows=("PTq8",))
+    with capabilities.faked(without=("torchao",)):
+        assert capabilities.current().unmet("torchao") == \
+            "torchao is not installed (treated as not installed here): pip install torchao (see requirements.txt)"
+        rows, notes = select_rows(run)
+        with pytest.raises(BackendUnavailableError, match="torchao: expected it installed.*pip install torchao"):
+            open_runtime("pytorch-peer", str(small_inputs.checkpoint), quantize="int8")
+    assert [r.row for r in rows] == ["A"]
+    assert len(notes) == 1 and notes[0].startswith("row PTq8 (") and "skipped: torchao is not installed" in notes[0]
 
 
 def test_batch_shapes_are_the_distinct_shapes_of_a_plan(data):
@@ -124,3 +171,15 @@ def test_compiled_bf16_agrees_with_eager_fp32(small_inputs, data, eager_fp32):
     assert out.dtype == np.float32 and 1e-3 < np.abs(out - reference).max() < BF16_BOUND
     clear = np.abs(reference[:, 0] - reference[:, 1]) > CLEAR
     assert (out.argmax(1) == reference.argmax(1))[clear].all() and backend.compiling_calls == 1
+
+
+@pytest.mark.slow
+def test_the_int8_row_compiles_once_and_agrees_with_fp32(small_inputs, data, eager_fp32):
+    pytest.importorskip("torchao")
+    backend = open_path("PTq8", threads=1, ckpt_dir=str(small_inputs.checkpoint))
+    assert (backend.compile, backend.quantize, backend.cls_only, backend.compile_mode) == (True, "int8", True, None)
+    assert backend.warm_up([(ONE_BATCH, data[0][0].shape[1])]) > 0 and backend.compiling_calls == 1
+    out, reference = logits_of(backend, data, ONE_BATCH), logits_of(eager_fp32, data, ONE_BATCH)
+    assert 1e-4 < np.abs(out - reference).max() < INT8_BOUND and backend.compiling_calls == 1
+    clear = np.abs(reference[:, 0] - reference[:, 1]) > 2 * INT8_BOUND
+    assert (out.argmax(1) == reference.argmax(1))[clear].all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -109,7 +110,9 @@ class Capabilities:
         """Why a registry need (a package, native bf16, a GPU or NPU provider) is not met here, or None."""
         if need in PACKAGES:
             hidden = " (treated as not installed here)" if need in self.hidden else ""
-            return None if self.has(need) else f"{need} is not installed{hidden}: {INSTALL_HINTS.get(need, '')}"
+            if not self.has(need):
+                return f"{need} is not installed{hidden}: {INSTALL_HINTS.get(need, '')}"
+            return torchao_int8_fails() if need == "torchao" else None
         if need == "native_bf16":
             return None if self.native_bf16 else (f"this CPU ({self.cpu_class}) has no native bf16 "
                                                   "(no avx512_bf16 or amx_bf16 flag)")
@@ -269,6 +272,38 @@ def faked(profile: str | None = None, without=()):
 
 
 # ---------------------------------------------------------------- packages
+
+# Lines torchao's import logs on every CPU (transformers imports it on each model load): its CUDA-only kernels
+# absent, and torch deprecating how it registers enums; none of it touches what the pipeline runs.
+_IMPORT_NOISE = {"torchao": "Failed to load ", "torchao.kernel.intmm": "Warning: Detected no triton",
+                 "torch.utils._pytree": "is an Enum subclass and is now natively"}
+
+
+@lru_cache(maxsize=1)
+def quiet_torchao() -> None:
+    """Drop `_IMPORT_NOISE` from the logs, once per process, before anything imports torchao."""
+    for name, text in _IMPORT_NOISE.items():
+        logging.getLogger(name).addFilter(lambda record, text=text: text not in str(record.msg))
+
+
+@lru_cache(maxsize=1)
+def torchao_int8_fails() -> str | None:
+    """Why torchao's int8 dynamic quantization cannot run on this CPU (a small linear layer tried once), or None."""
+    quiet_torchao()
+    try:
+        import torch
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        layer = torch.nn.Sequential(torch.nn.Linear(64, 64)).eval()
+        quantize_(layer, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+        with torch.inference_mode():
+            out = layer(torch.ones(4, 64))
+    except Exception as exc:  # noqa: BLE001 - any failure means the row cannot run here; its reason is the note
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"torchao is installed but its int8 quantization fails here: {type(exc).__name__}: {first}"
+    finite = bool(torch.isfinite(out).all())
+    return None if finite else "torchao is installed but its int8 linear gives non-finite output here"
+
 
 def _hidden() -> frozenset:
     """Without a full detection (which imports ONNX Runtime): scripts ask this for every step."""

@@ -76,8 +76,8 @@ RUNTIMES = (
         module="torch_peer",
         cls="TorchPeerRuntime",
         install=INSTALL_HINTS["torch"],
-        title="PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights), fp32 or "
-        "bf16 autocast, last layer at [CLS] only",
+        title="PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights; default "
+        "or max-autotune), fp32, bf16 autocast or torchao int8, last layer at [CLS] only",
         family="pytorch",
     ),
 )
@@ -411,6 +411,32 @@ PATHS = (
         cls_only=True,
         needs=("torch", "cxx", "native_bf16"),
         options=(("compile", True), ("precision", "bf16"), ("cls_only", True)),
+    ),
+    RunPath(
+        row="PTcbm",
+        name="pytorch-compile-bf16-max-autotune",
+        title="PyTorch torch.compile mode max-autotune (Inductor's C++ GEMM templates, AMX where the CPU has it; "
+        "frozen weights) under bf16 autocast, last layer at [CLS] only, length-bucketed",
+        runtime="pytorch-peer",
+        model=CHECKPOINT,
+        precision="bf16",
+        role="peer",
+        cls_only=True,
+        needs=("torch", "cxx", "native_bf16"),
+        options=(("compile", True), ("compile_mode", "max-autotune"), ("precision", "bf16"), ("cls_only", True)),
+    ),
+    RunPath(
+        row="PTq8",
+        name="pytorch-compile-int8",
+        title="PyTorch torchao int8 (dynamic activations, int8 weights) under torch.compile (Inductor, frozen "
+        "weights), last layer at [CLS] only, length-bucketed",
+        runtime="pytorch-peer",
+        model=CHECKPOINT,
+        precision="int8",
+        role="peer",
+        cls_only=True,
+        needs=("torch", "cxx", "torchao"),
+        options=(("compile", True), ("quantize", "int8"), ("cls_only", True)),
     ),
     RunPath(
         row="E",

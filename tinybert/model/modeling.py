@@ -9,6 +9,7 @@ import os
 import pickle
 
 from tinybert import NUM_LABELS
+from tinybert.capabilities import quiet_torchao
 from tinybert.errors import CheckpointError, expect
 
 CONFIG_NAMES = ("config.json", "bert_config.json")
@@ -44,6 +45,7 @@ def find_config(model_dir: str) -> str:
 
 def load_bert_config(model_dir: str):
     """A transformers BertConfig from a TinyBERT config file (extra TinyBERT keys are ignored)."""
+    quiet_torchao()  # transformers' model classes import torchao where it is installed
     from transformers import BertConfig
 
     path = find_config(model_dir)
@@ -88,6 +90,8 @@ def _register_attention() -> None:
 def _build_classifier_class():
     import torch
     from torch import nn
+
+    quiet_torchao()
     from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler
 
     class TinyBertBody(nn.Module):

@@ -1,5 +1,5 @@
-"""PyTorch as a peer at its best on the CPU, as a torch user would run it (bf16 autocast and/or torch.compile with
-frozen weights, last layer at [CLS] only); compile time is kept out of the passes (`warm_up`)."""
+"""PyTorch as a peer at its best on the CPU, as a torch user would run it (bf16 autocast, torchao int8 and/or
+torch.compile with frozen weights, last layer at [CLS] only); compile time is kept out of the passes (`warm_up`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from tinybert.machine import physical_cores
 from tinybert.model.modeling import cls_only_last_layer, load_tinybert
 
 PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+QUANTIZE = ("int8",)  # torchao's int8 dynamic activation + int8 weight (`quantize_int8_dynamic`)
 
 
 def graphs_compiled() -> int:
@@ -31,20 +33,25 @@ class TorchPeerRuntime:
     requests = 1  # torch's thread pool is process-wide: one call at a time, on all threads
 
     def __init__(self, model_path: str, threads: int | None = None, precision: str = "fp32",
-                 compile: bool = False, cls_only: bool = False):  # noqa: A002 - torch's own word
-        expect(precision in PRECISIONS, UsageError,
-               f"expected precision {' or '.join(PRECISIONS)}, got {precision!r}")
+                 compile: bool = False, cls_only: bool = False,  # noqa: A002 - torch's own word
+                 compile_mode: str | None = None, quantize: str | None = None):
+        _check_options(precision, compile, compile_mode, quantize)
         self.threads = threads or physical_cores()
         torch.set_num_threads(self.threads)
         self.precision, self.compile, self.cls_only = precision, bool(compile), bool(cls_only)
+        self.compile_mode, self.quantize = compile_mode, quantize
         self.model = load_tinybert(model_path)
+        if quantize:
+            quantize_int8_dynamic(self.model)
         self._context = contextlib.ExitStack()  # holds the [CLS]-only switch for this model's life
         if cls_only:
             self._context.enter_context(cls_only_last_layer(self.model))
         forward = _forward(self.model, precision == "bf16")
         if compile:
             freeze_weights_when_compiling()
-        self._forward = torch.compile(forward, dynamic=True) if compile else forward
+        if compile_mode and compile_mode.startswith("max-autotune"):
+            _quiet_autotune()
+        self._forward = torch.compile(forward, dynamic=True, mode=compile_mode) if compile else forward
         self.compile_seconds = 0.0
         self.compiling_calls = 0
 
@@ -69,6 +76,21 @@ class TorchPeerRuntime:
         return self.compile_seconds - before
 
 
+def _check_options(precision: str, compile: bool, compile_mode: str | None,  # noqa: A002 - torch's own word
+                   quantize: str | None) -> None:
+    expect(precision in PRECISIONS, UsageError,
+           f"expected precision {' or '.join(PRECISIONS)}, got {precision!r}")
+    expect(compile_mode is None or compile_mode in COMPILE_MODES, UsageError,
+           f"expected compile_mode None or {', '.join(map(repr, COMPILE_MODES))} (torch.compile's modes), "
+           f"got {compile_mode!r}")
+    expect(compile_mode is None or compile, UsageError,
+           f"compile_mode {compile_mode!r}: expected compile=True, got compile={compile!r}")
+    expect(quantize is None or quantize in QUANTIZE, UsageError,
+           f"expected quantize None or {' or '.join(map(repr, QUANTIZE))}, got {quantize!r}")
+    expect(quantize is None or precision == "fp32", UsageError,
+           f"quantize {quantize!r}: expected precision 'fp32' (the weights it quantizes), got {precision!r}")
+
+
 def freeze_weights_when_compiling() -> None:
     """Inductor's freezing (weights folded in as constants), set for the process as PyTorch's CPU examples set it:
     Dynamo reads it when tracing, `torch.compile(options=...)` would not (docs/measurements/inductor-freezing.md)."""
@@ -77,10 +99,24 @@ def freeze_weights_when_compiling() -> None:
     torch._inductor.config.freezing = True
 
 
+def _quiet_autotune() -> None:
+    """Inductor writes each multiply's autotuning candidates to stderr, and a deprecation warning from its own
+    code: the benchmark's lines would drown in them."""
+    import warnings
+
+    import torch._inductor.config
+    import torch._inductor.select_algorithm
+
+    torch._inductor.config.max_autotune_report_choices_stats = False
+    torch._inductor.select_algorithm.PRINT_AUTOTUNE = False
+    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+
+
 def quantize_int8_dynamic(module) -> None:
     """torchao's int8 dynamic activation + int8 weight quantization of every linear layer, in place."""
-    from tinybert.capabilities import require
+    from tinybert.capabilities import quiet_torchao, require
 
+    quiet_torchao()
     require("torchao", "the torchao int8 rows")
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
