@@ -122,3 +122,25 @@ def test_int8_matmul_rate_is_measured():
 
     rate = measured_int8_gops(1, sizes=(64,), trials=1)
     assert rate["gops"] == max(rate["by_library"].values()) > 0 and rate["dot_product"]
+
+
+def test_a_row_that_fails_to_open_is_skipped_with_the_reason(small_inputs, tmp_path, monkeypatch):
+    """A row whose needs are met but whose runtime fails when opened (torchao on an odd CPU, say) is noted
+    and dropped; the other rows are still measured."""
+    from tinybert.bench import benchmark
+    from tinybert.errors import BackendUnavailableError
+
+    opened = benchmark.Models.runtime
+
+    def runtime(self, path, batch_size):
+        if path.row == "D":
+            raise BackendUnavailableError("D: expected its kernels to compile, got a failure")
+        return opened(self, path, batch_size)
+
+    monkeypatch.setattr(benchmark.Models, "runtime", runtime)
+    run = benchmark.BenchmarkRun(str(small_inputs.checkpoint), str(small_inputs.tsv), str(tmp_path / "out"), (2, 4),
+                                 repeats=1, plot=False, rows=("C", "D"), roofline_timing=benchmark.Timing(0.0, 1, 0.0))
+    report = benchmark.run_benchmark(run)
+    assert sorted({(r["row"], r["batch_size"]) for r in report["results"]}) == [("A", 2), ("A", 4), ("C", 2), ("C", 4)]
+    assert any(note.startswith("row D (") and "skipped from bs2 on: D: expected its kernels" in note
+               for note in report["notes"])

@@ -48,7 +48,8 @@ def cpu_clock_mhz() -> tuple[float | None, str]:
     return (float(found.group(1)) * 1000.0, "the model name's clock") if found else (None, "no clock reported")
 
 
-def package_versions(names=("torch", "transformers", "onnx", "onnxsim", "onnxruntime", "openvino", "nncf", "numpy")) -> dict:
+def package_versions(names=("torch", "torchao", "transformers", "onnx", "onnxsim", "onnxruntime", "openvino", "nncf",
+                           "numpy")) -> dict:
     versions = {}
     hidden = current().hidden
     for name in names:

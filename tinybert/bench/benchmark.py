@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinybert.errors import UsageError, expect
+from tinybert.errors import BackendUnavailableError, UsageError, expect
 from tinybert.fileio import reserve_dir
 from tinybert.registry import PATHS, RunPath
 from tinybert.bench.roofline import Timing
@@ -177,7 +177,14 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         print(f"[INFO] {note}")
     results = []
     for bs in run.batch_sizes:
-        timings = [RowTiming(path, models.runtime(path, bs), arrays, bs, run.call_tokens) for path in rows]
+        timings = []
+        for path in list(rows):
+            try:
+                timings.append(RowTiming(path, models.runtime(path, bs), arrays, bs, run.call_tokens))
+            except BackendUnavailableError as exc:  # passed its needs, failed to open or compile: the rest go on
+                rows.remove(path)
+                notes.append(f"row {path.row} ({path.title}) skipped from bs{bs} on: {exc}")
+                print(f"[INFO] {notes[-1]}")
         for _ in range(run.repeats):  # round by round: drift hits every row alike
             for timing in timings:
                 timing.one_pass()
