@@ -39,7 +39,7 @@ def _percent(fraction: float | None) -> str:
 
 def print_row(r: dict) -> None:
     acc = f"{r['accuracy']:.2f}%" if "accuracy" in r else "-"
-    print(f"[INFO] bs{r['batch_size']:<3} {r['row']:<4}: {r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:7.2f} ms  "
+    print(f"[INFO] bs{r['batch_size']:<3} {r['row']:<5}: {r['sentences_per_s']:8.1f} sent/s  p50 {r['p50_ms']:7.2f} ms  "
           f"p99 {r['p99_ms']:7.2f} ms  acc {acc}  agree {100 * r['agreement_with_A']:.2f}%  "
           f"maxdiff {r['max_abs_diff_to_A']:.2e}  roofline {_percent(r['roofline_fraction'])}", flush=True)
 
