@@ -192,6 +192,7 @@ class RunPath:
 
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
+_TORCH_PEER = dict(runtime="pytorch-peer", model=CHECKPOINT, role="peer", cls_only=True)  # the PyTorch peers' common fields
 PATHS = (
     RunPath(
         row="A",
@@ -380,11 +381,8 @@ PATHS = (
         row="PTb",
         name="pytorch-bf16",
         title="PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
-        runtime="pytorch-peer",
-        model=CHECKPOINT,
         precision="bf16",
-        role="peer",
-        cls_only=True,
+        **_TORCH_PEER,
         needs=("torch", "native_bf16"),
         options=(("precision", "bf16"), ("cls_only", True)),
     ),
@@ -392,10 +390,7 @@ PATHS = (
         row="PTc",
         name="pytorch-compile",
         title="PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] " "only, length-bucketed",
-        runtime="pytorch-peer",
-        model=CHECKPOINT,
-        role="peer",
-        cls_only=True,
+        **_TORCH_PEER,
         needs=("torch", "cxx"),
         options=(("compile", True), ("cls_only", True)),
     ),
@@ -404,11 +399,8 @@ PATHS = (
         name="pytorch-compile-bf16",
         title="PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
         "last layer at [CLS] only, length-bucketed",
-        runtime="pytorch-peer",
-        model=CHECKPOINT,
         precision="bf16",
-        role="peer",
-        cls_only=True,
+        **_TORCH_PEER,
         needs=("torch", "cxx", "native_bf16"),
         options=(("compile", True), ("precision", "bf16"), ("cls_only", True)),
     ),
@@ -417,11 +409,8 @@ PATHS = (
         name="pytorch-compile-bf16-max-autotune",
         title="PyTorch torch.compile mode max-autotune (Inductor's C++ GEMM templates, AMX where the CPU has it; "
         "frozen weights) under bf16 autocast, last layer at [CLS] only, length-bucketed",
-        runtime="pytorch-peer",
-        model=CHECKPOINT,
         precision="bf16",
-        role="peer",
-        cls_only=True,
+        **_TORCH_PEER,
         needs=("torch", "cxx", "native_bf16"),
         options=(("compile", True), ("compile_mode", "max-autotune"), ("precision", "bf16"), ("cls_only", True)),
     ),
@@ -430,11 +419,8 @@ PATHS = (
         name="pytorch-compile-int8",
         title="PyTorch torchao int8 (dynamic activations, int8 weights) under torch.compile (Inductor, frozen "
         "weights), last layer at [CLS] only, length-bucketed",
-        runtime="pytorch-peer",
-        model=CHECKPOINT,
         precision="int8",
-        role="peer",
-        cls_only=True,
+        **_TORCH_PEER,
         needs=("torch", "cxx", "torchao"),
         options=(("compile", True), ("quantize", "int8"), ("cls_only", True)),
     ),
