@@ -229,3 +229,20 @@ def test_the_compiled_pytorch_chains_compute_the_chain(tmp_path, precision):
         out = run(x).numpy()
         assert out.shape == (m, 312)
         assert np.abs(out - _reference(x)).max() < (1e-3 if precision == "fp32" else 0.1) * np.abs(_reference(x)).max()
+
+
+def test_the_clock_comes_from_cpufreq_then_cpuinfo_then_the_model_name(tmp_path, monkeypatch):
+    """Each source of the peak's clock, faked: a VM without cpufreq, one without 'cpu MHz', one with neither."""
+    from tinybert import machine
+
+    (tmp_path / "max_freq").write_text("3700000\n")
+    cpuinfo = {"cpu MHz": ["2596.1", "2800.5"], "model name": ["Some CPU @ 2.30GHz"]}
+    monkeypatch.setattr(machine, "cpuinfo_values", lambda key: cpuinfo.get(key, []))
+    monkeypatch.setattr(machine, "CPUFREQ_MAX", str(tmp_path / "max_freq"))
+    assert machine.cpu_clock_mhz() == (3700.0, "cpufreq cpuinfo_max_freq")
+    monkeypatch.setattr(machine, "CPUFREQ_MAX", str(tmp_path / "none"))
+    assert machine.cpu_clock_mhz() == (2800.5, "/proc/cpuinfo cpu MHz")  # the highest core's
+    del cpuinfo["cpu MHz"]
+    assert machine.cpu_clock_mhz() == (2300.0, "the model name's clock")
+    cpuinfo["model name"] = ["Some CPU"]
+    assert machine.cpu_clock_mhz() == (None, "no clock reported")

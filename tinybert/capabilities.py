@@ -148,20 +148,25 @@ def _cpuinfo_lines():
         return
 
 
+def cpuinfo_values(key: str) -> list[str]:
+    """The values of /proc/cpuinfo's `key` lines, one per logical CPU ([] where there is no /proc/cpuinfo)."""
+    values = []
+    for line in _cpuinfo_lines():
+        name, _, value = line.partition(":")
+        if name.strip() == key:
+            values.append(value.strip())
+    return values
+
+
 def cpu_flags() -> frozenset:
     """This CPU's FLAGS, as /proc/cpuinfo lists them (none where there is no /proc/cpuinfo)."""
-    for line in _cpuinfo_lines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split()) & frozenset(FLAGS)
-    return frozenset()
+    flags = cpuinfo_values("flags")
+    return frozenset(flags[0].split()) & frozenset(FLAGS) if flags else frozenset()
 
 
 def cpu_vendor() -> str:
     """/proc/cpuinfo's vendor_id ("" where there is none)."""
-    for line in _cpuinfo_lines():
-        if line.startswith("vendor_id"):
-            return line.split(":", 1)[1].strip()
-    return ""
+    return (cpuinfo_values("vendor_id") or [""])[0]
 
 
 def logical_cpus() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from tinybert.capabilities import current
+from tinybert.capabilities import cpuinfo_values, current
 
 
 def physical_cores() -> int:
@@ -13,35 +13,28 @@ def physical_cores() -> int:
     return current().physical_cores
 
 
+CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"  # kHz, where the kernel exposes cpufreq
+
+
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    models = cpuinfo_values("model name")
+    return models[0] if models else platform.processor() or platform.machine()
 
 
 def cpu_clock_mhz() -> tuple[float | None, str]:
     """The highest clock the system reports, and where it was read: cpufreq's maximum where there is one,
     else /proc/cpuinfo's 'cpu MHz' (a VM often reports the nominal clock, below any boost)."""
-    import glob
     import re
 
-    for path in sorted(glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq"))[:1]:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return int(handle.read().strip()) / 1000.0, "cpufreq cpuinfo_max_freq"
-        except (OSError, ValueError):
-            pass
-    mhz = []
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            mhz = [float(line.split(":", 1)[1]) for line in handle if line.startswith("cpu MHz")]
+        with open(CPUFREQ_MAX, encoding="utf-8") as handle:
+            return int(handle.read().strip()) / 1000.0, "cpufreq cpuinfo_max_freq"
     except (OSError, ValueError):
         pass
+    try:
+        mhz = [float(value) for value in cpuinfo_values("cpu MHz")]
+    except ValueError:
+        mhz = []
     if mhz:
         return max(mhz), "/proc/cpuinfo cpu MHz"
     found = re.search(r"@\s*([0-9.]+)\s*GHz", cpu_model())

@@ -53,7 +53,7 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
                                          timing=timing, work_dir=work_dir).items():
                 rates[m][layout] = rate
     return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
-            "features": current().features_for(precision), "unit": "GOP/s" if "int8" in precision else "GFLOP/s",
+            "features": current().features_for(precision), "unit": unit(precision),
             "shapes": [list(s) for s in SHAPES], "threads": threads,
             "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
             "timing": asdict(timing),
@@ -154,6 +154,10 @@ def precision_class(precision: str) -> str:
     return "int8" if precision.startswith("int8") else precision
 
 
+def unit(precision: str) -> str:
+    return "GOP/s" if precision_class(precision) == "int8" else "GFLOP/s"
+
+
 # ---------------------------------------------------------------- the CPU's peak
 
 # Ops per cycle per vector bit the FMA pipes take (an fp32 FMA: 2 per 32 bits; a bf16 pair dot product: 4;
@@ -182,10 +186,9 @@ def cpu_peak(precision: str, cores: int, clock_mhz: float | None, caps=None) -> 
             width = 256  # AVX-VNNI: the same instruction on 256-bit registers
         pipe = width if width < 512 or caps.vendor != AMD else 256
         per_cycle, how = PEAK_FMA_PIPES * pipe * per_bit, f"{PEAK_FMA_PIPES} pipes x {pipe} bits"
-    unit = "GOP/s" if precision == "int8" else "GFLOP/s"
     peak = cores * clock_mhz * per_cycle / 1000.0 if clock_mhz else None
     return {"precision": precision, "features": features, "ops_per_cycle": per_cycle, "pipes": how, "cores": cores,
-            "clock_mhz": clock_mhz, "peak": peak, "unit": unit}
+            "clock_mhz": clock_mhz, "peak": peak, "unit": unit(precision)}
 
 
 def peak_line(peak: dict) -> str:
@@ -252,8 +255,7 @@ class Roofline:
         return lines
 
     def _best_line(self, batch_size: int, m: int, precision: str, top: dict) -> str:
-        unit = "GOP/s" if precision == "int8" else "GFLOP/s"
-        line = f"bs{batch_size} (M={m}) {precision} roofline: {top['rate']:.1f} {unit} ({top['source']})"
+        line = f"bs{batch_size} (M={m}) {precision} roofline: {top['rate']:.1f} {unit(precision)} ({top['source']})"
         peak = self.peaks.get(precision, {}).get("peak")
         if peak:
             line += f", {100 * top['rate'] / peak:.0f}% of the CPU peak"
