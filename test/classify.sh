@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/classify.sh <input.tsv|input.txt> [--output FILE] [--overwrite] [--restart] [--with_sentence] [--format auto|tsv|text] [--column NAME|INDEX] [--label_column NAME|INDEX|none]" 1 100 "$@"
 
 # The settings first: options given after the input replace them.
-tinybert classify --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" \
+tinybert classify --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --backend "$BACKEND" \
+  --gpu_model "$GPU_MODEL" --device "$DEVICE" \
   --max_seq_length "$SEQ_LEN" --batch_size "$CLASSIFY_BATCH" --bucket_edges "$BUCKET_EDGES" --call_tokens "$CALL_TOKENS" \
   --chunk_sentences "$CHUNK_SENTENCES" --engine "$ENGINE" --requests "$REQUESTS" --actor_cpus "$ACTOR_CPUS" \
   --calibration_file "$CALIB_FILE" "$@"

@@ -58,18 +58,19 @@ read_batch_sizes() {
 start_inference_step() {
   bs="$1"
   require_batch_size "$bs"
-  [[ "$DEVICE" =~ ^[0-9]+$ ]] || die "expected DEVICE to be an NPU id (0, 1, ...), got '$DEVICE'"
+  [[ "$DEVICE" =~ ^[0-9]+$ ]] || die "expected DEVICE to be an NPU or GPU id (0, 1, ...), got '$DEVICE'"
   source_cann
   # shellcheck disable=SC2034  # read by the calling script
   backend="$(choose_backend --batch_size "$bs")"
 }
 
 # choose_backend [--chip_name NAME] --batch_size BS...: the backend for BACKEND (the package's one rule,
-# after source_cann): auto picks ais_bench where it is installed and its OM models exist or will be built.
+# after source_cann): auto picks ais_bench where it is installed and its OM models exist or will be built, else
+# gpu where torch sees a CUDA device, else onnxruntime; it says which and why on stderr.
 choose_backend() {
   # shellcheck disable=SC2153  # BACKEND is a setting (see above), not a misspelt backend
   tinybert backend --requested="$BACKEND" --model_dir="$MODEL_DIR" --ort_model="$ORT_MODEL" \
-    --dynamic_dims="$DYNAMIC_DIMS" "$@"
+    --dynamic_dims="$DYNAMIC_DIMS" --ckpt_dir="$CKPT_DIR" "$@"
 }
 
 # backend_setting NAME BACKEND: the setting from the environment, else its default on BACKEND (LOOP).
@@ -78,12 +79,13 @@ backend_setting() {
 }
 
 # read_model_settings: model_settings becomes the settings that decide what a step runs, as options of the
-# package's infer/perf (it applies those its backend takes: REQUESTS and CALL_TOKENS on the CPU paths, DEVICE
-# on the NPU).
+# package's infer/perf (it applies those its backend takes: REQUESTS and CALL_TOKENS on the CPU paths, GPU_MODEL
+# and CKPT_DIR on the GPU, DEVICE on the NPU and the GPU).
 read_model_settings() {
   # shellcheck disable=SC2034  # read by the calling script
   model_settings=(--model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --dynamic_dims "$DYNAMIC_DIMS"
-    --requests "$REQUESTS" --device "$DEVICE" --call_tokens "$CALL_TOKENS")
+    --requests "$REQUESTS" --device "$DEVICE" --call_tokens "$CALL_TOKENS" --gpu_model "$GPU_MODEL"
+    --ckpt_dir "$CKPT_DIR")
 }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }

@@ -77,7 +77,7 @@ def test_a_record_from_another_cpu_class_falls_back(tmp_path):
         _record(tmp_path, "int8")
     with faked("avx512_vnni"):
         choice = resolve_ort_model("auto", str(tmp_path))
-    assert choice.path == "fast" and "int8: its gate was checked on AVX2, this CPU is AVX-512+VNNI" in choice.reason
+    assert choice.path == "fast" and "int8: its gate was checked on AVX2, this machine's is AVX-512+VNNI" in choice.reason
 
 
 def test_a_stale_or_missing_record_falls_back(tmp_path):
@@ -108,14 +108,14 @@ def test_the_export_records_each_gate(tmp_path):
 
     model = _model(tmp_path, "int8")
     check = Verification(None, (), "4 test samples", np.zeros((4, 2)), 4, labels=None)
-    report = {"max_abs_diff": {"int8": 0.07}, "agreement": {"int8": 0.995}, "accuracy_drop": {"int8": 0.2}}
+    figures = {"max_abs_diff": 0.07, "agreement": 0.995, "accuracy_drop": 0.2}
     with faked("avx2"):
-        assert record_gate("int8", model, "onnxruntime", check, report, "int8")
+        assert record_gate("int8", model, "onnxruntime", check, figures)
         record = json.loads(open(gate_record_path("int8", str(tmp_path))).read())
         assert record["passed"] and record["cpu_class"] == "AVX2" and record["agreement"] == 0.995
         assert record["model"] == "TinyBERT_int8.onnx" and "FAKED CPU profile 'avx2'" in record["cpu"]
-        report["accuracy_drop"]["int8"] = 0.5  # beyond MAX_ACCURACY_DROP
-        assert not record_gate("int8", model, "onnxruntime", check, report, "int8")
+        figures["accuracy_drop"] = 0.5  # beyond MAX_ACCURACY_DROP
+        assert not record_gate("int8", model, "onnxruntime", check, figures)
         assert resolve_ort_model("auto", str(tmp_path)).path == "fast"
 
 

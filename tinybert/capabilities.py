@@ -1,5 +1,6 @@
-"""What this machine can do (CPU features, cores, optional packages, ONNX Runtime providers), read in one
-place so every branch can be rehearsed anywhere by faking them (`faked`, TINYBERT_CPU_PROFILE, TINYBERT_WITHOUT)."""
+"""What this machine can do (CPU features, cores, optional packages, ONNX Runtime providers, CUDA devices), read in
+one place so every branch can be rehearsed anywhere by faking them (`faked`, TINYBERT_CPU_PROFILE, TINYBERT_WITHOUT,
+TINYBERT_FAKE_GPU)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from tinybert.errors import BackendUnavailableError, UsageError
 
 CPU_PROFILE_ENV = "TINYBERT_CPU_PROFILE"
 WITHOUT_ENV = "TINYBERT_WITHOUT"
+# A device name (e.g. "NVIDIA H200") makes the GPU branches run on a machine without one: the CUDA runtime then
+# computes on the CPU and only the calls that need a real device (graphs, pinned memory, streams) are left out.
+FAKE_GPU_ENV = "TINYBERT_FAKE_GPU"
 
 # The /proc/cpuinfo flags that decide which matrix-multiply kernels the runtimes pick.
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
@@ -43,6 +47,8 @@ INSTALL_HINTS = {
     "cann": "pip install onnxruntime-cann (needs the CANN toolkit)",
     "cuda": _ONNXRUNTIME_GPU,
     "tensorrt": _ONNXRUNTIME_GPU,
+    "torch_cuda": "a CUDA build of torch and an NVIDIA GPU with its driver (on Linux x86-64, pip install torch "
+                  "brings the CUDA build)",
 }
 PACKAGES = ("openvino", "nncf", "torch", "torchao", "onnxruntime")  # recorded in Capabilities.packages
 
@@ -57,6 +63,7 @@ class Capabilities:
     profile: str | None = None  # the faked CPU profile; None: this CPU's own flags
     hidden: frozenset = frozenset()  # packages and provider names treated as not installed
     vendor: str = ""  # /proc/cpuinfo's vendor_id (the faked profile's under a profile)
+    fake_gpu: str | None = None  # a faked CUDA device's name (faked(gpu=...)); None: the environment decides
 
     @property
     def cpu_class(self) -> str:
@@ -121,6 +128,8 @@ class Capabilities:
 
             compiler = os.environ.get("CXX") or "c++"
             return None if shutil.which(compiler) else f"no C++ compiler ({compiler}) for torch.compile's Inductor"
+        if need in GPU_NEEDS:
+            return gpu_unmet(need)
         if need in PROVIDERS:
             return None if PROVIDERS[need] in self.ort_providers else (
                 f"this onnxruntime has no {PROVIDERS[need]} (available: {', '.join(self.ort_providers)}); "
@@ -224,11 +233,12 @@ def _profile_flags(name: str, source: str) -> frozenset:
     return PROFILES[name]
 
 
-def _apply(base: Capabilities, profile: str | None, without) -> Capabilities:
-    """`base` with the profile's flags (None: base's own) and `without` hidden as well."""
+def _apply(base: Capabilities, profile: str | None, without, gpu: str | None = None) -> Capabilities:
+    """`base` with the profile's flags (None: base's own), `without` hidden as well and `gpu` faked."""
     hidden = base.hidden | without
     hidden_providers = {PROVIDERS[n] for n in hidden if n in PROVIDERS}
     return replace(base, flags=base.flags if profile is None else _profile_flags(profile, "profile"),
+                   fake_gpu=base.fake_gpu if gpu is None else gpu,
                    profile=base.profile if profile is None else profile, hidden=hidden,
                    vendor=base.vendor if profile is None else PROFILE_VENDORS[profile],
                    packages=frozenset(p for p in base.packages if p not in hidden),
@@ -264,12 +274,12 @@ def current() -> Capabilities:
 
 
 @contextlib.contextmanager
-def faked(profile: str | None = None, without=()):
-    """Within the block, `current()` reports the CPU `profile` (None: unchanged) and treats the
-    packages/providers in `without` as not installed. Nests; this process only (see the env vars)."""
+def faked(profile: str | None = None, without=(), gpu: str | None = None):
+    """Within the block, `current()` reports the CPU `profile` (None: unchanged), treats the packages/providers in
+    `without` as not installed and, with `gpu`, a CUDA device of that name. Nests; this process only (env vars)."""
     if profile is not None:
         _profile_flags(profile, "faked(profile=...)")
-    _faked.append(_apply(current(), profile, _parse_without(without, "faked(without=...)")))
+    _faked.append(_apply(current(), profile, _parse_without(without, "faked(without=...)"), gpu))
     try:
         yield _faked[-1]
     finally:
@@ -337,3 +347,91 @@ def require(package: str, purpose: str = ""):
     except ImportError as exc:
         raise BackendUnavailableError(f"{package}: expected it installed{needed}, got {exc}; "
                                       f"install it: {hint}") from None
+
+
+# ---------------------------------------------------------------- CUDA devices
+
+GPU_NEEDS = ("torch_cuda", "cuda_bf16")  # a CUDA device torch can use; one that computes bf16 (compute capability 8+)
+BF16_CAPABILITY = (8, 0)  # Ampere and later have bf16 tensor cores
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    capability: tuple  # (major, minor) compute capability
+    faked: bool = False  # a FAKE_GPU_ENV / faked(gpu=...) device: the CUDA runtime computes on the CPU
+
+    @property
+    def bf16(self) -> bool:
+        return tuple(self.capability) >= BF16_CAPABILITY
+
+
+def _fake_gpu_name() -> str | None:
+    if _faked and _faked[-1].fake_gpu is not None:
+        return _faked[-1].fake_gpu or None
+    return os.environ.get(FAKE_GPU_ENV, "").strip() or None
+
+
+NVIDIA_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg")  # dxg: WSL's GPU
+
+
+def nvidia_driver_present() -> bool:
+    """A cheap look before importing torch: every shell step asks which backend to use."""
+    return any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES)
+
+
+@lru_cache(maxsize=1)
+def _real_gpus() -> tuple:
+    """The CUDA devices torch sees (torch imported only here, and only where an NVIDIA driver is)."""
+    if not nvidia_driver_present() or importlib.util.find_spec("torch") is None:
+        return ()
+    import torch
+
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(Gpu(i, torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i)))
+                 for i in range(torch.cuda.device_count()))
+
+
+def gpus() -> tuple:
+    """The CUDA devices this process should use: a faked one, none where torch_cuda (or torch) is hidden, else
+    torch's own."""
+    if _hidden() & {"torch_cuda", "torch"}:
+        return ()
+    fake = _fake_gpu_name()
+    if fake is not None:  # named as faked wherever it is shown or recorded, so no figure passes for the real one's
+        return (Gpu(0, f"{fake} (faked: computed on the CPU)", BF16_CAPABILITY, faked=True),)
+    return _real_gpus()
+
+
+def gpu(index: int = 0) -> Gpu:
+    """CUDA device `index` (DEVICE), or BackendUnavailableError saying why there is none."""
+    found = gpus()
+    if not found:
+        raise BackendUnavailableError(f"expected a CUDA device torch can use, got none: {gpu_unmet('torch_cuda')}")
+    if not 0 <= index < len(found):
+        raise UsageError(f"DEVICE {index}: expected a CUDA device id below {len(found)} "
+                         f"({', '.join(f'{g.index}: {g.name}' for g in found)}), got {index}")
+    return found[index]
+
+
+def gpu_unmet(need: str) -> str | None:
+    """Why `need` (GPU_NEEDS) is not met here, or None; named apart from ONNX Runtime's CUDA provider (need cuda)."""
+    found = gpus()
+    if found:
+        if need == "cuda_bf16" and not found[0].bf16:
+            return f"{found[0].name} (compute capability {'.'.join(map(str, found[0].capability))}) has no bf16"
+        return None
+    hidden = _hidden() & {"torch_cuda", "torch"}
+    if hidden:
+        return f"{', '.join(sorted(hidden))} treated as not installed here"
+    if importlib.util.find_spec("torch") is None:
+        return f"torch is not installed: {INSTALL_HINTS['torch_cuda']}"
+    if not nvidia_driver_present():
+        return f"no NVIDIA driver here (none of {', '.join(NVIDIA_DRIVER_FILES)})"
+    import torch
+
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU build: {INSTALL_HINTS['torch_cuda']}"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device (no GPU or no driver)"

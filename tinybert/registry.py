@@ -22,7 +22,8 @@ class Runtime:
     install: str  # what to install when its import fails
     title: str
     requests: bool = False  # takes REQUESTS: several calls in flight on one session
-    device: bool = False  # takes DEVICE: an NPU id
+    device: bool = False  # takes DEVICE: an NPU or CUDA GPU id
+    gpu: bool = False  # computes on a CUDA GPU (capabilities.gpus)
     family: str = ""  # the engine its matrix multiplies are measured on (roofline); "" = its name
 
     @property
@@ -80,6 +81,16 @@ RUNTIMES = (
         "or max-autotune), fp32, bf16 autocast or torchao int8, last layer at [CLS] only",
         family="pytorch",
     ),
+    Runtime(
+        name="pytorch-cuda",
+        module="cuda",
+        cls="CudaRuntime",
+        install=INSTALL_HINTS["torch_cuda"],
+        title="PyTorch on a CUDA GPU: fp32 (TF32 off), TF32, fp16 or bf16, last layer at [CLS] only, a CUDA graph "
+        "per (rows, length) shape, pinned buffers and asynchronous copies; or torch.compile per shape",
+        device=True,
+        gpu=True,
+    ),
 )
 
 
@@ -92,7 +103,8 @@ class Backend:
     loop: int  # LOOP default: timed iterations of perf.sh
     module: str  # what must import for it to run here ("" for none)
     not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
-    # The model kind it runs ("ort_model": ORT_MODEL's; "om": the OM model, a gear model with DYNAMIC_DIMS) and
+    # The model kind it runs ("ort_model": ORT_MODEL's; "gpu_model": GPU_MODEL's, the checkpoint; "om": the OM model,
+    # a gear model with DYNAMIC_DIMS) and
     # the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
     model: str
     missing_model: str | None = None
@@ -100,11 +112,18 @@ class Backend:
     auto: bool = True  # BACKEND=auto may choose it
     choosable: bool = True  # a BACKEND value (else only a LOOP default, for perf_gpu.sh)
     foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
+    needs: tuple[str, ...] = ()  # what else the machine must have (capabilities' needs)
+
+    def unmet(self) -> str | None:
+        """Why it cannot run here (its module missing, a need unmet), or None."""
+        from tinybert.capabilities import current, installed
+
+        if self.module and not installed(self.module):
+            return f"{self.module} is not installed"
+        return next((why for why in map(current().unmet, self.needs) if why), None)
 
     def installed(self) -> bool:
-        from tinybert.capabilities import installed
-
-        return not self.module or installed(self.module)
+        return self.unmet() is None
 
 
 BACKENDS = (
@@ -120,6 +139,18 @@ BACKENDS = (
         "(run test/onnx2om.sh {bs} <chip_name>)",
         builds_with_chip=True,
         foreign=True,
+    ),
+    Backend(
+        name="gpu",
+        title="PyTorch CUDA on GPU DEVICE: the path GPU_MODEL names (fp32 the card's column; CUDA graphs per length "
+        "bucket)",
+        loop=1000,
+        module="torch",
+        not_installed="no CUDA device torch can use for {python}: {why}",
+        model="gpu_model",
+        missing_model="{path}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
+        "folder",
+        needs=("torch_cuda",),
     ),
     Backend(
         name="cann",
@@ -165,7 +196,8 @@ class RunPath:
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
     # project: an ORT_MODEL value; card: the card's path (static), gated, no speed target; variant: a project path
-    # with other options; baseline: the reference; peer: another runtime at its documented best; gpu: GPU rows.
+    # with other options; baseline: the reference; peer: another runtime at its documented best; gpu-project: a
+    # GPU_MODEL value (gated); gpu: ONNX Runtime's GPU providers, ungated rows.
     role: str = "project"
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
     needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped
@@ -183,6 +215,11 @@ class RunPath:
         return self.role in ("project", "variant") and self.batching != "off" and not self.whole_batches
 
     @property
+    def on_gpu(self) -> bool:
+        """Computes on a GPU: the benchmark's GPU rows (--no_gpu skips them), no CPU roofline."""
+        return self.role == "gpu" or runtime(self.runtime).gpu
+
+    @property
     def gate(self) -> str | None:
         """exact: within the export tolerance of PyTorch; reduced: the reduced-precision gate; None: not gated."""
         if self.role in ("baseline", "peer", "gpu"):
@@ -193,6 +230,8 @@ class RunPath:
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
 _TORCH_PEER = dict(runtime="pytorch-peer", model=CHECKPOINT, role="peer", cls_only=True)  # the PyTorch peers' common fields
+_CUDA = dict(runtime="pytorch-cuda", model=CHECKPOINT, role="gpu-project", cls_only=True, needs=("torch_cuda",),
+             whole_batches=True)
 PATHS = (
     RunPath(
         row="A",
@@ -448,8 +487,56 @@ PATHS = (
             ("requests", 1),
         ),
     ),
+  RunPath(
+        row="G",
+        name="gpu-fp32",
+        title="PyTorch CUDA fp32 (TF32 off), last layer at [CLS] only, length-bucketed, a CUDA graph per shape",
+        **_CUDA,
+        why="the card's GPU column: fp32, PyTorch's logits within 1e-4",
+    ),
+    RunPath(
+        row="Gt",
+        name="gpu-tf32",
+        title="as G with TF32 matrix multiplies (10-bit mantissa inputs, fp32 accumulation)",
+        **_CUDA,
+        precision="tf32",
+        options=(("precision", "tf32"),),
+        why="fp32 weights and activations, the matrix multiplies on TF32 tensor cores: gated on dev",
+    ),
+    RunPath(
+        row="Gh",
+        name="gpu-fp16",
+        title="as G in fp16 (weights and activations; the mask built in fp16)",
+        **_CUDA,
+        precision="fp16",
+        options=(("precision", "fp16"),),
+        why="half the memory traffic and fp16 tensor cores: gated on dev",
+    ),
+    RunPath(
+        row="Gb",
+        name="gpu-bf16",
+        title="as G in bf16",
+        **dict(_CUDA, needs=("torch_cuda", "cuda_bf16")),
+        precision="bf16",
+        options=(("precision", "bf16"),),
+        why="fp32's range at fp16's speed, on GPUs with bf16 (compute capability 8.0+): gated on dev",
+    ),
+    RunPath(
+        row="Ghc",
+        name="gpu-fp16-compiled",
+        title="as Gh under torch.compile mode max-autotune, one compiled shape per (rows, length) (compile time "
+        "kept out of the passes)",
+        **_CUDA,
+        precision="fp16",
+        options=(("precision", "fp16"), ("compile_mode", "max-autotune")),
+        why="Inductor's tuned kernels and its own CUDA graphs; minutes of compiling per shape: gated on dev",
+    ),
 )
 
+# The GPU_MODEL=auto order, fastest first; the last (fp32) is the fallback, which needs no gate record.
+GPU_AUTO_ORDER = ("gpu-fp16", "gpu-bf16", "gpu-tf32", "gpu-fp32")
+GPU_AUTO_WHY = ("fp16 and bf16 run on the tensor cores at twice TF32's rate, fp16 first for its longer mantissa; "
+                "the compiled path is not tried (minutes of compiling per shape)")
 
 
 @dataclass(frozen=True)
@@ -526,6 +613,20 @@ def run_path(name: str) -> RunPath:
     raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {name!r}")
 
 
+def gpu_models() -> list[str]:
+    """The values of GPU_MODEL: the GPU paths, and auto."""
+    return [p.name for p in PATHS if p.role == "gpu-project"] + [AUTO]
+
+
+def gpu_path(gpu_model: str) -> RunPath:
+    """The GPU path a GPU_MODEL value names (auto names none until it is resolved)."""
+    for candidate in PATHS:
+        if candidate.role == "gpu-project" and candidate.name == gpu_model:
+            return candidate
+    raise UsageError(f"expected GPU_MODEL {alternatives(gpu_models())}, got {gpu_model!r}"
+                     + (" unresolved (runtimes.route.resolve_gpu_model first)" if gpu_model == AUTO else ""))
+
+
 def project_path(ort_model: str) -> RunPath:
     """The project path an ORT_MODEL value names (auto names none until it is resolved)."""
     if ort_model == AUTO:
@@ -562,6 +663,7 @@ class Request:
     dynamic_dims: str = default("DYNAMIC_DIMS")
     chip_name: str = ""  # given: the step builds the OM models itself (eval_all.sh with CHIP_NAME)
     ckpt_dir: str = field(default=default("CKPT_DIR"))
+    gpu_model: str = field(default=default("GPU_MODEL"))
 
 
 def model_file(path: str, model_dir: str = ".", batch_size: int | None = None, ckpt_dir: str | None = None) -> str:
@@ -578,6 +680,8 @@ def backend_model(name: str, request: Request, batch_size: int | None) -> str:
     kind = entry.model
     if kind == "ort_model":
         return model_file(project_path(request.ort_model).name, request.model_dir, batch_size)
+    if kind == "gpu_model":  # every GPU path runs the checkpoint itself
+        return request.ckpt_dir
     if kind == "om":
         kind = "om_gears" if request.dynamic_dims else "om"
     return model_path(kind, request.model_dir, batch_size)

@@ -34,12 +34,17 @@ SETTINGS = (
     Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table (batch sizes given as "
                                              "arguments replace it)", scripts=("eval_all.sh", "benchmark.sh")),
     Setting("BACKEND", "auto", "ais_bench where it is installed and an OM model exists or can be built, "
-                               "else ONNX Runtime, so the same steps run on an NPU server and anywhere else; "
-                               "cann only when asked for"),
-    Setting("DEVICE", "0", "the NPU to run on (ais_bench --device, BACKEND=cann); the first one, as ais_bench"),
+                               "else a CUDA GPU torch can use (gpu), else ONNX Runtime, so the same steps run on an "
+                               "NPU server, a GPU server and anywhere else; cann only when asked for"),
+    Setting("DEVICE", "0", "the NPU (ais_bench --device, BACKEND=cann) or CUDA GPU (BACKEND=gpu) to run on; the "
+                           "first one, as ais_bench"),
     Setting("ORT_MODEL", "fast", "fast: fp32, last layer at [CLS] only, length-bucketed, PyTorch's logits within "
                                  "EXPORT_TOLERANCE; auto, where speed is the point: the fastest path that passed "
                                  "its gate at export on this CPU class",
+            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"))),
+    Setting("GPU_MODEL", "gpu-fp32", "the GPU path BACKEND=gpu runs: gpu-fp32 (TF32 off) is the card's GPU column "
+                                     "and PyTorch's logits within EXPORT_TOLERANCE; auto, where speed is the point: "
+                                     "the fastest path whose gate passed on this GPU",
             script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"))),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
@@ -64,10 +69,10 @@ SETTINGS = (
             scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh"), per_backend=True),
     Setting("PERF_SECONDS", "3", "timed seconds per repeat at least: whole passes go on past LOOP until then, so a "
                                  "figure is not one short burst a scheduler hiccup moves; 0: LOOP alone",
-            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh")),
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh", "gpu_check.sh")),
     Setting("PERF_REPEATS", "5", "timed repeats per batch size: the median is reported with the min-max spread, so "
                                  "one disturbed repeat does not move it and the spread shows what to trust",
-            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh")),
+            scripts=("perf.sh", "perf_gpu.sh", "eval_all.sh", "gpu_check.sh")),
     Setting("OUTPUT_DIRNAME", "", "empty: a new result folder named by the start time, as ais_bench names it; "
                                   "an existing folder is never overwritten", scripts=("ais_inference.sh",)),
     Setting("EVAL_DIR", "./eval_results/{stamp}", "one new folder per evaluation, named by its start time: an "
@@ -186,7 +191,7 @@ MODEL_FILES = {
     "om": "TinyBERT_bs{bs}.om",  # the card's static OM model
     "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
 }
-# Beside the models: what each ORT_MODEL path's export check found, on which CPU class (read by ORT_MODEL=auto).
+# Beside the models: what each ORT_MODEL (GPU_MODEL) path's check found, on which CPU class (GPU), read by auto.
 GATE_RECORD_FILE = "TinyBERT_{path}.gate.json"
 FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `export-fast`, batch-independent
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
@@ -198,6 +203,7 @@ ROOFLINE_TOKENS = 25
 ROOFLINE_MIN_TIME_S = 0.02
 ROOFLINE_SAMPLES = 5
 ROOFLINE_BUDGET_S = 1.0
+GPU_LENGTH_STEP = 8  # GPU calls pad their length up to a multiple of this: fewer shapes to capture, masked exactly
 PEAK_FMA_PIPES = 2  # vector FMA pipes per core in the printed CPU peak: two on server cores (some Xeons have one)
 
 

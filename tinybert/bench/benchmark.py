@@ -48,7 +48,7 @@ def unmet_need(path: RunPath, run: BenchmarkRun) -> str | None:
     """Why this machine (or this run) cannot run the path, or None."""
     from tinybert.capabilities import current
 
-    if path.role == "gpu" and not run.gpu:
+    if path.on_gpu and not run.gpu:
         return "GPU rows not asked for (--no_gpu)"
     for need in path.needs:
         if need == "calibration":
@@ -195,7 +195,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
             reference = logits if path.role == "baseline" else reference
             figures.update(_quality(logits, reference, features.labels))
             figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
-            figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate,
+            figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate, on_gpu=path.on_gpu,
                            precision=path.precision, runtime=path.runtime)
             at_bs.append(figures)
         lines = roofline.finish(bs, at_bs)  # the best of the batch size's rows counts, so rows print after

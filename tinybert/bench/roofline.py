@@ -242,10 +242,10 @@ class Roofline:
             if "skipped" not in result:
                 _offer(best, precision_class(result["precision"]), rate_at(result, m), f"{key} chain")
         for r in rows:
-            if r.get("role") != "gpu":
+            if not r.get("on_gpu"):
                 _offer(best, precision_class(r["precision"]), r["achieved_gflops"], f"row {r['row']}")
         for r in rows:
-            top = best.get(precision_class(r["precision"])) if r.get("role") != "gpu" else None
+            top = best.get(precision_class(r["precision"])) if not r.get("on_gpu") else None
             if top:
                 r.update(roofline_rate=top["rate"], roofline_source=top["source"],
                          roofline_fraction=r["achieved_gflops"] / top["rate"])
@@ -286,7 +286,7 @@ def row_recipe(path) -> tuple[str, str] | None:
     """The (engine, precision) of the chain a benchmark row's own engine runs; None for the GPU rows."""
     from tinybert.registry import runtime
 
-    if path.role == "gpu":
+    if path.on_gpu:
         return None
     family = runtime(path.runtime).engine
     if family == "pytorch" and dict(path.options).get("compile"):

@@ -8,7 +8,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from tinybert.data.dataset import file_sha256
@@ -31,6 +31,9 @@ class ClassifyOptions:
     ckpt_dir: str = field(default_factory=lambda: default("CKPT_DIR"))
     model_dir: str = field(default_factory=lambda: default("MODEL_DIR"))
     ort_model: str = field(default_factory=lambda: default("ORT_MODEL", "classify.sh"))
+    backend: str = "onnxruntime"  # onnxruntime, gpu, or auto (the GPU where torch sees one)
+    gpu_model: str = field(default_factory=lambda: default("GPU_MODEL", "classify.sh"))
+    device: int | None = None  # DEVICE: the GPU
     vocab_file: str | None = None  # default: <ckpt_dir>/vocab.txt
     seq_len: int = SEQ_LEN
     batch_size: int = CLASSIFY_BATCH
@@ -51,13 +54,31 @@ def default_output(input_path: str) -> str:
     return f"{os.path.splitext(os.path.basename(input_path))[0]}.classified.tsv"
 
 
+CLASSIFY_BACKENDS = ("gpu", "onnxruntime")  # what runs a corpus: ais_bench runs OM files of features, not text
+
+
+def choose_backend(options: ClassifyOptions) -> str:
+    """BACKEND for classify: auto is the GPU where torch sees one, else the CPU path; said on one line."""
+    from tinybert.registry import Request
+    from tinybert.runtimes.route import explain_backend
+
+    name, why = explain_backend(options.backend, [], Request(ckpt_dir=options.ckpt_dir), among=CLASSIFY_BACKENDS)
+    if options.backend == "auto":
+        print(f"[INFO] BACKEND=auto -> {name} ({why})")
+    return name
+
+
 def ensure_model(options: ClassifyOptions):
-    """ORT_MODEL's path and model file, exported from the checkpoint first when missing or older than the weights
+    """The path run and the file that identifies its model: GPU_MODEL's (the checkpoint's weights, gates checked
+    first for auto), or ORT_MODEL's model, exported from the checkpoint first when missing or older than the weights
     (`export.ensure_model`, as the benchmark asks for its models); auto: every candidate, then its choice."""
     from tinybert.export import Calibration, ensure_auto_models
     from tinybert.export import ensure_model as export_model
     from tinybert.registry import AUTO, model_file, project_path
     from tinybert.runtimes.route import resolve_ort_model
+
+    if options.backend == "gpu":
+        return _ensure_gpu_model(options)
 
     calibration = options.calibration_file
     has_calibration = bool(calibration) and os.path.isfile(calibration)
@@ -77,8 +98,21 @@ def ensure_model(options: ClassifyOptions):
     return choice, model
 
 
+def _ensure_gpu_model(options: ClassifyOptions):
+    from tinybert.export.gpu import ensure_gpu_gates
+    from tinybert.model.modeling import weights_path
+    from tinybert.registry import AUTO
+    from tinybert.runtimes.route import resolve_gpu_model
+
+    if options.gpu_model == AUTO:
+        ensure_gpu_gates(options.ckpt_dir, options.model_dir, device=options.device, seq_len=options.seq_len)
+    choice = resolve_gpu_model(options.gpu_model, options.model_dir, options.ckpt_dir, options.device)
+    print(choice.line())
+    return choice, weights_path(options.ckpt_dir)
+
+
 def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str, path: str) -> dict:
-    """What decides the output (`path`: the ORT_MODEL path run); a resumed run must match it exactly."""
+    """What decides the output (`path`: the ORT_MODEL or GPU_MODEL path run); a resumed run must match it."""
     return {"format": RECORD_FORMAT,
             "input": {"path": os.path.abspath(plan.path), "bytes": plan.size, "lines": plan.lines,
                       "chunks": len(plan.chunks)},
@@ -171,12 +205,15 @@ def report(path: str, output: str, total: dict, with_sentence: bool) -> None:
 
 def _job(options: ClassifyOptions, layout, work_dir: str, path: str):
     from tinybert.classify.worker import ClassifyJob
+    from tinybert.registry import run_path
 
+    whole = run_path(path).whole_batches  # a GPU call is one graph replay per batch
     return ClassifyJob(input_path=os.path.abspath(options.input_path), layout=layout, work_dir=work_dir,
-                       ort_model=path, model_dir=os.path.abspath(options.model_dir),
+                       path=path, model_dir=os.path.abspath(options.model_dir),
                        vocab_file=_vocab(options), seq_len=options.seq_len, batch_size=options.batch_size,
                        bucket_edges=options.bucket_edges, with_sentence=options.with_sentence,
-                       call_tokens=options.call_tokens)
+                       call_tokens=0 if whole else options.call_tokens, ckpt_dir=os.path.abspath(options.ckpt_dir),
+                       device=None if options.engine == "ray" else options.device)
 
 
 def _vocab(options: ClassifyOptions) -> str:
@@ -225,6 +262,7 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     vocab = _vocab(options)
     expect(os.path.isfile(vocab), DataFormatError,
            f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
+    options = replace(options, backend=choose_backend(options))
     choice, model = ensure_model(options)
     run_pending = _engine(options, _job(options, layout, work.path, choice.path))
     tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
@@ -241,8 +279,8 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     figures["ort_model"] = choice.record()
     report(options.input_path, output, figures, options.with_sentence)
     rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0
-    chosen = f"{options.ort_model} -> {choice.path}" if choice.reason else choice.path
+    chosen = f"{choice.requested} -> {choice.path}" if choice.reason else choice.path
     print(f"[INFO] rate: {rate:.1f} sentences/s ({figures['classified']} sentences classified in "
-          f"{figures['wall_s']:.2f} s; engine {options.engine}, ORT_MODEL={chosen}, batch "
+          f"{figures['wall_s']:.2f} s; engine {options.engine}, {choice.setting}={chosen}, batch "
           f"{options.batch_size}, chunks of {options.chunk_sentences})")
     return figures

@@ -40,12 +40,27 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _connect(ray, cpus: int | None) -> bool:
-    """Join RAY_ADDRESS's cluster, else start a local one; returns whether this process started it."""
-    import tinybert
+def on_gpu(job) -> bool:
+    from tinybert.registry import run_path
 
+    return run_path(job.path).on_gpu
+
+
+def actor_resources(job, options) -> dict:
+    """What each actor asks Ray for: ACTOR_CPUS, and one GPU when the path runs on one (Ray then shows the actor
+    that GPU alone, as its device 0)."""
+    return {"num_cpus": options.actor_cpus, **({"num_gpus": 1} if on_gpu(job) else {})}
+
+
+def _connect(ray, cpus: int | None, gpus: int | None = None) -> bool:
+    """Join RAY_ADDRESS's cluster, else start a local one (with `gpus` GPUs: None, Ray counts them); returns
+    whether this process started it."""
+    import tinybert
+    from tinybert.capabilities import FAKE_GPU_ENV
+
+    env = {FAKE_GPU_ENV: os.environ[FAKE_GPU_ENV]} if os.environ.get(FAKE_GPU_ENV) else {}
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False,
-             "runtime_env": {"py_modules": [os.path.dirname(tinybert.__file__)]}}
+             "runtime_env": {"py_modules": [os.path.dirname(tinybert.__file__)], **({"env_vars": env} if env else {})}}
     address = os.environ.get("RAY_ADDRESS")
     if address:
         try:
@@ -55,7 +70,7 @@ def _connect(ray, cpus: int | None) -> bool:
                                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                                           "(unset RAY_ADDRESS to start a local one)") from None
         return False
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
+    ray.init(address="local", num_cpus=cpus, num_gpus=gpus, include_dashboard=False, **quiet)
     return True
 
 
@@ -78,12 +93,15 @@ def _pipeline_error(exc: BaseException) -> PipelineError | None:
     return None
 
 
-def actor_count(ray, options, pending: int) -> int:
-    """--actors, else as many as the cluster's CPUs allow; never more than the chunks to run."""
+def actor_count(ray, options, pending: int, job=None) -> int:
+    """--actors, else as many as the cluster's CPUs (and GPUs, one an actor, on a GPU path) allow; never more than
+    the chunks to run."""
     if options.actors:
         wanted = options.actors
     else:
         wanted = int(ray.cluster_resources().get("CPU", 1) // options.actor_cpus)
+        if job is not None and on_gpu(job):
+            wanted = min(wanted, int(ray.cluster_resources().get("GPU", 0)))
     return max(1, min(wanted, pending))
 
 
@@ -96,8 +114,8 @@ def _pipeline(ray, job, pending: list[ChunkSpec], options, restarts: bool):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
         return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ChunkActor, batch_size=1, num_cpus=options.actor_cpus,
-            compute=ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(items))),
+            ChunkActor, batch_size=1, **actor_resources(job, options),
+            compute=ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(items), job)),
             fn_constructor_kwargs={"job": job, "requests": options.requests}, **remote_args)
 
 
@@ -112,7 +130,11 @@ def run_ray(job, pending: list[ChunkSpec], options, progress, records: list) -> 
         raise BackendUnavailableError(f"ENGINE=ray needs Ray Data, not installed for {sys.executable}: "
                                       "pip install 'ray[data]' (the version in requirements.txt)") from None
 
-    started = _connect(ray, options.ray_cpus)
+    from tinybert.capabilities import gpus
+
+    # A faked GPU is no device Ray can count: the local cluster is told of it.
+    faked = [g for g in gpus() if g.faked] if on_gpu(job) else []
+    started = _connect(ray, options.ray_cpus, len(faked) or None)
     try:
         _quiet_data(ray)
         dataset = _pipeline(ray, job, pending, options, restarts=not started)

@@ -1,5 +1,5 @@
 """One classify worker: a model session and the tokenizer, turning a chunk of the input into its shard the same
-way on either engine (tokenized as preprocess does, the CPU path ORT_MODEL opens, length-bucketed calls)."""
+way on either engine (tokenized as preprocess does, the path ORT_MODEL or GPU_MODEL opens, length-bucketed calls)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class ClassifyJob:
     input_path: str
     layout: Layout
     work_dir: str
-    ort_model: str
+    path: str  # the ORT_MODEL or GPU_MODEL path run
     model_dir: str
     vocab_file: str
     seq_len: int
@@ -32,6 +32,8 @@ class ClassifyJob:
     bucket_edges: str
     with_sentence: bool = False
     call_tokens: int | None = CALL_TOKENS
+    ckpt_dir: str | None = None  # the checkpoint a GPU path runs
+    device: int | None = None  # DEVICE, for a GPU path (a Ray actor's GPU is its device 0)
 
 
 @dataclass
@@ -70,10 +72,11 @@ class ChunkClassifier:
         from tinybert.runtimes.route import open_path
 
         self.job = job
-        self.runtime = open_path(job.ort_model, job.model_dir, threads, requests, batch_size=job.batch_size)
+        self.runtime = open_path(job.path, job.model_dir, threads, requests, batch_size=job.batch_size,
+                                 ckpt_dir=job.ckpt_dir, device=job.device)
         model_len = self.runtime.seq_len
         expect(model_len in (None, job.seq_len), ModelFileError,
-               f"{job.ort_model}: expected inputs of length {job.seq_len}, the model has a fixed length of {model_len}")
+               f"{job.path}: expected inputs of length {job.seq_len}, the model has a fixed length of {model_len}")
         self.tokenizer = load_wordpiece_tokenizer(job.vocab_file)
 
     def prepare(self, spec: ChunkSpec) -> PreparedChunk:

@@ -29,6 +29,11 @@ def _model_options(p) -> None:
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: where the .onnx files are")
     p.add_argument("--ort_model", default=default("ORT_MODEL", "classify.sh"),
                    help="ORT_MODEL: the CPU path (auto: the fastest whose gate passed at export on this CPU class)")
+    p.add_argument("--backend", default=DEFAULTS["BACKEND"],
+                   help="BACKEND: auto (a CUDA GPU torch can use, else the CPU), gpu or onnxruntime (ORT_MODEL's path)")
+    p.add_argument("--gpu_model", default=default("GPU_MODEL", "classify.sh"),
+                   help="GPU_MODEL: the GPU path (auto: the fastest whose gate passed on this GPU, checked first)")
+    p.add_argument("--device", type=non_negative_int, default=None, help="DEVICE: the CUDA GPU (local engine)")
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV to calibrate ORT_MODEL=int8_static when its model is missing")
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
@@ -73,7 +78,8 @@ def _classify(argv, prog):
     classify_corpus(ClassifyOptions(
         input_path=a.input, output=a.output, format=a.format, column=a.column, label_column=a.label_column,
         with_sentence=a.with_sentence, overwrite=a.overwrite, restart=a.restart, ckpt_dir=a.ckpt_dir,
-        model_dir=a.model_dir, ort_model=a.ort_model, vocab_file=a.vocab_file, seq_len=a.max_seq_length,
+        model_dir=a.model_dir, ort_model=a.ort_model, backend=a.backend, gpu_model=a.gpu_model, device=a.device,
+        vocab_file=a.vocab_file, seq_len=a.max_seq_length,
         batch_size=a.batch_size, bucket_edges=a.bucket_edges, call_tokens=a.call_tokens,
         chunk_sentences=a.chunk_sentences, engine=a.engine, threads=a.threads, requests=a.requests,
         actor_cpus=a.actor_cpus, actors=a.actors, ray_cpus=a.ray_cpus, calibration_file=a.calibration_file,

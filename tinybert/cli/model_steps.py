@@ -10,7 +10,7 @@ from tinybert.settings import BATCH_SIZES, CALL_TOKENS, OPSET, PERF_REPEATS, PER
 from tinybert.settings import default
 from tinybert.cli.parsers import DEFAULTS, StepTable, VOCAB_FILE, batch_sizes, int_at_least, non_negative_int, positive_int
 
-_device = int_at_least(0, "a non-negative NPU id")
+_device = int_at_least(0, "a non-negative NPU or GPU id")
 
 
 def _seconds(text: str) -> float:
@@ -28,13 +28,20 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     """The settings that pick the model when --model is not given (test/*.sh pass them through)."""
     from tinybert.registry import RUNTIMES, backend_names
 
+    from tinybert.registry import gpu_models
+
     p.add_argument("--backend", default=None, choices=backend_names(),
-                   help="BACKEND, without --model: onnxruntime runs ORT_MODEL's path, cann the simplified static "
-                        "model on --device, ais_bench the gear models (default: onnxruntime)")
+                   help="BACKEND, without --model: onnxruntime runs ORT_MODEL's path, gpu GPU_MODEL's on CUDA "
+                        "--device, cann the simplified static model on NPU --device, ais_bench the gear models "
+                        "(default: onnxruntime)")
     p.add_argument("--runtime", default=None, choices=sorted(r.name for r in RUNTIMES),
                    help="with --model: the runtime that runs it (default: onnxruntime)")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR, when --model is not given")
     p.add_argument("--ort_model", default=DEFAULTS["ORT_MODEL"], help="ORT_MODEL, when --model is not given")
+    p.add_argument("--gpu_model", default=DEFAULTS["GPU_MODEL"], choices=gpu_models(),
+                   help="GPU_MODEL, with --backend gpu (auto: the fastest path whose gate passed on this GPU, checked "
+                        "first where no record says)")
+    p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: the checkpoint --backend gpu runs")
     if batch:
         p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
                        help="DYNAMIC_DIMS: gear lengths of the Ascend gear model (--backend ais_bench)")
@@ -44,14 +51,16 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                    help="REQUESTS: calls in flight at once, for the runtimes that take it: 'auto' (one per "
                         f"thread) or a number (default: {DEFAULTS['REQUESTS']} for ORT_MODEL's path; with --model, "
                         "the runtime's own)")
-    p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU id, for the NPU backends")
+    p.add_argument("--device", type=_device, default=None, help="DEVICE: the NPU or CUDA GPU id, for the NPU backends "
+                                                                "and gpu")
     p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
                         "many positions (sentences x padded length); 0: one call per batch")
 
 
-def _plan(a, batch_size: int | None):
-    """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend."""
+def _plan(a, batch_size: int | None, features_dir: str | None = None):
+    """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend (GPU_MODEL=auto:
+    the GPU paths' gates checked first where no record says, on `features_dir`)."""
     from tinybert.errors import UsageError, expect
     from tinybert.registry import Request
     from tinybert.runtimes.route import plan_model, plan_settings
@@ -63,7 +72,12 @@ def _plan(a, batch_size: int | None):
                           device=a.device)
     expect(a.runtime is None, UsageError, f"expected --model with --runtime {a.runtime} (without --model, "
                                           "--backend and the settings pick the runtime)")
-    request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""))
+    request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""), ckpt_dir=a.ckpt_dir,
+                      gpu_model=a.gpu_model)
+    if a.backend == "gpu" and a.gpu_model == "auto":
+        from tinybert.export.gpu import ensure_gpu_gates
+
+        ensure_gpu_gates(a.ckpt_dir, a.model_dir, features_dir, device=a.device)
     return plan_settings(a.backend or "onnxruntime", request, batch_size, threads=a.threads, requests=a.requests,
                          device=a.device)
 
@@ -93,11 +107,28 @@ def _infer(argv, prog):
         return _infer_gears(a, inputs)
     from tinybert.steps.inference import run_inference
 
-    plan = _plan(a, a.batchsize)
+    from tinybert.steps.inference import manifest_folder
+
+    plan = _plan(a, a.batchsize, manifest_folder(inputs))
     _print_plan(plan)
     run_inference(plan.model, inputs, a.output, a.batchsize, outfmt=a.outfmt, runtime=plan.runtime,
                   output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges,
-                  call_tokens=a.call_tokens, ort_model=_choice_record(plan), **plan.options)
+                  call_tokens=_call_tokens(plan, a.call_tokens), ort_model=_choice_record(plan), **plan.options)
+
+
+def _call_tokens(plan, requested: int) -> int:
+    """CALL_TOKENS, except on a path that runs each batch in one call (the GPU paths: a call is a graph replay)."""
+    from tinybert.registry import run_path
+
+    return 0 if plan.path and run_path(plan.path).whole_batches else requested
+
+
+def _device_name(plan) -> str | None:
+    """The GPU a plan runs on, by name (None off the GPU)."""
+    from tinybert.capabilities import gpu
+    from tinybert.registry import runtime
+
+    return gpu(plan.options.get("device") or 0).name if runtime(plan.runtime).gpu else None
 
 
 def _print_plan(plan) -> None:
@@ -151,14 +182,15 @@ def _perf(argv, prog):
     from tinybert.registry import loop_default
 
     loop = positive_int(a.loop) if a.loop else loop_default(a.backend or "onnxruntime")
-    plan = _plan(a, a.batchsize)
+    plan = _plan(a, a.batchsize, a.bin_dir)
     options = dict(plan.options)
     if a.providers:
         options["providers"] = a.providers.split(",")
     _print_plan(plan)
     measure(plan.model, a.batchsize, loop, a.warmup, runtime=plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
-            bucket_edges=a.bucket_edges, call_tokens=a.call_tokens, repeats=a.repeats, min_seconds=a.seconds,
-            progress=not a.no_progress, ort_model=_choice_record(plan), **options)
+            bucket_edges=a.bucket_edges, call_tokens=_call_tokens(plan, a.call_tokens), repeats=a.repeats,
+            min_seconds=a.seconds, progress=not a.no_progress, ort_model=_choice_record(plan),
+            device_name=_device_name(plan), **options)
 
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")

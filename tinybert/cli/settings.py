@@ -53,7 +53,14 @@ def _model_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="ORT_MODEL: the ONNX Runtime model (auto: the one it chooses in --model_dir)")
     p.add_argument("--dynamic_dims", default=DEFAULTS["DYNAMIC_DIMS"],
                    help="DYNAMIC_DIMS: non-empty selects the Ascend gear model")
+    p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: the checkpoint BACKEND=gpu runs")
     return p
+
+
+def _request(a, chip_name: str = ""):
+    from tinybert.registry import Request
+
+    return Request(a.model_dir, a.ort_model, a.dynamic_dims, chip_name, ckpt_dir=a.ckpt_dir)
 
 
 FAST_MODEL_GROUP = "fast_models"
@@ -61,7 +68,7 @@ FAST_MODEL_GROUP = "fast_models"
 
 @step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
 def _paths(argv, prog):
-    from tinybert.registry import AUTO, Request, backend_model, backend_names
+    from tinybert.registry import AUTO, backend_model, backend_names
     from tinybert.settings import FAST_MODEL_KINDS, model_path
 
     backends = backend_names()
@@ -71,11 +78,13 @@ def _paths(argv, prog):
                         f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
     p.add_argument("--batch_size", type=positive_int, default=None, help="for the models made per batch size")
     a = _model_options(p).parse_args(argv)
-    request = Request(a.model_dir, a.ort_model, a.dynamic_dims)
+    request = _request(a)
     if a.ort_model == AUTO and any(kind in backends for kind in a.kind):
+        from dataclasses import replace
+
         from tinybert.runtimes.route import resolve_ort_model
 
-        request = Request(a.model_dir, resolve_ort_model(AUTO, a.model_dir).path, a.dynamic_dims)
+        request = replace(request, ort_model=resolve_ort_model(AUTO, a.model_dir).path)
     lines = []
     for kind in a.kind:
         if kind == FAST_MODEL_GROUP:
@@ -87,10 +96,10 @@ def _paths(argv, prog):
     _print("".join(f"{line}\n" for line in lines))
 
 
-@step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else ONNX Runtime)")
+@step("backend", "the inference backend for BACKEND (auto: ais_bench where it can run, else a CUDA GPU, else ONNX "
+                 "Runtime); the name on stdout, why on stderr")
 def _backend(argv, prog):
-    from tinybert.runtimes.route import choose_backend
-    from tinybert.registry import Request
+    from tinybert.runtimes.route import explain_backend
 
     p = STEPS.parser("backend", prog)
     p.add_argument("--requested", default=DEFAULTS["BACKEND"], help="BACKEND: auto or a backend name")
@@ -98,8 +107,10 @@ def _backend(argv, prog):
                    help="the batch sizes to run (each one's model must exist, unless it will be built)")
     p.add_argument("--chip_name", default="", help="CHIP_NAME: given, the step builds the OM models itself")
     a = _model_options(p).parse_args(argv)
-    request = Request(a.model_dir, a.ort_model, a.dynamic_dims, a.chip_name)
-    print(choose_backend(a.requested, a.batch_size, request))
+    name, why = explain_backend(a.requested, a.batch_size, _request(a, a.chip_name))
+    if a.requested == "auto":
+        print(f"[INFO] BACKEND=auto -> {name} ({why})", file=sys.stderr)
+    print(name)
 
 
 @step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes, auto's order")

@@ -117,17 +117,12 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
     from tinybert.runtimes import open_runtime
 
     report: dict = {"max_abs_diff": {}, "agreement": {}, "accuracy_drop": {}}
-    batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
     for key, path in paths.items():
         logits = model_logits(open_runtime(runtime, path), check.arrays, check.batch_size, bucket_edges)
-        diff = float(np.abs(logits - check.reference).max())
-        agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
-        report["max_abs_diff"][key], report["agreement"][key] = diff, agreement
-        report["accuracy_drop"][key] = check.accuracy_drop(logits)
-        print(f"[INFO] {os.path.basename(path)} vs PyTorch on {check.description}{batching}: "
-              f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
+        for field, value in compare(logits, check, os.path.basename(path), bucket_edges).items():
+            report[field][key] = value
     for key, name in (records or {}).items():
-        record_gate(name, paths[key], runtime, check, report, key)
+        record_gate(name, paths[key], runtime, check, {field: report[field][key] for field in report})
     failed = [key for key in gated if not gates.exact(report["max_abs_diff"][key], tolerance)]
     disagreeing = [key for key in paths if min_agreement is not None
                    and not gates.reduced(report["agreement"][key], min_agreement=min_agreement)]
@@ -143,16 +138,27 @@ def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, 
     return report
 
 
-def record_gate(name: str, model_file: str, runtime: str, check: Verification, report: dict, key: str) -> bool:
-    """Judge ORT_MODEL path `name` by its registry gate on this check and record the outcome beside its model
-    (results.gate_record, which ORT_MODEL=auto reads); returns whether it passed."""
+def compare(logits: np.ndarray, check: Verification, what: str, bucket_edges: str) -> dict:
+    """`logits` against PyTorch eager's on the check's samples: the figures every gate reads, printed."""
+    diff = float(np.abs(logits - check.reference).max())
+    agreement = float((logits.argmax(1) == check.reference.argmax(1)).mean())
+    batching = ", length-bucketed" if bucket_edges != CARD_BATCHES else ""
+    print(f"[INFO] {what} vs PyTorch on {check.description}{batching}: "
+          f"max abs logit difference {diff:.3e}, same prediction for {100 * agreement:.2f}%")
+    return {"max_abs_diff": diff, "agreement": agreement, "accuracy_drop": check.accuracy_drop(logits)}
+
+
+def record_gate(name: str, model_file: str, runtime: str, check: Verification, figures: dict,
+                record_dir: str | None = None, device: str | None = None) -> bool:
+    """Judge path `name` by its registry gate on this check's `figures` (`compare`) and record the outcome in
+    `record_dir` (default: beside its model), for this CPU class or GPU `device` (auto reads it); whether it passed."""
     from tinybert import gates
-    from tinybert.registry import project_path
+    from tinybert.registry import run_path
     from tinybert.results import gate_record
     from tinybert.settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
 
-    gate = project_path(name).gate
-    diff, agreement, drop = (report[field][key] for field in ("max_abs_diff", "agreement", "accuracy_drop"))
+    gate = run_path(name).gate
+    diff, agreement, drop = (figures[field] for field in ("max_abs_diff", "agreement", "accuracy_drop"))
     if gate == "exact":
         passed, rule = gates.exact(diff), f"max abs logit difference to PyTorch <= {EXPORT_TOLERANCE:.0e}"
     else:
@@ -161,9 +167,11 @@ def record_gate(name: str, model_file: str, runtime: str, check: Verification, r
             f", accuracy at most {MAX_ACCURACY_DROP} points below PyTorch's" if drop is not None else
             " (unlabelled samples: agreement only)")
     figures = {"max_abs_diff": diff, "agreement": agreement, "accuracy_drop": drop}
-    target = gate_record.write(name, os.path.dirname(model_file) or ".", model_file=model_file, runtime=runtime,
-                               gate=gate, rule=rule, passed=passed, figures=figures, checked_on=check.description)
-    print(f"[INFO] ORT_MODEL={name}: gate {'passed' if passed else 'FAILED'} ({rule}) -> {target}")
+    target = gate_record.write(name, record_dir or os.path.dirname(model_file) or ".", model_file=model_file,
+                               runtime=runtime, gate=gate, rule=rule, passed=passed, figures=figures,
+                               checked_on=check.description, device=device)
+    setting = "GPU_MODEL" if device else "ORT_MODEL"
+    print(f"[INFO] {setting}={name}: gate {'passed' if passed else 'FAILED'} ({rule}) -> {target}")
     return passed
 
 

@@ -105,8 +105,10 @@ def _build_classifier_class():
 
         def forward(self, input_ids, segment_ids, input_mask):
             # The original's additive mask, broadcast over heads and query positions. Written as
-            # unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention fusion recognises.
-            mask = input_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)
+            # unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention fusion recognises; in the
+            # weights' dtype, so a half-precision model adds it to scores of its own dtype (fp32 unchanged).
+            compute = self.embeddings.word_embeddings.weight.dtype
+            mask = input_mask.unsqueeze(1).unsqueeze(2).to(compute)
             extended_mask = (1.0 - mask) * MASK_FILL
             hidden = self.embeddings(input_ids=input_ids, token_type_ids=segment_ids)
             if not self.cls_only_last_layer:

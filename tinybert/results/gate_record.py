@@ -13,16 +13,17 @@ FORMAT = "tinybert gate record 1"
 
 
 def write(path: str, model_dir: str, *, model_file: str, runtime: str, gate: str, rule: str, passed: bool,
-          figures: dict, checked_on: str) -> str:
-    """Record the gate outcome of path `path` (its model `model_file` on `runtime`) on this machine's CPU class."""
+          figures: dict, checked_on: str, device: str | None = None) -> str:
+    """Record the gate outcome of path `path` (its model `model_file` on `runtime`) on this machine's CPU class,
+    or on the GPU named `device` (a GPU path's outcome is its device's)."""
     from tinybert.capabilities import current
     from tinybert.data.dataset import file_sha256
 
     caps = current()
     record = {"format": FORMAT, "path": path, "model": os.path.basename(model_file),
               "model_sha256": file_sha256(model_file), "runtime": runtime, "gate": gate, "rule": rule,
-              "passed": bool(passed), **figures, "checked_on": checked_on, "cpu_class": caps.cpu_class,
-              "cpu": caps.describe()}
+              "passed": bool(passed), **figures, "checked_on": checked_on,
+              "cpu_class": device or caps.cpu_class, "cpu": device or caps.describe()}
     target = gate_record_path(path, model_dir)
     write_json_atomic(target, record)
     return target
@@ -52,7 +53,7 @@ def status(path: str, model_dir: str, model_file: str, cpu_class: str) -> tuple[
     if record.get("model") != os.path.basename(model_file) or record.get("model_sha256") != file_sha256(model_file):
         return "stale", f"{name} is stale (the model changed since its check)"
     if record.get("cpu_class") != cpu_class:
-        return "other_cpu", f"its gate was checked on {record.get('cpu_class')}, this CPU is {cpu_class}"
+        return "other_cpu", f"its gate was checked on {record.get('cpu_class')}, this machine's is {cpu_class}"
     if not record.get("passed"):
         return "failed", f"its gate failed at export ({_figures(record)})"
     return "passed", None

@@ -16,19 +16,21 @@ from tinybert.settings import default
 
 @dataclass(frozen=True)
 class OrtModelChoice:
-    """The path an ORT_MODEL value names: itself, or for auto the one `resolve_ort_model` chose, and why."""
+    """The path an ORT_MODEL (GPU_MODEL) value names: itself, or for auto the one chosen, and why."""
 
     requested: str
     path: str
     reason: str = ""  # for auto: why this path (its gate record, or why each faster one was passed over)
+    setting: str = "ORT_MODEL"
 
     def line(self) -> str:
-        return f"[INFO] ORT_MODEL={self.requested} -> {self.path} ({self.reason})" if self.reason else \
-            f"[INFO] ORT_MODEL={self.path}"
+        return f"[INFO] {self.setting}={self.requested} -> {self.path} ({self.reason})" if self.reason else \
+            f"[INFO] {self.setting}={self.path}"
 
     def record(self) -> dict:
         """What outputs record: the value asked for, the path run, and why."""
-        return {"requested": self.requested, "path": self.path, "reason": self.reason}
+        record = {"requested": self.requested, "path": self.path, "reason": self.reason}
+        return record if self.setting == "ORT_MODEL" else {**record, "setting": self.setting}
 
 
 def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
@@ -57,6 +59,31 @@ def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
                           + " (ORT_MODEL=auto bash test/pth2onnx.sh 1 exports and checks them here)")
 
 
+def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = None,
+                      device: int | None = None) -> OrtModelChoice:
+    """GPU_MODEL's path: a path name as given; auto the first of registry.GPU_AUTO_ORDER whose gate record in
+    `model_dir` passed on this very GPU for these weights (`export.ensure_gpu_gates` writes them), else gpu-fp32."""
+    from tinybert.registry import GPU_AUTO_ORDER, gpu_path
+
+    if value != registry.AUTO:
+        return OrtModelChoice(value, gpu_path(value).name, setting="GPU_MODEL")
+    from tinybert.capabilities import current, gpu
+    from tinybert.model.modeling import weights_path
+    from tinybert.results import gate_record
+
+    name = gpu(device or 0).name
+    weights = weights_path(ckpt_dir or default("CKPT_DIR"))
+    passed_over = []
+    for candidate in GPU_AUTO_ORDER[:-1]:
+        unmet = [why for why in map(current().unmet, gpu_path(candidate).needs) if why]
+        state, why = ("unmet", unmet[0]) if unmet else gate_record.status(candidate, model_dir, weights, name)
+        if state == "passed":
+            return OrtModelChoice(value, candidate, f"gate passed on {name}", setting="GPU_MODEL")
+        passed_over.append(f"{candidate}: {why}")
+    return OrtModelChoice(value, GPU_AUTO_ORDER[-1], "no faster path's gate passed here: " + "; ".join(passed_over),
+                          setting="GPU_MODEL")
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """What a step runs: a runtime, its model file (a checkpoint folder for PyTorch) and its options."""
@@ -68,8 +95,9 @@ class RunPlan:
     choice: OrtModelChoice | None = None  # how the settings' ORT_MODEL came to name that path
 
     def describe(self) -> str:
-        where = f" on NPU {self.options['device']}" if "device" in self.options else ""
-        chosen = f" (ORT_MODEL={self.path})" if self.path else ""
+        gpu = runtime(self.runtime).gpu
+        where = f" on {'GPU' if gpu else 'NPU'} {self.options['device']}" if "device" in self.options else ""
+        chosen = f" ({self.choice.setting if self.choice else 'ORT_MODEL'}={self.path})" if self.path else ""
         return f"runtime: {self.runtime}{where}, model {self.model}{chosen}"
 
     def open(self, **extra):
@@ -87,6 +115,8 @@ def _options(runtime_name: str, path=None, threads: int | None = None, requests:
     if path is not None:
         if entry.requests and path.role not in ("peer", "gpu"):
             options["requests"] = default("REQUESTS") if requests is None else requests
+        if entry.device and device is not None:
+            options["device"] = device
         options.update(path.options)
         return options
     if requests is not None:
@@ -96,26 +126,26 @@ def _options(runtime_name: str, path=None, threads: int | None = None, requests:
         options["requests"] = requests
     if device is not None:
         takers = [r.name for r in RUNTIMES if r.device]
-        expect(entry.device, UsageError, f"--device {device}: expected --runtime {alternatives(takers)} (the NPU), "
-                                         f"got --runtime {runtime_name}")
-        expect(device >= 0, UsageError, f"--device: expected a non-negative NPU id, got {device}")
+        expect(entry.device, UsageError, f"--device {device}: expected --runtime {alternatives(takers)} (an NPU or "
+                                         f"GPU), got --runtime {runtime_name}")
+        expect(device >= 0, UsageError, f"--device: expected a non-negative NPU or GPU id, got {device}")
         options["device"] = device
     return options
 
 
 def plan_path(path: str, model_dir: str = ".", *, batch_size: int | None = None, ckpt_dir: str | None = None,
-              threads: int | None = None, requests: int | str | None = None) -> RunPlan:
-    """A path (an ORT_MODEL value or a benchmark row) on its runtime, with its model file and options."""
+              threads: int | None = None, requests: int | str | None = None, device: int | None = None) -> RunPlan:
+    """A path (an ORT_MODEL or GPU_MODEL value, or a benchmark row) on its runtime, with its model file and options."""
     entry = run_path(path)
     return RunPlan(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir),
-                   _options(entry.runtime, entry, threads, requests), entry.name)
+                   _options(entry.runtime, entry, threads, requests, device), entry.name)
 
 
 def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
-              batch_size: int | None = None, ckpt_dir: str | None = None):
+              batch_size: int | None = None, ckpt_dir: str | None = None, device: int | None = None):
     """`plan_path`, opened: how classify and the benchmark open a path."""
     return plan_path(path, model_dir, batch_size=batch_size, ckpt_dir=ckpt_dir, threads=threads,
-                     requests=requests).open()
+                     requests=requests, device=device).open()
 
 
 def plan_model(runtime_name: str, model: str, *, threads: int | None = None, requests: int | str | None = None,
@@ -126,14 +156,16 @@ def plan_model(runtime_name: str, model: str, *, threads: int | None = None, req
 
 def plan_settings(backend_name: str, request: Request, batch_size: int | None, *, threads: int | None = None,
                   requests: int | str | None = None, device: int | None = None) -> RunPlan:
-    """What BACKEND runs under the settings test/*.sh pass: onnxruntime ORT_MODEL's path, cann the
-    simplified static model on NPU DEVICE (ais_bench runs its OM models itself)."""
+    """What BACKEND runs under the settings test/*.sh pass: onnxruntime ORT_MODEL's path, gpu GPU_MODEL's on GPU
+    DEVICE, cann the simplified static model on NPU DEVICE (ais_bench runs its OM models itself)."""
     expect(backend_name != "ais_bench", UsageError,
            "expected a backend other than ais_bench: the OM models run with ais_bench itself "
            "(test/ais_inference.sh, test/perf.sh); infer runs gear models with --dynamic_dims")
-    expect(backend_name in ("onnxruntime", "cann"), UsageError,
+    expect(backend_name in ("onnxruntime", "gpu", "cann"), UsageError,
            f"expected --model with --backend {backend_name} (settings choose a model only for BACKEND "
-           f"{alternatives(['onnxruntime', 'cann'])})")
+           f"{alternatives(['onnxruntime', 'gpu', 'cann'])})")
+    if backend_name == "gpu":
+        return plan_gpu(request, threads=threads, device=device)
     choice = resolve_ort_model(request.ort_model, request.model_dir) if backend_name == "onnxruntime" else None
     if choice is not None:
         request = replace(request, ort_model=choice.path)
@@ -147,29 +179,56 @@ def plan_settings(backend_name: str, request: Request, batch_size: int | None, *
     return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name, choice)
 
 
+def plan_gpu(request: Request, *, threads: int | None = None, device: int | None = None) -> RunPlan:
+    """GPU_MODEL's path on CUDA device DEVICE, running the checkpoint (CKPT_DIR) itself."""
+    choice = resolve_gpu_model(request.gpu_model, request.model_dir, request.ckpt_dir, device)
+    path = registry.gpu_path(choice.path)
+    expect(os.path.isdir(request.ckpt_dir), ModelFileError,
+           f"{request.ckpt_dir}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
+           "folder")
+    return RunPlan(path.runtime, request.ckpt_dir, _options(path.runtime, path, threads, device=device), path.name,
+                   choice)
+
+
 def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple[int, str]]:
     if entry.missing_model is None or (entry.builds_with_chip and request.chip_name):
         return []
     paths = [(bs, backend_model(entry.name, request, bs)) for bs in batch_sizes]
-    return [(bs, path) for bs, path in paths if not os.path.isfile(path)]
+    return [(bs, path) for bs, path in paths if not os.path.exists(path)]
 
 
-def choose_backend(requested: str, batch_sizes, request: Request = Request()) -> str:
-    """BACKEND for the shell steps: `requested`, checked, or for `auto` the first entry of `registry.BACKENDS`
-    that auto may pick, is installed here and has (or will build) its models."""
+def explain_backend(requested: str, batch_sizes, request: Request = Request(), among=None) -> tuple[str, str]:
+    """BACKEND for the shell steps and why: `requested`, checked, or for `auto` the first entry of
+    `registry.BACKENDS` that auto may pick, can run here and has (or will build) its models; `among`: the
+    backends a step can run at all (classify: gpu, onnxruntime)."""
     batch_sizes = list(batch_sizes)
+    if among is not None and requested != "auto" and requested not in among:
+        raise UsageError(f"expected BACKEND {alternatives(['auto', *among])} for this step, got {requested!r}")
     if requested == "auto":
+        passed_over = []
         for entry in registry.BACKENDS:
-            if entry.auto and entry.installed() and not _missing_models(entry, request, batch_sizes):
-                return entry.name
-        raise BackendUnavailableError(
-            f"expected a usable backend among {alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none")
+            if not entry.auto or (among is not None and entry.name not in among):
+                continue
+            why = entry.unmet()
+            missing = [] if why else _missing_models(entry, request, batch_sizes)
+            if not why and not missing:
+                return entry.name, "; ".join(passed_over) or "the first backend auto tries"
+            passed_over.append(f"{entry.name}: {why or 'no model ' + missing[0][1]}")
+        raise BackendUnavailableError(f"expected a usable backend among "
+                                      f"{alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none "
+                                      f"({'; '.join(passed_over)})")
     entry = backend(requested)
-    if not entry.installed():
-        raise BackendUnavailableError(entry.not_installed.format(python=sys.executable))
+    why = entry.unmet()
+    if why:
+        raise BackendUnavailableError(entry.not_installed.format(python=sys.executable, why=why))
     missing = _missing_models(entry, request, batch_sizes)
     if missing:
         bs, path = missing[0]
         raise ModelFileError(entry.missing_model.format(path=path, bs=bs))
-    return entry.name
+    return entry.name, "asked for"
+
+
+def choose_backend(requested: str, batch_sizes, request: Request = Request()) -> str:
+    """`explain_backend`'s choice alone."""
+    return explain_backend(requested, batch_sizes, request)[0]
 

@@ -12,7 +12,8 @@ from tinybert.runtimes import open_runtime
 from tinybert.errors import UsageError, expect
 from tinybert.fileio import write_json_atomic
 from tinybert.progress import progress as progress_bar
-from tinybert.runtimes.runner import CARD_BATCHES, Batch, latency_stats, plan, rows_per_call, run_batches, throughput
+from tinybert.runtimes.runner import (CARD_BATCHES, Batch, batch_shapes, latency_stats, plan, rows_per_call, run_batches,
+                                     throughput)
 from tinybert.registry import loop_default
 from tinybert.settings import CALL_TOKENS, PERF_REPEATS, PERF_SECONDS, SEQ_LEN, WARMUP
 
@@ -98,7 +99,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
             seq_len: int = SEQ_LEN, json_out: str | None = None, bin_dir: str | None = None,
             bucket_edges: str | None = None, call_tokens: int | None = CALL_TOKENS, repeats: int = PERF_REPEATS,
             min_seconds: float = PERF_SECONDS, progress: bool = True, ort_model: dict | None = None,
-            **runtime_options) -> dict:
+            device_name: str | None = None, **runtime_options) -> dict:
     """The median throughput of `repeats` repeats (each >= `loop` calls and `min_seconds`) and their spread: a static
     model times one full-length batch, as `ais_bench --loop`; with `bin_dir` a dynamic one the bucketed batches."""
     loop = loop or loop_default("onnxruntime")  # the CPU runtimes' LOOP
@@ -127,6 +128,9 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
         batches = [Batch(np.arange(batch_size), length)]
         workload = f"full-length [{batch_size}, {length}] batch"
     requests = runner.requests
+    warm_up = getattr(runner, "warm_up", None)
+    if warm_up is not None:  # a runtime that captures or compiles per shape does it now, untimed
+        warm_up(batch_shapes(batches))
     run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)], requests=requests)
     pass_samples = sum(len(b.indices) for b in batches)
     rows = rows_per_call(batches)
@@ -158,6 +162,8 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
               "min_seconds": min_seconds, "repeats": [r.figures() for r in done]}
     if ort_model is not None:  # the path the settings' ORT_MODEL named (auto: chosen, and why)
         report["ort_model"] = ort_model
+    if device_name is not None:  # the GPU it ran on: the table's GPU column is headed with it
+        report["device"] = device_name
     if json_out:
         write_json_atomic(json_out, report)
     return report

@@ -26,12 +26,27 @@ def resolve_result_dir(name_or_path: str, result_root: str) -> str:
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Accuracy, F1 of the positive class and the confusion matrix: scikit-learn's where it is installed, the same
+    arithmetic in numpy where not (a GPU server's PyTorch image has no scikit-learn)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        return _binary_metrics(labels, predictions)
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     return {"correct": int((labels == predictions).sum()),
             "accuracy": 100.0 * float(accuracy_score(labels, predictions)),
             "f1": 100.0 * float(f1_score(labels, predictions, labels=[0, 1], zero_division=0)),
             "confusion_matrix": confusion_matrix(labels, predictions, labels=[0, 1]).tolist()}
+
+
+def _binary_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    matrix = [[int(((labels == truth) & (predictions == guess)).sum()) for guess in (0, 1)] for truth in (0, 1)]
+    (_, false_pos), (false_neg, true_pos) = matrix
+    f1 = 2 * true_pos / (2 * true_pos + false_pos + false_neg) if true_pos else 0.0
+    correct = int((labels == predictions).sum())
+    return {"correct": correct, "accuracy": 100.0 * correct / len(labels), "f1": 100.0 * f1,
+            "confusion_matrix": matrix}
 
 
 def write_predictions(path: str, sample_ids: list[str], predictions: np.ndarray, logits: np.ndarray | None = None) -> bool:

@@ -123,23 +123,35 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
     best_cell = speed[best["batch_size"]].cell().rstrip("*")
     chosen = _speed_paths(speed)
     machine = describe_machine()
-    rates = _matmul_rates(machine["physical_cores"], chosen[0]["path"] if len(chosen) == 1 else ort_model,
-                          batch_sizes)
+    speed_path = chosen[0]["path"] if len(chosen) == 1 else ort_model
+    on_gpu = _on_gpu(speed_path)
+    rates = {} if on_gpu else _matmul_rates(machine["physical_cores"], speed_path, batch_sizes)
     versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    gpu = gpu_column(eval_dir, batch_sizes)
+    for index, record in enumerate(records):
+        cell = gpu["cells"].get(record["batch_size"]) if gpu else None
+        record["gpu_throughput"] = cell.fps if cell else None
+        rows[index] += f" {cell.cell() if cell else '-'} |" if gpu else ""
+    best_gpu = ""
+    if gpu:
+        top = gpu["cells"].get(best["batch_size"])
+        best_gpu = f" {top.cell().rstrip('*') if top else '-'} |"
     lines = [
         f"Backend: **{backend}**; checkpoint: `{model_dir}`; measured {time.strftime('%Y-%m-%d')}.",
         f"Machine: {machine['cpu']}, {machine['physical_cores']} physical core(s) / {machine['logical_cpus']} "
         f"logical CPU(s); Python {machine['python']}; {versions}.",
+        f"The speed column ran on the GPU ({speed_path}): no CPU matrix-multiply rate applies." if on_gpu else
         f"The CPU path's matrix-multiply rate at the model's shapes (M = batch size x {ROOFLINE_TOKENS} tokens), "
         "which CPU fps scale with: " + "; ".join(model_shape_lines(rates)) + ".",
         "",
         f"| 模型 | pth精度 (PyTorch eager) | {_label(backend, accuracy_ort_model)}推理精度 | 样本数 | "
-        f"{_label(backend, _speed_label(chosen, accuracy_ort_model))}性能 (fps) |",
-        "| ---- | ---- | ---- | ---- | ---- |",
+        f"{_label(backend, _speed_label(chosen, accuracy_ort_model))}性能 (fps) |" + (f" {gpu['header']} |" if gpu else ""),
+        "| ---- | ---- | ---- | ---- | ---- |" + (" ---- |" if gpu else ""),
         *rows,
         f"| 最优bs (bs{best['batch_size']}) | {pth['accuracy']:.2f} | {best['accuracy']:.2f} | "
-        f"{best['num_samples']} | {best_cell} |" if pth else
-        f"| 最优bs (bs{best['batch_size']}) | - | {best['accuracy']:.2f} | {best['num_samples']} | {best_cell} |",
+        f"{best['num_samples']} | {best_cell} |{best_gpu}" if pth else
+        f"| 最优bs (bs{best['batch_size']}) | - | {best['accuracy']:.2f} | {best['num_samples']} | {best_cell} |"
+        f"{best_gpu}",
         "",
         "精度为百分比 (accuracy in %); 性能单位 fps (sentences per second, `1000*batchsize/mean compute ms`; "
         "* where several requests were in flight, whose per-call times overlap: the wall-clock sentences/s of the "
@@ -147,14 +159,47 @@ def build_table(eval_dir: str, batch_sizes: list[int], backend: str, model_dir: 
                               "their min–max in brackets." if any(f.spread for f in speed.values()) else "."),
         *_path_lines(chosen, accuracy_ort_model),
         *inversions(speed),
+        *([gpu["note"]] if gpu else []),
     ]
     table = "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(eval_dir, "table.md"), table)
     write_json_atomic(os.path.join(eval_dir, "table.json"), {
         "backend": backend, "model_dir": model_dir, "machine": machine, "model_shape_rates": rates,
         "pth_accuracy": pth["accuracy"] if pth else None, "accuracy_ort_model": accuracy_ort_model,
-        "speed_ort_model": chosen, "inversions": inversions(speed), "rows": records})
+        "speed_ort_model": chosen, "inversions": inversions(speed), "rows": records,
+        "gpu_column": {"header": gpu["header"], "device": gpu["device"], "path": gpu["path"]} if gpu else None})
     return table
+
+
+GPU_PERF_FILE = "bs{bs}_gpu_perf.json"  # test/perf_gpu.sh --json_out, as eval_all.sh names it
+
+
+def gpu_column(eval_dir: str, batch_sizes: list[int]) -> dict | None:
+    """The card's GPU column from perf_gpu.sh's records (None: none was made, no GPU here): its header names the
+    device and the path; a batch size without a record (trtexec writes none) shows '-'."""
+    cells, devices, paths = {}, [], []
+    for bs in batch_sizes:
+        path = os.path.join(eval_dir, GPU_PERF_FILE.format(bs=bs))
+        if not os.path.exists(path):
+            continue
+        record = read_json(path, PipelineError, "the figures test/perf_gpu.sh wrote with --json_out")
+        fps, requests = perf_figure(record, path)
+        spread = (record.get("spread") or {}).get("throughput")
+        cells[bs] = PerfFigures(fps, requests, tuple(spread) if spread else None, record.get("ort_model"))
+        devices.append(str(record.get("device") or record.get("backend")))
+        paths.append(str((record.get("ort_model") or {}).get("path") or record.get("backend")))
+    if not cells:
+        return None
+    device, path = " / ".join(dict.fromkeys(devices)), " / ".join(dict.fromkeys(paths))
+    return {"cells": cells, "device": device, "path": path, "header": f"GPU性能 ({device}, {path}) (fps)",
+            "note": f"GPU column: test/perf_gpu.sh at the card's shape [bs, 64] (the T4 column's counterpart) on "
+                    f"{device}, path {path}."}
+
+
+def _on_gpu(path: str) -> bool:
+    from tinybert.registry import run_path
+
+    return path != "auto" and run_path(path).on_gpu
 
 
 def _speed_paths(speed: dict[int, PerfFigures]) -> list[dict]:
@@ -185,7 +230,7 @@ def _path_lines(chosen: list[dict], accuracy_ort_model: str | None) -> list[str]
         return []
     runs = "; ".join(f"{c['path']} ({c['reason']})" for c in auto)
     scored = f"; 精度列 (accuracy) ran {accuracy_ort_model}" if accuracy_ort_model else ""
-    return [f"ORT_MODEL={auto[0]['requested']}: 性能列 (speed) ran {runs}{scored}."]
+    return [f"{auto[0].get('setting', 'ORT_MODEL')}={auto[0]['requested']}: 性能列 (speed) ran {runs}{scored}."]
 
 
 def _matmul_rates(threads: int, ort_model: str, batch_sizes: list[int]) -> dict:

@@ -1,0 +1,193 @@
+"""PyTorch on a CUDA GPU: the checkpoint in fp32 (TF32 off), TF32, fp16 or bf16, last layer at [CLS] only, one CUDA
+graph per (rows, length) shape captured on first use and replayed, pinned host buffers and asynchronous copies."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+import torch
+
+from tinybert.capabilities import Gpu, gpu as find_gpu
+from tinybert.errors import UsageError, expect
+from tinybert.machine import physical_cores
+from tinybert.model.modeling import cls_only_last_layer, load_tinybert
+from tinybert.settings import GPU_LENGTH_STEP
+
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+COMPILE_MODES = ("default", "max-autotune")  # torch.compile's; both specialise on each shape (dynamic=False)
+# fp32 is the card's column and must match the CPU within EXPORT_TOLERANCE: TF32 only where asked for.
+_MATMUL_PRECISION = {"tf32": "high"}
+
+
+class CudaDevice:
+    """The calls that need a real GPU, in one place: graphs, pinned memory, streams, the TF32 switch."""
+
+    faked = False
+
+    def __init__(self, gpu: Gpu):
+        self.gpu = gpu
+        self.torch_device = torch.device("cuda", gpu.index)
+        torch.cuda.set_device(self.torch_device)
+
+    def pinned(self, shape, dtype) -> torch.Tensor:
+        return torch.zeros(shape, dtype=dtype, pin_memory=True)
+
+    def synchronize(self) -> None:
+        torch.cuda.current_stream(self.torch_device).synchronize()
+
+    @contextlib.contextmanager
+    def matmul_precision(self, precision: str):
+        previous = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(_MATMUL_PRECISION.get(precision, "highest"))
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(previous)
+
+    def capture(self, forward, inputs):
+        """`forward(*inputs)` as a CUDA graph (warmed up on a side stream first, as PyTorch's docs do it); returns
+        the replay function and the graph's static output."""
+        side = torch.cuda.Stream(self.torch_device)
+        side.wait_stream(torch.cuda.current_stream(self.torch_device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                forward(*inputs)
+        torch.cuda.current_stream(self.torch_device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = forward(*inputs)
+        return graph.replay, output
+
+
+class FakedCudaDevice(CudaDevice):
+    """A faked GPU (capabilities.FAKE_GPU_ENV): the same buffers and calls on the CPU; capture runs the function
+    eagerly into the static output, and pinning, streams and the TF32 switch are left out."""
+
+    faked = True
+
+    def __init__(self, gpu: Gpu):
+        self.gpu = gpu
+        self.torch_device = torch.device("cpu")
+
+    def pinned(self, shape, dtype) -> torch.Tensor:
+        return torch.zeros(shape, dtype=dtype)
+
+    def synchronize(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def matmul_precision(self, precision: str):
+        yield
+
+    def capture(self, forward, inputs):
+        output = forward(*inputs)
+
+        def replay():
+            output.copy_(forward(*inputs))
+
+        return replay, output
+
+
+class _Shape:
+    """One (rows, length) shape: pinned host staging, the device inputs, the captured graph and its output."""
+
+    def __init__(self, runtime: CudaRuntime, rows: int, length: int):
+        device = runtime.device
+        self.rows, self.length, self.device = rows, length, device
+        self.host_in = device.pinned((3, rows, length), torch.int64)
+        self.host_out = device.pinned((rows, runtime.num_labels), torch.float32)
+        self.device_in = torch.zeros((3, rows, length), dtype=torch.int64, device=device.torch_device)
+        inputs = tuple(self.device_in.unbind(0))
+        with device.matmul_precision(runtime.precision), torch.inference_mode():
+            if runtime.graphs:
+                self.replay, self.device_out = device.capture(runtime.forward, inputs)
+            else:
+                self.device_out = None
+                self.replay = lambda: setattr(self, "device_out", runtime.forward(*inputs))
+                self.replay()  # compiles this shape now (compile mode), so a pass never does
+
+    def run(self, arrays) -> np.ndarray:
+        length = arrays[0].shape[1]
+        host = self.host_in.numpy()
+        for slot, array in enumerate(arrays):
+            host[slot, :, :length] = array
+        host[:, :, length:] = 0  # padding: mask 0, so the extra positions change no logit
+        with torch.inference_mode():
+            self.device_in.copy_(self.host_in, non_blocking=True)
+            self.replay()
+            self.host_out.copy_(self.device_out, non_blocking=True)
+        self.device.synchronize()
+        return self.host_out.numpy().copy()
+
+
+class CudaRuntime:
+    name = "pytorch-cuda"
+    batch_size = None
+    seq_len = None
+    requests = 1  # one stream: calls run one after another, each a graph replay
+
+    def __init__(self, model_path: str, threads: int | None = None, device: int | None = None,
+                 precision: str = "fp32", graphs: bool = True, compile_mode: str | None = None,
+                 length_step: int = GPU_LENGTH_STEP):
+        expect(precision in DTYPES, UsageError, f"expected precision {', '.join(DTYPES)}, got {precision!r}")
+        expect(compile_mode is None or compile_mode in COMPILE_MODES, UsageError,
+               f"expected compile_mode None or {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
+        expect(length_step >= 1, UsageError, f"expected a positive length_step, got {length_step}")
+        gpu = find_gpu(0 if device is None else device)
+        self.device = FakedCudaDevice(gpu) if gpu.faked else CudaDevice(gpu)
+        self.threads = threads or physical_cores()
+        self.precision, self.compile_mode, self.length_step = precision, compile_mode, length_step
+        # Inductor's max-autotune replays its own CUDA graphs: ours would capture a capture.
+        self.graphs = bool(graphs) and compile_mode is None
+        model = load_tinybert(model_path)
+        self.num_labels = model.classifier.out_features
+        self.max_length = model.config.max_position_embeddings
+        self._context = contextlib.ExitStack()  # the [CLS]-only switch, for this model's life
+        self._context.enter_context(cls_only_last_layer(model))
+        self.model = model.to(device=self.device.torch_device, dtype=DTYPES[precision])
+        self.forward = self._compiled(_forward(self.model)) if compile_mode else _forward(self.model)
+        self._shapes: dict[tuple[int, int], _Shape] = {}
+        self.prepare_seconds = 0.0  # capturing and compiling, kept out of every timed pass (warm_up)
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """The (rows, padded length) shapes prepared so far, one graph (or compiled code) each."""
+        return sorted(self._shapes)
+
+    def _compiled(self, forward):
+        # Inductor needs the real device; a faked one only traces (Dynamo), which still exercises this branch.
+        backend = "eager" if self.device.faked else "inductor"
+        options = {} if self.device.faked else {"mode": self.compile_mode}
+        return torch.compile(forward, dynamic=False, backend=backend, **options)
+
+    def padded_length(self, length: int) -> int:
+        """Lengths rounded up to `length_step` (never past the model's positions): fewer shapes to capture."""
+        return min(-(-length // self.length_step) * self.length_step, max(length, self.max_length))
+
+    def _shape(self, rows: int, length: int) -> _Shape:
+        key = (rows, self.padded_length(length))
+        if key not in self._shapes:
+            tick = time.perf_counter()
+            self._shapes[key] = _Shape(self, *key)
+            self.prepare_seconds += time.perf_counter() - tick
+        return self._shapes[key]
+
+    def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
+        rows, length = input_ids.shape
+        return self._shape(rows, length).run((input_ids, segment_ids, input_mask))
+
+    def warm_up(self, shapes) -> float:
+        """Capture (or compile) every (rows, length) of `shapes` now; the seconds it took."""
+        before = self.prepare_seconds
+        for rows, length in sorted(set(shapes)):
+            self._shape(rows, length)
+        return self.prepare_seconds - before
+
+
+def _forward(model):
+    def forward(input_ids, segment_ids, input_mask):  # called under inference mode (_Shape)
+        return model(input_ids, segment_ids, input_mask).float()
+
+    return forward
