@@ -129,3 +129,10 @@ def test_an_unknown_calibration_judgement_is_refused():
 
     with pytest.raises(UsageError, match="expected calibration ignored, named or present, got 'given'"):
         registry.unmet_needs(registry.run_path("int8_static"), "given")
+
+
+def test_eval_all_names_every_ort_model_value():
+    header = "".join(line for line in (REPO / "test" / "eval_all.sh").read_text().splitlines(keepends=True)
+                     if line.startswith("#"))
+    named = {value for value in registry.ort_models() if re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", header)}
+    assert named == set(registry.ort_models())
