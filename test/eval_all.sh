@@ -2,8 +2,9 @@
 # Step 7: rebuild the model card's accuracy/performance table: for each batch size export, infer,
 # score and time, then print and save a Markdown table (plus JSON) in $EVAL_DIR.
 # On an NPU set CHIP_NAME (e.g. 310P3) to build the .om files too (BACKEND=auto then picks ais_bench);
-# elsewhere ORT_MODEL picks the ONNX Runtime model (fast, int8 or static, the card's); auto (the default here)
-# times the fastest path whose gate passed at export and scores the path ais_inference.sh runs by default (fp32).
+# elsewhere ORT_MODEL picks the CPU path: static (the card's), fast, int8, int8_static, bf16 or openvino_int8
+# (`python -m tinybert registry paths`); auto (the default here) times the fastest path whose gate passed at
+# export and scores the path ais_inference.sh runs by default (fp32).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -3,7 +3,6 @@ and every entry points at things that exist."""
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -45,7 +44,7 @@ def test_every_entry_points_at_what_exists():
         assert path.runtime in runtimes, path.row
         assert path.model == registry.CHECKPOINT or path.model in MODEL_FILES, path.row
         assert path.batching in ("tight", "gears", "off"), path.row
-        for need in set(path.needs) - {"calibration"}:  # a calibration file is the run's input, not the machine's
+        for need in set(path.needs) - {registry.CALIBRATION}:  # a calibration file is the run's input, not the machine's
             assert "unknown need" not in (current().unmet(need) or ""), (path.row, need)
         options = dict(path.options)
         assert not set(options) - {"requests", "hint", "providers", "precision", "compile", "cls_only", "compile_mode",
@@ -55,16 +54,6 @@ def test_every_entry_points_at_what_exists():
     assert len({p.name for p in registry.PATHS}) == len(registry.PATHS)
     assert default("ORT_MODEL") in registry.ort_models()
     assert [b.name for b in registry.BACKENDS][-2:] == ["onnxruntime", "onnxruntime-gpu"]  # the auto fallback last
-
-
-@pytest.mark.parametrize("runtime", [r.name for r in registry.RUNTIMES])
-def test_each_runtime_class_exists(runtime):
-    entry = registry.runtime(runtime)
-    try:
-        module = importlib.import_module(f"tinybert.runtimes.{entry.module}")
-    except ImportError as exc:  # an optional runtime not installed here: its class cannot be checked
-        pytest.skip(f"{runtime}: {exc}")
-    assert hasattr(module, entry.cls)
 
 
 def test_the_gates_follow_the_roles_and_precisions():
@@ -91,3 +80,48 @@ def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
                       ("onnxruntime", "m/TinyBERT_sim_bs8.onnx", {"threads": None, "requests": "auto"}),
                       ("pytorch", "ckpt", {"threads": None}),
                       ("openvino", "m/TinyBERT_ov_int8.xml", {"threads": 2, "requests": "auto"})]
+
+
+@pytest.mark.parametrize("calibration, calibration_file, expected", [
+    ("ignored", None, None),  # runtimes.route: the model is exported already
+    ("named", None, "no calibration file (CALIB_FILE)"),  # the benchmark: its export comes later
+    ("named", "{missing}", None),
+    ("present", None, "no calibration file (CALIB_FILE: none given)"),  # ORT_MODEL=auto's export reads it now
+    ("present", "{missing}", "no calibration file (CALIB_FILE: {missing})"),
+    ("present", "{existing}", None),
+])
+def test_the_calibration_need_is_judged_as_asked(tmp_path, calibration, calibration_file, expected):
+    existing = tmp_path / "train.tsv"
+    existing.write_text("sentence\tlabel\n", encoding="utf-8")
+    files = {"missing": str(tmp_path / "absent.tsv"), "existing": str(existing)}
+    given = calibration_file.format(**files) if calibration_file else None
+    reasons = list(registry.unmet_needs(registry.run_path("int8_static"), calibration, given))
+    assert reasons == ([expected.format(**files)] if expected else [])
+
+
+def test_unmet_needs_come_in_their_order_each_checked_when_asked(monkeypatch):
+    from tinybert.capabilities import Capabilities, faked
+
+    path = registry.run_path("OV8")
+    assert path.needs == ("openvino", "nncf", "calibration")
+    with faked(without=("openvino", "nncf")):
+        reasons = list(registry.unmet_needs(path, "named"))
+    assert [r.split(" ", 1)[0] for r in reasons] == ["openvino", "nncf", "no"]
+    checked = []
+    monkeypatch.setattr(Capabilities, "unmet", lambda self, need: checked.append(need) or f"{need} missing")
+    reasons = registry.unmet_needs(path, "present")
+    assert next(reasons) == "openvino missing" and checked == ["openvino"]  # lazily: torchao's check runs a layer
+
+
+def test_an_unknown_calibration_judgement_is_refused():
+    from tinybert.errors import UsageError
+
+    with pytest.raises(UsageError, match="expected calibration ignored, named or present, got 'given'"):
+        registry.unmet_needs(registry.run_path("int8_static"), "given")
+
+
+def test_eval_all_names_every_ort_model_value():
+    header = "".join(line for line in (REPO / "test" / "eval_all.sh").read_text().splitlines(keepends=True)
+                     if line.startswith("#"))
+    named = {value for value in registry.ort_models() if re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", header)}
+    assert named == set(registry.ort_models())

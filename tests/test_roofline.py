@@ -1,6 +1,7 @@
 """The roofline at the model's own shapes (tinybert/roofline.py, shape_graphs.py): the chain's FLOPs,
-the int8 recipes really quantizing it, rates measured in each thread layout (positive, not timed),
-rows that cannot run here skipped with the reason, and the `roofline` step, faked CPU included."""
+the int8 recipes really quantizing it, the chains opened with the runtimes' own session options and compile
+config, rates measured in each thread layout (positive, not timed), rows that cannot run here skipped with the
+reason, and the `roofline` step, faked CPU included."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import assert_clean_error, run_cli
 
 from tinybert.capabilities import faked
-from tinybert.errors import UsageError
+from tinybert.errors import ModelFileError, UsageError
 from tinybert.bench.roofline import (Roofline, Timing, cpu_peak, model_shape_lines, model_shape_rate, rate_at,
                                      rates_for)
 from tinybert.bench.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
@@ -246,3 +247,66 @@ def test_the_clock_comes_from_cpufreq_then_cpuinfo_then_the_model_name(tmp_path,
     assert machine.cpu_clock_mhz() == (2300.0, "the model name's clock")
     cpuinfo["model name"] = ["Some CPU"]
     assert machine.cpu_clock_mhz() == (None, "no clock reported")
+
+
+class _Opened(Exception):
+    """Raised by the stand-ins for ONNX Runtime's session and OpenVINO's compile: what they got is kept."""
+
+
+def _session_options(monkeypatch, open_session) -> tuple:
+    """The options `open_session()` hands ONNX Runtime, as values."""
+    import onnxruntime as ort
+
+    seen = []
+
+    def session(model, options, providers):
+        seen.append(options)
+        raise _Opened("not loaded: a stand-in")
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    with pytest.raises((_Opened, ModelFileError)):  # OrtRuntime reports a failed load as ModelFileError
+        open_session()
+    return tuple(getattr(seen[0], name) for name in ("intra_op_num_threads", "inter_op_num_threads",
+                                                     "graph_optimization_level", "execution_mode"))
+
+
+@pytest.mark.parametrize("threads, requests", [(1, 1), (2, 2), (4, 2), (3, 4)])
+def test_the_onnxruntime_chains_get_the_runtimes_session_options(tmp_path, monkeypatch, threads, requests):
+    from tinybert.bench.square_rates import _ort_matmul
+    from tinybert.runtimes.onnxruntime import OrtRuntime
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    opened = _session_options(monkeypatch, lambda: OrtRuntime(str(model), threads=threads, requests=requests))
+    assert opened[:2] == (max(1, threads // requests), 1)
+    assert _session_options(monkeypatch, lambda: build_runner("onnxruntime", "fp32", threads, requests,
+                                                              str(tmp_path))) == opened
+    one_call = _session_options(monkeypatch, lambda: OrtRuntime(str(model), threads=threads, requests=1))
+    x = np.zeros((8, 8), dtype=np.float32)
+    assert _session_options(monkeypatch, lambda: _ort_matmul(8, threads, x, x)) == one_call
+
+
+@pytest.mark.parametrize("precision, ov_precision", [("fp32", "f32"), ("bf16", "bf16")])
+@pytest.mark.parametrize("threads, requests", [(2, 1), (4, 2)])
+def test_the_openvino_chain_gets_the_runtimes_compile_config(tmp_path, monkeypatch, precision, ov_precision, threads,
+                                                             requests):
+    ov = pytest.importorskip("openvino")
+    from tinybert.runtimes.openvino import OpenVinoRuntime
+
+    seen = []
+
+    class Core:
+        def compile_model(self, model, device, config):
+            seen.append((device, config))
+            raise _Opened("not compiled: a stand-in")
+
+    monkeypatch.setattr(ov, "Core", Core)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    with faked(profile="amx"):  # bf16 opens only where the CPU computes it natively
+        with pytest.raises(_Opened):
+            OpenVinoRuntime(str(model), threads=threads, precision=ov_precision, requests=requests)
+        with pytest.raises(_Opened):
+            build_runner("openvino", precision, threads, requests, str(tmp_path))
+    assert seen[0] == seen[1] and seen[0][1]["INFERENCE_PRECISION_HINT"] == ov_precision
+    assert seen[0][1].get("NUM_STREAMS", 1) == requests

@@ -61,8 +61,20 @@ def test_every_setting_has_a_reason_and_known_scripts():
             assert not earlier[ref].scripts or set(setting.scripts) <= set(earlier[ref].scripts), setting.name
 
 
+def test_the_sequence_length_the_scripts_pass_is_the_one_the_steps_assume(small_inputs, tmp_path):
+    """What a user sees: `settings --shell` gives test/*.sh SEQ_LEN, preprocess_data.sh writes features that long,
+    and the Python steps' default (settings.SEQ_LEN: exports, the benchmark) is that length."""
+    shell = _eval_in_bash(_shell(), ["SEQ_LEN"], _clean_env())
+    env = _clean_env(DATA_FILE=str(small_inputs.tsv), CKPT_DIR=str(small_inputs.checkpoint), PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(REPO / "test" / "preprocess_data.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((tmp_path / "bert_bin" / "manifest.json").read_text(encoding="utf-8"))["max_seq_length"]
+    row_bytes = (tmp_path / "bert_bin" / "input_ids" / "input0.bin").stat().st_size  # int64 [1, seq_len]
+    assert written == int(shell["SEQ_LEN"]) == settings.SEQ_LEN == row_bytes // 8
+
+
 def test_typed_constants_follow_the_table():
-    assert settings.SEQ_LEN == int(settings.default("SEQ_LEN"))
     assert settings.BATCH_SIZES == tuple(map(int, settings.default("BATCH_SIZES").split()))
     assert settings_text.default_of("LOOP", "onnxruntime") == str(registry.loop_default("onnxruntime"))
 

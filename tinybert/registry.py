@@ -3,10 +3,12 @@ one entry each, read by everything that needs to know; standard library only, as
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tinybert.capabilities import INSTALL_HINTS, PROVIDERS
-from tinybert.errors import UsageError
+from tinybert.capabilities import INSTALL_HINTS, PROVIDERS, current
+from tinybert.errors import UsageError, expect
 from tinybert.settings import default, model_path
 
 ORT_MODEL_ROLES = ("card", "project")  # the paths ORT_MODEL can name
@@ -649,6 +651,32 @@ def loop_default(backend_name: str) -> int:
 def loop_defaults() -> tuple[tuple[str, str], ...]:
     """(backend, LOOP default) for the settings table."""
     return tuple((b.name, str(b.loop)) for b in BACKENDS)
+
+
+# ---------------------------------------------------------------- needs
+
+CALIBRATION = "calibration"  # the need a calibration file (CALIB_FILE) meets: the run's input, not the machine's
+# How that need is judged: not at all (its model is exported already), met by a file named (the export that reads
+# it comes later), or met by a file that exists (an export about to read it).
+CALIBRATION_JUDGED = ("ignored", "named", "present")
+
+
+def unmet_needs(path: RunPath, calibration: str = "ignored", calibration_file: str | None = None) -> Iterator[str]:
+    """Why `path` cannot run here, a reason per unmet need in the order of its needs, each checked only when the
+    one before has been taken: the machine's by capabilities, the calibration file as `calibration` says."""
+    expect(calibration in CALIBRATION_JUDGED, UsageError,
+           f"expected calibration {alternatives(CALIBRATION_JUDGED)}, got {calibration!r}")
+    return (why for why in (_unmet(need, calibration, calibration_file) for need in path.needs) if why)
+
+
+def _unmet(need: str, calibration: str, calibration_file: str | None) -> str | None:
+    if need != CALIBRATION:
+        return current().unmet(need)
+    if calibration == "named" and not calibration_file:
+        return "no calibration file (CALIB_FILE)"
+    if calibration == "present" and (calibration_file is None or not os.path.isfile(calibration_file)):
+        return f"no calibration file (CALIB_FILE: {'none given' if calibration_file is None else calibration_file})"
+    return None
 
 
 # ---------------------------------------------------------------- model files

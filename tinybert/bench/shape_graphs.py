@@ -98,6 +98,7 @@ def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
     import onnxruntime as ort
 
     from tinybert.export.graphs import quantize_int8, quantize_static_int8
+    from tinybert.runtimes.onnxruntime import session_options
 
     model = _onnx_chain(work_dir)
     if precision != "fp32":  # quantized once per work_dir, for both thread layouts
@@ -106,11 +107,7 @@ def _ort_runner(precision: str, threads: int, requests: int, work_dir: str):
             quantize_int8(fp32, model)
         elif not os.path.exists(model):
             quantize_static_int8(fp32, model, _calibration())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads // requests)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, session_options(threads, requests), providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"x": x})[0]
 
 
@@ -119,6 +116,7 @@ def _openvino_runner(precision: str, threads: int, requests: int, work_dir: str)
     import openvino as ov
 
     from tinybert.export.graphs import quantize_nncf_int8
+    from tinybert.runtimes.openvino import compile_config
 
     model = _onnx_chain(work_dir)
     if precision == "int8":  # quantized once per work_dir, for both thread layouts
@@ -126,10 +124,8 @@ def _openvino_runner(precision: str, threads: int, requests: int, work_dir: str)
         if not os.path.exists(model):
             with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: not what this step reports
                 quantize_nncf_int8(fp32, model, _calibration())
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-              "INFERENCE_NUM_THREADS": threads}
-    if requests > 1:
-        config["NUM_STREAMS"] = requests
+    config = compile_config(hint="LATENCY", precision="bf16" if precision == "bf16" else "f32", threads=threads,
+                            requests=requests)
     compiled = ov.Core().compile_model(model, "CPU", config)
     local = threading.local()
 

@@ -46,13 +46,15 @@ def measured_int8_gops(threads: int, sizes=(512, 1024, 2048), trials: int = 5) -
 
 
 def _ort_session(graph, threads: int):
+    """One call at a time on all `threads`, as OrtRuntime opens a session."""
     import onnxruntime as ort
     from onnx import helper
 
+    from tinybert.runtimes.onnxruntime import session_options
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), session_options(threads, requests=1),
+                                providers=["CPUExecutionProvider"])
 
 
 def _ort_matmul_integer(size: int, threads: int, x, w, constant: bool):

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from tinybert.registry import RunPath
+from tinybert.runtimes.interface import Runtime
 from tinybert.runtimes.runner import batch_shapes, default_gears, plan, run_batches, run_batches_overlapped
 
 
@@ -21,12 +22,12 @@ def bucket_edges(path: RunPath, seq_len: int) -> str:
 class RowTiming:
     """One row at one batch size: planned and warmed up when made; `one_pass` times a whole pass."""
 
-    def __init__(self, path: RunPath, runtime, arrays, batch_size: int, call_tokens: int):
+    def __init__(self, path: RunPath, runtime: Runtime, arrays, batch_size: int, call_tokens: int):
         self.path, self.runtime, self.arrays = path, runtime, arrays
         self.batches, self.fill_to = plan(arrays, batch_size, runtime.seq_len, runtime.batch_size,
                                           bucket_edges(path, arrays[0].shape[1]),
                                           call_tokens=call_tokens if path.splits_calls else None)
-        self.compile_s = runtime.warm_up(batch_shapes(self.batches)) if hasattr(runtime, "warm_up") else None
+        self.compile_s = runtime.warm_up(batch_shapes(self.batches))
         self._run(self.batches[:3])
         self.passes: list[tuple[float, np.ndarray, list[float]]] = []
 

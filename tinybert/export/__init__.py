@@ -51,7 +51,7 @@ def ensure_auto_models(model_dir: str, out_dir: str, features_dir: str | None = 
     """The models ORT_MODEL=auto may choose on this CPU class (registry.auto_order), each exported when missing
     or stale, its gate checked again here when its record is missing, stale or from another CPU class."""
     from tinybert.capabilities import current
-    from tinybert.registry import auto_order, project_path
+    from tinybert.registry import auto_order, project_path, unmet_needs
     from tinybert.results import gate_record
 
     caps = current()
@@ -59,11 +59,10 @@ def ensure_auto_models(model_dir: str, out_dir: str, features_dir: str | None = 
     order = auto_order(caps.cpu_class).paths
     for name in order:
         path = project_path(name)
-        unmet = [why for why in (caps.unmet(need) for need in path.needs if need != "calibration") if why]
-        if "calibration" in path.needs and (calibration is None or not os.path.isfile(calibration.file)):
-            unmet.append(f"no calibration file (CALIB_FILE: {calibration.file if calibration else 'none given'})")
+        unmet = next(unmet_needs(path, calibration="present",
+                                 calibration_file=calibration.file if calibration else None), None)
         if unmet:
-            print(f"[INFO] ORT_MODEL=auto: {name} not exported here: {unmet[0]}")
+            print(f"[INFO] ORT_MODEL=auto: {name} not exported here: {unmet}")
             continue
         group = "fast models" if path.model in FAST_MODEL_KINDS else path.model  # one export writes them all
         if group not in written:

@@ -1,14 +1,15 @@
-"""Inference backends behind one small interface (name, batch_size, seq_len, threads, requests, run), each
-imported only when chosen; the classes and what to install for each are `registry.RUNTIMES`."""
+"""Inference backends behind one small interface (`interface.Runtime`: name, batch_size, seq_len, threads, requests,
+run, warm_up), each imported only when chosen; the classes and what to install for each are `registry.RUNTIMES`."""
 
 from __future__ import annotations
 
 import importlib
 
 from tinybert.errors import BackendUnavailableError
+from tinybert.runtimes.interface import Runtime
 
 
-def open_runtime(name: str, model_path: str, **options):
+def open_runtime(name: str, model_path: str, **options) -> Runtime:
     """Runtime `name` (a registry.RUNTIMES entry) on `model_path`, its module imported only now."""
     from tinybert.registry import runtime
 

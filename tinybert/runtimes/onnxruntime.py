@@ -12,6 +12,7 @@ from tinybert import INPUT_NAMES
 from tinybert.capabilities import ort_providers
 from tinybert.errors import BackendUnavailableError, ModelFileError, expect
 from tinybert.machine import physical_cores
+from tinybert.runtimes.interface import RuntimeBase
 from tinybert.runtimes.runner import resolve_requests
 
 
@@ -19,8 +20,22 @@ def _fixed_dim(dim) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-class OrtRuntime:
+def session_options(threads: int, requests: int) -> ort.SessionOptions:
+    """One session serves every request in flight (Run is thread-safe); each request computes on its share of
+    `threads`, the calling thread included."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads // requests)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class OrtRuntime(RuntimeBase):
     name = "onnxruntime"
+    batch_size: int | None  # the model's, read when it opens
+    seq_len: int | None
+    threads: int
+    requests: int
 
     def __init__(self, model_path: str, threads: int | None = None, providers: list[str] | None = None,
                  requests: int | str | None = "auto"):
@@ -33,16 +48,11 @@ class OrtRuntime:
         if unavailable:
             raise BackendUnavailableError(f"ONNX Runtime here has no {', '.join(map(str, unavailable))} "
                                           f"(available: {', '.join(available)})")
-        options = ort.SessionOptions()
         self.threads = threads or physical_cores()
-        # One session serves every request in flight (Run is thread-safe); each request computes on
-        # its share of the threads, the calling thread included.
         self.requests = resolve_requests(requests, self.threads)
-        options.intra_op_num_threads = max(1, self.threads // self.requests)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(model_path, options, providers=providers)
+            self.session = ort.InferenceSession(model_path, session_options(self.threads, self.requests),
+                                                providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid files
             raise ModelFileError(f"{model_path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         inputs = self.session.get_inputs()

@@ -12,15 +12,29 @@ from tinybert import INPUT_NAMES
 from tinybert.capabilities import current, require
 from tinybert.errors import BackendUnavailableError, ModelFileError, expect
 from tinybert.machine import physical_cores
+from tinybert.runtimes.interface import RuntimeBase
 from tinybert.runtimes.runner import resolve_requests
 
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
 
-class OpenVinoRuntime:
+def compile_config(hint: str, precision: str, threads: int, requests: int) -> dict:
+    """The CPU plugin's config: `hint` (LATENCY or THROUGHPUT), `precision` (a PRECISIONS key) on `threads`
+    threads in all, and one stream per request when the runner keeps several in flight."""
+    config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+              "INFERENCE_NUM_THREADS": threads}
+    if requests > 1:
+        config["NUM_STREAMS"] = requests  # explicit streams take precedence over the hint
+    return config
+
+
+class OpenVinoRuntime(RuntimeBase):
     name = "openvino"
     batch_size = None
     seq_len = None
+    threads: int
+    requests: int
+    requests_in_flight: int  # the infer requests OpenVINO suggests: run_overlapped's queue
 
     def __init__(self, model_path: str, threads: int | None = None, precision: str = "f32", hint: str = "LATENCY",
                  requests: int | str | None = 1):
@@ -34,10 +48,7 @@ class OpenVinoRuntime:
         self.threads = threads or physical_cores()
         self.precision, self.hint = precision, hint
         self.requests = resolve_requests(requests, self.threads)
-        config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
-                  "INFERENCE_NUM_THREADS": self.threads}
-        if self.requests > 1:
-            config["NUM_STREAMS"] = self.requests  # explicit streams take precedence over the hint
+        config = compile_config(hint, precision, self.threads, self.requests)
         try:
             self.compiled = ov.Core().compile_model(model_path, "CPU", config)
         except RuntimeError as exc:

@@ -8,12 +8,14 @@ import torch
 from tinybert.capabilities import require
 from tinybert.machine import physical_cores
 from tinybert.model.modeling import load_tinybert
+from tinybert.runtimes.interface import RuntimeBase
 
 
-class PyTorchRuntime:
+class PyTorchRuntime(RuntimeBase):
     name = "pytorch"
     batch_size = None
     seq_len = None
+    threads: int
 
     requests = 1  # torch's thread pool is process-wide: one call at a time, on all threads
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinybert.errors import DataFormatError, UsageError, expect
+from tinybert.runtimes.interface import OverlappedRuntime, Runtime
 
 # "tight": each length-sorted batch padded to its own longest sample, faster on the CPU than the 16/32/48/64
 # gears (docs/measurements/benchmark-amd-2vcpu.md); Ascend gear models need a fixed list.
@@ -217,7 +218,7 @@ def resolve_requests(requests: int | str | None, threads: int) -> int:
     return count
 
 
-def run_batches_overlapped(runtime, arrays, batches: list[Batch]):
+def run_batches_overlapped(runtime: OverlappedRuntime, arrays, batches: list[Batch]):
     """As `run_batches` for a runtime with its own queue (`run_overlapped`): logits in sample order and, per batch,
     the pass's wall time divided by the batches, since no single call's compute time exists."""
     logits = np.empty((len(arrays[0]), 2), dtype=np.float32)
@@ -231,7 +232,7 @@ def run_batches_overlapped(runtime, arrays, batches: list[Batch]):
     return logits, [per_batch] * len(batches)
 
 
-def model_logits(runtime, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
+def model_logits(runtime: Runtime, arrays, batch_size: int, bucket_edges: str | None = CARD_BATCHES) -> np.ndarray:
     """Logits of every sample, batched as `plan` decides for this runtime's model."""
     batches, fill_to = plan(arrays, batch_size, runtime.seq_len, runtime.batch_size, bucket_edges)
     return run_batches(runtime.run, arrays, batches, fill_to, requests=runtime.requests)[0]

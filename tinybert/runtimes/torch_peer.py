@@ -13,6 +13,7 @@ import torch
 from tinybert.errors import UsageError, expect
 from tinybert.machine import physical_cores
 from tinybert.model.modeling import cls_only_last_layer, load_tinybert
+from tinybert.runtimes.interface import RuntimeBase
 
 PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
@@ -26,10 +27,11 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-class TorchPeerRuntime:
+class TorchPeerRuntime(RuntimeBase):
     name = "pytorch-peer"
     batch_size = None
     seq_len = None
+    threads: int
     requests = 1  # torch's thread pool is process-wide: one call at a time, on all threads
 
     def __init__(self, model_path: str, threads: int | None = None, precision: str = "fp32",
