@@ -98,7 +98,7 @@ def test_explicit_ais_bench_backend_fails_clearly_where_missing(tmp_path):
     proc = run_script("ais_inference.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "ais_bench"})
     assert_clean_error(proc, "ais_bench is not installed", "BACKEND=onnxruntime", code=3)
     assert_clean_error(run_script("perf.sh", 1, cwd=tmp_path, env={**NO_CANN, "BACKEND": "npu"}),
-                       "expected BACKEND auto, ais_bench, cann or onnxruntime, got 'npu'")
+                       "expected BACKEND auto, ais_bench, gpu, cann or onnxruntime, got 'npu'")
 
 
 def test_ais_bench_backend_needs_the_om_file(tmp_path, fake_tools):

@@ -118,6 +118,6 @@ def test_cann_settings_are_checked(made, tmp_path):
     assert_clean_error(run_script("ais_inference.sh", 4, cwd=tmp_path, env=env),
                        "TinyBERT_sim_bs4.onnx", "BACKEND=cann", "run test/pth2onnx.sh 4", code=2)
     assert_clean_error(run_script("perf.sh", 4, cwd=tmp_path, env={**env, "DEVICE": "npu0"}),
-                       "expected DEVICE to be an NPU id", "got 'npu0'", code=2)
+                       "expected DEVICE to be an NPU or GPU id", "got 'npu0'", code=2)
     proc = run_cli("infer", "--model", model, "--input", input_arg(bin_dir), "--batchsize", 4, "--device", 1)
     assert_clean_error(proc, "--device 1: expected --runtime cann", code=2)

@@ -12,10 +12,11 @@ import pytest
 
 from tinybert.steps import perf, report
 from tinybert.errors import PipelineError
+from tinybert.runtimes.interface import RuntimeBase
 from tinybert.runtimes.runner import throughput_line, wall_clock_line
 
 
-class FakeRunner:
+class FakeRunner(RuntimeBase):
     """A backend stand-in with a fixed sequence length and `requests` calls in flight."""
 
     batch_size, seq_len = None, 8

@@ -193,7 +193,7 @@ def test_no_row_reads_above_its_roofline(profile):
         rows = [{"row": "A", "precision": "fp32", "role": "baseline", "achieved_gflops": 60.0},  # beats its chain
                 {"row": "D", "precision": "int8", "role": "project", "achieved_gflops": 200.0},
                 {"row": "S", "precision": "int8", "role": "project", "achieved_gflops": 100.0},
-                {"row": "E", "precision": "fp32", "role": "gpu", "achieved_gflops": 9000.0}]
+                {"row": "E", "precision": "fp32", "role": "gpu", "on_gpu": True, "achieved_gflops": 9000.0}]
         lines = roofline.finish(1, rows)
         by = {r["row"]: r for r in rows}
         assert by["A"]["roofline_fraction"] == 1.0 and by["A"]["roofline_source"] == "row A"

@@ -151,7 +151,7 @@ def test_common_sh_bootstraps_python_with_the_table_default():
 
 def test_help_lists_the_settings_of_the_script():
     text = run_cli("settings", "--script", "perf.sh", check=True).stdout
-    assert re.search(r"^  SEQ_LEN +64$", text, re.M) and re.search(r"^  LOOP +1000 on ais_bench, 1000 on cann, 100 on onnxruntime",
+    assert re.search(r"^  SEQ_LEN +64$", text, re.M) and re.search(r"^  LOOP +1000 on ais_bench, 1000 on gpu, 1000 on cann, 100 on onnxruntime",
                                                                     text, re.M)
     assert "BENCH_DIR" not in text
     every = run_cli("settings", check=True).stdout
@@ -348,7 +348,7 @@ def test_explicit_backends(tmp_path, fake_ais_bench):
     assert _chosen("--requested", "onnxruntime", "--batch_size", 2, cwd=tmp_path, pythonpath=fake_ais_bench) == \
         "onnxruntime"
     assert_clean_error(_backend("--requested", "npu", "--batch_size", 1, cwd=tmp_path),
-                       "expected BACKEND auto, ais_bench, cann or onnxruntime, got 'npu'", code=2)
+                       "expected BACKEND auto, ais_bench, gpu, cann or onnxruntime, got 'npu'", code=2)
 
 
 def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
@@ -357,7 +357,9 @@ def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
     other = registry.Backend("other", "a test runtime", 10, "no_such_module_for_tests", "no other runtime for {python}",
                              "ort_model", missing_model="{path}: expected the ONNX model for batch size {bs}")
     monkeypatch.setattr(registry, "BACKENDS", (other,) + registry.BACKENDS)
-    monkeypatch.setattr(registry.Backend, "installed", lambda self: self.name != "other" or installed["other"])
+    real_unmet = registry.Backend.unmet
+    monkeypatch.setattr(registry.Backend, "unmet", lambda self: real_unmet(self) if self.name != "other" else
+                        (None if installed["other"] else "not installed"))
     installed = {"other": True}
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing
     with pytest.raises(ModelFileError, match="TinyBERT_fast.onnx: expected the ONNX model for batch size 1"):
@@ -365,7 +367,7 @@ def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
     (tmp_path / "TinyBERT_fast.onnx").write_bytes(b"onnx")
     assert backend_choice.choose_backend("auto", [1], request) == "other"
     assert backend_choice.choose_backend("other", [1], request) == "other"
-    with pytest.raises(UsageError, match="expected BACKEND auto, other, ais_bench, cann or onnxruntime, got 'x'"):
+    with pytest.raises(UsageError, match="expected BACKEND auto, other, ais_bench, gpu, cann or onnxruntime, got 'x'"):
         backend_choice.choose_backend("x", [1], request)
     installed["other"] = False
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"

@@ -1,6 +1,5 @@
 """What this machine can do (CPU features, cores, optional packages, ONNX Runtime providers, CUDA devices), read in
-one place so every branch can be rehearsed anywhere by faking them (`faked`, TINYBERT_CPU_PROFILE, TINYBERT_WITHOUT,
-TINYBERT_FAKE_GPU)."""
+one place so every branch can be rehearsed anywhere by faking them (`faked` and the TINYBERT_* variables below)."""
 
 from __future__ import annotations
 

@@ -105,9 +105,8 @@ class Backend:
     loop: int  # LOOP default: timed iterations of perf.sh
     module: str  # what must import for it to run here ("" for none)
     not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
-    # The model kind it runs ("ort_model": ORT_MODEL's; "gpu_model": GPU_MODEL's, the checkpoint; "om": the OM model,
-    # a gear model with DYNAMIC_DIMS) and
-    # the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
+    # The model kind it runs (ort_model: ORT_MODEL's; gpu_model: the checkpoint; om: OM, gears with DYNAMIC_DIMS)
+    # and the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
     model: str
     missing_model: str | None = None
     builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
@@ -197,9 +196,8 @@ class RunPath:
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: an ORT_MODEL value; card: the card's path (static), gated, no speed target; variant: a project path
-    # with other options; baseline: the reference; peer: another runtime at its documented best; gpu-project: a
-    # GPU_MODEL value (gated); gpu: ONNX Runtime's GPU providers, ungated rows.
+    # project: an ORT_MODEL value; card: the card's static path, gated; variant: a project path with other options;
+    # baseline: the reference; peer: another runtime at its best; gpu-project: a GPU_MODEL value; gpu: ORT's GPU rows.
     role: str = "project"
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
     needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped

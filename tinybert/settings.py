@@ -33,9 +33,8 @@ SETTINGS = (
     Setting("OPSET", "11", "the card's opset: ATC supports it, and exact (erf) GELU needs 9 or later"),
     Setting("BATCH_SIZES", "1 4 8 16 32 64", "the batch sizes of the card's table (batch sizes given as "
                                              "arguments replace it)", scripts=("eval_all.sh", "benchmark.sh")),
-    Setting("BACKEND", "auto", "ais_bench where it is installed and an OM model exists or can be built, "
-                               "else a CUDA GPU torch can use (gpu), else ONNX Runtime, so the same steps run on an "
-                               "NPU server, a GPU server and anywhere else; cann only when asked for"),
+    Setting("BACKEND", "auto", "ais_bench where it runs and an OM model exists or will be built, else a CUDA GPU "
+                               "(gpu), else ONNX Runtime: the same steps on any server; cann when asked for"),
     Setting("DEVICE", "0", "the NPU (ais_bench --device, BACKEND=cann) or CUDA GPU (BACKEND=gpu) to run on; the "
                            "first one, as ais_bench"),
     Setting("ORT_MODEL", "fast", "fast: fp32, last layer at [CLS] only, length-bucketed, PyTorch's logits within "

@@ -69,9 +69,8 @@ def choose_backend(options: ClassifyOptions) -> str:
 
 
 def ensure_model(options: ClassifyOptions):
-    """The path run and the file that identifies its model: GPU_MODEL's (the checkpoint's weights, gates checked
-    first for auto), or ORT_MODEL's model, exported from the checkpoint first when missing or older than the weights
-    (`export.ensure_model`, as the benchmark asks for its models); auto: every candidate, then its choice."""
+    """The path run and the file naming its model: GPU_MODEL's (the weights; auto checks gates first), or ORT_MODEL's
+    model, exported first when missing or older than the weights (auto: every candidate, then its choice)."""
     from tinybert.export import Calibration, ensure_auto_models
     from tinybert.export import ensure_model as export_model
     from tinybert.registry import AUTO, model_file, project_path

@@ -1,6 +1,5 @@
-"""`python -m tinybert gpu-check` (test/gpu_check.sh): a GPU machine checked end to end with a PyTorch image's
-packages alone (torch, transformers, tokenizers, numpy): preprocess, GPU inference at fp32 and the fastest gated
-precision, accuracy, perf at the card's shape, classify of a corpus; one summary on screen and a JSON."""
+"""`python -m tinybert gpu-check` (test/gpu_check.sh): a GPU machine checked end to end with a PyTorch image's packages
+alone: preprocess, GPU inference (fp32, fastest gated), accuracy, perf, classify; one summary and a JSON."""
 
 from __future__ import annotations
 

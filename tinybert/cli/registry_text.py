@@ -3,14 +3,14 @@ registry`: docs/cpu-paths.md, docs/architecture.md; a test keeps the files equal
 
 from __future__ import annotations
 
-from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, PATHS, RUNTIMES
+from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, GPU_AUTO_ORDER, GPU_AUTO_WHY, PATHS, RUNTIMES
 from tinybert.settings import MODEL_FILES
 
 GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
          None: "-"}
 ROLES = {"card": "模型卡的路径（ORT_MODEL）", "project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体",
-         "baseline": "基准", "peer": "对照",
-         "gpu": "GPU"}
+         "baseline": "基准", "peer": "对照", "gpu-project": "本仓库 GPU 路径（GPU_MODEL）",
+         "gpu": "GPU 对照（ONNX Runtime）"}
 
 
 def _model(kind: str) -> str:
@@ -47,6 +47,8 @@ def auto_markdown() -> str:
     for entry in AUTO_ORDERS:
         classes = ", ".join(f"`{c}`" for c in entry.cpu_classes) or "其他"
         lines.append(f"| {classes} | {' → '.join(f'`{p}`' for p in entry.paths)} | {entry.why} |")
+    lines.append(f"| CUDA GPU（GPU_MODEL=auto，门限记录按 GPU 名） | {' → '.join(f'`{p}`' for p in GPU_AUTO_ORDER)} | "
+                 f"{GPU_AUTO_WHY} |")
     return "\n".join(lines) + "\n"
 
 

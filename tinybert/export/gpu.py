@@ -10,10 +10,10 @@ def ensure_gpu_gates(ckpt_dir: str, model_dir: str, features_dir: str | None = N
                      seq_len: int = SEQ_LEN) -> dict:
     """Check each GPU path GPU_MODEL=auto may choose whose record in `model_dir` is missing, stale or from another
     GPU; returns path -> its record's state afterwards ("passed", "failed", "unmet", ...)."""
-    from tinybert.capabilities import current, gpu
+    from tinybert.capabilities import gpu
     from tinybert.export.checking import compare, fast_verification, record_gate
     from tinybert.model.modeling import weights_path
-    from tinybert.registry import GPU_AUTO_ORDER, gpu_path
+    from tinybert.registry import GPU_AUTO_ORDER, gpu_path, unmet_needs
     from tinybert.results import gate_record
     from tinybert.runtimes.route import open_path
     from tinybert.runtimes.runner import model_logits
@@ -22,9 +22,9 @@ def ensure_gpu_gates(ckpt_dir: str, model_dir: str, features_dir: str | None = N
     weights = weights_path(ckpt_dir)
     check, states = None, {}
     for candidate in GPU_AUTO_ORDER[:-1]:  # the fallback (fp32) needs no record
-        unmet = [why for why in map(current().unmet, gpu_path(candidate).needs) if why]
+        unmet = next(unmet_needs(gpu_path(candidate)), None)
         if unmet:
-            print(f"[INFO] GPU_MODEL=auto: {candidate} not checked here: {unmet[0]}")
+            print(f"[INFO] GPU_MODEL=auto: {candidate} not checked here: {unmet}")
             states[candidate] = "unmet"
             continue
         state, why = gate_record.status(candidate, model_dir, weights, name)

@@ -104,9 +104,8 @@ def _build_classifier_class():
             self.cls_only_last_layer = False  # see cls_only_last_layer()
 
         def forward(self, input_ids, segment_ids, input_mask):
-            # The original's additive mask, broadcast over heads and query positions. Written as
-            # unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention fusion recognises; in the
-            # weights' dtype, so a half-precision model adds it to scores of its own dtype (fp32 unchanged).
+            # The original's additive mask as unsqueeze/unsqueeze/cast/sub/mul, the chain ONNX Runtime's attention
+            # fusion recognises; cast to the weights' dtype, so a half-precision model adds it to scores of its own.
             compute = self.embeddings.word_embeddings.weight.dtype
             mask = input_mask.unsqueeze(1).unsqueeze(2).to(compute)
             extended_mask = (1.0 - mask) * MASK_FILL

@@ -13,6 +13,7 @@ from tinybert.capabilities import Gpu, gpu as find_gpu
 from tinybert.errors import UsageError, expect
 from tinybert.machine import physical_cores
 from tinybert.model.modeling import cls_only_last_layer, load_tinybert
+from tinybert.runtimes.interface import RuntimeBase
 from tinybert.settings import GPU_LENGTH_STEP
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -122,11 +123,12 @@ class _Shape:
         return self.host_out.numpy().copy()
 
 
-class CudaRuntime:
+class CudaRuntime(RuntimeBase):
     name = "pytorch-cuda"
     batch_size = None
     seq_len = None
     requests = 1  # one stream: calls run one after another, each a graph replay
+    threads: int
 
     def __init__(self, model_path: str, threads: int | None = None, device: int | None = None,
                  precision: str = "fp32", graphs: bool = True, compile_mode: str | None = None,

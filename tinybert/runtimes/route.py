@@ -67,7 +67,7 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
 
     if value != registry.AUTO:
         return OrtModelChoice(value, gpu_path(value).name, setting="GPU_MODEL")
-    from tinybert.capabilities import current, gpu
+    from tinybert.capabilities import gpu
     from tinybert.model.modeling import weights_path
     from tinybert.results import gate_record
 
@@ -75,8 +75,8 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
     weights = weights_path(ckpt_dir or default("CKPT_DIR"))
     passed_over = []
     for candidate in GPU_AUTO_ORDER[:-1]:
-        unmet = [why for why in map(current().unmet, gpu_path(candidate).needs) if why]
-        state, why = ("unmet", unmet[0]) if unmet else gate_record.status(candidate, model_dir, weights, name)
+        unmet = next(registry.unmet_needs(gpu_path(candidate)), None)
+        state, why = ("unmet", unmet) if unmet else gate_record.status(candidate, model_dir, weights, name)
         if state == "passed":
             return OrtModelChoice(value, candidate, f"gate passed on {name}", setting="GPU_MODEL")
         passed_over.append(f"{candidate}: {why}")
@@ -198,9 +198,8 @@ def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple
 
 
 def explain_backend(requested: str, batch_sizes, request: Request = Request(), among=None) -> tuple[str, str]:
-    """BACKEND for the shell steps and why: `requested`, checked, or for `auto` the first entry of
-    `registry.BACKENDS` that auto may pick, can run here and has (or will build) its models; `among`: the
-    backends a step can run at all (classify: gpu, onnxruntime)."""
+    """BACKEND and why: `requested`, checked, or for auto the first of `registry.BACKENDS` (of `among`, what the step
+    can run at all) that auto may pick, can run here and has (or will build) its models."""
     batch_sizes = list(batch_sizes)
     if among is not None and requested != "auto" and requested not in among:
         raise UsageError(f"expected BACKEND {alternatives(['auto', *among])} for this step, got {requested!r}")

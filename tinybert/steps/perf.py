@@ -128,9 +128,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
         batches = [Batch(np.arange(batch_size), length)]
         workload = f"full-length [{batch_size}, {length}] batch"
     requests = runner.requests
-    warm_up = getattr(runner, "warm_up", None)
-    if warm_up is not None:  # a runtime that captures or compiles per shape does it now, untimed
-        warm_up(batch_shapes(batches))
+    runner.warm_up(batch_shapes(batches))  # a runtime that captures or compiles per shape does it now, untimed
     run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)], requests=requests)
     pass_samples = sum(len(b.indices) for b in batches)
     rows = rows_per_call(batches)
