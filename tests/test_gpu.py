@@ -1,0 +1,358 @@
+"""The GPU path with the GPU faked (capabilities.FAKE_GPU_ENV / faked(gpu=...)): BACKEND=auto's choice, GPU_MODEL's
+route and gates, the CUDA runtime's shapes and numerics, every step's GPU branch. On a faked GPU the runtime computes
+on the CPU; the calls that need a real device (CUDA graph capture and replay, pinned memory, streams, the TF32
+switch) are not run there: `test_a_real_cuda_device` runs them where torch sees a GPU, and is skipped elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import QUICK_PERF, REPO, assert_clean_error, input_arg, run_cli, run_script
+from tinybert import capabilities, registry
+from tinybert.capabilities import FAKE_GPU_ENV, Gpu, faked
+from tinybert.errors import BackendUnavailableError, UsageError
+from tinybert.runtimes import open_runtime
+from tinybert.runtimes.route import explain_backend, plan_settings, resolve_gpu_model
+from tinybert.runtimes.runner import model_logits
+from tinybert.settings import EXPORT_TOLERANCE, gate_record_path
+
+H200 = "NVIDIA H200"
+FAKED = f"{H200} (faked: computed on the CPU)"
+
+
+def _features(path: Path):
+    from tinybert.data.features import load_features
+
+    return load_features(str(path))[0].batch(slice(None))
+
+
+@pytest.fixture(scope="module")
+def reference(small_inputs, small_features):
+    """PyTorch eager's logits on the CPU: what every fp32 path must reproduce."""
+    return model_logits(open_runtime("pytorch", str(small_inputs.checkpoint)), _features(small_features), 8)
+
+
+# ---------------------------------------------------------------- capabilities and the backend choice
+
+def test_a_faked_gpu_is_named_as_faked_and_hidden_by_without(monkeypatch):
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    with faked(gpu=H200):
+        [gpu] = capabilities.gpus()
+        assert gpu.faked and gpu.name == FAKED and gpu.bf16
+        assert capabilities.current().unmet("torch_cuda") is None
+        with faked(without=["torch_cuda"]):
+            assert capabilities.gpus() == ()
+            assert "torch_cuda treated as not installed" in capabilities.current().unmet("torch_cuda")
+        with pytest.raises(UsageError, match="DEVICE 3: expected a CUDA device id below 1"):
+            capabilities.gpu(3)
+    monkeypatch.setenv(FAKE_GPU_ENV, "Tesla T4")
+    assert capabilities.gpus()[0].name.startswith("Tesla T4 (faked")
+
+
+def test_why_no_gpu_is_said(monkeypatch):
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    monkeypatch.setattr(capabilities, "_real_gpus", lambda: ())
+    monkeypatch.setattr(capabilities, "nvidia_driver_present", lambda: False)
+    assert "no NVIDIA driver here" in capabilities.gpu_unmet("torch_cuda")
+    monkeypatch.setattr(capabilities, "nvidia_driver_present", lambda: True)
+    import torch
+
+    reason = capabilities.gpu_unmet("torch_cuda")
+    assert ("is a CPU build" in reason) if torch.version.cuda is None else ("sees no CUDA device" in reason)
+    with pytest.raises(BackendUnavailableError, match="expected a CUDA device torch can use, got none"):
+        capabilities.gpu(0)
+    monkeypatch.setattr(capabilities, "_real_gpus", lambda: (Gpu(0, "Tesla T4", (7, 5)),))
+    assert capabilities.gpu_unmet("torch_cuda") is None
+    assert "Tesla T4 (compute capability 7.5) has no bf16" == capabilities.gpu_unmet("cuda_bf16")
+
+
+def test_auto_picks_the_gpu_where_one_is_and_says_why(tmp_path, small_inputs, monkeypatch):
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    request = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint))
+    with faked(without=["torch_cuda"]):
+        name, why = explain_backend("auto", [1], request)
+        assert name == "onnxruntime" and "gpu: torch_cuda treated as not installed" in why
+        with pytest.raises(BackendUnavailableError, match="no CUDA device torch can use"):
+            explain_backend("gpu", [1], request)
+    with faked(gpu=H200):
+        assert explain_backend("auto", [1], request)[0] == "gpu"
+        missing = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(tmp_path / "none"))
+        assert explain_backend("auto", [1], missing)[0] == "onnxruntime"  # no checkpoint for the GPU to run
+        with pytest.raises(UsageError, match="expected BACKEND auto, gpu or onnxruntime for this step"):
+            explain_backend("ais_bench", [], request, among=("gpu", "onnxruntime"))
+
+
+def test_the_backend_step_prints_the_choice_and_why(tmp_path, small_inputs):
+    proc = run_cli("backend", "--batch_size", "1", "--ckpt_dir", small_inputs.checkpoint, cwd=tmp_path,
+                   env={FAKE_GPU_ENV: H200}, check=True)
+    assert proc.stdout == "gpu\n" and "[INFO] BACKEND=auto -> gpu (ais_bench:" in proc.stderr
+
+
+# ---------------------------------------------------------------- GPU_MODEL's route and gates
+
+def test_gpu_model_routes_to_the_cuda_runtime_with_its_options(tmp_path, small_inputs):
+    request = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint), gpu_model="gpu-bf16")
+    with faked(gpu=H200):
+        plan = plan_settings("gpu", request, 8, device=0)
+    assert plan.runtime == "pytorch-cuda" and plan.model == str(small_inputs.checkpoint)
+    assert plan.options["precision"] == "bf16" and plan.options["device"] == 0 and "requests" not in plan.options
+    assert plan.describe().startswith("runtime: pytorch-cuda on GPU 0") and "GPU_MODEL=gpu-bf16" in plan.describe()
+    with pytest.raises(UsageError, match="expected GPU_MODEL gpu-fp32, gpu-tf32"):
+        registry.gpu_path("fp16")
+    assert registry.gpu_path("gpu-fp32").gate == "exact" and registry.gpu_path("gpu-fp16").gate == "reduced"
+    assert all(p.on_gpu and p.whole_batches for p in registry.PATHS if p.role == "gpu-project")
+
+
+def test_gates_are_checked_once_per_gpu_and_auto_trusts_them(tmp_path, small_inputs, small_features):
+    from tinybert.export.gpu import ensure_gpu_gates
+
+    ckpt = str(small_inputs.checkpoint)
+    with faked(gpu=H200):
+        before = resolve_gpu_model("auto", str(tmp_path), ckpt)
+        assert before.path == "gpu-fp32" and "gpu-fp16: no gate record" in before.reason
+        states = ensure_gpu_gates(ckpt, str(tmp_path), str(small_features))
+        assert set(states) == {"gpu-fp16", "gpu-bf16", "gpu-tf32"} and set(states.values()) <= {"passed", "failed"}
+        record = json.loads(Path(gate_record_path("gpu-fp16", str(tmp_path))).read_text())
+        assert record["cpu_class"] == FAKED and record["model"] == "pytorch_model.bin" and record["gate"] == "reduced"
+        first = {name: os.path.getmtime(gate_record_path(name, str(tmp_path))) for name in states}
+        assert ensure_gpu_gates(ckpt, str(tmp_path), str(small_features)) == states  # trusted: not checked again
+        assert first == {name: os.path.getmtime(gate_record_path(name, str(tmp_path))) for name in states}
+        chosen = resolve_gpu_model("auto", str(tmp_path), ckpt)
+        passed = [name for name in registry.GPU_AUTO_ORDER if states.get(name) == "passed"]
+        assert chosen.path == (passed[0] if passed else "gpu-fp32") and chosen.setting == "GPU_MODEL"
+    with faked(gpu="Tesla T4"):  # another GPU: its records say nothing here
+        other = resolve_gpu_model("auto", str(tmp_path), ckpt)
+        assert other.path == "gpu-fp32" and "its gate was checked on " + FAKED in other.reason
+
+
+# ---------------------------------------------------------------- the CUDA runtime
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_fp32_on_the_gpu_path_reproduces_pytorch(precision, small_inputs, small_features, reference):
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), precision=precision)
+        logits = model_logits(runtime, _features(small_features), 8, "tight")
+    assert logits.dtype == np.float32 and np.abs(logits - reference).max() <= EXPORT_TOLERANCE
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_runs_with_the_mask_in_its_dtype(precision, small_inputs, small_features, reference):
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), precision=precision)
+        logits = model_logits(runtime, _features(small_features), 8, "tight")
+    assert np.isfinite(logits).all() and 0 < np.abs(logits - reference).max() < 0.5
+    assert str(runtime.model.classifier.weight.dtype) == {"fp16": "torch.float16", "bf16": "torch.bfloat16"}[precision]
+
+
+def test_one_graph_per_padded_shape_captured_once_and_replayed(small_inputs, monkeypatch):
+    from tinybert.runtimes import cuda
+
+    captured = []
+    real_capture = cuda.FakedCudaDevice.capture
+    monkeypatch.setattr(cuda.FakedCudaDevice, "capture",
+                        lambda self, forward, inputs: captured.append(tuple(inputs[0].shape))
+                        or real_capture(self, forward, inputs))
+    ids = np.full((3, 11), 7, dtype=np.int64)
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+        assert runtime.padded_length(11) == 16 and runtime.padded_length(16) == 16 and runtime.padded_length(1) == 8
+        first = runtime.run(ids, np.zeros_like(ids), np.ones_like(ids))
+        short = runtime.run(ids[:, :9], np.zeros_like(ids[:, :9]), np.ones_like(ids[:, :9]))  # the same shape
+        again = runtime.run(ids, np.zeros_like(ids), np.ones_like(ids))
+        assert captured == [(3, 16)] and runtime.shapes == [(3, 16)]
+        assert np.array_equal(first, again) and not np.array_equal(first, short)  # the padding is cleared
+        seconds = runtime.warm_up([(2, 30), (3, 12), (2, 31)])
+        assert seconds > 0 and runtime.shapes == [(2, 32), (3, 16)] and captured == [(3, 16), (2, 32)]
+        assert runtime.warm_up([(2, 30)]) == 0.0  # nothing new to capture
+
+
+def test_a_padded_call_equals_the_unpadded_one(small_inputs, small_features, reference):
+    """Lengths round up to GPU_LENGTH_STEP with mask 0: the logits stay PyTorch's."""
+    arrays = _features(small_features)
+    rows = np.arange(5)
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), length_step=64)
+        out = runtime.run(*(a[rows, :13] for a in arrays))
+    full = open_runtime("pytorch", str(small_inputs.checkpoint)).run(*(a[rows, :13] for a in arrays))
+    assert np.abs(out - full).max() <= EXPORT_TOLERANCE and runtime.shapes == [(5, 64)]
+
+
+def test_the_compiled_path_compiles_each_shape_once_outside_the_passes(small_inputs):
+    """On a faked GPU torch.compile only traces (backend eager): Inductor's kernels need the device."""
+    ids = np.full((2, 8), 5, dtype=np.int64)
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="max-autotune")
+        assert not runtime.graphs
+        assert runtime.warm_up([(2, 8)]) > 0
+        eager = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+        assert np.abs(runtime.run(ids, ids * 0, ids * 0 + 1) - eager.run(ids, ids * 0, ids * 0 + 1)).max() < 1e-5
+
+
+def test_options_are_checked(small_inputs):
+    with faked(gpu=H200):
+        with pytest.raises(UsageError, match="expected precision fp32, tf32, fp16, bf16, got 'int8'"):
+            open_runtime("pytorch-cuda", str(small_inputs.checkpoint), precision="int8")
+        with pytest.raises(UsageError, match="expected compile_mode None or default, max-autotune"):
+            open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="fast")
+    with faked(without=["torch_cuda"]):
+        with pytest.raises(BackendUnavailableError, match="expected a CUDA device torch can use"):
+            open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+
+
+@pytest.mark.skipif(not capabilities._real_gpus(), reason="needs a CUDA device torch can use: runs the graph "
+                                                          "capture, pinned copies and TF32 switch a faked GPU leaves out")
+def test_a_real_cuda_device(small_inputs, small_features, reference):
+    arrays = _features(small_features)
+    for precision in ("fp32", "fp16"):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), precision=precision)
+        logits = model_logits(runtime, arrays, 8, "tight")
+        assert not runtime.device.faked and runtime.shapes
+        limit = EXPORT_TOLERANCE if precision == "fp32" else 0.5
+        assert np.abs(logits - reference).max() <= limit
+        assert np.array_equal(logits, model_logits(runtime, arrays, 8, "tight"))  # replayed graphs, same outputs
+
+
+# ---------------------------------------------------------------- the steps on the GPU
+
+def test_the_eval_table_adds_the_gpu_column(tmp_path):
+    from tinybert.steps.report import build_table
+
+    for bs, fps in ((1, 100.0), (8, 400.0)):
+        (tmp_path / f"bs{bs}_accuracy.json").write_text(json.dumps(
+            {"accuracy": 80.0, "num_samples": 10, "result_dir": "r"}))
+        (tmp_path / f"bs{bs}_perf.json").write_text(json.dumps(
+            {"requests_in_flight": 1, "throughput": fps, "spread": {"throughput": [fps - 1, fps + 1]},
+             "ort_model": {"requested": "auto", "path": "gpu-fp16", "reason": "gate passed", "setting": "GPU_MODEL"}}))
+    (tmp_path / "bs8_gpu_perf.json").write_text(json.dumps(
+        {"requests_in_flight": 1, "throughput": 900.0, "spread": {"throughput": [890.0, 910.0]}, "device": FAKED,
+         "ort_model": {"requested": "gpu-fp32", "path": "gpu-fp32", "reason": "", "setting": "GPU_MODEL"}}))
+    table = build_table(str(tmp_path), [1, 8], "gpu", "ckpt", accuracy_ort_model="gpu-fp32")
+    assert f"| GPU性能 ({FAKED}, gpu-fp32) (fps) |" in table
+    assert "| TinyBERT (bs1) | - | 80.00 | 10 | 100 (99–101) | - |" in table
+    assert "| TinyBERT (bs8) | - | 80.00 | 10 | 400 (399–401) | 900 (890–910) |" in table
+    assert "GPU_MODEL=auto: 性能列 (speed) ran gpu-fp16" in table and "no CPU matrix-multiply rate" in table
+    record = json.loads((tmp_path / "table.json").read_text())
+    assert record["gpu_column"]["device"] == FAKED and record["rows"][1]["gpu_throughput"] == 900.0
+
+
+def test_without_a_gpu_the_table_has_no_gpu_column(tmp_path):
+    from tinybert.steps.report import gpu_column
+
+    assert gpu_column(str(tmp_path), [1, 8]) is None
+
+
+def test_ray_actors_ask_for_a_gpu_on_a_gpu_path():
+    from types import SimpleNamespace
+
+    from tinybert.classify import ray_engine
+
+    options = SimpleNamespace(actor_cpus=2, actors=None)
+    gpu_job, cpu_job = SimpleNamespace(path="gpu-fp16"), SimpleNamespace(path="fast")
+    assert ray_engine.actor_resources(gpu_job, options) == {"num_cpus": 2, "num_gpus": 1}
+    assert ray_engine.actor_resources(cpu_job, options) == {"num_cpus": 2}
+    ray = SimpleNamespace(cluster_resources=lambda: {"CPU": 16.0, "GPU": 2.0})
+    assert ray_engine.actor_count(ray, options, 10, gpu_job) == 2 and ray_engine.actor_count(ray, options, 10, cpu_job) == 8
+
+
+def test_classify_on_the_gpu_writes_the_cpu_paths_output(tmp_path, small_inputs, monkeypatch):
+    """The fp32 GPU path and the fp32 CPU path label every sentence alike; the output format is the same."""
+    from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
+
+    monkeypatch.chdir(tmp_path)
+    common = dict(input_path=str(small_inputs.tsv), ckpt_dir=str(small_inputs.checkpoint), model_dir=str(tmp_path),
+                  chunk_sentences=16, progress=False)
+    cpu = classify_corpus(ClassifyOptions(output="cpu.tsv", ort_model="fast", backend="onnxruntime", **common))
+    with faked(gpu=H200):
+        gpu = classify_corpus(ClassifyOptions(output="gpu.tsv", gpu_model="gpu-fp32", backend="auto", **common))
+    assert gpu["sentences"] == cpu["sentences"] == small_inputs.count
+    cpu_rows = [line.split("\t") for line in Path("cpu.tsv").read_text().splitlines()]
+    gpu_rows = [line.split("\t") for line in Path("gpu.tsv").read_text().splitlines()]
+    assert [r[:2] for r in gpu_rows] == [r[:2] for r in cpu_rows]
+    assert max(abs(float(a[2]) - float(b[2])) for a, b in zip(gpu_rows[1:], cpu_rows[1:])) <= 1e-4
+    assert not list(tmp_path.glob(".*.classify"))
+
+
+def test_postprocess_scores_alike_without_scikit_learn():
+    from tinybert.steps.postprocess import _binary_metrics, classification_metrics
+
+    rng = np.random.default_rng(0)
+    labels, predictions = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    ours, theirs = _binary_metrics(labels, predictions), classification_metrics(labels, predictions)
+    assert ours["confusion_matrix"] == theirs["confusion_matrix"] and ours["correct"] == theirs["correct"]
+    assert ours["accuracy"] == pytest.approx(theirs["accuracy"]) and ours["f1"] == pytest.approx(theirs["f1"])
+    assert _binary_metrics(np.zeros(3, int), np.zeros(3, int))["f1"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_shell_steps_run_on_a_faked_gpu(tmp_path, small_inputs):
+    """ais_inference.sh writes the ais_bench result folder from the GPU, postprocess scores it, perf_gpu.sh prints the
+    card's throughput line and its JSON names the device; without a GPU perf_gpu.sh says there is no GPU stack."""
+    env = {"GLUE_DIR": str(small_inputs.tsv.parent), "CKPT_DIR": str(small_inputs.checkpoint), FAKE_GPU_ENV: H200,
+           **QUICK_PERF, "LOOP": "2"}
+    assert run_script("preprocess_data.sh", cwd=tmp_path, env=env).returncode == 0
+    proc = run_script("ais_inference.sh", "8", cwd=tmp_path, env={**env, "OUTPUT_DIRNAME": "gpu"})
+    assert proc.returncode == 0, proc.stderr
+    assert "[INFO] BACKEND=auto -> gpu" in proc.stderr and "runtime: pytorch-cuda on GPU 0" in proc.stdout
+    summary = json.loads((tmp_path / "result" / "gpu_summary.json").read_text())
+    assert summary["args"]["backend"] == "pytorch-cuda" and summary["args"]["call_tokens"] == 0
+    scored = run_script("postprocess_data.sh", "gpu", cwd=tmp_path, env=env)
+    assert scored.returncode == 0 and "[INFO] accuracy:" in scored.stdout
+    ran = run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
+                  input_arg(tmp_path / "bert_bin"), "--output", tmp_path / "result", "--output_dirname", "cpu",
+                  "--batchsize", "8", "--no_progress", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    compared = run_script("compare.sh", "cpu", "gpu", cwd=tmp_path, env=env)
+    assert compared.returncode == 0 and "100.00%" in compared.stdout, compared.stdout
+    perf = run_script("perf_gpu.sh", "4", "--json_out", "g.json", cwd=tmp_path, env=env)
+    assert perf.returncode == 0, perf.stderr
+    assert "[INFO] backend: gpu (PyTorch CUDA, GPU_MODEL=gpu-fp32)" in perf.stdout
+    assert "[INFO] throughput 1000*batchsize.mean(4)/NPU_compute_time.mean(" in perf.stdout
+    record = json.loads((tmp_path / "g.json").read_text())
+    assert record["device"] == FAKED and record["workload"] == "full-length [4, 64] batch"
+    without = run_script("perf_gpu.sh", "4", cwd=tmp_path, env={**env, FAKE_GPU_ENV: "", "TINYBERT_WITHOUT": "torch_cuda"})
+    assert_clean_error(without, "no GPU stack here", "torch_cuda treated as not installed", code=3)
+
+
+# Packages a PyTorch GPU image lacks: the GPU check must not import them.
+NOT_ON_A_GPU_IMAGE = ("onnxsim", "openvino", "nncf", "sklearn", "ray", "matplotlib", "torchao")
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked: not on a GPU image)", name=name)
+sys.meta_path.insert(0, Block())
+import importlib.util
+_find = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a, **k: None if name.split('.')[0] in {blocked!r} else _find(name, *a, **k)
+sys.argv = ["tinybert", *sys.argv[1:]]
+from tinybert.cli.main import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_with_a_pytorch_image_alone(tmp_path, small_inputs):
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text(small_inputs.tsv.read_text(encoding="utf-8"), encoding="utf-8")
+    code = BLOCKER.format(blocked=NOT_ON_A_GPU_IMAGE)
+    proc = __import__("subprocess").run(
+        [sys.executable, "-c", code, "gpu-check", "--data_file", str(small_inputs.tsv), "--ckpt_dir",
+         str(small_inputs.checkpoint), "--corpus", str(corpus), "--work_dir", str(tmp_path / "check"),
+         "--batch_sizes", "1 4", "--seconds", "0", "--loop", "2", "--repeats", "2", "--no_progress"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), FAKE_GPU_ENV: H200}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "blocked" not in proc.stderr
+    record = json.loads((tmp_path / "check" / "gpu_check.json").read_text())
+    assert record["device"] == FAKED and record["fp32_vs_pytorch_cpu"]["within"]
+    fastest = record["fastest_gated"]["path"]
+    assert set(record["paths"]) == {"gpu-fp32", fastest} and set(record["paths"]["gpu-fp32"]["perf"]) == {"1", "4"}
+    assert record["classify"]["gpu-fp32"]["labels_same_as_fp32"] == 1.0
+    assert record["classify"]["gpu-fp32"]["sentences"] == small_inputs.count
+    assert "[SUMMARY] gpu-fp32 vs PyTorch eager on the CPU" in proc.stdout and "[SUMMARY] classify gpu-fp32" in proc.stdout
