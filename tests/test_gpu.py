@@ -278,6 +278,20 @@ def test_classify_on_the_gpu_writes_the_cpu_paths_output(tmp_path, small_inputs,
     assert not list(tmp_path.glob(".*.classify"))
 
 
+def test_predict_runs_on_the_gpu_where_auto_finds_one(tmp_path, small_inputs):
+    sentences = ["a very good movie", "the plot is awful"]
+    args = ("predict", *sentences, "--model_dir", small_inputs.checkpoint, "--backend", "auto", "--gpu_model",
+            "gpu-fp32", "--gates_dir", tmp_path)
+    gpu = run_cli(*args, cwd=tmp_path, env={FAKE_GPU_ENV: H200}, check=True)
+    cpu = run_cli(*args, cwd=tmp_path, env={"TINYBERT_WITHOUT": "torch_cuda"}, check=True)
+    assert "BACKEND=auto -> gpu" in gpu.stderr and "runtime: pytorch-cuda on GPU" in gpu.stderr
+    assert "BACKEND=auto -> onnxruntime" in cpu.stderr
+    labels = lambda out: [row.split("\t")[:2] for row in out.splitlines()]  # noqa: E731
+    assert labels(gpu.stdout) == labels(cpu.stdout) and len(gpu.stdout.splitlines()) == 3
+    refused = run_cli("predict", "x", "--model_dir", small_inputs.checkpoint, "--backend", "ais_bench", cwd=tmp_path)
+    assert_clean_error(refused, "expected BACKEND auto, gpu or onnxruntime for this step, got 'ais_bench'")
+
+
 def test_postprocess_scores_alike_without_scikit_learn():
     from tinybert.steps.postprocess import _binary_metrics, classification_metrics
 

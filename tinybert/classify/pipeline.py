@@ -73,8 +73,8 @@ def ensure_model(options: ClassifyOptions):
     model, exported first when missing or older than the weights (auto: every candidate, then its choice)."""
     from tinybert.export import Calibration, ensure_auto_models
     from tinybert.export import ensure_model as export_model
-    from tinybert.registry import AUTO, model_file, project_path
-    from tinybert.runtimes.route import resolve_ort_model
+    from tinybert.registry import AUTO
+    from tinybert.runtimes.route import ort_model_file
 
     if options.backend == "gpu":
         return _ensure_gpu_model(options)
@@ -84,14 +84,14 @@ def ensure_model(options: ClassifyOptions):
     if options.ort_model == AUTO:
         ensure_auto_models(options.ckpt_dir, options.model_dir, calibration=Calibration(calibration)
                            if has_calibration else None, seq_len=options.seq_len)
-    choice = resolve_ort_model(options.ort_model, options.model_dir)
-    kind = project_path(choice.path).model
+    chosen = ort_model_file(options.ort_model, options.model_dir, options.batch_size)
+    choice, kind = chosen.choice, chosen.path.model
     expect(kind != "int8_static" or has_calibration, ModelFileError,
            f"ORT_MODEL=int8_static: the static int8 model is calibrated on a training TSV: set CALIB_FILE to one "
            f"(got {calibration!r}), or run CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
     if choice.reason:  # auto: its candidates were exported just now
         print(choice.line())
-        return choice, model_file(choice.path, options.model_dir, options.batch_size)
+        return choice, chosen.model
     model = export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
                          calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
     return choice, model

@@ -210,6 +210,13 @@ def _predict(argv, prog):
                    help=f"tokens per sentence (default: the model's fixed length, else {SEQ_LEN})")
     p.add_argument("--threads", type=positive_int, default=None, help="threads in all (default: physical cores)")
     p.add_argument("--requests", default=None, help="REQUESTS, with --onnx: calls in flight at once")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="BACKEND, with --model_dir: gpu runs GPU_MODEL's path on the CUDA GPU, auto where torch sees "
+                        "one; otherwise PyTorch eager on the CPU (--onnx: ONNX Runtime)")
+    p.add_argument("--gpu_model", default=default("GPU_MODEL", "predict.sh"), help="GPU_MODEL, on the GPU")
+    p.add_argument("--gates_dir", default=DEFAULTS["MODEL_DIR"],
+                   help="MODEL_DIR: where GPU_MODEL=auto reads (and writes) the GPU paths' gate records")
+    p.add_argument("--device", type=_device, default=None, help="DEVICE: the CUDA GPU")
     a = p.parse_args(argv)
     from tinybert.steps.predict import predict, print_predictions, read_sentences
 
@@ -219,9 +226,30 @@ def _predict(argv, prog):
     if a.onnx:
         onnx, runtime = _predict_model(a.onnx, a.ort_model)
     sentences = read_sentences(a.sentences, sys.stdin)
+    plan = None if a.onnx or not a.model_dir else _predict_gpu(a)
     print_predictions(predict(sentences, model_dir=a.model_dir, onnx=onnx, vocab_file=a.vocab_file,
                               max_seq_length=a.max_seq_length, threads=a.threads, runtime=runtime,
-                              requests=a.requests))
+                              requests=a.requests, plan=plan))
+
+
+def _predict_gpu(a):
+    """predict's GPU plan where BACKEND picks the GPU (auto: where torch sees one), else None: PyTorch on the CPU."""
+    from tinybert.registry import AUTO, Request
+    from tinybert.runtimes.route import explain_backend, plan_gpu
+
+    request = Request(model_dir=a.gates_dir, ckpt_dir=a.model_dir, gpu_model=a.gpu_model)
+    name, why = explain_backend(a.backend, [], request, among=("gpu", "onnxruntime"))
+    if a.backend == "auto":
+        print(f"[INFO] BACKEND=auto -> {name} ({why})", file=sys.stderr)
+    if name != "gpu":
+        return None
+    if a.gpu_model == AUTO:
+        from tinybert.export.gpu import ensure_gpu_gates
+
+        ensure_gpu_gates(a.model_dir, a.gates_dir, device=a.device)
+    plan = plan_gpu(request, threads=a.threads, device=a.device)
+    print(f"{plan.choice.line()}: {plan.describe()}", file=sys.stderr)
+    return plan
 
 
 def _predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
@@ -229,15 +257,13 @@ def _predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
     as named, on its path's runtime (auto: ONNX Runtime's); the choice goes to stderr."""
     import os
 
-    from tinybert.registry import AUTO, model_file, project_path
-    from tinybert.runtimes.route import resolve_ort_model
+    from tinybert.registry import AUTO, project_path
+    from tinybert.runtimes.route import ort_model_file
 
     if os.path.isdir(onnx):
-        choice = resolve_ort_model(ort_model, onnx)
-        path = project_path(choice.path)
-        model = model_file(path.name, onnx)
-        print(f"{choice.line()}: {model} on {path.runtime}", file=sys.stderr)
-        return model, path.runtime
+        chosen = ort_model_file(ort_model, onnx)
+        print(f"{chosen.choice.line()}: {chosen.model} on {chosen.path.runtime}", file=sys.stderr)
+        return chosen.model, chosen.path.runtime
     if ort_model == AUTO:
         print(f"[INFO] ORT_MODEL=auto: {onnx} is one file, run as named on onnxruntime (name a folder to let auto "
               "choose)", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError, expect
 from tinybert import registry
@@ -82,6 +82,22 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
         passed_over.append(f"{candidate}: {why}")
     return OrtModelChoice(value, GPU_AUTO_ORDER[-1], "no faster path's gate passed here: " + "; ".join(passed_over),
                           setting="GPU_MODEL")
+
+
+@dataclass(frozen=True)
+class SettingModel:
+    """What an ORT_MODEL value comes to: the choice (auto resolved), its path, and the path's model file."""
+
+    choice: OrtModelChoice
+    path: registry.RunPath
+    model: str
+
+
+def ort_model_file(value: str, model_dir: str = ".", batch_size: int | None = None) -> SettingModel:
+    """ORT_MODEL's path and its model file in `model_dir`: the one place the setting becomes a model."""
+    choice = resolve_ort_model(value, model_dir)
+    path = project_path(choice.path)
+    return SettingModel(choice, path, model_file(path.name, model_dir, batch_size))
 
 
 @dataclass(frozen=True)
@@ -166,17 +182,15 @@ def plan_settings(backend_name: str, request: Request, batch_size: int | None, *
            f"{alternatives(['onnxruntime', 'gpu', 'cann'])})")
     if backend_name == "gpu":
         return plan_gpu(request, threads=threads, device=device)
-    choice = resolve_ort_model(request.ort_model, request.model_dir) if backend_name == "onnxruntime" else None
-    if choice is not None:
-        request = replace(request, ort_model=choice.path)
-    model = backend_model(backend_name, request, batch_size)
-    what = f"ORT_MODEL={request.ort_model}" if backend_name == "onnxruntime" else "BACKEND=cann"
+    chosen = ort_model_file(request.ort_model, request.model_dir, batch_size) if backend_name == "onnxruntime" else None
+    model = chosen.model if chosen else backend_model(backend_name, request, batch_size)
+    what = f"ORT_MODEL={chosen.path.name}" if chosen else "BACKEND=cann"
     expect(os.path.isfile(model), ModelFileError, f"{model}: expected the ONNX model for {what}, found no such file "
                                                   f"(run test/pth2onnx.sh {batch_size or '<batch_size>'})")
-    if backend_name == "cann":
+    if chosen is None:
         return plan_model("cann", model, threads=threads, device=device)
-    path = project_path(request.ort_model)
-    return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name, choice)
+    path = chosen.path
+    return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name, chosen.choice)
 
 
 def plan_gpu(request: Request, *, threads: int | None = None, device: int | None = None) -> RunPlan:
@@ -186,8 +200,8 @@ def plan_gpu(request: Request, *, threads: int | None = None, device: int | None
     expect(os.path.isdir(request.ckpt_dir), ModelFileError,
            f"{request.ckpt_dir}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
            "folder")
-    return RunPlan(path.runtime, request.ckpt_dir, _options(path.runtime, path, threads, device=device), path.name,
-                   choice)
+    return RunPlan(path.runtime, request.ckpt_dir, _options(path.runtime, path, threads, device=device or 0),
+                   path.name, choice)
 
 
 def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple[int, str]]:
@@ -195,6 +209,13 @@ def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple
         return []
     paths = [(bs, backend_model(entry.name, request, bs)) for bs in batch_sizes]
     return [(bs, path) for bs, path in paths if not os.path.exists(path)]
+
+
+def _found(entry: Backend) -> list[str]:
+    """What a chosen backend found here, where the machine decides it (the GPU by name)."""
+    from tinybert.capabilities import gpu
+
+    return [f"{entry.name}: CUDA device 0 is {gpu(0).name}"] if "torch_cuda" in entry.needs else []
 
 
 def explain_backend(requested: str, batch_sizes, request: Request = Request(), among=None) -> tuple[str, str]:
@@ -211,7 +232,7 @@ def explain_backend(requested: str, batch_sizes, request: Request = Request(), a
             why = entry.unmet()
             missing = [] if why else _missing_models(entry, request, batch_sizes)
             if not why and not missing:
-                return entry.name, "; ".join(passed_over) or "the first backend auto tries"
+                return entry.name, "; ".join(passed_over + _found(entry)) or "the first backend auto tries"
             passed_over.append(f"{entry.name}: {why or 'no model ' + missing[0][1]}")
         raise BackendUnavailableError(f"expected a usable backend among "
                                       f"{alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none "

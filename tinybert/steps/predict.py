@@ -69,10 +69,12 @@ def read_sentences(args: list[str], stdin: TextIO) -> list[str]:
 
 
 def _open_runtime(model_dir: str | None, onnx: str | None, threads: int | None, runtime: str = "onnxruntime",
-                  requests: int | str | None = None):
+                  requests: int | str | None = None, plan=None):
     expect((model_dir is None) != (onnx is None), UsageError,
            "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
            f"got {'both' if model_dir and onnx else 'neither'}")
+    if plan is not None:  # the checkpoint on the GPU (runtimes.route.plan_gpu)
+        return plan.open()
     if onnx is not None:
         return plan_model(runtime, onnx, threads=threads, requests=requests).open()
     return plan_model("pytorch", model_dir, threads=threads).open()
@@ -90,8 +92,8 @@ def _sequence_length(runner, requested: int | None, model_path: str) -> int:
 def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None = None,
             vocab_file: str | None = None, max_seq_length: int | None = None,
             threads: int | None = None, runtime: str = "onnxruntime",
-            requests: int | str | None = None) -> list[Prediction]:
-    runner = _open_runtime(model_dir, onnx, threads, runtime, requests)
+            requests: int | str | None = None, plan=None) -> list[Prediction]:
+    runner = _open_runtime(model_dir, onnx, threads, runtime, requests, plan)
     model_path = onnx or model_dir
     vocab_file = vocab_file or vocab_path(model_dir or default("CKPT_DIR"))
     seq_len = _sequence_length(runner, max_seq_length, model_path)
