@@ -327,6 +327,7 @@ def test_the_shell_steps_run_on_a_faked_gpu(tmp_path, small_inputs):
     assert perf.returncode == 0, perf.stderr
     assert "[INFO] backend: gpu (PyTorch CUDA, GPU_MODEL=gpu-fp32)" in perf.stdout
     assert "[INFO] throughput 1000*batchsize.mean(4)/NPU_compute_time.mean(" in perf.stdout
+    assert "[INFO] 1 shape(s) captured or compiled in " in perf.stdout  # before the timing, never in it
     record = json.loads((tmp_path / "g.json").read_text())
     assert record["device"] == FAKED and record["workload"] == "full-length [4, 64] batch"
     without = run_script("perf_gpu.sh", "4", cwd=tmp_path, env={**env, FAKE_GPU_ENV: "", "TINYBERT_WITHOUT": "torch_cuda"})

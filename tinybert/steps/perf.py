@@ -128,7 +128,10 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
         batches = [Batch(np.arange(batch_size), length)]
         workload = f"full-length [{batch_size}, {length}] batch"
     requests = runner.requests
-    runner.warm_up(batch_shapes(batches))  # a runtime that captures or compiles per shape does it now, untimed
+    shapes = batch_shapes(batches)
+    prepared = runner.warm_up(shapes)  # a runtime that captures or compiles per shape does it now, untimed
+    if prepared:
+        print(f"[INFO] {len(shapes)} shape(s) captured or compiled in {prepared:.2f} s before the timing (not timed)")
     run_batches(runner.run, arrays, [batches[i % len(batches)] for i in range(warmup)], requests=requests)
     pass_samples = sum(len(b.indices) for b in batches)
     rows = rows_per_call(batches)
@@ -157,7 +160,7 @@ def measure(model_path: str, batch_size: int, loop: int | None = None, warmup: i
               "rows_per_call": rows, "call_tokens": call_tokens,
               "throughput": fps["median"], "wall_clock_samples_per_s": wall["median"],
               "spread": {"throughput": [fps["min"], fps["max"]], "wall_clock_samples_per_s": [wall["min"], wall["max"]]},
-              "min_seconds": min_seconds, "repeats": [r.figures() for r in done]}
+              "min_seconds": min_seconds, "repeats": [r.figures() for r in done], "prepare_seconds": prepared}
     if ort_model is not None:  # the path the settings' ORT_MODEL named (auto: chosen, and why)
         report["ort_model"] = ort_model
     if device_name is not None:  # the GPU it ran on: the table's GPU column is headed with it
