@@ -371,3 +371,20 @@ def test_the_gpu_check_runs_with_a_pytorch_image_alone(tmp_path, small_inputs):
     assert record["classify"]["gpu-fp32"]["labels_same_as_fp32"] == 1.0
     assert record["classify"]["gpu-fp32"]["sentences"] == small_inputs.count
     assert "[SUMMARY] gpu-fp32 vs PyTorch eager on the CPU" in proc.stdout and "[SUMMARY] classify gpu-fp32" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_the_gpu_rows(small_inputs, tmp_path):
+    """G and Gh beside A on a faked GPU: capture time kept out of the passes, gated like the CPU paths, no CPU roofline."""
+    proc = run_cli("benchmark", "--model_dir", small_inputs.checkpoint, "--data_file", small_inputs.tsv, "--output",
+                   tmp_path, "--batch_sizes", "4", "--repeats", "1", "--rows", "G,Gh", "--no_plot", cwd=tmp_path,
+                   env={FAKE_GPU_ENV: H200})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("benchmark-")]
+    rows = {r["row"]: r for r in json.loads((folder / "benchmark.json").read_text())["results"]}
+    assert set(rows) == {"A", "G", "Gh"}
+    assert rows["G"]["max_abs_diff_to_A"] <= EXPORT_TOLERANCE and rows["G"]["gate"] == "exact"
+    assert rows["Gh"]["gate"] == "reduced" and rows["Gh"]["agreement_with_A"] >= 0.9
+    assert all(rows[key]["on_gpu"] and rows[key]["roofline_fraction"] is None for key in ("G", "Gh"))
+    assert all(rows[key]["compile_s"] > 0 for key in ("G", "Gh"))  # the graphs' capture, before the passes
+    assert rows["A"]["roofline_fraction"] is not None

@@ -176,6 +176,11 @@ def test_compiled_bf16_agrees_with_eager_fp32(small_inputs, data, eager_fp32):
 @pytest.mark.slow
 def test_the_int8_row_compiles_once_and_agrees_with_fp32(small_inputs, data, eager_fp32):
     pytest.importorskip("torchao")
+    from tinybert.capabilities import current
+
+    unmet = current().unmet("torchao")  # the benchmark skips the row for the same reason
+    if unmet:
+        pytest.skip(unmet)
     backend = open_path("PTq8", threads=1, ckpt_dir=str(small_inputs.checkpoint))
     assert (backend.compile, backend.quantize, backend.cls_only, backend.compile_mode) == (True, "int8", True, None)
     assert backend.warm_up([(ONE_BATCH, data[0][0].shape[1])]) > 0 and backend.compiling_calls == 1

@@ -300,23 +300,55 @@ def quiet_torchao() -> None:
         logging.getLogger(name).addFilter(lambda record, text=text: text not in str(record.msg))
 
 
+# The most an int8 linear layer may be off, as a fraction of its fp32 output's largest value: int8 rounding stays
+# well inside it, a kernel that saturates its int16 sums (AVX2 without VNNI, frozen weights) does not.
+TORCHAO_MAX_ERROR = 0.05
+
+
 @lru_cache(maxsize=1)
 def torchao_int8_fails() -> str | None:
-    """Why torchao's int8 dynamic quantization cannot run on this CPU (a small linear layer tried once), or None."""
-    quiet_torchao()
+    """Why torchao's int8 dynamic quantization cannot run on this CPU as the PTq8 row runs it (a small linear layer,
+    eager and under torch.compile with frozen weights, tried once against fp32), or None."""
     try:
-        import torch
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-        layer = torch.nn.Sequential(torch.nn.Linear(64, 64)).eval()
-        quantize_(layer, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
-        with torch.inference_mode():
-            out = layer(torch.ones(4, 64))
+        eager, compiled = torchao_int8_errors()
     except Exception as exc:  # noqa: BLE001 - any failure means the row cannot run here; its reason is the note
         first = (str(exc).strip().splitlines() or [""])[0]
         return f"torchao is installed but its int8 quantization fails here: {type(exc).__name__}: {first}"
-    finite = bool(torch.isfinite(out).all())
-    return None if finite else "torchao is installed but its int8 linear gives non-finite output here"
+    if not eager < float("inf") or not compiled < float("inf"):
+        return "torchao is installed but its int8 linear gives non-finite output here"
+    if compiled > TORCHAO_MAX_ERROR:
+        return (f"torchao is installed but its int8 linear under torch.compile with frozen weights is off by "
+                f"{compiled:.1%} of the fp32 output here (eager int8: {eager:.1%}; at most {TORCHAO_MAX_ERROR:.0%}): "
+                f"the row would time a wrong model on this CPU ({current().cpu_class})")
+    return None
+
+
+def torchao_int8_errors() -> tuple[float, float]:
+    """A small linear layer's int8 output, eager and compiled with frozen weights, off from fp32 by these fractions
+    of the fp32 output's largest value (inf where not finite)."""
+    quiet_torchao()
+    import torch
+    import torch._inductor.config as inductor
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Linear(64, 64)).eval()
+    x = torch.randn(8, 64, generator=generator)
+    with torch.inference_mode():
+        reference = layer(x)
+    quantize_(layer, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+    frozen, inductor.freezing = inductor.freezing, True
+    try:
+        with torch.inference_mode():
+            eager, compiled = layer(x), torch.compile(layer)(x)
+    finally:
+        inductor.freezing = frozen
+
+    def error(out) -> float:
+        return float((out - reference).abs().max() / reference.abs().max()) if torch.isfinite(out).all() else \
+            float("inf")
+
+    return error(eager), error(compiled)
 
 
 def _hidden() -> frozenset:
