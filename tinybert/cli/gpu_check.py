@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
+from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, non_negative_int, positive_int
 from tinybert.settings import PERF_REPEATS, SEQ_LEN
 
 STEPS = StepTable()
@@ -28,7 +28,7 @@ def _gpu_check(argv, prog):
     p.add_argument("--loop", type=positive_int, default=None, help="perf's calls per repeat at least (default: "
                                                                    "BACKEND=gpu's LOOP)")
     p.add_argument("--repeats", type=positive_int, default=PERF_REPEATS, help="perf repeats (median, min-max)")
-    p.add_argument("--device", type=int, default=None, help="DEVICE: the CUDA GPU")
+    p.add_argument("--device", type=non_negative_int, default=None, help="DEVICE: the CUDA GPU")
     p.add_argument("--json_out", default=None, help="the summary as JSON (default: <work_dir>/gpu_check.json)")
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
@@ -102,13 +102,12 @@ def _against_cpu(result_dir: str, bin_dir: str, ckpt_dir: str) -> dict:
     """The GPU fp32 logits against PyTorch eager on the CPU (the original's numerics), sample by sample."""
     import numpy as np
 
-    from tinybert.data.features import load_features
+    from tinybert.data.features import load_features, read_manifest
     from tinybert.results.resultdir import read_logits
     from tinybert.runtimes import open_runtime
     from tinybert.runtimes.runner import model_logits
     from tinybert.settings import EXPORT_TOLERANCE
     from tinybert.steps.postprocess import sample_stems
-    from tinybert.data.features import read_manifest
 
     features, _ = load_features(bin_dir)
     reference = model_logits(open_runtime("pytorch", ckpt_dir), features.batch(slice(None)), INFER_BATCH)
