@@ -16,8 +16,8 @@ from tinybert.data.features import FEATURE_DTYPE, MANIFEST_NAME, features_proven
 from tinybert.fileio import natural_key, os_errors_as
 from tinybert.progress import progress as progress_bar
 from tinybert.results.resultdir import ResultFolderWriter
-from tinybert.runtimes.runner import (CARD_BATCHES, latency_stats, plan, rows_per_call, run_batches, throughput, throughput_line,
-                     tokens_processed, wall_clock_line)
+from tinybert.runtimes.runner import (CARD_BATCHES, batch_shapes, latency_stats, plan, rows_per_call, run_batches,
+                                     throughput, throughput_line, tokens_processed, wall_clock_line)
 from tinybert.settings import CALL_TOKENS, default
 
 
@@ -118,6 +118,7 @@ def run_inference(model_path: str, input_dirs: list[str], output_root: str, batc
     batches, fill_to = plan(arrays, batch_size, runner.seq_len, runner.batch_size, bucket_edges,
                             source=os.path.dirname(input_dirs[-1]) or input_dirs[-1], call_tokens=call_tokens)
     rows = rows_per_call(batches, fill_to)
+    runner.warm_up(batch_shapes(batches))  # per-shape graphs or compiled code made before the per-call timing
     with os_errors_as(OutputError, f"write results under {output_root}"):
         writer = ResultFolderWriter(output_root, outfmt, output_dirname, started=started)
     out_names: dict[int, str] = {}
