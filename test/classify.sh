@@ -2,15 +2,22 @@
 # Classify a corpus of any size: a TSV (SST-2 layout, or --column NAME|INDEX) or plain text, one sentence per
 # line, into one TSV of index, label, p_negative, p_positive (--with_sentence adds the sentence), in input
 # order. Streaming and resumable: a killed run is continued by the same command. ENGINE=ray runs it on Ray
-# (RAY_ADDRESS joins a cluster). Options: python -m tinybert classify --help.
+# (RAY_ADDRESS joins a cluster). On a GPU the batch is GPU_CLASSIFY_BATCH unless CLASSIFY_BATCH is set, and
+# TOKENIZE_WORKERS tokenizes ahead of the model. Options: python -m tinybert classify --help.
 set -euo pipefail
+# Before the settings fill in the defaults: whether CLASSIFY_BATCH was set (it then holds on a GPU too).
+batch_given="${CLASSIFY_BATCH:+yes}"
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/classify.sh <input.tsv|input.txt> [--output FILE] [--overwrite] [--restart] [--with_sentence] [--format auto|tsv|text] [--column NAME|INDEX] [--label_column NAME|INDEX|none]" 1 100 "$@"
 
+batch=(--gpu_batch_size "$GPU_CLASSIFY_BATCH")
+if [[ -n "$batch_given" ]]; then
+  batch+=(--batch_size "$CLASSIFY_BATCH")
+fi
 # The settings first: options given after the input replace them.
 tinybert classify --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --backend "$BACKEND" \
   --gpu_model "$GPU_MODEL" --device "$DEVICE" \
-  --max_seq_length "$SEQ_LEN" --batch_size "$CLASSIFY_BATCH" --bucket_edges "$BUCKET_EDGES" --call_tokens "$CALL_TOKENS" \
+  --max_seq_length "$SEQ_LEN" "${batch[@]}" --bucket_edges "$BUCKET_EDGES" --call_tokens "$CALL_TOKENS" \
   --chunk_sentences "$CHUNK_SENTENCES" --engine "$ENGINE" --requests "$REQUESTS" --actor_cpus "$ACTOR_CPUS" \
-  --calibration_file "$CALIB_FILE" "$@"
+  --tokenize_workers "$TOKENIZE_WORKERS" --calibration_file "$CALIB_FILE" "$@"

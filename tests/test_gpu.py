@@ -172,6 +172,20 @@ def test_one_graph_per_padded_shape_captured_once_and_replayed(small_inputs, mon
         assert runtime.warm_up([(2, 30)]) == 0.0  # nothing new to capture
 
 
+def test_odd_row_counts_share_a_graph_and_drop_their_filler_rows(small_inputs, small_features, reference):
+    arrays = _features(small_features)
+    count = min(len(arrays[0]), 20)
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+        assert [runtime.padded_rows(r) for r in (1, 16, 17, 100, 4095, 4097)] == [1, 16, 18, 104, 4096, 4608]
+        whole = runtime.run(*(a[:count] for a in arrays))
+        fewer = runtime.run(*(a[:count - 1] for a in arrays))
+    assert whole.shape == (count, 2) and fewer.shape == (count - 1, 2)
+    assert len(runtime.shapes) == 1 and runtime.shapes[0][0] == runtime.padded_rows(count) > count - 1
+    assert np.abs(whole - reference[:count]).max() <= EXPORT_TOLERANCE
+    assert np.abs(fewer - reference[:count - 1]).max() <= EXPORT_TOLERANCE
+
+
 def test_a_padded_call_equals_the_unpadded_one(small_inputs, small_features, reference):
     """Lengths round up to GPU_LENGTH_STEP with mask 0: the logits stay PyTorch's."""
     arrays = _features(small_features)
@@ -371,20 +385,8 @@ def test_the_gpu_check_runs_with_a_pytorch_image_alone(tmp_path, small_inputs):
     assert record["classify"]["gpu-fp32"]["labels_same_as_fp32"] == 1.0
     assert record["classify"]["gpu-fp32"]["sentences"] == small_inputs.count
     assert "[SUMMARY] gpu-fp32 vs PyTorch eager on the CPU" in proc.stdout and "[SUMMARY] classify gpu-fp32" in proc.stdout
-
-
-@pytest.mark.slow
-def test_the_benchmark_runs_the_gpu_rows(small_inputs, tmp_path):
-    """G and Gh beside A on a faked GPU: capture time kept out of the passes, gated like the CPU paths, no CPU roofline."""
-    proc = run_cli("benchmark", "--model_dir", small_inputs.checkpoint, "--data_file", small_inputs.tsv, "--output",
-                   tmp_path, "--batch_sizes", "4", "--repeats", "1", "--rows", "G,Gh", "--no_plot", cwd=tmp_path,
-                   env={FAKE_GPU_ENV: H200})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("benchmark-")]
-    rows = {r["row"]: r for r in json.loads((folder / "benchmark.json").read_text())["results"]}
-    assert set(rows) == {"A", "G", "Gh"}
-    assert rows["G"]["max_abs_diff_to_A"] <= EXPORT_TOLERANCE and rows["G"]["gate"] == "exact"
-    assert rows["Gh"]["gate"] == "reduced" and rows["Gh"]["agreement_with_A"] >= 0.9
-    assert all(rows[key]["on_gpu"] and rows[key]["roofline_fraction"] is None for key in ("G", "Gh"))
-    assert all(rows[key]["compile_s"] > 0 for key in ("G", "Gh"))  # the graphs' capture, before the passes
-    assert rows["A"]["roofline_fraction"] is not None
+    corpus_run = record["model_on_corpus"][fastest]  # the model alone on the corpus's features
+    assert corpus_run["sentences"] == small_inputs.count and corpus_run["sentences_per_s"] > 0
+    assert corpus_run["shapes"] >= 1 and corpus_run["prepare_s"] > 0 and len(corpus_run["passes_sentences_per_s"]) == 2
+    assert record["model_on_corpus"]["gpu-fp32"]["predictions_same_as_fp32"] == 1.0
+    assert f"[SUMMARY] model on the corpus, {fastest}:" in proc.stdout

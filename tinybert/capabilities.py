@@ -384,6 +384,8 @@ def require(package: str, purpose: str = ""):
 
 GPU_NEEDS = ("torch_cuda", "cuda_bf16")  # a CUDA device torch can use; one that computes bf16 (compute capability 8+)
 BF16_CAPABILITY = (8, 0)  # Ampere and later have bf16 tensor cores
+# A faked GPU's figures (an A100's), its name saying it is faked wherever they are shown.
+FAKED_GPU_SPEC = {"capability": BF16_CAPABILITY, "multiprocessors": 108, "clock_mhz": 1410.0}
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,8 @@ class Gpu:
     name: str
     capability: tuple  # (major, minor) compute capability
     faked: bool = False  # a FAKE_GPU_ENV / faked(gpu=...) device: the CUDA runtime computes on the CPU
+    multiprocessors: int = 0  # streaming multiprocessors (SMs): the roofline's peak
+    clock_mhz: float | None = None  # the highest SM clock reported (nvidia-smi, else torch), None where none is
 
     @property
     def bf16(self) -> bool:
@@ -421,8 +425,28 @@ def _real_gpus() -> tuple:
 
     if not torch.cuda.is_available():
         return ()
-    return tuple(Gpu(i, torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i)))
-                 for i in range(torch.cuda.device_count()))
+    found = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        torch_clock = getattr(props, "clock_rate", None)  # kHz, where this torch reports it
+        found.append(Gpu(i, props.name, (props.major, props.minor), multiprocessors=props.multi_processor_count,
+                         clock_mhz=_smi_max_clock_mhz(i) or (torch_clock / 1000.0 if torch_clock else None)))
+    return tuple(found)
+
+
+def _smi_max_clock_mhz(index: int) -> float | None:
+    """nvidia-smi's maximum SM clock of GPU `index`, or None where nvidia-smi is missing or says nothing usable."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        return float(out.splitlines()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def gpus() -> tuple:
@@ -432,7 +456,7 @@ def gpus() -> tuple:
         return ()
     fake = _fake_gpu_name()
     if fake is not None:  # named as faked wherever it is shown or recorded, so no figure passes for the real one's
-        return (Gpu(0, f"{fake} (faked: computed on the CPU)", BF16_CAPABILITY, faked=True),)
+        return (Gpu(0, f"{fake} (faked: computed on the CPU)", faked=True, **FAKED_GPU_SPEC),)
     return _real_gpus()
 
 

@@ -196,8 +196,8 @@ class RunPath:
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
     precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: an ORT_MODEL value; card: the card's static path, gated; variant: a project path with other options;
-    # baseline: the reference; peer: another runtime at its best; gpu-project: a GPU_MODEL value; gpu: ORT's GPU rows.
+    # project: ORT_MODEL's; card: the card's static path; variant: a project path varied; baseline / peer: the reference /
+    # another runtime at its best (gpu-baseline / gpu-peer: PyTorch on the GPU); gpu-project: GPU_MODEL's; gpu: ORT's.
     role: str = "project"
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
     needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped
@@ -222,16 +222,20 @@ class RunPath:
     @property
     def gate(self) -> str | None:
         """exact: within the export tolerance of PyTorch; reduced: the reduced-precision gate; None: not gated."""
-        if self.role in ("baseline", "peer", "gpu"):
+        if self.role in UNGATED_ROLES:
             return None
         return "exact" if self.precision == "fp32" else "reduced"
 
 
+UNGATED_ROLES = ("baseline", "peer", "gpu", "gpu-baseline", "gpu-peer")
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
 _TORCH_PEER = dict(runtime="pytorch-peer", model=CHECKPOINT, role="peer", cls_only=True)  # the PyTorch peers' common fields
 _CUDA = dict(runtime="pytorch-cuda", model=CHECKPOINT, role="gpu-project", cls_only=True, needs=("torch_cuda",),
              whole_batches=True)
+# PyTorch on the GPU without the project's CUDA graphs: each batch a plain call, as a torch user runs it.
+_CUDA_PEER = dict(runtime="pytorch-cuda", model=CHECKPOINT, role="gpu-peer", needs=("torch_cuda",), whole_batches=True,
+                  cls_only=True)
 PATHS = (
     RunPath(
         row="A",
@@ -533,10 +537,49 @@ PATHS = (
     ),
 )
 
+GPU_PEERS = (
+    RunPath(
+        row="GA",
+        name="gpu-eager-fp32",
+        title="PyTorch eager fp32 on the GPU (TF32 off, PyTorch's default), the whole model, length-bucketed: "
+        "the GPU rows' baseline",
+        **dict(_CUDA_PEER, role="gpu-baseline", cls_only=False),
+        options=(("graphs", False), ("cls_only", False)),
+    ),
+    RunPath(
+        row="GAh",
+        name="gpu-eager-fp16",
+        title="PyTorch eager fp16 on the GPU, last layer at [CLS] only, length-bucketed",
+        **_CUDA_PEER,
+        precision="fp16",
+        options=(("graphs", False), ("precision", "fp16")),
+    ),
+    RunPath(
+        row="GPc",
+        name="gpu-compile-fp16",
+        title="PyTorch torch.compile (mode default, Inductor, torch's dynamic shapes) fp16 on the GPU, last layer "
+        "at [CLS] only, length-bucketed",
+        **_CUDA_PEER,
+        precision="fp16",
+        options=(("precision", "fp16"), ("compile_mode", "default"), ("dynamic", None)),
+    ),
+    RunPath(
+        row="GPcm",
+        name="gpu-compile-fp16-max-autotune",
+        title="PyTorch torch.compile mode max-autotune (Inductor's tuned kernels and CUDA graphs, torch's dynamic "
+        "shapes) fp16 on the GPU, last layer at [CLS] only, length-bucketed",
+        **_CUDA_PEER,
+        precision="fp16",
+        options=(("precision", "fp16"), ("compile_mode", "max-autotune"), ("dynamic", None)),
+    ),
+)
+PATHS += GPU_PEERS
+
 # The GPU_MODEL=auto order, fastest first; the last (fp32) is the fallback, which needs no gate record.
 GPU_AUTO_ORDER = ("gpu-fp16", "gpu-bf16", "gpu-tf32", "gpu-fp32")
 GPU_AUTO_WHY = ("fp16 and bf16 run on the tensor cores at twice TF32's rate, fp16 first for its longer mantissa; "
-                "the compiled path is not tried (minutes of compiling per shape)")
+                "the compiled path only where the benchmark measured it fastest on this GPU (results/gpu_speed.py), which "
+                "then orders them all")
 
 
 @dataclass(frozen=True)

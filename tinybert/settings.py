@@ -104,6 +104,9 @@ SETTINGS = (
                                     "CALL_TOKENS positions, so bs 8-64 differ little "
                                     "(docs/measurements/benchmark-amd-2vcpu.md)",
             scripts=("classify.sh",)),
+    Setting("GPU_CLASSIFY_BATCH", "4096", "classify's batch on a GPU where CLASSIFY_BATCH is not set: length-sorted "
+                                          "in each chunk, each batch one CUDA graph at its length rounded up to 8",
+            scripts=("classify.sh", "classify_gpu_check.sh")),
     Setting("CHUNK_SENTENCES", "8192", "classify's unit of work, resuming and Ray tasks: smaller chunks cost more "
                                        "CPU, larger more memory; a kill loses one chunk at most "
                                        "(docs/measurements/chunk-sentences-2core-loaded.md)", scripts=("classify.sh",)),
@@ -111,6 +114,9 @@ SETTINGS = (
                                "cluster (RAY_ADDRESS) or a local one, with identical output", scripts=("classify.sh",)),
     Setting("ACTOR_CPUS", "1", "CPUs (and threads) of each Ray actor, one model session each: the local rule of "
                                "REQUESTS=auto, one call per core on one thread", scripts=("classify.sh",)),
+    Setting("TOKENIZE_WORKERS", "auto", "classify on a GPU tokenizes chunks ahead of the model on every core: auto, "
+                                        "the tokenizer's own threads in this process; N, N processes",
+            scripts=("classify.sh", "classify_gpu_check.sh")),
 )
 # Values a run computes, which defaults may refer to as {name}.
 RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
@@ -162,6 +168,7 @@ PERF_REPEATS = int(default("PERF_REPEATS"))
 CALL_TOKENS = int(default("CALL_TOKENS"))
 WARMUP = 5  # untimed calls before perf's timed loop: the first calls allocate and pack weights
 CLASSIFY_BATCH = int(default("CLASSIFY_BATCH"))
+GPU_CLASSIFY_BATCH = int(default("GPU_CLASSIFY_BATCH"))
 CHUNK_SENTENCES = int(default("CHUNK_SENTENCES"))
 ACTOR_CPUS = int(default("ACTOR_CPUS"))
 ENGINES = ("local", "ray")
@@ -202,6 +209,11 @@ ROOFLINE_TOKENS = 25
 ROOFLINE_MIN_TIME_S = 0.02
 ROOFLINE_SAMPLES = 5
 ROOFLINE_BUDGET_S = 1.0
+# Inductor's caches for the compiled GPU path (TORCHINDUCTOR_CACHE_DIR, torch's own variable, overrides it): a later
+# run reuses each shape's compiled code and autotuning instead of minutes of compiling.
+COMPILE_CACHE_DIR = "~/.cache/tinybert/torch-compile"
+GPU_BENCH_BATCH_SIZES = (1024, 4096)  # the benchmark's GPU rows also run here: where a GPU reaches its rate
+GPU_BENCH_MIN_BATCHES = 4  # at those sizes the data is repeated to this many batches: a rate, not one call
 GPU_LENGTH_STEP = 8  # GPU calls pad their length up to a multiple of this: fewer shapes to capture, masked exactly
 PEAK_FMA_PIPES = 2  # vector FMA pipes per core in the printed CPU peak: two on server cores (some Xeons have one)
 
@@ -215,6 +227,9 @@ def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -
     if "{bs}" in name and batch_size is None:
         raise UsageError(f"expected a batch size for the {kind} model {name}, got none")
     return os.path.join(model_dir, name.format(bs=batch_size))
+
+
+GPU_SPEED_RECORD_FILE = "gpu_speed.json"  # the benchmark's GPU figures per path, beside the gate records
 
 
 def gate_record_path(path: str, model_dir: str = ".") -> str:

@@ -14,8 +14,8 @@ from tinybert.errors import BackendUnavailableError, UsageError, expect
 from tinybert.fileio import reserve_dir
 from tinybert.registry import PATHS, RunPath, unmet_needs
 from tinybert.bench.roofline import Timing
-from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, OPSET, REPEATS, SEQ_LEN,
-                       TIMESTAMP_FORMAT, default)
+from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, GPU_BENCH_BATCH_SIZES,
+                               GPU_BENCH_MIN_BATCHES, OPSET, REPEATS, SEQ_LEN, TIMESTAMP_FORMAT, default)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class BenchmarkRun:
     roofline_timing: Timing = Timing()  # how the matrix-multiply rates are timed (tests: a quick one)
     work_dir: str | None = None  # where features and models are made and kept (None: a scratch folder)
     export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
+    gpu_batch_sizes: tuple[int, ...] = GPU_BENCH_BATCH_SIZES  # the GPU rows' extra batch sizes (data repeated)
+    record_dir: str | None = None  # where the GPU speed record goes (GPU_MODEL=auto reads it); None: MODEL_DIR
 
 
 # ---------------------------------------------------------------- rows
@@ -161,33 +163,37 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     rows, notes = select_rows(run)
     rows, failed = models.prepare(rows)
     notes += failed
+    gpu_sizes = tuple(bs for bs in run.gpu_batch_sizes if bs not in run.batch_sizes) if any(
+        p.on_gpu for p in rows) else ()
+    sizes = (*run.batch_sizes, *gpu_sizes)
     roofline = Roofline(load_bert_config(run.model_dir), threads, rows, mean_tokens=float(features.lengths.mean()),
-                        batch_sizes=run.batch_sizes, timing=run.roofline_timing)
+                        batch_sizes=run.batch_sizes, timing=run.roofline_timing, gpu_batch_sizes=gpu_sizes)
     print_header(run, roofline, threads, features)
     for note in notes:
         print(f"[INFO] {note}")
-    results = []
-    for bs in run.batch_sizes:
+    results, reference = [], None
+    for bs in sizes:
+        data = _repeated(features, arrays, bs, gpu_only=bs not in run.batch_sizes)
         timings = []
-        for path in list(rows):
+        for path in [p for p in rows if p.on_gpu or bs in run.batch_sizes]:
             try:
-                timings.append(RowTiming(path, models.runtime(path, bs), arrays, bs, run.call_tokens))
+                timings.append((path, RowTiming(path, models.runtime(path, bs), data.arrays, bs, run.call_tokens)))
             except BackendUnavailableError as exc:  # passed its needs, failed to open or compile: the rest go on
                 rows.remove(path)
                 notes.append(f"row {path.row} ({path.title}) skipped from bs{bs} on: {exc}")
                 print(f"[INFO] {notes[-1]}")
         for _ in range(run.repeats):  # round by round: drift hits every row alike
-            for timing in timings:
+            for _, timing in timings:
                 timing.one_pass()
-        reference, at_bs = None, []
-        for path, timing in zip(rows, timings):
+        at_bs = []
+        for path, timing in timings:
             figures = timing.figures()
             logits = figures.pop("logits")
-            reference = logits if path.role == "baseline" else reference
-            figures.update(_quality(logits, reference, features.labels))
+            reference = logits if path.role == "baseline" else reference  # A's, kept for the GPU-only sizes
+            figures.update(_quality(logits, np.tile(reference, (data.copies, 1)), data.labels))
             figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
             figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate, on_gpu=path.on_gpu,
-                           precision=path.precision, runtime=path.runtime)
+                           precision=path.precision, runtime=path.runtime, sentences=len(data.arrays[0]))
             at_bs.append(figures)
         lines = roofline.finish(bs, at_bs)  # the best of the batch size's rows counts, so rows print after
         for figures in at_bs:
@@ -197,7 +203,26 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         results += at_bs
     report = run_record(run, threads, roofline, notes=notes, features=features, results=results)
     report["checks"] = evaluate_targets(results)
+    if any(r["role"] == "gpu-project" for r in results):
+        from tinybert.bench.gpu_choice import write_speed_record
+
+        report["gpu_speed_record"] = write_speed_record(results, run.model_dir, run.record_dir or default("MODEL_DIR"))
     return report
+
+
+@dataclass(frozen=True)
+class _Data:
+    arrays: tuple
+    labels: np.ndarray | None
+    copies: int  # the run's sentences repeated this many times
+
+
+def _repeated(features, arrays, batch_size: int, gpu_only: bool) -> _Data:
+    """The run's sentences; at a GPU-only batch size repeated to GPU_BENCH_MIN_BATCHES batches (same order)."""
+    copies = max(1, -(-GPU_BENCH_MIN_BATCHES * batch_size // len(arrays[0]))) if gpu_only else 1
+    labels = features.labels
+    return _Data(tuple(np.tile(a, (copies, 1)) for a in arrays), None if labels is None else np.tile(labels, copies),
+                 copies)
 
 
 def _quality(logits, reference, labels) -> dict:

@@ -16,8 +16,11 @@ TARGETS = {
     "C_vs_peer_fp32": 1.0,  # the project's fp32 path over the fastest peer fp32 row, every batch size
     "int8_roofline_bs8plus": 0.60,  # the fastest int8 row's fraction of its engine's int8 rate, bs >= 8
     "larger_batch_not_slower": 1.0,  # a project row at a larger bs over its best at smaller ones, beyond the spread
+    "gpu_best_vs_peer": 1.0,  # the fastest gated GPU path over the fastest PyTorch GPU peer, every batch size
+    "gpu_best_vs_eager_bs1_64": 5.0,  # ... over PyTorch eager fp32 on the GPU (GA), bs 1 to 64
 }
 PROJECT_ROLES = ("project", "variant")
+GPU_EAGER_MAX_BS = 64  # where the eager-fp32 target applies: beyond it eager fp32 is GEMM-bound too
 
 
 def _check(name: str, value: float, target: float, met: bool | None = None, cause: str = "") -> dict:
@@ -52,6 +55,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
     for bs in sizes:
         rows = {row: r for (row, b), r in by.items() if b == bs}
         checks += _fp32_checks(bs, rows) + _gate_checks(bs, rows) + _peer_checks(bs, list(rows.values()))
+        checks += _gpu_checks(bs, rows)
     return checks + _batch_size_checks(results, sizes)
 
 
@@ -77,9 +81,10 @@ def _fp32_checks(bs: int, rows: dict) -> list[dict]:
 
 
 def _gate_checks(bs: int, rows: dict) -> list[dict]:
-    """Every gated row's gate, part by part."""
-    out, fp32_path = [], rows.get("C")
+    """Every gated row's gate, part by part; a GPU row's accuracy against the GPU's fp32 path where it ran."""
+    out = []
     for key, r in rows.items():
+        fp32_path = _fp32_path(rows, r)
         if r.get("gate") == "exact":
             out.append(_check(f"{key} max abs logit diff to A at bs{bs} (<= {EXPORT_TOLERANCE:g})",
                               r["max_abs_diff_to_A"], EXPORT_TOLERANCE, gates.exact(r["max_abs_diff_to_A"]),
@@ -87,7 +92,7 @@ def _gate_checks(bs: int, rows: dict) -> list[dict]:
         elif r.get("gate") == "reduced":
             drop = gates.accuracy_drop(r, fp32_path)
             if drop is not None:
-                out.append(_check(f"{key} accuracy drop vs C at bs{bs} (<= {MAX_ACCURACY_DROP} pt)", drop,
+                out.append(_check(f"{key} accuracy drop vs {fp32_path['row']} at bs{bs} (<= {MAX_ACCURACY_DROP} pt)", drop,
                                   MAX_ACCURACY_DROP, drop <= MAX_ACCURACY_DROP, cause=_disagreement(r)))
             out.append(_check(f"{key} agreement with A at bs{bs}", r["agreement_with_A"], MIN_AGREEMENT,
                               gates.reduced(r["agreement_with_A"]), cause=_disagreement(r)))
@@ -118,6 +123,31 @@ def _peer_checks(bs: int, rows: list[dict]) -> list[dict]:
         out.append(_check(f"fastest int8 row ({best['row']}) at bs{bs}: fraction of its engine's int8 "
                           f"matrix-multiply rate ({best['own_recipe']})", best["own_fraction"],
                           TARGETS["int8_roofline_bs8plus"], cause=_outside_gemms(best)))
+    return out
+
+
+def _fp32_path(rows: dict, r: dict) -> dict | None:
+    return rows.get("G") or rows.get("C") if r.get("on_gpu") else rows.get("C")
+
+
+def _gpu_checks(bs: int, rows: dict) -> list[dict]:
+    """The fastest gated GPU path against the fastest PyTorch GPU peer, and against eager fp32 on the GPU."""
+    ours = [r for r in rows.values() if r.get("role") == "gpu-project" and
+            gates.passes(r.get("gate"), r, _fp32_path(rows, r))]
+    peers = [r for r in rows.values() if r.get("role") == "gpu-peer"]
+    eager = next((r for r in rows.values() if r.get("role") == "gpu-baseline"), None)
+    if not ours:
+        return []
+    best, out = max(ours, key=_speed), []
+    if peers:
+        peer = max(peers, key=_speed)
+        out.append(_check(f"fastest gated GPU path ({best['row']}) / fastest PyTorch GPU peer ({peer['row']}) at bs{bs}",
+                          best["sentences_per_s"] / peer["sentences_per_s"], TARGETS["gpu_best_vs_peer"],
+                          cause=_versus(best, peer)))
+    if eager and bs <= GPU_EAGER_MAX_BS:
+        out.append(_check(f"fastest gated GPU path ({best['row']}) / PyTorch eager fp32 on the GPU ({eager['row']}) "
+                          f"at bs{bs}", best["sentences_per_s"] / eager["sentences_per_s"],
+                          TARGETS["gpu_best_vs_eager_bs1_64"], cause=_versus(best, eager)))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from tinybert.fileio import write_json_atomic, write_text_atomic
+from tinybert.settings import GPU_BENCH_MIN_BATCHES
 
 
 def _shown_path(path: str) -> str:
@@ -29,8 +30,11 @@ def print_header(run, roofline, threads: int, features) -> None:
     print(f"[INFO] machine: {machine_line(describe_machine(), threads)}")
     for line in roofline.header():
         print(f"[INFO] {line}")
+    gpu_only = [bs for bs in roofline.m_values if bs not in run.batch_sizes]
     print(f"[INFO] {len(lengths)} sentences of {run.data_file}, real length mean {lengths.mean():.2f} / max "
-          f"{lengths.max()} tokens; batch sizes {' '.join(map(str, run.batch_sizes))}; median of {run.repeats} pass(es)")
+          f"{lengths.max()} tokens; batch sizes {' '.join(map(str, run.batch_sizes))}"
+          + (f", GPU rows also at {' '.join(map(str, gpu_only))} (the sentences repeated to {GPU_BENCH_MIN_BATCHES} "
+             "batches)" if gpu_only else "") + f"; median of {run.repeats} pass(es)")
 
 
 def _percent(fraction: float | None) -> str:
@@ -70,13 +74,15 @@ def markdown(report: dict) -> str:
         "",
         *(f"- {line}" for line in report.get("roofline_best_lines", [])),
         "",
-        "| bs | row | sentences/s | x A | in flight | p50 ms | p99 ms | accuracy % | agree with A % | "
+        "| bs | row | sentences/s | x A (GPU rows: x GA) | in flight | p50 ms | p99 ms | accuracy % | agree with A % | "
         "max abs diff to A | tokens processed | GFLOP/s | roofline |",
         "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
-    speed_a = {r["batch_size"]: r["sentences_per_s"] for r in report["results"] if r["role"] == "baseline"}
+    speed_a = {(r["batch_size"], r["role"] == "gpu-baseline"): r["sentences_per_s"] for r in report["results"]
+               if r["role"] in ("baseline", "gpu-baseline")}
     for r in report["results"]:
-        ratio = r["sentences_per_s"] / speed_a[r["batch_size"]] if r["batch_size"] in speed_a else float("nan")
+        base = speed_a.get((r["batch_size"], bool(r.get("on_gpu") and r["role"] != "gpu")))
+        ratio = r["sentences_per_s"] / base if base else float("nan")
         lines.append(f"| {r['batch_size']} | {r['row']} | {r['sentences_per_s']:.1f} | {ratio:.2f} | "
                      f"{r['requests_in_flight']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r.get('accuracy', float('nan')):.2f} | {100 * r['agreement_with_A']:.2f} | "
@@ -120,22 +126,31 @@ def _plot(report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=120)
-    keys = list(dict.fromkeys(r["row"] for r in report["results"]))
-    for key in keys:
-        points = [(r["batch_size"], r["sentences_per_s"]) for r in report["results"] if r["row"] == key]
-        role = next(r["role"] for r in report["results"] if r["row"] == key)
-        ax.plot(*zip(*points), marker="o", linestyle="--" if role == "peer" else "-", label=key)
-    sizes = sorted({r["batch_size"] for r in report["results"]})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [str(bs) for bs in sizes])
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("sentences / s (whole set)")
-    ax.set_title(f"TinyBERT SST-2, {report['machine']['cpu'][:40]}, {report['threads']} threads "
-                 "(dashed: peers)", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    results = report["results"]
+    panels = [("CPU", [r for r in results if not r.get("on_gpu")]), ("GPU", [r for r in results if r.get("on_gpu")])]
+    panels = [(name, rows) for name, rows in panels if rows]  # a GPU's rows are another scale: their own panel
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5.6), dpi=120, squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels):
+        for key in dict.fromkeys(r["row"] for r in rows):
+            points = [(r["batch_size"], r["sentences_per_s"]) for r in rows if r["row"] == key]
+            role = next(r["role"] for r in rows if r["row"] == key)
+            ax.plot(*zip(*points), marker="o", linestyle="--" if role in ("peer", "gpu-peer") else "-", label=key)
+        sizes = sorted({r["batch_size"] for r in rows})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(bs) for bs in sizes])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("sentences / s (whole set)")
+        ax.set_title(f"TinyBERT SST-2, {name}: {_device(report, name)} (dashed: peers)", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _device(report: dict, panel: str) -> str:
+    if panel == "CPU":
+        return f"{report['machine']['cpu'][:40]}, {report['threads']} threads"
+    peaks = report.get("gpu_peaks") or {}
+    return next(iter(peaks.values()))["device"] if peaks else "GPU"

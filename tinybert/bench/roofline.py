@@ -1,5 +1,5 @@
-"""The roofline a CPU row is held against: matrix-multiply rates at the model's own shapes, and a batch's
-FLOPs; rates taken on a busy machine do not repeat (docs/measurements/roofline-stability-amd-2vcpu-loaded.md)."""
+"""The roofline a row is held against: matrix-multiply rates at the model's own shapes on its device (CPU or GPU),
+and a batch's FLOPs; rates taken on a busy machine do not repeat (docs/measurements/roofline-stability-amd-2vcpu-loaded.md)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
     and `requests` in flight; `best` is the faster. BackendUnavailableError where it cannot run."""
     import tempfile
 
-    from tinybert.capabilities import current
+    from tinybert.capabilities import current, gpu
     from tinybert.runtimes.runner import resolve_requests
-    from tinybert.bench.shape_graphs import RECIPES, SHAPES, check_recipe
+    from tinybert.bench.shape_graphs import GPU_RUNTIME, RECIPES, SHAPES, check_recipe
 
     check_recipe(runtime, precision)
     requests = 1 if runtime.startswith("pytorch") else resolve_requests(requests, threads)
@@ -53,7 +53,8 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
                                          timing=timing, work_dir=work_dir).items():
                 rates[m][layout] = rate
     return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
-            "features": current().features_for(precision), "unit": unit(precision),
+            "features": gpu(0).name if runtime == GPU_RUNTIME else current().features_for(precision),
+            "unit": unit(precision),
             "shapes": [list(s) for s in SHAPES], "threads": threads,
             "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
             "timing": asdict(timing),
@@ -198,24 +199,72 @@ def peak_line(peak: dict) -> str:
             f"= {peak['peak']:.0f} {peak['unit']} ({peak['features']}, {peak['pipes']})")
 
 
+# ---------------------------------------------------------------- the GPU's peak
+
+# Dense FLOPs per SM per clock by compute capability (NVIDIA's datasheets: peak / (SMs x boost clock)); fp32 on
+# the CUDA cores, tf32/fp16/bf16 on the tensor cores; a precision a generation lacks has no entry.
+GPU_FLOPS_PER_SM_CLOCK = {
+    (7, 0): {"fp32": 128, "fp16": 1024},
+    (7, 5): {"fp32": 128, "fp16": 1024},
+    (8, 0): {"fp32": 128, "tf32": 1024, "fp16": 2048, "bf16": 2048},
+    (8, 6): {"fp32": 256, "tf32": 512, "fp16": 1024, "bf16": 1024},
+    (8, 9): {"fp32": 256, "tf32": 512, "fp16": 1024, "bf16": 1024},
+    (9, 0): {"fp32": 256, "tf32": 2048, "fp16": 4096, "bf16": 4096},
+}
+GPU_KEY = "GPU "  # a GPU precision's roofline key: "GPU fp16", apart from the CPU's "fp16"
+
+
+def gpu_peak(precision: str, gpu) -> dict:
+    """SMs x clock x FLOPs per SM per clock for `precision` on `gpu` (capabilities.Gpu); no peak where the
+    compute capability, the SM count or the clock is unknown."""
+    per_clock = GPU_FLOPS_PER_SM_CLOCK.get(tuple(gpu.capability), {}).get(precision)
+    peak = gpu.multiprocessors * gpu.clock_mhz * per_clock / 1000.0 if per_clock and gpu.multiprocessors and \
+        gpu.clock_mhz else None
+    return {"precision": precision, "device": gpu.name, "capability": ".".join(map(str, gpu.capability)),
+            "multiprocessors": gpu.multiprocessors, "clock_mhz": gpu.clock_mhz, "flops_per_sm_clock": per_clock,
+            "peak": peak, "unit": "GFLOP/s"}
+
+
+def gpu_peak_line(peak: dict) -> str:
+    if peak["peak"] is None:
+        return (f"{peak['precision']}: no peak ({peak['device']}, compute capability {peak['capability']}, "
+                f"{peak['multiprocessors']} SMs, clock {peak['clock_mhz'] or 'not reported'}, per-SM rate "
+                f"{peak['flops_per_sm_clock'] or 'not known'})")
+    return (f"{peak['precision']} {peak['multiprocessors']} SMs x {peak['clock_mhz']:.0f} MHz x "
+            f"{peak['flops_per_sm_clock']} = {peak['peak']:.0f} GFLOP/s ({peak['device']}, compute capability "
+            f"{peak['capability']})")
+
+
+def roofline_key(precision: str, on_gpu: bool) -> str:
+    """Rates compare within one device and precision class."""
+    return GPU_KEY + precision if on_gpu else precision_class(precision)
+
+
 # ---------------------------------------------------------------- a run's roofline
 
 class Roofline:
     """What one run holds its rows against: per precision and M (= batch size x mean real length), the best
     rate any engine reaches in the run, its matrix-multiply chains (timed once at the start) or its rows."""
 
-    def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing()):
-        from tinybert.capabilities import current
+    def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing(),
+                 gpu_batch_sizes=()):
+        from tinybert.bench.shape_graphs import GPU_RUNTIME
+        from tinybert.capabilities import current, gpu
         from tinybert.machine import cpu_clock_mhz
 
         self.config, self.threads = config, threads
-        self.m_values = {bs: max(1, round(bs * mean_tokens)) for bs in batch_sizes}
-        pairs = [pair for pair in map(row_recipe, rows) if pair]
-        self.rates = rates_for(pairs, sorted(set(self.m_values.values())), threads, timing=timing)
+        sizes = list(dict.fromkeys([*batch_sizes, *gpu_batch_sizes]))
+        self.m_values = {bs: max(1, round(bs * mean_tokens)) for bs in sizes}
+        pairs = list(dict.fromkeys(pair for pair in map(row_recipe, rows) if pair))
+        cpu_m = sorted({self.m_values[bs] for bs in batch_sizes})
+        self.rates = rates_for([p for p in pairs if p[0] != GPU_RUNTIME], cpu_m, threads, timing=timing)
+        self.rates.update(rates_for([p for p in pairs if p[0] == GPU_RUNTIME], sorted(set(self.m_values.values())),
+                                    threads, timing=timing))
         clock, self.clock_source = cpu_clock_mhz()
         cores = min(threads, current().physical_cores)
-        precisions = dict.fromkeys(precision_class(p) for _, p in pairs)
+        precisions = dict.fromkeys(precision_class(p) for r, p in pairs if r != GPU_RUNTIME)
         self.peaks = {p: cpu_peak(p, cores, clock) for p in precisions}
+        self.gpu_peaks = {GPU_KEY + p: gpu_peak(p, gpu(0)) for r, p in pairs if r == GPU_RUNTIME}
         self.best: dict = {}  # batch size -> precision -> the best rate and where it came from
         self.best_lines: list[str] = []
 
@@ -234,18 +283,20 @@ class Roofline:
                 "roofline_fraction": None}
 
     def finish(self, batch_size: int, rows: list[dict]) -> list[str]:
-        """Set each CPU row's roofline, the best rate of its precision at this M among the chains and the
-        rows (so never above 1); one line per precision: that best, and how far it is from the CPU's peak."""
+        """Set each row's roofline, the best rate of its device and precision at this M among the chains and the
+        rows (so never above 1); one line per precision: that best, and how far it is from the device's peak."""
+        from tinybert.bench.shape_graphs import GPU_RUNTIME
+
         m = self.m_values[batch_size]
         best = {}
         for key, result in self.rates.items():
-            if "skipped" not in result:
-                _offer(best, precision_class(result["precision"]), rate_at(result, m), f"{key} chain")
+            if "skipped" not in result and any(x["m"] == m for x in result["by_m"]):
+                _offer(best, roofline_key(result["precision"], result["runtime"] == GPU_RUNTIME), rate_at(result, m),
+                       f"{key} chain")
         for r in rows:
-            if not r.get("on_gpu"):
-                _offer(best, precision_class(r["precision"]), r["achieved_gflops"], f"row {r['row']}")
+            _offer(best, roofline_key(r["precision"], r.get("on_gpu")), r["achieved_gflops"], f"row {r['row']}")
         for r in rows:
-            top = best.get(precision_class(r["precision"])) if not r.get("on_gpu") else None
+            top = best.get(roofline_key(r["precision"], r.get("on_gpu")))
             if top:
                 r.update(roofline_rate=top["rate"], roofline_source=top["source"],
                          roofline_fraction=r["achieved_gflops"] / top["rate"])
@@ -256,8 +307,11 @@ class Roofline:
 
     def _best_line(self, batch_size: int, m: int, precision: str, top: dict) -> str:
         line = f"bs{batch_size} (M={m}) {precision} roofline: {top['rate']:.1f} {unit(precision)} ({top['source']})"
-        peak = self.peaks.get(precision, {}).get("peak")
-        if peak:
+        on_gpu = precision.startswith(GPU_KEY)
+        peak = (self.gpu_peaks if on_gpu else self.peaks).get(precision, {}).get("peak")
+        if peak and on_gpu:
+            line += f", {100 * top['rate'] / peak:.0f}% of the GPU peak"
+        elif peak:
             line += f", {100 * top['rate'] / peak:.0f}% of the CPU peak"
             if top["rate"] > peak:
                 line += (" (above it: the cores ran faster than the clock read, or have more FMA pipes than "
@@ -266,6 +320,7 @@ class Roofline:
 
     def record(self) -> dict:
         return {"model_shape_rates": self.rates, "roofline_m": self.m_values, "cpu_peaks": self.peaks,
+                "gpu_peaks": self.gpu_peaks,
                 "clock_source": self.clock_source,
                 "roofline_best": {str(bs): best for bs, best in self.best.items()}, "roofline_best_lines": self.best_lines}
 
@@ -274,7 +329,9 @@ class Roofline:
                 f"{', '.join(f'bs{bs} M={m}' for bs, m in self.m_values.items())}), on {self.threads} thread(s):",
                 *model_shape_lines(self.rates),
                 f"CPU peak (cores x clock x ops per cycle; clock from {self.clock_source}): "
-                + "; ".join(peak_line(p) for p in self.peaks.values())]
+                + "; ".join(peak_line(p) for p in self.peaks.values()),
+                *([f"GPU peak (SMs x max SM clock x dense FLOPs per SM per clock of its compute capability): "
+                   + "; ".join(gpu_peak_line(p) for p in self.gpu_peaks.values())] if self.gpu_peaks else [])]
 
 
 def _offer(best: dict, precision: str, rate: float, source: str) -> None:
@@ -283,11 +340,12 @@ def _offer(best: dict, precision: str, rate: float, source: str) -> None:
 
 
 def row_recipe(path) -> tuple[str, str] | None:
-    """The (engine, precision) of the chain a benchmark row's own engine runs; None for the GPU rows."""
+    """The (engine, precision) of the chain a benchmark row's own engine runs; None for ONNX Runtime's GPU rows."""
+    from tinybert.bench.shape_graphs import GPU_RUNTIME
     from tinybert.registry import runtime
 
     if path.on_gpu:
-        return None
+        return (GPU_RUNTIME, path.precision) if path.runtime == GPU_RUNTIME else None
     family = runtime(path.runtime).engine
     if family == "pytorch" and dict(path.options).get("compile"):
         family = "pytorch-compiled"

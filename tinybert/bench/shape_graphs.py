@@ -25,8 +25,14 @@ RECIPES = {
     ("pytorch-compiled", "fp32"): "torch.compile (Inductor, frozen weights) of the linear layers, as the PTc rows",
     ("pytorch-compiled", "bf16"): "torch.compile (Inductor, frozen weights) under bf16 autocast, as the PTcb rows",
     ("pytorch-compiled", "int8"): "torchao int8 dynamic activation + int8 weight, torch.compile, as PTq8",
+    ("pytorch-cuda", "fp32"): "PyTorch linear on the GPU, fp32 (TF32 off), inputs on the device",
+    ("pytorch-cuda", "tf32"): "PyTorch linear on the GPU, TF32 tensor cores, inputs on the device",
+    ("pytorch-cuda", "fp16"): "PyTorch linear on the GPU, fp16 tensor cores, inputs on the device",
+    ("pytorch-cuda", "bf16"): "PyTorch linear on the GPU, bf16 tensor cores, inputs on the device",
 }
-PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torch", "pytorch-compiled": "torch"}
+PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torch", "pytorch-compiled": "torch",
+           "pytorch-cuda": "torch"}
+GPU_RUNTIME = "pytorch-cuda"  # the chain on the GPU: rates against the GPU's peak, apart from the CPU's
 CALIBRATION_ROWS, CALIBRATION_BATCHES = 64, 4
 
 
@@ -55,6 +61,10 @@ def check_recipe(runtime: str, precision: str) -> None:
     require(PACKAGE[runtime], f"the {runtime} roofline")
     if runtime == "pytorch-compiled":
         reason = current().unmet("cxx") or (current().unmet("torchao") if precision == "int8" else None)
+        if reason:
+            raise BackendUnavailableError(f"{runtime} {precision}: {reason}")
+    if runtime == GPU_RUNTIME:
+        reason = current().unmet("torch_cuda") or (current().unmet("cuda_bf16") if precision == "bf16" else None)
         if reason:
             raise BackendUnavailableError(f"{runtime} {precision}: {reason}")
     if (runtime, precision) == ("openvino", "bf16") and not current().native_bf16:
@@ -191,8 +201,37 @@ def _torch_compiled_runner(precision: str, threads: int, requests: int, work_dir
     return run
 
 
+def _cuda_runner(precision: str, threads: int, requests: int, work_dir: str):
+    """The chain's linear layers on the GPU at `precision` (as the CUDA runtime sets it), the input moved there
+    once per M; each call waits for the GPU, so a call's time is the GEMMs' own."""
+    import torch
+
+    from tinybert.capabilities import gpu
+    from tinybert.runtimes.cuda import DTYPES, CudaDevice, FakedCudaDevice
+
+    if requests != 1:
+        raise UsageError(f"{GPU_RUNTIME}: expected one call at a time (one stream), got {requests} requests")
+    found = gpu(0)
+    device = FakedCudaDevice(found) if found.faked else CudaDevice(found)
+    dtype = DTYPES[precision]
+    mats = [torch.from_numpy(w.T.copy()).to(device.torch_device, dtype) for w in weights()]
+    on_device: dict = {}
+
+    def run(x):
+        h = on_device.get(x.shape)
+        if h is None:
+            h = on_device[x.shape] = torch.from_numpy(x).to(device.torch_device, dtype)
+        with torch.inference_mode(), device.matmul_precision(precision):
+            for i, w in enumerate(mats):
+                h = torch.nn.functional.linear(h, w)
+                h = torch.relu(h) if i < len(mats) - 1 else h
+        device.synchronize()
+        return h
+    return run
+
+
 RUNNERS = {"onnxruntime": _ort_runner, "openvino": _openvino_runner, "pytorch": _torch_runner,
-           "pytorch-compiled": _torch_compiled_runner}
+           "pytorch-compiled": _torch_compiled_runner, GPU_RUNTIME: _cuda_runner}
 
 
 def build_runner(runtime: str, precision: str, threads: int, requests: int, work_dir: str):

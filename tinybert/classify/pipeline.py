@@ -1,20 +1,20 @@
 """`python -m tinybert classify` / test/classify.sh: classify a corpus of any size into one TSV, in chunks (memory
-of two), resumable after a kill, published atomically, byte for byte an uninterrupted run's output."""
+of two, three on a GPU), resumable after a kill, published atomically, byte for byte an uninterrupted run's output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from tinybert.data.dataset import file_sha256
 from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
 from tinybert.progress import progress as progress_bar
-from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
+from tinybert.settings import (ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, GPU_CLASSIFY_BATCH,
+                               SEQ_LEN, default)
 from tinybert.classify.shards import COLUMNS, RECORD_FORMAT, SENTENCE, WorkFolder, refuse_existing
 
 
@@ -36,7 +36,8 @@ class ClassifyOptions:
     device: int | None = None  # DEVICE: the GPU
     vocab_file: str | None = None  # default: <ckpt_dir>/vocab.txt
     seq_len: int = SEQ_LEN
-    batch_size: int = CLASSIFY_BATCH
+    batch_size: int | None = None  # CLASSIFY_BATCH; None: CLASSIFY_BATCH's default, or gpu_batch_size on a GPU
+    gpu_batch_size: int = GPU_CLASSIFY_BATCH
     bucket_edges: str = field(default_factory=lambda: default("BUCKET_EDGES"))
     call_tokens: int = CALL_TOKENS
     chunk_sentences: int = CHUNK_SENTENCES
@@ -48,6 +49,7 @@ class ClassifyOptions:
     ray_cpus: int | None = None  # a local Ray cluster's CPUs (default: this machine's)
     calibration_file: str | None = None
     progress: bool = True
+    tokenize_workers: str = field(default_factory=lambda: default("TOKENIZE_WORKERS"))  # a GPU path's tokenizing
 
 
 def default_output(input_path: str) -> str:
@@ -138,31 +140,46 @@ class Progress:
         self.bar.close()
 
 
-def run_local(classifier, pending: list, progress: Progress, records: list) -> None:
-    """Run `pending` chunks in order, reading and tokenizing the next one while the current one runs."""
-    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader:
-        upcoming, specs = deque(), iter(pending)
+def run_local(classifier, pending: list, progress: Progress, records: list, tokenizing=None, ahead: int = 1) -> None:
+    """Run `pending` chunks in order, `ahead` more read and tokenized (by `tokenizing`, else one thread calling
+    `classifier.prepare`) while the current one runs; a chunk is written only once its model call is done."""
+    from tinybert.classify.tokenizing import ThreadTokenizing, in_order
 
-        def read_next() -> None:
-            spec = next(specs, None)
-            if spec is not None:
-                upcoming.append(reader.submit(classifier.prepare, spec))
-
-        read_next()
-        try:
-            while upcoming:
-                prepared = upcoming.popleft().result()
-                read_next()
-                records.append(classifier.finish(prepared, progress.batch))
-                progress.bar.update(records[-1]["bad"])
-        finally:
-            for future in upcoming:
-                future.cancel()
+    with contextlib.ExitStack() as stack:
+        if tokenizing is None:
+            tokenizing = stack.enter_context(ThreadTokenizing(classifier.prepare))
+        chunks = stack.enter_context(contextlib.closing(in_order(tokenizing, pending, ahead)))
+        for prepared in chunks:
+            records.append(classifier.finish(prepared, progress.batch))
+            progress.bar.update(records[-1]["bad"])
 
 
-def _engine(options: ClassifyOptions, job):
-    """A function running the pending chunks; the local model is opened here, before the clock starts."""
+def resolve_batch(options: ClassifyOptions, backend: str) -> int:
+    """The batch size given, else GPU_CLASSIFY_BATCH on the GPU backend and CLASSIFY_BATCH elsewhere."""
+    if options.batch_size is not None:
+        return options.batch_size
+    return options.gpu_batch_size if backend == "gpu" else CLASSIFY_BATCH
+
+
+def _at_least_lines(path: str, count: int) -> bool:
+    """Whether the file has `count` lines or more, read only as far as needed."""
+    found = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            found += block.count(b"\n")
+            if found >= count:
+                return True
+    return False
+
+
+def _engine(options: ClassifyOptions, job, stack: contextlib.ExitStack):
+    """A function running the pending chunks; the local model is opened here, before the clock starts, and on a GPU
+    path the tokenizing route started (closed with `stack`) and a full batch's shapes captured."""
+    from tinybert.classify.tokenizing import LOOKAHEAD, open_tokenizing, tokenize_processes
+    from tinybert.registry import run_path
+
     expect(options.engine in ENGINES, UsageError, f"expected ENGINE {' or '.join(ENGINES)}, got {options.engine!r}")
+    workers = tokenize_processes(options.tokenize_workers)
     if options.engine == "ray":
         from tinybert.classify.ray_engine import run_ray
 
@@ -170,7 +187,19 @@ def _engine(options: ClassifyOptions, job):
     from tinybert.classify.worker import ChunkClassifier
 
     classifier = ChunkClassifier(job, options.threads, options.requests)
-    return lambda pending, progress, records: run_local(classifier, pending, progress, records)
+    if not run_path(job.path).on_gpu:
+        return lambda pending, progress, records: run_local(classifier, pending, progress, records)
+    tokenizing = stack.enter_context(open_tokenizing(job.tokenize_job, workers, classifier.prepare, LOOKAHEAD))
+    tokenizing.start()
+    print(f"[INFO] tokenizing {LOOKAHEAD} chunk(s) ahead of the GPU: {tokenizing.describe()} "
+          f"(TOKENIZE_WORKERS={options.tokenize_workers})")
+    if _at_least_lines(options.input_path, job.batch_size + 1):  # a full batch may occur: its graphs, now
+        shapes, seconds = classifier.warm_up(job.batch_size)
+        if shapes:
+            print(f"[INFO] {shapes} shape(s) of a {job.batch_size}-sentence batch captured in {seconds:.2f} s, "
+                  "before the clock")
+    return lambda pending, progress, records: run_local(classifier, pending, progress, records, tokenizing,
+                                                        LOOKAHEAD)
 
 
 def totals(records: list[dict]) -> dict:
@@ -261,20 +290,22 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     vocab = _vocab(options)
     expect(os.path.isfile(vocab), DataFormatError,
            f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
-    options = replace(options, backend=choose_backend(options))
+    backend = choose_backend(options)
+    options = replace(options, backend=backend, batch_size=resolve_batch(options, backend))
     choice, model = ensure_model(options)
-    run_pending = _engine(options, _job(options, layout, work.path, choice.path))
-    tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
-    plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
-    with work:
-        try:
-            figures = _run(options, work, layout, plan, model=model, run_pending=run_pending, path=choice.path)
-        except BaseException:
-            if not work.done_records():  # nothing to resume: leave no folder behind
-                work.remove()
-            raise
-        work.remove()  # still holding the lock: no other run starts on a half-removed folder
-    figures["wall_s"] = time.perf_counter() - tick
+    with contextlib.ExitStack() as stack:
+        run_pending = _engine(options, _job(options, layout, work.path, choice.path), stack)
+        tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish
+        plan = scan_chunks(options.input_path, layout, options.chunk_sentences)
+        with work:
+            try:
+                figures = _run(options, work, layout, plan, model=model, run_pending=run_pending, path=choice.path)
+            except BaseException:
+                if not work.done_records():  # nothing to resume: leave no folder behind
+                    work.remove()
+                raise
+            work.remove()  # still holding the lock: no other run starts on a half-removed folder
+        figures["wall_s"] = time.perf_counter() - tick
     figures["ort_model"] = choice.record()
     report(options.input_path, output, figures, options.with_sentence)
     rate = figures["classified"] / figures["wall_s"] if figures["wall_s"] > 0 else 0.0

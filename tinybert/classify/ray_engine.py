@@ -1,11 +1,12 @@
-"""ENGINE=ray: the classify chunks as a Ray Data pipeline over an actor pool, one model session each, through
-the local engine's worker, so shards and output are byte for byte a local run's (a shared file system needed)."""
+"""ENGINE=ray: the classify chunks as a Ray Data pipeline over an actor pool, one model session each, through the
+local engine's worker, byte for byte a local run's (a shared file system needed); on a GPU path CPU tasks tokenize."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import pickle
 import sys
 import warnings
 from dataclasses import asdict, fields
@@ -28,16 +29,53 @@ class ChunkActor:
         self.classifier = ChunkClassifier(job, threads=max(1, int(round(cpus))), requests=requests)
 
     def __call__(self, batch: dict) -> dict:
-        records = []
-        for row in range(len(batch["number"])):
-            spec = ChunkSpec(**{name: _plain(batch[name][row]) for name in SPEC_FIELDS})
-            records.append(json.dumps(self.classifier.run_chunk(spec)))
-        return {"record": records}
+        return {"record": [json.dumps(self.classifier.run_chunk(spec)) for spec in _specs(batch)]}
 
 
 def _plain(value):
     """A numpy scalar of a batch column as the Python value it was."""
     return value.item() if hasattr(value, "item") else value
+
+
+def _specs(batch: dict) -> list[ChunkSpec]:
+    return [ChunkSpec(**{name: _plain(batch[name][row]) for name in SPEC_FIELDS})
+            for row in range(len(batch["number"]))]
+
+
+_tokenizers: dict = {}  # a Ray worker process's tokenizer, by vocabulary, kept across the tasks it runs
+
+
+def tokenize_chunks(batch: dict, job) -> dict:
+    """A Ray Data CPU task on a GPU path: read, parse and tokenize the batch's chunks on its one CPU (the tokenizer's
+    own threads off); each chunk leaves as a pickled `tokenizing.pack`."""
+    import numpy as np
+
+    from tinybert.classify.tokenizing import SERIAL, pack, prepare_chunk
+    from tinybert.data.features import load_wordpiece_tokenizer
+
+    os.environ.update(SERIAL)
+    tokenize_job = job.tokenize_job
+    vocab = tokenize_job.vocab_file
+    if vocab not in _tokenizers:
+        _tokenizers[vocab] = load_wordpiece_tokenizer(vocab)
+    packed = [pickle.dumps(pack(prepare_chunk(tokenize_job, spec, _tokenizers[vocab]))) for spec in _specs(batch)]
+    return {"prepared": np.array(packed, dtype=object)}
+
+
+class GpuChunkActor:
+    """A GPU path's actor: the model on its one GPU, run on chunks the CPU tasks tokenized; writes their shards."""
+
+    def __init__(self, job, requests=None):
+        from tinybert.classify.worker import ChunkClassifier
+
+        self.classifier = ChunkClassifier(job, threads=1, requests=requests)
+
+    def __call__(self, batch: dict) -> dict:
+        from tinybert.classify.tokenizing import unpack
+
+        seq_len = self.classifier.job.seq_len
+        return {"record": [json.dumps(self.classifier.finish(unpack(pickle.loads(bytes(packed)), seq_len)))
+                           for packed in batch["prepared"]]}
 
 
 def on_gpu(job) -> bool:
@@ -106,15 +144,21 @@ def actor_count(ray, options, pending: int, job=None) -> int:
 
 
 def _pipeline(ray, job, pending: list[ChunkSpec], options, restarts: bool):
-    """One row per pending chunk, one block each, through an actor pool of model sessions."""
+    """One row per pending chunk, one block each, through an actor pool of model sessions; on a GPU path through
+    tokenizing CPU tasks first."""
     items = [asdict(spec) for spec in pending]
     # A cluster restarts a lost actor (a node gone); locally a restart repeats the failure (memory) and logs errors.
     # Ray 2.60 takes max_restarts only through its deprecated **ray_remote_args (revisit when upgrading).
     remote_args = {} if restarts else {"max_restarts": 0}
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    actor = ChunkActor
+    if on_gpu(job):
+        dataset = dataset.map_batches(tokenize_chunks, batch_size=1, num_cpus=1, fn_kwargs={"job": job})
+        actor = GpuChunkActor
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-        return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ChunkActor, batch_size=1, **actor_resources(job, options),
+        return dataset.map_batches(
+            actor, batch_size=1, **actor_resources(job, options),
             compute=ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(items), job)),
             fn_constructor_kwargs={"job": job, "requests": options.requests}, **remote_args)
 

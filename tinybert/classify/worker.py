@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinybert.classify.corpus import ChunkSpec, Layout, ParsedChunk, parse_chunk, read_chunk
+from tinybert.classify.corpus import ChunkSpec, Layout, ParsedChunk
+from tinybert.classify.tokenizing import PreparedChunk, TokenizeJob, prepare_chunk
 from tinybert.errors import ModelFileError, expect
-from tinybert.data.features import Features, encode_sentences, load_wordpiece_tokenizer
+from tinybert.data.features import Features, load_wordpiece_tokenizer
 from tinybert.runtimes.runner import plan, run_batches, softmax
-from tinybert.settings import CALL_TOKENS
+from tinybert.settings import CALL_TOKENS, GPU_LENGTH_STEP
 from tinybert.classify.shards import write_shard
 
 NON_FINITE_LABEL = "-"  # the model gave NaN/inf logits: no label, probabilities nan (as predict shows it)
@@ -35,16 +36,28 @@ class ClassifyJob:
     ckpt_dir: str | None = None  # the checkpoint a GPU path runs
     device: int | None = None  # DEVICE, for a GPU path (a Ray actor's GPU is its device 0)
 
-
-@dataclass
-class PreparedChunk:
-    spec: ChunkSpec
-    parsed: ParsedChunk
-    features: Features | None  # None when no line of the chunk was usable
+    @property
+    def tokenize_job(self) -> TokenizeJob:
+        return TokenizeJob(self.input_path, self.layout, self.vocab_file, self.seq_len)
 
 
 def _one_line(text: str) -> str:
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+_DECIMALS = 10000
+_FOUR_DECIMALS = np.array([f"{k // _DECIMALS}.{k % _DECIMALS:04d}" for k in range(_DECIMALS + 1)], dtype=object)
+_TIE_MARGIN = 1e-6  # scaled values this near a rounding tie are formatted by Python itself
+
+
+def four_decimals(values: np.ndarray) -> np.ndarray:
+    """f"{v:.4f}" of each probability in [0, 1], by table (an object array of str): a chunk's rows without a
+    Python format call each; values within a hair of a tie (correct rounding decides) are formatted by Python."""
+    scaled = np.asarray(values, dtype=np.float64) * _DECIMALS
+    out = _FOUR_DECIMALS[np.rint(scaled).astype(np.int64)]
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < _TIE_MARGIN).tolist():
+        out[i] = f"{float(values[i]):.4f}"
+    return out
 
 
 def shard_text(parsed: ParsedChunk, logits: np.ndarray, with_sentence: bool) -> tuple[str, dict]:
@@ -52,17 +65,19 @@ def shard_text(parsed: ParsedChunk, logits: np.ndarray, with_sentence: bool) -> 
     finite = np.isfinite(logits).all(axis=1)
     probabilities = softmax(np.where(finite[:, None], logits, 0.0)) if len(logits) else np.empty((0, 2))
     predicted = probabilities.argmax(axis=1)
-    rows = []
-    for i, (p, label, ok) in enumerate(zip(probabilities.tolist(), predicted.tolist(), finite.tolist())):
-        cells = f"{label}\t{p[0]:.4f}\t{p[1]:.4f}" if ok else f"{NON_FINITE_LABEL}\tnan\tnan"
-        sentence = f"\t{_one_line(parsed.sentences[i])}" if with_sentence else ""
-        rows.append(f"{parsed.indices[i]}\t{cells}{sentence}\n")
-    counts = {"sentences": len(rows), "bad": parsed.bad, "bad_examples": parsed.bad_examples,
+    labels = np.array([str(k) for k in range(probabilities.shape[1])], dtype=object)[predicted]
+    negative, positive = four_decimals(probabilities[:, 0]), four_decimals(probabilities[:, 1])
+    labels[~finite], negative[~finite], positive[~finite] = NON_FINITE_LABEL, "nan", "nan"
+    columns = [parsed.indices, labels.tolist(), negative.tolist(), positive.tolist()]
+    if with_sentence:
+        columns.append(map(_one_line, parsed.sentences))
+    text = "\n".join(map("\t".join, zip(*columns))) + "\n" if len(logits) else ""
+    counts = {"sentences": len(logits), "bad": parsed.bad, "bad_examples": parsed.bad_examples,
               "non_finite": int((~finite).sum())}
     if parsed.labels is not None:
         gold = np.asarray(parsed.labels, dtype=np.int64)
         counts.update(labelled=len(gold), correct=int(((predicted == gold) & finite).sum()))
-    return "".join(rows), counts
+    return text, counts
 
 
 class ChunkClassifier:
@@ -80,14 +95,19 @@ class ChunkClassifier:
         self.tokenizer = load_wordpiece_tokenizer(job.vocab_file)
 
     def prepare(self, spec: ChunkSpec) -> PreparedChunk:
-        """Read, parse and tokenize one chunk (the local engine does this for the next chunk while
+        """Read, parse and tokenize one chunk (the local engine does this for the next chunks while
         the current one runs)."""
-        parsed = parse_chunk(read_chunk(self.job.input_path, spec), spec, self.job.layout)
-        features = None
-        if parsed.sentences:
-            features = encode_sentences(parsed.sentences, self.job.vocab_file, self.job.seq_len,
-                                        tokenizer=self.tokenizer)
-        return PreparedChunk(spec, parsed, features)
+        return prepare_chunk(self.job.tokenize_job, spec, self.tokenizer)
+
+    def warm_up(self, rows: int) -> tuple[int, float]:
+        """A GPU path: capture every padded length of a `rows`-sentence batch now, not inside the run; returns
+        how many shapes and the seconds it took (0, 0.0 where the runtime captures nothing)."""
+        warm_up = getattr(self.runtime, "warm_up", None)
+        if warm_up is None or self.job.call_tokens:
+            return 0, 0.0
+        step = getattr(self.runtime, "length_step", GPU_LENGTH_STEP)
+        shapes = [(rows, min(length, self.job.seq_len)) for length in range(step, self.job.seq_len + step, step)]
+        return len(shapes), warm_up(shapes)
 
     def logits(self, features: Features, on_batch=None) -> np.ndarray:
         arrays = features.batch(slice(None))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tinybert.settings import ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, SEQ_LEN, default
+from tinybert.settings import (ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, GPU_CLASSIFY_BATCH,
+                               SEQ_LEN, default)
 from tinybert.cli.parsers import DEFAULTS, StepTable, non_negative_int, positive_int
 
 
@@ -37,7 +38,10 @@ def _model_options(p) -> None:
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV to calibrate ORT_MODEL=int8_static when its model is missing")
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
-    p.add_argument("--batch_size", type=positive_int, default=CLASSIFY_BATCH, help="CLASSIFY_BATCH")
+    p.add_argument("--batch_size", type=positive_int, default=None,
+                   help=f"CLASSIFY_BATCH; none given: {CLASSIFY_BATCH}, or --gpu_batch_size on a GPU")
+    p.add_argument("--gpu_batch_size", type=positive_int, default=GPU_CLASSIFY_BATCH,
+                   help="GPU_CLASSIFY_BATCH: the batch size on a GPU where --batch_size is not given")
     p.add_argument("--bucket_edges", default=DEFAULTS["BUCKET_EDGES"],
                    help="BUCKET_EDGES: 'tight', edges such as '16,32,48,64', or 'off'")
     p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
@@ -58,6 +62,9 @@ def _engine_options(p) -> None:
                    help="Ray actors (default: the cluster's CPUs / --actor_cpus)")
     p.add_argument("--ray_cpus", type=positive_int, default=None,
                    help="CPUs of the local Ray cluster started when RAY_ADDRESS is unset (default: this machine's)")
+    p.add_argument("--tokenize_workers", default=DEFAULTS["TOKENIZE_WORKERS"],
+                   help="TOKENIZE_WORKERS: a GPU path's tokenizing, ahead of the model: auto, the tokenizer's own "
+                        "threads in this process; N, N processes (ENGINE=ray: Ray's CPU tasks)")
     p.add_argument("--no_progress", action="store_true")
 
 
@@ -80,7 +87,8 @@ def _classify(argv, prog):
         with_sentence=a.with_sentence, overwrite=a.overwrite, restart=a.restart, ckpt_dir=a.ckpt_dir,
         model_dir=a.model_dir, ort_model=a.ort_model, backend=a.backend, gpu_model=a.gpu_model, device=a.device,
         vocab_file=a.vocab_file, seq_len=a.max_seq_length,
-        batch_size=a.batch_size, bucket_edges=a.bucket_edges, call_tokens=a.call_tokens,
+        batch_size=a.batch_size, gpu_batch_size=a.gpu_batch_size, bucket_edges=a.bucket_edges,
+        call_tokens=a.call_tokens, tokenize_workers=a.tokenize_workers,
         chunk_sentences=a.chunk_sentences, engine=a.engine, threads=a.threads, requests=a.requests,
         actor_cpus=a.actor_cpus, actors=a.actors, ray_cpus=a.ray_cpus, calibration_file=a.calibration_file,
         progress=not a.no_progress))

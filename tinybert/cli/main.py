@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import sys
 
-from tinybert.cli import classify, gpu_check, model_steps, pipeline, roofline, settings
+from tinybert.cli import classify, classify_check, gpu_check, model_steps, pipeline, roofline, settings
 from tinybert.errors import PipelineError
 
 STEPS = {**pipeline.STEPS, **classify.STEPS, **roofline.STEPS, **model_steps.STEPS, **gpu_check.STEPS,
-         **settings.STEPS}
+         **classify_check.STEPS, **settings.STEPS}
 
 
 class Terminated(BaseException):

@@ -271,9 +271,9 @@ def _predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
     return onnx, project_path(ort_model).runtime
 
 
-@step("benchmark", "side-by-side throughput/accuracy of every CPU path and its peers, from the registry")
+@step("benchmark", "side-by-side throughput/accuracy of every CPU (and GPU) path and its peers, from the registry")
 def _benchmark(argv, prog):
-    from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
+    from tinybert.settings import CALIB_SAMPLES, CALIB_SEED, GPU_BENCH_BATCH_SIZES
 
     p = STEPS.parser("benchmark", prog)
     p.add_argument("--model_dir", default=DEFAULTS["CKPT_DIR"], help="TinyBERT checkpoint folder")
@@ -284,6 +284,10 @@ def _benchmark(argv, prog):
     p.add_argument("--max_seq_length", type=positive_int, default=SEQ_LEN)
     p.add_argument("--opset", type=positive_int, default=OPSET)
     p.add_argument("--no_gpu", action="store_true", help="skip the GPU rows even where a GPU provider exists")
+    p.add_argument("--gpu_batch_sizes", type=batch_sizes, default=" ".join(map(str, GPU_BENCH_BATCH_SIZES)),
+                   help="the GPU rows' extra batch sizes, the sentences repeated to fill them ('' for none)")
+    p.add_argument("--record_dir", default=DEFAULTS["MODEL_DIR"],
+                   help="MODEL_DIR: where the GPU speed record goes (GPU_MODEL=auto orders its candidates by it)")
     p.add_argument("--no_plot", action="store_true")
     p.add_argument("--calibration_file", default=None,
                    help="CALIB_FILE: training TSV for the static int8 rows (none: those rows are skipped)")
@@ -304,4 +308,5 @@ def _benchmark(argv, prog):
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
                                rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,
-                               call_tokens=a.call_tokens))
+                               call_tokens=a.call_tokens, gpu_batch_sizes=a.gpu_batch_sizes,
+                               record_dir=a.record_dir))

@@ -10,7 +10,7 @@ GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度�
          None: "-"}
 ROLES = {"card": "模型卡的路径（ORT_MODEL）", "project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体",
          "baseline": "基准", "peer": "对照", "gpu-project": "本仓库 GPU 路径（GPU_MODEL）",
-         "gpu": "GPU 对照（ONNX Runtime）"}
+         "gpu": "GPU 对照（ONNX Runtime）", "gpu-baseline": "GPU 基准（PyTorch eager）", "gpu-peer": "GPU 对照（PyTorch）"}
 
 
 def _model(kind: str) -> str:

@@ -8,20 +8,20 @@ from tinybert.settings import OPSET, SEQ_LEN
 
 def ensure_gpu_gates(ckpt_dir: str, model_dir: str, features_dir: str | None = None, device: int | None = None,
                      seq_len: int = SEQ_LEN) -> dict:
-    """Check each GPU path GPU_MODEL=auto may choose whose record in `model_dir` is missing, stale or from another
-    GPU; returns path -> its record's state afterwards ("passed", "failed", "unmet", ...)."""
+    """Check each GPU path GPU_MODEL=auto may choose (route.gpu_auto_candidates) whose record in `model_dir` is missing,
+    stale or from another GPU; returns path -> its record's state afterwards ("passed", "failed", "unmet", ...)."""
     from tinybert.capabilities import gpu
     from tinybert.export.checking import compare, fast_verification, record_gate
     from tinybert.model.modeling import weights_path
-    from tinybert.registry import GPU_AUTO_ORDER, gpu_path, unmet_needs
+    from tinybert.registry import gpu_path, unmet_needs
     from tinybert.results import gate_record
-    from tinybert.runtimes.route import open_path
+    from tinybert.runtimes.route import gpu_auto_candidates, open_path
     from tinybert.runtimes.runner import model_logits
 
     name = gpu(device or 0).name
     weights = weights_path(ckpt_dir)
     check, states = None, {}
-    for candidate in GPU_AUTO_ORDER[:-1]:  # the fallback (fp32) needs no record
+    for candidate in gpu_auto_candidates(model_dir, weights, name)[0]:  # the fallback (fp32) needs no record
         unmet = next(unmet_needs(gpu_path(candidate)), None)
         if unmet:
             print(f"[INFO] GPU_MODEL=auto: {candidate} not checked here: {unmet}")

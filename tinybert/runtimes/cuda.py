@@ -17,7 +17,7 @@ from tinybert.runtimes.interface import RuntimeBase
 from tinybert.settings import GPU_LENGTH_STEP
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-COMPILE_MODES = ("default", "max-autotune")  # torch.compile's; both specialise on each shape (dynamic=False)
+COMPILE_MODES = ("default", "max-autotune")  # torch.compile's
 # fp32 is the card's column and must match the CPU within EXPORT_TOLERANCE: TF32 only where asked for.
 _MATMUL_PRECISION = {"tf32": "high"}
 
@@ -110,17 +110,18 @@ class _Shape:
                 self.replay()  # compiles this shape now (compile mode), so a pass never does
 
     def run(self, arrays) -> np.ndarray:
-        length = arrays[0].shape[1]
+        rows, length = arrays[0].shape
         host = self.host_in.numpy()
         for slot, array in enumerate(arrays):
-            host[slot, :, :length] = array
-        host[:, :, length:] = 0  # padding: mask 0, so the extra positions change no logit
+            host[slot, :rows, :length] = array
+        host[:, :rows, length:] = 0  # padding: mask 0, so the extra positions change no logit
+        host[:, rows:] = 0  # filler rows: computed, then dropped
         with torch.inference_mode():
             self.device_in.copy_(self.host_in, non_blocking=True)
             self.replay()
             self.host_out.copy_(self.device_out, non_blocking=True)
         self.device.synchronize()
-        return self.host_out.numpy().copy()
+        return self.host_out.numpy()[:rows].copy()
 
 
 class CudaRuntime(RuntimeBase):
@@ -132,7 +133,7 @@ class CudaRuntime(RuntimeBase):
 
     def __init__(self, model_path: str, threads: int | None = None, device: int | None = None,
                  precision: str = "fp32", graphs: bool = True, compile_mode: str | None = None,
-                 length_step: int = GPU_LENGTH_STEP):
+                 length_step: int = GPU_LENGTH_STEP, cls_only: bool = True, dynamic: bool | None = False):
         expect(precision in DTYPES, UsageError, f"expected precision {', '.join(DTYPES)}, got {precision!r}")
         expect(compile_mode is None or compile_mode in COMPILE_MODES, UsageError,
                f"expected compile_mode None or {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
@@ -141,13 +142,15 @@ class CudaRuntime(RuntimeBase):
         self.device = FakedCudaDevice(gpu) if gpu.faked else CudaDevice(gpu)
         self.threads = threads or physical_cores()
         self.precision, self.compile_mode, self.length_step = precision, compile_mode, length_step
+        self.dynamic = dynamic  # torch.compile's: False, one compiled shape each; None, torch's default (peers)
         # Inductor's max-autotune replays its own CUDA graphs: ours would capture a capture.
         self.graphs = bool(graphs) and compile_mode is None
         model = load_tinybert(model_path)
         self.num_labels = model.classifier.out_features
         self.max_length = model.config.max_position_embeddings
         self._context = contextlib.ExitStack()  # the [CLS]-only switch, for this model's life
-        self._context.enter_context(cls_only_last_layer(model))
+        if cls_only:
+            self._context.enter_context(cls_only_last_layer(model))
         self.model = model.to(device=self.device.torch_device, dtype=DTYPES[precision])
         self.forward = self._compiled(_forward(self.model)) if compile_mode else _forward(self.model)
         self._shapes: dict[tuple[int, int], _Shape] = {}
@@ -155,21 +158,28 @@ class CudaRuntime(RuntimeBase):
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
-        """The (rows, padded length) shapes prepared so far, one graph (or compiled code) each."""
+        """The (padded rows, padded length) shapes prepared so far, one graph (or compiled code) each."""
         return sorted(self._shapes)
 
     def _compiled(self, forward):
         # Inductor needs the real device; a faked one only traces (Dynamo), which still exercises this branch.
         backend = "eager" if self.device.faked else "inductor"
         options = {} if self.device.faked else {"mode": self.compile_mode}
-        return torch.compile(forward, dynamic=False, backend=backend, **options)
+        self.compile_cache = None if self.device.faked else use_compile_cache()  # a faked one compiles nothing
+        return torch.compile(forward, dynamic=self.dynamic, backend=backend, **options)
+
+    def padded_rows(self, rows: int) -> int:
+        """Rows rounded up to an eighth of their power of two (at most 1/8 more work): a chunk's odd-sized last batch
+        reuses a graph instead of capturing one per row count."""
+        step = 1 << max(0, rows.bit_length() - 4)
+        return -(-rows // step) * step
 
     def padded_length(self, length: int) -> int:
         """Lengths rounded up to `length_step` (never past the model's positions): fewer shapes to capture."""
         return min(-(-length // self.length_step) * self.length_step, max(length, self.max_length))
 
     def _shape(self, rows: int, length: int) -> _Shape:
-        key = (rows, self.padded_length(length))
+        key = (self.padded_rows(rows), self.padded_length(length))
         if key not in self._shapes:
             tick = time.perf_counter()
             self._shapes[key] = _Shape(self, *key)
@@ -186,6 +196,23 @@ class CudaRuntime(RuntimeBase):
         for rows, length in sorted(set(shapes)):
             self._shape(rows, length)
         return self.prepare_seconds - before
+
+
+def use_compile_cache(cache_dir: str | None = None) -> str:
+    """Point Inductor's on-disk caches (compiled code, autotuning results) at settings.COMPILE_CACHE_DIR unless
+    TORCHINDUCTOR_CACHE_DIR is set; returns the folder in use."""
+    import os
+
+    from tinybert.settings import COMPILE_CACHE_DIR
+
+    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.expanduser(cache_dir or COMPILE_CACHE_DIR)
+    os.makedirs(folder, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    import torch._inductor.config as inductor
+
+    inductor.fx_graph_cache = True  # the compiled code of each shape, keyed by graph and inputs
+    inductor.autotune_local_cache = True  # max-autotune's kernel choices
+    return folder
 
 
 def _forward(model):

@@ -61,7 +61,7 @@ def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
 
 def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = None,
                       device: int | None = None) -> OrtModelChoice:
-    """GPU_MODEL's path: a path name as given; auto the first of registry.GPU_AUTO_ORDER whose gate record in
+    """GPU_MODEL's path: a path name as given; auto the first of `gpu_auto_candidates` whose gate record in
     `model_dir` passed on this very GPU for these weights (`export.ensure_gpu_gates` writes them), else gpu-fp32."""
     from tinybert.registry import GPU_AUTO_ORDER, gpu_path
 
@@ -73,15 +73,30 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
 
     name = gpu(device or 0).name
     weights = weights_path(ckpt_dir or default("CKPT_DIR"))
+    candidates, order_why = gpu_auto_candidates(model_dir, weights, name)
     passed_over = []
-    for candidate in GPU_AUTO_ORDER[:-1]:
+    for candidate in candidates:
         unmet = next(registry.unmet_needs(gpu_path(candidate)), None)
         state, why = ("unmet", unmet) if unmet else gate_record.status(candidate, model_dir, weights, name)
         if state == "passed":
-            return OrtModelChoice(value, candidate, f"gate passed on {name}", setting="GPU_MODEL")
+            return OrtModelChoice(value, candidate, f"gate passed on {name}; order {order_why}", setting="GPU_MODEL")
         passed_over.append(f"{candidate}: {why}")
     return OrtModelChoice(value, GPU_AUTO_ORDER[-1], "no faster path's gate passed here: " + "; ".join(passed_over),
                           setting="GPU_MODEL")
+
+
+def gpu_auto_candidates(model_dir: str, weights_file: str, device_name: str) -> tuple[list[str], str]:
+    """The paths GPU_MODEL=auto tries, fastest first, and why in that order: the benchmark's figures on this GPU
+    where it measured them (the compiled path only so), else registry.GPU_AUTO_ORDER; the fp32 fallback left out."""
+    from tinybert.registry import GPU_AUTO_ORDER
+    from tinybert.results.gpu_speed import measured_order
+
+    fallback = GPU_AUTO_ORDER[-1]
+    measured, why = measured_order(model_dir, weights_file, device_name)
+    if measured:
+        ahead = measured[:measured.index(fallback)] if fallback in measured else measured
+        return ahead, why
+    return list(GPU_AUTO_ORDER[:-1]), f"registry.GPU_AUTO_ORDER ({why})"
 
 
 @dataclass(frozen=True)
