@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinybert.runtimes.interface import RuntimeBase
 from tinybert.runtimes import route as backends
 from tinybert.classify import corpus
 from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
@@ -23,7 +24,7 @@ from tinybert.classify.shards import work_dir_for
 RAY_LOADED_BEFORE = "ray" in sys.modules
 
 
-class FakeBackend:
+class FakeBackend(RuntimeBase):
     """Logits from the sum of each row's real token ids: any change of tokens or rows shows."""
 
     seq_len = batch_size = None

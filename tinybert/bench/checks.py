@@ -84,15 +84,15 @@ def _gate_checks(bs: int, rows: dict) -> list[dict]:
     """Every gated row's gate, part by part; a GPU row's accuracy against the GPU's fp32 path where it ran."""
     out = []
     for key, r in rows.items():
-        fp32_path = _fp32_path(rows, r)
+        reference = fp32_path(rows, r)
         if r.get("gate") == "exact":
             out.append(_check(f"{key} max abs logit diff to A at bs{bs} (<= {EXPORT_TOLERANCE:g})",
                               r["max_abs_diff_to_A"], EXPORT_TOLERANCE, gates.exact(r["max_abs_diff_to_A"]),
                               cause="its logits are not PyTorch's: a wrong export or runtime option"))
         elif r.get("gate") == "reduced":
-            drop = gates.accuracy_drop(r, fp32_path)
+            drop = gates.accuracy_drop(r, reference)
             if drop is not None:
-                out.append(_check(f"{key} accuracy drop vs {fp32_path['row']} at bs{bs} (<= {MAX_ACCURACY_DROP} pt)", drop,
+                out.append(_check(f"{key} accuracy drop vs {reference['row']} at bs{bs} (<= {MAX_ACCURACY_DROP} pt)", drop,
                                   MAX_ACCURACY_DROP, drop <= MAX_ACCURACY_DROP, cause=_disagreement(r)))
             out.append(_check(f"{key} agreement with A at bs{bs}", r["agreement_with_A"], MIN_AGREEMENT,
                               gates.reduced(r["agreement_with_A"]), cause=_disagreement(r)))
@@ -126,14 +126,15 @@ def _peer_checks(bs: int, rows: list[dict]) -> list[dict]:
     return out
 
 
-def _fp32_path(rows: dict, r: dict) -> dict | None:
+def fp32_path(rows: dict, r: dict) -> dict | None:
+    """The fp32 row a row's accuracy drop is taken against: G for a GPU row where it ran, else C."""
     return rows.get("G") or rows.get("C") if r.get("on_gpu") else rows.get("C")
 
 
 def _gpu_checks(bs: int, rows: dict) -> list[dict]:
     """The fastest gated GPU path against the fastest PyTorch GPU peer, and against eager fp32 on the GPU."""
     ours = [r for r in rows.values() if r.get("role") == "gpu-project" and
-            gates.passes(r.get("gate"), r, _fp32_path(rows, r))]
+            gates.passes(r.get("gate"), r, fp32_path(rows, r))]
     peers = [r for r in rows.values() if r.get("role") == "gpu-peer"]
     eager = next((r for r in rows.values() if r.get("role") == "gpu-baseline"), None)
     if not ours:

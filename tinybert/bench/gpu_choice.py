@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tinybert import gates
+from tinybert.bench.checks import fp32_path
 
 
 def write_speed_record(results: list[dict], ckpt_dir: str, record_dir: str) -> str:
@@ -19,11 +20,9 @@ def write_speed_record(results: list[dict], ckpt_dir: str, record_dir: str) -> s
     for r in results:
         if r["role"] != "gpu-project":
             continue
-        rows = by_bs[r["batch_size"]]
-        fp32 = rows.get("G") or rows.get("C")
         name = run_path(r["row"]).name
         speeds.setdefault(name, {})[r["batch_size"]] = r["sentences_per_s"]
-        gated[name] = gated.get(name, True) and gates.passes(r["gate"], r, fp32)
+        gated[name] = gated.get(name, True) and gates.passes(r["gate"], r, fp32_path(by_bs[r["batch_size"]], r))
     target = gpu_speed.write(record_dir, device=gpu(0).name, weights_file=weights_path(ckpt_dir), speeds=speeds,
                              gated=gated)
     print(f"[INFO] wrote the GPU speed record {target} (GPU_MODEL=auto orders its candidates by it)")

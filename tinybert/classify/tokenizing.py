@@ -56,7 +56,12 @@ def tokenize_processes(value) -> int | None:
 
 def prepare_chunk(job: TokenizeJob, spec: ChunkSpec, tokenizer=None) -> PreparedChunk:
     """Read, parse and tokenize one chunk here (`tokenizer`: load_wordpiece_tokenizer's, kept across chunks)."""
-    parsed = parse_chunk(read_chunk(job.input_path, spec), spec, job.layout)
+    return tokenize_lines(job, read_chunk(job.input_path, spec), spec, tokenizer)
+
+
+def tokenize_lines(job: TokenizeJob, raw: bytes, spec: ChunkSpec, tokenizer=None) -> PreparedChunk:
+    """Parse and tokenize the lines `raw` of `spec` (a chunk, or a pool process's piece of one)."""
+    parsed = parse_chunk(raw, spec, job.layout)
     features = None
     if parsed.sentences:
         features = encode_sentences(parsed.sentences, job.vocab_file, job.seq_len, tokenizer=tokenizer)
@@ -146,12 +151,7 @@ def _ready() -> int:
 
 
 def _tokenize_piece(raw: bytes, piece: ChunkSpec) -> tuple:
-    job = _worker["job"]
-    parsed = parse_chunk(raw, piece, job.layout)
-    features = None
-    if parsed.sentences:
-        features = encode_sentences(parsed.sentences, job.vocab_file, job.seq_len, tokenizer=_worker["tokenizer"])
-    return pack(PreparedChunk(piece, parsed, features))
+    return pack(tokenize_lines(_worker["job"], raw, piece, _worker["tokenizer"]))
 
 
 # ---------------------------------------------------------------- the two routes

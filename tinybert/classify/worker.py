@@ -102,12 +102,12 @@ class ChunkClassifier:
     def warm_up(self, rows: int) -> tuple[int, float]:
         """A GPU path: capture every padded length of a `rows`-sentence batch now, not inside the run; returns
         how many shapes and the seconds it took (0, 0.0 where the runtime captures nothing)."""
-        warm_up = getattr(self.runtime, "warm_up", None)
-        if warm_up is None or self.job.call_tokens:
+        if self.job.call_tokens:
             return 0, 0.0
-        step = getattr(self.runtime, "length_step", GPU_LENGTH_STEP)
-        shapes = [(rows, min(length, self.job.seq_len)) for length in range(step, self.job.seq_len + step, step)]
-        return len(shapes), warm_up(shapes)
+        shapes = [(rows, min(length, self.job.seq_len))
+                  for length in range(GPU_LENGTH_STEP, self.job.seq_len + GPU_LENGTH_STEP, GPU_LENGTH_STEP)]
+        seconds = self.runtime.warm_up(shapes) or 0.0  # None: the runtime prepares nothing per shape
+        return (len(shapes) if seconds else 0), seconds
 
     def logits(self, features: Features, on_batch=None) -> np.ndarray:
         arrays = features.batch(slice(None))
