@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import process_state  # noqa: E402
 from reference import write_checkpoint  # noqa: E402
 
 from tinybert import INPUT_NAMES  # noqa: E402
@@ -52,9 +53,41 @@ AWKWARD_ROWS = [
 
 
 def pytest_configure(config):
+    # Inductor writes its cache folder into the environment at its first compile: decided here, once, as the
+    # program decides it at its start, so no test's first compile changes the environment of the tests after it.
+    from tinybert.machine import use_compile_cache
+
+    use_compile_cache()
     config.addinivalue_line(
         "markers", "slow: exports models, runs the shell pipeline or many subprocesses (seconds to minutes); "
                    "deselect with -m \"not slow\"")
+
+
+# --- the process-state guard -------------------------------------------------------------------------
+
+_BEFORE = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Snapshot before anything of the test runs, its fixtures (of any scope) included."""
+    item.stash[_BEFORE] = process_state.snapshot()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the test and its fixtures' teardown: whatever it left changed fails it (an error at teardown) and is
+    put back, so the tests after it in this worker run as they would alone."""
+    result = yield
+    before = item.stash.get(_BEFORE, None)
+    if before is not None:
+        left = process_state.changes(before, process_state.snapshot())
+        if left:
+            process_state.restore(before)
+            pytest.fail("the test left process-wide state changed (restore it, or change torch configs through "
+                        "their own patch()):\n  " + "\n  ".join(left), pytrace=False)
+    return result
 
 
 @dataclass(frozen=True)
@@ -65,13 +98,13 @@ class Inputs:
     count: int  # sentences in tsv
 
 
-def make_small_tsv(path: Path, count: int = SMALL_COUNT, seed: int = 0) -> Path:
-    """Labelled sentences over the small vocabulary, one (the 6th) far longer than 64 tokens."""
+def make_small_tsv(path: Path, count: int = SMALL_COUNT, seed: int = 0, long_at: int | None = 5) -> Path:
+    """Labelled sentences over the small vocabulary, one (the 6th; `long_at`, None for none) far longer than 64 tokens."""
     rng = random.Random(seed)
     plain = [w for w in WORDS if not w.startswith("##")]
     lines = ["sentence\tlabel"]
     for i in range(count):
-        length = 80 if i == 5 else rng.randint(1, 20)
+        length = 80 if i == long_at else rng.randint(1, 20)
         words = [rng.choice(plain) for _ in range(length)]
         if i % 7 == 0:
             words.append("Café NAÏVE charming")

@@ -146,6 +146,20 @@ def test_openvino_bf16_follows_the_profile(small_onnx_bs4):
         assert logits.shape == (4, 2) and np.isfinite(logits).all()
 
 
+
+def test_a_faked_kernel_outcome_decides_the_need_whatever_this_cpu_does():
+    with faked(kernels={"torchao_int8": "off by 30% here"}):
+        assert current().kernel_fault("torchao_int8") == "off by 30% here"
+        assert not current().has("torchao") or current().unmet("torchao") == "off by 30% here"
+        with faked(profile="amx", kernels={"torchao_int8": None}):  # nested: the inner outcome wins
+            assert current().kernel_fault("torchao_int8") is None
+        assert current().kernel_fault("torchao_int8") == "off by 30% here"
+    with pytest.raises(UsageError, match="faked.kernels=....: expected names among torchao_int8, got onednn"):
+        with faked(kernels={"onednn": None}):
+            pass
+    assert not capabilities._faked
+
+@pytest.mark.slow
 def test_torchao_that_fails_here_is_an_unmet_need_with_its_reason(monkeypatch):
     pytest.importorskip("torchao")
     import torchao.quantization
@@ -171,6 +185,7 @@ def test_torchao_that_fails_here_is_an_unmet_need_with_its_reason(monkeypatch):
         assert current().unmet("torchao").startswith("torchao is not installed (treated as not installed here)")
 
 
+@pytest.mark.slow
 def test_a_model_load_is_quiet_where_torchao_is_installed(small_inputs):
     """transformers imports torchao, whose import logs lines that say nothing about this pipeline."""
     import subprocess

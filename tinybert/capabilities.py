@@ -63,6 +63,7 @@ class Capabilities:
     hidden: frozenset = frozenset()  # packages and provider names treated as not installed
     vendor: str = ""  # /proc/cpuinfo's vendor_id (the faked profile's under a profile)
     fake_gpu: str | None = None  # a faked CUDA device's name (faked(gpu=...)); None: the environment decides
+    faked_kernels: tuple = ()  # (KERNEL_CHECKS name, outcome) pairs from faked(kernels=...): None works, else why not
 
     @property
     def cpu_class(self) -> str:
@@ -118,7 +119,7 @@ class Capabilities:
             hidden = " (treated as not installed here)" if need in self.hidden else ""
             if not self.has(need):
                 return f"{need} is not installed{hidden}: {INSTALL_HINTS.get(need, '')}"
-            return torchao_int8_fails() if need == "torchao" else None
+            return self.kernel_fault("torchao_int8") if need == "torchao" else None
         if need == "native_bf16":
             return None if self.native_bf16 else (f"this CPU ({self.cpu_class}) has no native bf16 "
                                                   "(no avx512_bf16 or amx_bf16 flag)")
@@ -134,6 +135,11 @@ class Capabilities:
                 f"this onnxruntime has no {PROVIDERS[need]} (available: {', '.join(self.ort_providers)}); "
                 f"{INSTALL_HINTS[need]}")
         return f"unknown need {need!r}"
+
+    def kernel_fault(self, name: str) -> str | None:
+        """Why a KERNEL_CHECKS kernel gives wrong results here (the faked outcome where one is in force), or None."""
+        faked_outcomes = dict(self.faked_kernels)
+        return faked_outcomes[name] if name in faked_outcomes else KERNEL_CHECKS[name]()
 
     def describe(self) -> str:
         """One line for headers: the class and its flags, the cores, and any faking."""
@@ -232,12 +238,13 @@ def _profile_flags(name: str, source: str) -> frozenset:
     return PROFILES[name]
 
 
-def _apply(base: Capabilities, profile: str | None, without, gpu: str | None = None) -> Capabilities:
-    """`base` with the profile's flags (None: base's own), `without` hidden as well and `gpu` faked."""
+def _apply(base: Capabilities, profile: str | None, without, gpu: str | None = None, kernels=()) -> Capabilities:
+    """`base` with the profile's flags (None: base's own), `without` hidden as well, `gpu` and `kernels` faked."""
     hidden = base.hidden | without
     hidden_providers = {PROVIDERS[n] for n in hidden if n in PROVIDERS}
     return replace(base, flags=base.flags if profile is None else _profile_flags(profile, "profile"),
                    fake_gpu=base.fake_gpu if gpu is None else gpu,
+                   faked_kernels=tuple({**dict(base.faked_kernels), **dict(kernels)}.items()),
                    profile=base.profile if profile is None else profile, hidden=hidden,
                    vendor=base.vendor if profile is None else PROFILE_VENDORS[profile],
                    packages=frozenset(p for p in base.packages if p not in hidden),
@@ -273,12 +280,15 @@ def current() -> Capabilities:
 
 
 @contextlib.contextmanager
-def faked(profile: str | None = None, without=(), gpu: str | None = None):
-    """Within the block, `current()` reports the CPU `profile` (None: unchanged), treats the packages/providers in
-    `without` as not installed and, with `gpu`, a CUDA device of that name. Nests; this process only (env vars)."""
+def faked(profile: str | None = None, without=(), gpu: str | None = None, kernels: dict | None = None):
+    """In the block `current()` has CPU `profile`, lacks `without`, sees CUDA device `gpu`, and each KERNEL_CHECKS name
+    of `kernels` works (None) or fails (its reason). Nests; this process only (env vars for subprocesses)."""
     if profile is not None:
         _profile_flags(profile, "faked(profile=...)")
-    _faked.append(_apply(current(), profile, _parse_without(without, "faked(without=...)"), gpu))
+    unknown = sorted(set(kernels or ()) - set(KERNEL_CHECKS))
+    if unknown:
+        raise UsageError(f"faked(kernels=...): expected names among {', '.join(KERNEL_CHECKS)}, got {', '.join(unknown)}")
+    _faked.append(_apply(current(), profile, _parse_without(without, "faked(without=...)"), gpu, (kernels or {}).items()))
     try:
         yield _faked[-1]
     finally:
@@ -337,18 +347,18 @@ def torchao_int8_errors() -> tuple[float, float]:
     with torch.inference_mode():
         reference = layer(x)
     quantize_(layer, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
-    frozen, inductor.freezing = inductor.freezing, True
-    try:
-        with torch.inference_mode():
-            eager, compiled = layer(x), torch.compile(layer)(x)
-    finally:
-        inductor.freezing = frozen
+    with torch.inference_mode(), inductor.patch(freezing=True):
+        eager, compiled = layer(x), torch.compile(layer)(x)
 
     def error(out) -> float:
         return float((out - reference).abs().max() / reference.abs().max()) if torch.isfinite(out).all() else \
             float("inf")
 
     return error(eager), error(compiled)
+
+
+# Kernels whose numerics depend on the real CPU, each checked by running it once here; faked(kernels=...) fakes them.
+KERNEL_CHECKS = {"torchao_int8": torchao_int8_fails}
 
 
 def _hidden() -> frozenset:

@@ -8,6 +8,19 @@ from importlib import metadata
 from tinybert.capabilities import cpuinfo_values, current
 
 
+def use_compile_cache(cache_dir: str | None = None) -> str:
+    """Inductor's on-disk caches at settings.COMPILE_CACHE_DIR unless TORCHINDUCTOR_CACHE_DIR is set; the folder.
+    Called at process start: Inductor fixes its folder (a /tmp default) at the first compile of any kind."""
+    import os
+
+    from tinybert.settings import COMPILE_CACHE_DIR
+
+    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.expanduser(cache_dir or COMPILE_CACHE_DIR)
+    os.makedirs(folder, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    return folder
+
+
 def physical_cores() -> int:
     """Physical cores usable by this process (`capabilities` reads the CPU)."""
     return current().physical_cores

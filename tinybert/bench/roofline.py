@@ -70,21 +70,8 @@ def _layout_name(threads: int, in_flight: int) -> str:
 def _layout_rates(runtime, precision, threads, in_flight, m_values, timing: Timing, work_dir) -> dict:
     from tinybert.bench.shape_graphs import build_runner, chain_flops, inputs
 
-    restore = _torch_threads() if runtime.startswith("pytorch") else None
-    try:
-        run = build_runner(runtime, precision, threads, in_flight, work_dir)
-        return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, timing) / 1e9
-                for m in m_values}
-    finally:
-        if restore:
-            restore()
-
-
-def _torch_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    return lambda: torch.set_num_threads(before)
+    run = build_runner(runtime, precision, threads, in_flight, work_dir)
+    return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, timing) / 1e9 for m in m_values}
 
 
 def _calls_per_second(run, x, in_flight: int, timing: Timing) -> float:

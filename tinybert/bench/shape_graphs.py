@@ -148,17 +148,18 @@ def _openvino_runner(precision: str, threads: int, requests: int, work_dir: str)
 
 
 def _torch_runner(precision: str, threads: int, requests: int, work_dir: str):
-    """Eager linear layers on `threads` threads (torch's pool is process-wide: the caller restores it)."""
+    """Eager linear layers on `threads` threads (torch's pool is process-wide: set per call and put back)."""
     import torch
+
+    from tinybert.runtimes.torch_peer import torch_threads
 
     if requests != 1:
         raise UsageError(f"pytorch: expected one call at a time (its rows' layout), got {requests} requests")
-    torch.set_num_threads(threads)
     mats = [torch.from_numpy(w.T.copy()) for w in weights()]  # linear takes (N, K)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
 
     def run(x):
-        with torch.inference_mode(), autocast():
+        with torch.inference_mode(), autocast(), torch_threads(threads):
             h = torch.from_numpy(x)
             for i, w in enumerate(mats):
                 h = torch.nn.functional.linear(h, w)
@@ -172,11 +173,10 @@ def _torch_compiled_runner(precision: str, threads: int, requests: int, work_dir
     int8: quantized by torchao first, as the PTq8 row."""
     import torch
 
-    from tinybert.runtimes.torch_peer import freeze_weights_when_compiling
+    from tinybert.runtimes.torch_peer import TORCHAO_INDUCTOR, FrozenCompiled, torch_threads
 
     if requests != 1:
         raise UsageError(f"pytorch-compiled: expected one call at a time (its rows' layout), got {requests} requests")
-    torch.set_num_threads(threads)
     layers = []
     for i, w in enumerate(weights()):
         linear = torch.nn.Linear(*w.shape, bias=False)
@@ -192,11 +192,10 @@ def _torch_compiled_runner(precision: str, threads: int, requests: int, work_dir
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             return chain(x).float()
 
-    freeze_weights_when_compiling()
-    compiled = torch.compile(forward, dynamic=True)
+    compiled = FrozenCompiled(forward, config=TORCHAO_INDUCTOR if precision == "int8" else None)
 
     def run(x):
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(threads):
             return compiled(torch.from_numpy(x))
     return run
 

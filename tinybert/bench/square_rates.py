@@ -11,7 +11,8 @@ def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), trials: int = 5
     Runtime's MLAS over a few square sizes (the roofline a CPU inference row can reach)."""
     import torch
 
-    torch.set_num_threads(threads)
+    from tinybert.runtimes.torch_peer import torch_threads
+
     rates: dict[str, float] = {}
     for size in sizes:
         a, b = torch.randn(size, size), torch.randn(size, size)
@@ -20,7 +21,8 @@ def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), trials: int = 5
         candidates = {"torch.mm": lambda: torch.mm(a, b), "numpy.matmul": lambda: x @ y,
                       "onnxruntime MatMul": _ort_matmul(size, threads, x, y)}
         for name, func in candidates.items():
-            rates[name] = max(rates.get(name, 0.0), _best_rate(func, flops, trials))
+            with torch_threads(threads):
+                rates[name] = max(rates.get(name, 0.0), _best_rate(func, flops, trials))
     return {"gflops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads}
 
 

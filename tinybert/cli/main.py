@@ -8,6 +8,7 @@ import sys
 
 from tinybert.cli import classify, classify_check, gpu_check, model_steps, pipeline, roofline, settings
 from tinybert.errors import PipelineError
+from tinybert.machine import use_compile_cache
 
 STEPS = {**pipeline.STEPS, **classify.STEPS, **roofline.STEPS, **model_steps.STEPS, **gpu_check.STEPS,
          **classify_check.STEPS, **settings.STEPS}
@@ -23,7 +24,7 @@ def _on_sigterm(signum, frame):
 
 def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run one step; returns the process exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     func = STEPS[name][0]
     try:
         func(sys.argv[1:] if argv is None else argv, prog)
@@ -40,10 +41,14 @@ def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> in
     except Terminated:
         print("[ERROR] terminated; no partial results were kept", file=sys.stderr)
         return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The program: the compile cache decided before any step can compile (machine.use_compile_cache), then the step."""
+    use_compile_cache()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in STEPS:
         print("usage: python -m tinybert <step> [options]   (each step has --help)\n\nsteps:")

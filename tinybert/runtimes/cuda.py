@@ -11,7 +11,7 @@ import torch
 
 from tinybert.capabilities import Gpu, gpu as find_gpu
 from tinybert.errors import UsageError, expect
-from tinybert.machine import physical_cores
+from tinybert.machine import physical_cores, use_compile_cache
 from tinybert.model.modeling import cls_only_last_layer, load_tinybert
 from tinybert.runtimes.interface import RuntimeBase
 from tinybert.settings import GPU_LENGTH_STEP
@@ -196,23 +196,6 @@ class CudaRuntime(RuntimeBase):
         for rows, length in sorted(set(shapes)):
             self._shape(rows, length)
         return self.prepare_seconds - before
-
-
-def use_compile_cache(cache_dir: str | None = None) -> str:
-    """Point Inductor's on-disk caches (compiled code, autotuning results) at settings.COMPILE_CACHE_DIR unless
-    TORCHINDUCTOR_CACHE_DIR is set; returns the folder in use."""
-    import os
-
-    from tinybert.settings import COMPILE_CACHE_DIR
-
-    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.expanduser(cache_dir or COMPILE_CACHE_DIR)
-    os.makedirs(folder, exist_ok=True)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
-    import torch._inductor.config as inductor
-
-    inductor.fx_graph_cache = True  # the compiled code of each shape, keyed by graph and inputs
-    inductor.autotune_local_cache = True  # max-autotune's kernel choices
-    return folder
 
 
 def _forward(model):

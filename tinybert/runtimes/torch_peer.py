@@ -39,7 +39,6 @@ class TorchPeerRuntime(RuntimeBase):
                  compile_mode: str | None = None, quantize: str | None = None):
         _check_options(precision, compile, compile_mode, quantize)
         self.threads = threads or physical_cores()
-        torch.set_num_threads(self.threads)
         self.precision, self.compile, self.cls_only = precision, bool(compile), bool(cls_only)
         self.compile_mode, self.quantize = compile_mode, quantize
         self.model = load_tinybert(model_path)
@@ -49,11 +48,8 @@ class TorchPeerRuntime(RuntimeBase):
         if cls_only:
             self._context.enter_context(cls_only_last_layer(self.model))
         forward = _forward(self.model, precision == "bf16")
-        if compile:
-            freeze_weights_when_compiling()
-        if compile_mode and compile_mode.startswith("max-autotune"):
-            _quiet_autotune()
-        self._forward = torch.compile(forward, dynamic=True, mode=compile_mode) if compile else forward
+        self._forward = FrozenCompiled(forward, mode=compile_mode, config=TORCHAO_INDUCTOR if quantize else None) \
+            if compile else forward
         self.compile_seconds = 0.0
         self.compiling_calls = 0
 
@@ -61,7 +57,7 @@ class TorchPeerRuntime(RuntimeBase):
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (input_ids, segment_ids, input_mask)]
         before = graphs_compiled() if self.compile else 0
         tick = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             logits = self._forward(*tensors)
         if self.compile and graphs_compiled() > before:
             self.compile_seconds += time.perf_counter() - tick
@@ -93,12 +89,47 @@ def _check_options(precision: str, compile: bool, compile_mode: str | None,  # n
            f"quantize {quantize!r}: expected precision 'fp32' (the weights it quantizes), got {precision!r}")
 
 
-def freeze_weights_when_compiling() -> None:
-    """Inductor's freezing (weights folded in as constants), set for the process as PyTorch's CPU examples set it:
-    Dynamo reads it when tracing, `torch.compile(options=...)` would not (docs/measurements/inductor-freezing.md)."""
-    import torch._inductor.config
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's process-wide thread count set to `threads` for one call and put back: runtimes of other thread counts
+    share the process (the benchmark's rows, a test run)."""
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
 
-    torch._inductor.config.freezing = True
+
+# torchao's recommended_inductor_config_setter, which quantize_ applies to the whole process unless told not to.
+TORCHAO_INDUCTOR = {"coordinate_descent_tuning": True, "coordinate_descent_check_all_directions": True,
+                    "force_fuse_int_mm_with_mul": True, "triton.unique_kernel_names": True}
+
+
+class FrozenCompiled:
+    """torch.compile(forward, dynamic=True) traced with Inductor's freezing on, as PyTorch's CPU examples run it
+    (docs/measurements/inductor-freezing.md), by config.patch around a shape's first call: the process keeps its config."""
+
+    def __init__(self, forward, mode: str | None = None, config: dict | None = None):
+        self.compiled = torch.compile(forward, dynamic=True, mode=mode)
+        self.config = {"freezing": True, **(config or {})}
+        if mode and mode.startswith("max-autotune"):
+            _quiet_autotune()
+            self.config["max_autotune_report_choices_stats"] = False
+        self._seen: set = set()
+
+    def __call__(self, *tensors):
+        shape = tuple(t.shape for t in tensors)
+        if shape in self._seen:
+            return self.compiled(*tensors)
+        import torch._inductor.config as inductor
+
+        with inductor.patch(self.config):
+            out = self.compiled(*tensors)
+        self._seen.add(shape)
+        return out
 
 
 def _quiet_autotune() -> None:
@@ -106,10 +137,8 @@ def _quiet_autotune() -> None:
     code: the benchmark's lines would drown in them."""
     import warnings
 
-    import torch._inductor.config
     import torch._inductor.select_algorithm
 
-    torch._inductor.config.max_autotune_report_choices_stats = False
     torch._inductor.select_algorithm.PRINT_AUTOTUNE = False
     warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
 
@@ -122,7 +151,7 @@ def quantize_int8_dynamic(module) -> None:
     require("torchao", "the torchao int8 rows")
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-    quantize_(module, Int8DynamicActivationInt8WeightConfig())
+    quantize_(module, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))  # TORCHAO_INDUCTOR, scoped
 
 
 def _forward(model, bf16: bool):
