@@ -38,6 +38,7 @@ def fake_tools(tmp_path):
     return env, record
 
 
+@pytest.mark.slow
 def test_onnx2om_runs_the_card_atc_command(tmp_path, fake_tools):
     env, record = fake_tools
     (tmp_path / "TinyBERT_sim_bs4.onnx").write_bytes(b"onnx")
@@ -79,6 +80,7 @@ def test_ais_inference_uses_ais_bench_with_the_card_arguments(tmp_path, fake_too
     assert shlex.split(record.read_text().replace("\n", " "))[-4:] == ["--device", "3", "--output_dirname", "named"]
 
 
+@pytest.mark.slow
 def test_perf_uses_ais_bench_loop(tmp_path, fake_tools):
     env, record = fake_tools
     (tmp_path / "TinyBERT_bs1.om").write_bytes(b"om")
@@ -204,6 +206,7 @@ def test_ais_inference_runs_each_gear_and_merges_one_result_folder(tmp_path, fak
     assert_clean_error(again, "geared", "refusing to overwrite")
 
 
+@pytest.mark.slow
 def test_gear_runs_hold_their_lock_and_remove_what_killed_runs_left(tmp_path, fake_tools, small_inputs):
     """The per-gear folders are staging: locked while ais_bench writes them; a killed run's are removed
     by the next run, a live run's are not."""

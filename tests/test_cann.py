@@ -97,6 +97,7 @@ def test_the_scripts_run_through_the_provider_on_device(made, stand_in, tmp_path
 
 
 @no_real_cann
+@pytest.mark.slow
 def test_without_the_provider_exit_3_and_the_install_hint(made, tmp_path):
     bin_dir, model = made
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime-cann"):

@@ -182,6 +182,7 @@ def _record(monkeypatch, events: list):
 
 
 @pytest.mark.parametrize("workers", ["auto", "2"])
+@pytest.mark.slow
 def test_tokenizing_runs_ahead_of_the_gpu_and_no_further(workers, small_inputs, corpus, tmp_path, monkeypatch, capsys):
     events = []
     monkeypatch.setattr(route, "open_path", lambda *a, **k: SlowBackend(events, 0.15))
@@ -317,7 +318,6 @@ def test_ray_stages_write_the_local_engines_shard(small_inputs, tmp_path, monkey
 
 @pytest.mark.slow
 def test_ray_on_a_faked_gpu_gives_the_local_engines_bytes(small_inputs, tmp_path):
-    pytest.importorskip("ray.data")
     args = lambda out, *more: ["classify", small_inputs.tsv, "--output", out, "--ckpt_dir",  # noqa: E731
                                small_inputs.checkpoint, "--model_dir", tmp_path, "--backend", "gpu", "--gpu_model",
                                "gpu-fp32", "--batch_size", 8, "--chunk_sentences", 10, "--no_progress", *more]

@@ -135,7 +135,6 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_bytes(small_inputs,
 def test_ray_engine_on_a_local_two_cpu_cluster_gives_the_same_bytes(small_inputs, fast_models, big_tsv, tmp_path):
     """A local run stopped after a few chunks, finished by Ray: the shards both engines wrote make the
     file of an uninterrupted local run."""
-    pytest.importorskip("ray.data")
     args = lambda out, *more: classify_args(big_tsv, out, small_inputs, fast_models, "--chunk_sentences", 100,  # noqa: E731
                                             *more)
     reference = tmp_path / "reference.tsv"

@@ -223,6 +223,4 @@ def test_compare_script(runs, tmp_path):
     proc = run_script("compare.sh", "torch_txt", "ort_npy", "--top", 1, "--min_agreement", "100%", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "same prediction: 37/37" in proc.stdout and "the 1 samples that differ most" in proc.stdout
-    helped = run_script("compare.sh", "--help", cwd=tmp_path)
-    assert helped.returncode == 0 and helped.stdout.startswith("usage: bash test/compare.sh <result_a> <result_b>")
     assert_clean_error(run_script("compare.sh", "torch_txt", cwd=tmp_path, env=env), "usage: bash test/compare.sh")

@@ -219,6 +219,22 @@ def test_options_are_checked(small_inputs):
             open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
 
 
+
+def test_the_real_devices_tf32_switch_holds_only_inside_its_block():
+    """CudaDevice.matmul_precision is torch's process-wide setting: TF32 inside the tf32 path's calls, put back after
+    them, an error included (the switch itself needs no device)."""
+    import torch
+
+    from tinybert.runtimes.cuda import CudaDevice
+
+    device, before = object.__new__(CudaDevice), torch.get_float32_matmul_precision()
+    with device.matmul_precision("tf32"):
+        assert torch.get_float32_matmul_precision() == "high"
+    with pytest.raises(RuntimeError, match="in the block"), device.matmul_precision("fp16"):
+        assert torch.get_float32_matmul_precision() == "highest"
+        raise RuntimeError("an error in the block")
+    assert torch.get_float32_matmul_precision() == before
+
 @pytest.mark.skipif(not capabilities._real_gpus(), reason="needs a CUDA device torch can use: runs the graph "
                                                           "capture, pinned copies and TF32 switch a faked GPU leaves out")
 def test_a_real_cuda_device(small_inputs, small_features, reference):
@@ -292,6 +308,7 @@ def test_classify_on_the_gpu_writes_the_cpu_paths_output(tmp_path, small_inputs,
     assert not list(tmp_path.glob(".*.classify"))
 
 
+@pytest.mark.slow
 def test_predict_runs_on_the_gpu_where_auto_finds_one(tmp_path, small_inputs):
     sentences = ["a very good movie", "the plot is awful"]
     args = ("predict", *sentences, "--model_dir", small_inputs.checkpoint, "--backend", "auto", "--gpu_model",

@@ -1,19 +1,21 @@
-"""Every CPU class's code paths run on any machine: the whole benchmark (a small sample, one pass,
-every row the registry builds for that class) under each faked capability profile, and the steps
-that branch on a capability (the bf16 path)."""
+"""Every CPU class's code paths run on any machine: the rows the benchmark builds under each faked capability profile
+(torchao's int8 kernel faked both ways) with the reason for each row it skips, the whole benchmark once through its
+command under the class that builds the most rows, and the steps that branch on a capability (the bf16 path)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_PERF, SHARED, input_arg, make_small_tsv, run_cli, run_script
+from conftest import QUICK_PERF, make_small_tsv, run_cli, run_script
 
 from tinybert import capabilities
-from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
+from tinybert.bench.benchmark import BenchmarkRun, run_benchmark, select_rows
+from tinybert.bench.roofline import Timing, precision_class
 from tinybert.registry import PATHS
-from tinybert.bench.roofline import Timing
 
 CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc", "PTq8"]
 BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb", "PTcbm"]
@@ -28,73 +30,94 @@ EXPECTED = {
         {"Bf": "openvino is not installed", "V8": "openvino is not installed", "OV8t": "openvino is not installed",
          "PTq8": "torchao is not installed"}),
 }
-def _expected(profile, without) -> tuple[list, dict]:
-    """EXPECTED, less PTq8 where this real CPU's int8 kernels fail torchao's check (no profile fakes a kernel)."""
+# torchao's int8 kernel check, both outcomes on every machine (the real one depends on the CPU's int8 kernels).
+TORCHAO_FAILS = "torchao is installed but its int8 linear is off here (faked)"
+KERNELS = {"works": {"torchao_int8": None}, "fails": {"torchao_int8": TORCHAO_FAILS}}
+NO_GPU = ("torch_cuda",)  # the GPU rows have their own tests (test_gpu_bench.py); here no machine's GPU shows
+
+
+def _expected(profile, without, kernels) -> tuple[list, dict]:
+    """EXPECTED, less PTq8 where torchao is there but its (faked) int8 kernel check fails."""
     expected, skipped = EXPECTED[profile, without]
-    int8_here = None if "torchao" in without or not capabilities.installed("torchao") else \
-        capabilities.torchao_int8_fails()
-    if int8_here:
-        return [row for row in expected if row != "PTq8"], {**skipped, "PTq8": "torchao is installed but"}
+    if "torchao" not in without and kernels == "fails":
+        return [row for row in expected if row != "PTq8"], {**skipped, "PTq8": TORCHAO_FAILS}
     return expected, skipped
 
 
+WHOLE_COUNT = 38  # sentences of the whole run: its static bs-4 model's last batch is filled
 QUICK = Timing(min_time_s=0.0, samples=1, budget_s=0.0)
 
 
+@pytest.mark.parametrize("kernels", list(KERNELS))
+@pytest.mark.parametrize("profile, without", list(EXPECTED), ids=lambda v: "-".join(v) if isinstance(v, tuple) else v)
+def test_each_cpu_profile_selects_its_rows_and_says_why_it_skips_the_others(small_inputs, profile, without, kernels):
+    run = BenchmarkRun(str(small_inputs.checkpoint), str(small_inputs.tsv), "unused", (4,),
+                       calibration_file=str(small_inputs.tsv))
+    with capabilities.faked(profile, without + NO_GPU, kernels=KERNELS[kernels]):
+        rows, notes = select_rows(run)
+    expected, skipped = _expected(profile, without, kernels)
+    assert [p.row for p in rows] == [p.row for p in PATHS if p.row in expected]  # every row it would build, in order
+    for row, reason in skipped.items():
+        assert any(note.startswith(f"row {row} ") and reason in note for note in notes), (row, reason, notes)
+    assert not {p.row for p in rows} & {n.split()[1] for n in notes}  # a row is either built or noted
+
+
 @pytest.fixture(scope="module")
-def bench(inputs, tmp_path_factory):
-    """A small labelled sample and a training TSV to calibrate on, and one work folder the runs share
-    (each model is exported once)."""
-    root = tmp_path_factory.mktemp("profiles")
-    lines = inputs.tsv.read_text(encoding="utf-8").splitlines()
-    (root / "dev.tsv").write_text("\n".join(lines[:49]) + "\n", encoding="utf-8")
-    train = SHARED / "data" / "SST-2" / "train.tsv"
-    if inputs.real and train.is_file():
-        (root / "train.tsv").write_text("\n".join(train.read_text(encoding="utf-8").splitlines()[:200]) + "\n",
-                                        encoding="utf-8")
-    else:
-        make_small_tsv(root / "train.tsv", 60, seed=4)
-    return root, inputs.checkpoint
-
-
-def _run(bench, tmp_path, profile, without) -> dict:
-    root, checkpoint = bench
-    # The export gate of the static int8 model is tested in test_calibration.py; here every row is built.
-    run = BenchmarkRun(str(checkpoint), str(root / "dev.tsv"), str(tmp_path / "out"), (4,), repeats=1, plot=True,
+def whole_run(small_inputs, tmp_path_factory):
+    """The whole benchmark once, in this process, under the CPU class that builds the most rows (AMX: every CPU row,
+    bf16 ones included) with torchao's int8 kernel faked to work, so every CPU row runs; a quick roofline, and every
+    model exported (the static int8 export's gate is tested in test_calibration.py). No sentence is truncated, so no
+    batch has a single row: each compiled row compiles its dynamic shapes once, not again for a batch of one."""
+    root = tmp_path_factory.mktemp("whole_benchmark")
+    make_small_tsv(root / "dev.tsv", WHOLE_COUNT, long_at=None)
+    make_small_tsv(root / "train.tsv", 60, seed=4)
+    run = BenchmarkRun(str(small_inputs.checkpoint), str(root / "dev.tsv"), str(root / "out"), (4,), repeats=1,
                        calibration_file=str(root / "train.tsv"), calibration_samples=40, roofline_timing=QUICK,
-                       work_dir=str(root / "work"), export_min_agreement=0.0)
-    with capabilities.faked(profile, without):
-        return run_benchmark(run)
+                       export_min_agreement=0.0)
+    with capabilities.faked("amx", NO_GPU, kernels=KERNELS["works"]), contextlib.chdir(root), \
+            contextlib.redirect_stdout(io.StringIO()) as out:
+        report = run_benchmark(run)
+    return report, out.getvalue(), root
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("profile, without", list(EXPECTED), ids=lambda v: "-".join(v) if isinstance(v, tuple) else v)
-def test_the_whole_benchmark_runs_under_each_cpu_profile(bench, tmp_path, profile, without):
-    report = _run(bench, tmp_path, profile, without)
-    expected, skipped = _expected(profile, without)
-    rows = [r["row"] for r in report["results"]]
-    assert rows == [p.row for p in PATHS if p.row in expected]  # every row it would build, in registry order
+def test_the_whole_benchmark_runs_every_cpu_row(whole_run):
+    report, stdout, root = whole_run
+    (folder,) = [p for p in (root / "out").iterdir() if p.name.startswith("benchmark-")]
+    assert sorted(p.name for p in folder.iterdir()) == ["benchmark.json", "benchmark.md", "benchmark.png"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # scratch models removed
+    assert json.loads((folder / "benchmark.json").read_text()) == json.loads(json.dumps(report))
+    by_row = {r["row"]: r for r in report["results"]}
+    expected, skipped = _expected("amx", (), "works")
+    assert list(by_row) == [p.row for p in PATHS if p.row in expected]
     for row, reason in skipped.items():
         assert any(note.startswith(f"row {row} ") and reason in note for note in report["notes"]), (row, reason)
-    by_row = {r["row"]: r for r in report["results"]}
     for path in PATHS:
         if path.row in by_row:
             r = by_row[path.row]
             assert r["gate"] == path.gate and r["runtime"] == path.runtime and r["sentences_per_s"] > 0
             assert r["roofline_rate"] > 0 and 0 < r["roofline_fraction"] <= 1  # the best of its precision
+            assert r["gate"] is None or any(c["check"].startswith(f"{path.row} ") for c in report["checks"]), path.row
+    assert report["num_samples"] == WHOLE_COUNT and by_row["A"]["max_abs_diff_to_A"] == 0.0
+    for key in "BC":
+        assert by_row[key]["agreement_with_A"] == 1.0 and by_row[key]["max_abs_diff_to_A"] <= 1e-4
+    assert by_row["C"]["tokens"] < by_row["A"]["tokens"] == WHOLE_COUNT * 64  # bucketing processes fewer positions
+    assert by_row["B"]["tokens"] == 40 * 64  # the static model's last batch is filled
+    assert by_row["C"]["requests_in_flight"] >= 1 and by_row["C1"]["requests_in_flight"] == 1
+    rates = report["model_shape_rates"]  # each row's own engine's chain, and the best of its precision
+    assert by_row["C"]["own_recipe"] in rates and by_row["D"]["own_recipe"] in rates
+    assert by_row["C"]["own_recipe"] != by_row["D"]["own_recipe"] and by_row["D"]["precision"] == "int8"
+    best = report["roofline_best"]["4"]
+    assert best["int8"]["rate"] >= max(r["achieved_gflops"] for r in by_row.values() if r["precision"] == "int8")
+    assert all(r["roofline_rate"] == best[precision_class(r["precision"])]["rate"] for r in by_row.values())
     checks = {c["check"] for c in report["checks"]}
-    for row in by_row:
-        gate = by_row[row]["gate"]
-        assert gate is None or any(c.startswith(f"{row} ") for c in checks), row
-    peers = [r for r in report["results"] if r["role"] == "peer"]
-    assert bool(peers) == any(c.startswith("fastest gated project row") for c in checks)
-    header = "\n".join(report["roofline_lines"])
-    assert capabilities.PROFILES[profile] and (profile != "amx" or "AMX-INT8" in header)
-    (folder,) = (tmp_path / "out").iterdir()
-    assert sorted(p.name for p in folder.iterdir()) == ["benchmark.json", "benchmark.md", "benchmark.png"]
-    assert json.loads((folder / "benchmark.json").read_text())["results"][0]["row"] == "A"
-    assert "CPU class " + {"avx2": "AVX2", "avx512_vnni": "AVX-512+VNNI", "amx": "AMX"}[profile] in \
-        (folder / "benchmark.md").read_text()
+    assert any(c.startswith("D agreement with A") for c in checks)
+    assert any(c.startswith("fastest gated project row") for c in checks)
+    assert any(c.startswith("C (project fp32) / fastest fp32 peer") for c in checks)
+    assert "CPU peak (cores x clock x ops per cycle" in stdout and "roofline:" in stdout and "AMX-INT8" in stdout
+    assert "row E (ONNX Runtime CUDA fp32" in stdout and "| 4 | C |" in (folder / "benchmark.md").read_text()
+    assert "CPU class AMX" in (folder / "benchmark.md").read_text()
+    assert (folder / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
@@ -122,6 +145,7 @@ def test_the_bf16_path_runs_where_the_cpu_has_native_bf16(tmp_path, small_inputs
     assert not Path(tmp_path / "result" / "bf16_avx2").exists()
 
 
+@pytest.mark.slow
 def test_a_faked_profile_reaches_the_steps(tmp_path):
     proc = run_cli("roofline", "--batch_sizes", "1", "--pairs", "onnxruntime/int8", "--min_time", "0", "--samples", 1,
                    "--budget", "0", cwd=tmp_path, env={"TINYBERT_CPU_PROFILE": "avx512_vnni"})

@@ -13,8 +13,8 @@ from conftest import assert_clean_error, run_cli
 
 from tinybert.capabilities import faked
 from tinybert.errors import ModelFileError, UsageError
-from tinybert.bench.roofline import (Roofline, Timing, cpu_peak, model_shape_lines, model_shape_rate, rate_at,
-                                     rates_for)
+from tinybert.bench.roofline import (Roofline, Timing, cpu_peak, model_shape_lines, model_shape_rate, peak_line,
+                                     rate_at, rates_for)
 from tinybert.bench.shape_graphs import SHAPES, build_runner, chain_flops, inputs, weights, write_onnx
 
 TINY = Timing(min_time_s=0.0, samples=1, budget_s=0.0)  # rates, not timings: one call per sample
@@ -171,7 +171,8 @@ def test_the_cpu_peak_counts_the_instructions_of_each_profile(profile, per_cycle
             peak = cpu_peak(precision, cores=2, clock_mhz=2000.0)
             assert peak["ops_per_cycle"] == ops and peak["peak"] == pytest.approx(2 * 2.0 * ops), (precision, peak)
             assert peak["unit"] == ("GOP/s" if precision == "int8" else "GFLOP/s")
-        assert cpu_peak("fp32", cores=2, clock_mhz=None)["peak"] is None  # no clock reported: no peak claimed
+        unclocked = cpu_peak("fp32", cores=2, clock_mhz=None)
+        assert unclocked["peak"] is None and peak_line(unclocked).startswith("fp32: no clock reported, no peak (")
 
 
 def _fake_chain(runtime, precision, rates_by_m):
