@@ -93,10 +93,11 @@ def test_extra_outputs_are_named(folder):
     ("1.000000 abc \n", "expected 2 numbers"),
     ("1.0 2.0 3.0 \n", "shape [1, 3]"),
     ("", "truncated"),
+    ("\u00ff\u00fe\x00\x00 binary \n", "expected ais_bench TXT (ASCII numbers), got binary content"),
 ])
 def test_malformed_txt_is_named(folder, content, fragment):
-    with open(os.path.join(folder, "input1_0.txt"), "w") as handle:
-        handle.write(content)
+    with open(os.path.join(folder, "input1_0.txt"), "wb") as handle:
+        handle.write(content.encode("utf-8"))
     with pytest.raises(ResultFolderError) as info:
         read_logits(folder, STEMS)
     assert "input1_0.txt" in str(info.value) and fragment in str(info.value)
