@@ -21,7 +21,8 @@ from tinybert import capabilities
 
 
 def test_monkeypatches_a_torch_config(monkeypatch):
-    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # its undo deletes the entry
+    # Deliberately the wrong way, in the file the subprocess runs: the leak the guard must catch (the undo deletes it).
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)
 
 
 HELD = []

@@ -1,6 +1,6 @@
 """Every CPU class's code paths run on any machine: the rows the benchmark builds under each faked capability profile
-(torchao's int8 kernel faked both ways) with the reason for each row it skips, the whole benchmark once through its
-command under the class that builds the most rows, and the steps that branch on a capability (the bf16 path)."""
+(torchao's int8 kernel faked both ways) with the reason for each row it skips, the whole benchmark once, in process,
+under the class that builds the most rows, and the steps that branch on a capability (the bf16 path)."""
 
 from __future__ import annotations
 

@@ -14,14 +14,14 @@ def measured_sgemm_gflops(threads: int, sizes=(512, 1024, 2048), trials: int = 5
     from tinybert.runtimes.torch_peer import torch_threads
 
     rates: dict[str, float] = {}
-    for size in sizes:
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        x, y = a.numpy(), b.numpy()
-        flops = 2 * size ** 3
-        candidates = {"torch.mm": lambda: torch.mm(a, b), "numpy.matmul": lambda: x @ y,
-                      "onnxruntime MatMul": _ort_matmul(size, threads, x, y)}
-        for name, func in candidates.items():
-            with torch_threads(threads):
+    with torch_threads(threads):
+        for size in sizes:
+            a, b = torch.randn(size, size), torch.randn(size, size)
+            x, y = a.numpy(), b.numpy()
+            flops = 2 * size ** 3
+            candidates = {"torch.mm": lambda: torch.mm(a, b), "numpy.matmul": lambda: x @ y,
+                          "onnxruntime MatMul": _ort_matmul(size, threads, x, y)}
+            for name, func in candidates.items():
                 rates[name] = max(rates.get(name, 0.0), _best_rate(func, flops, trials))
     return {"gflops": max(rates.values()), "by_library": rates, "sizes": list(sizes), "threads": threads}
 
