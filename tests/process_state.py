@@ -48,7 +48,7 @@ def snapshot() -> dict:
         "env": {k: v for k, v in os.environ.items() if _own(k)},
         "cwd": os.getcwd(),
         "signals": {s: signal.getsignal(s) for s in SIGNALS},
-        "fakes": list(capabilities._faked),
+        "fakes": list(capabilities.fake._faked),
     }
 
 
@@ -103,4 +103,4 @@ def restore(before: dict) -> None:
     for sig, handler in before["signals"].items():
         if handler is not None:
             signal.signal(sig, handler)
-    capabilities._faked[:] = before["fakes"]
+    capabilities.fake._faked[:] = before["fakes"]

@@ -1,4 +1,4 @@
-"""What the machine can do (tinybert/capabilities.py), faked: each CPU profile's derived answers,
+"""What the machine can do (tinybert/capabilities/), faked: each CPU profile's derived answers,
 hidden packages refused with their install hint, faking in-process and through the environment,
 and the OpenVINO bf16 path allowed or refused by the profile, whatever this machine's CPU is."""
 
@@ -148,30 +148,38 @@ def test_openvino_bf16_follows_the_profile(small_onnx_bs4):
 
 
 def test_a_faked_kernel_outcome_decides_the_need_whatever_this_cpu_does():
+    from tinybert.registry import need_checks
+    from tinybert.runtimes.needs import check_outcome, unmet
+
+    check = need_checks()["torchao_int8"]
     with faked(kernels={"torchao_int8": "off by 30% here"}):
-        assert current().kernel_fault("torchao_int8") == "off by 30% here"
-        assert not current().has("torchao") or current().unmet("torchao") == "off by 30% here"
+        assert current().faked_kernel("torchao_int8") == (True, "off by 30% here")
+        assert check_outcome(check) == "off by 30% here"
+        assert not current().has("torchao") or unmet("torchao") == "off by 30% here"
         with faked(profile="amx", kernels={"torchao_int8": None}):  # nested: the inner outcome wins
-            assert current().kernel_fault("torchao_int8") is None
-        assert current().kernel_fault("torchao_int8") == "off by 30% here"
+            assert check_outcome(check) is None and (not current().has("torchao") or unmet("torchao") is None)
+        assert check_outcome(check) == "off by 30% here"
     with pytest.raises(UsageError, match="faked.kernels=....: expected names among torchao_int8, got onednn"):
         with faked(kernels={"onednn": None}):
             pass
-    assert not capabilities._faked
+    assert not capabilities.fake._faked
 
 @pytest.mark.slow
 def test_torchao_that_fails_here_is_an_unmet_need_with_its_reason(monkeypatch):
     pytest.importorskip("torchao")
     import torchao.quantization
 
-    eager, compiled = capabilities.torchao_int8_errors()
-    here = capabilities.torchao_int8_fails()
-    assert eager <= capabilities.TORCHAO_MAX_ERROR  # int8 rounding alone, on every CPU
-    assert (here is None) == (compiled <= capabilities.TORCHAO_MAX_ERROR)
+    from tinybert.runtimes import torch_peer
+    from tinybert.runtimes.needs import unmet
+
+    eager, compiled = torch_peer.torchao_int8_errors()
+    here = torch_peer.torchao_int8_fails()
+    assert eager <= torch_peer.TORCHAO_MAX_ERROR  # int8 rounding alone, on every CPU
+    assert (here is None) == (compiled <= torch_peer.TORCHAO_MAX_ERROR)
     for measured, verdict in (((0.01, 0.2), "under torch.compile with frozen weights is off by 20.0%"),
                               ((0.01, 0.02), None), ((0.01, float("inf")), "gives non-finite output")):
-        monkeypatch.setattr(capabilities, "torchao_int8_errors", lambda measured=measured: measured)
-        found = capabilities.torchao_int8_fails.__wrapped__()
+        monkeypatch.setattr(torch_peer, "torchao_int8_errors", lambda measured=measured: measured)
+        found = torch_peer.torchao_int8_fails.__wrapped__()
         assert found is None if verdict is None else verdict in found
     monkeypatch.undo()
 
@@ -179,10 +187,10 @@ def test_torchao_that_fails_here_is_an_unmet_need_with_its_reason(monkeypatch):
         raise NotImplementedError("no int8 kernel for this CPU\nsecond line")
 
     monkeypatch.setattr(torchao.quantization, "quantize_", refuse)
-    assert capabilities.torchao_int8_fails.__wrapped__() == \
+    assert torch_peer.torchao_int8_fails.__wrapped__() == \
         "torchao is installed but its int8 quantization fails here: NotImplementedError: no int8 kernel for this CPU"
     with faked(without=("torchao",)):
-        assert current().unmet("torchao").startswith("torchao is not installed (treated as not installed here)")
+        assert unmet("torchao").startswith("torchao is not installed (treated as not installed here)")
 
 
 @pytest.mark.slow

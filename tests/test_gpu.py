@@ -18,6 +18,9 @@ from tinybert import capabilities, registry
 from tinybert.capabilities import FAKE_GPU_ENV, Gpu, faked
 from tinybert.errors import BackendUnavailableError, UsageError
 from tinybert.runtimes import open_runtime
+
+GPU_MODULE = sys.modules["tinybert.capabilities.gpu"]  # the package's `gpu` is its function
+from tinybert.runtimes import route
 from tinybert.runtimes.route import explain_backend, plan_settings, resolve_gpu_model
 from tinybert.runtimes.runner import model_logits
 from tinybert.settings import EXPORT_TOLERANCE, gate_record_path
@@ -57,24 +60,24 @@ def test_a_faked_gpu_is_named_as_faked_and_hidden_by_without(monkeypatch):
 
 def test_why_no_gpu_is_said(monkeypatch):
     monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
-    monkeypatch.setattr(capabilities, "_real_gpus", lambda: ())
-    monkeypatch.setattr(capabilities, "nvidia_driver_present", lambda: False)
+    monkeypatch.setattr(GPU_MODULE, "_real_gpus", lambda: ())
+    monkeypatch.setattr(GPU_MODULE, "nvidia_driver_present", lambda: False)
     assert "no NVIDIA driver here" in capabilities.gpu_unmet("torch_cuda")
-    monkeypatch.setattr(capabilities, "nvidia_driver_present", lambda: True)
+    monkeypatch.setattr(GPU_MODULE, "nvidia_driver_present", lambda: True)
     import torch
 
     reason = capabilities.gpu_unmet("torch_cuda")
     assert ("is a CPU build" in reason) if torch.version.cuda is None else ("sees no CUDA device" in reason)
     with pytest.raises(BackendUnavailableError, match="expected a CUDA device torch can use, got none"):
         capabilities.gpu(0)
-    monkeypatch.setattr(capabilities, "_real_gpus", lambda: (Gpu(0, "Tesla T4", (7, 5)),))
+    monkeypatch.setattr(GPU_MODULE, "_real_gpus", lambda: (Gpu(0, "Tesla T4", (7, 5)),))
     assert capabilities.gpu_unmet("torch_cuda") is None
     assert "Tesla T4 (compute capability 7.5) has no bf16" == capabilities.gpu_unmet("cuda_bf16")
 
 
 def test_auto_picks_the_gpu_where_one_is_and_says_why(tmp_path, small_inputs, monkeypatch):
     monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
-    request = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint))
+    request = route.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint))
     with faked(without=["torch_cuda"]):
         name, why = explain_backend("auto", [1], request)
         assert name == "onnxruntime" and "gpu: torch_cuda treated as not installed" in why
@@ -82,7 +85,7 @@ def test_auto_picks_the_gpu_where_one_is_and_says_why(tmp_path, small_inputs, mo
             explain_backend("gpu", [1], request)
     with faked(gpu=H200):
         assert explain_backend("auto", [1], request)[0] == "gpu"
-        missing = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(tmp_path / "none"))
+        missing = route.Request(model_dir=str(tmp_path), ckpt_dir=str(tmp_path / "none"))
         assert explain_backend("auto", [1], missing)[0] == "onnxruntime"  # no checkpoint for the GPU to run
         with pytest.raises(UsageError, match="expected BACKEND auto, gpu or onnxruntime for this step"):
             explain_backend("ais_bench", [], request, among=("gpu", "onnxruntime"))
@@ -97,7 +100,7 @@ def test_the_backend_step_prints_the_choice_and_why(tmp_path, small_inputs):
 # ---------------------------------------------------------------- GPU_MODEL's route and gates
 
 def test_gpu_model_routes_to_the_cuda_runtime_with_its_options(tmp_path, small_inputs):
-    request = registry.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint), gpu_model="gpu-bf16")
+    request = route.Request(model_dir=str(tmp_path), ckpt_dir=str(small_inputs.checkpoint), gpu_model="gpu-bf16")
     with faked(gpu=H200):
         plan = plan_settings("gpu", request, 8, device=0)
     assert plan.runtime == "pytorch-cuda" and plan.model == str(small_inputs.checkpoint)
@@ -235,7 +238,7 @@ def test_the_real_devices_tf32_switch_holds_only_inside_its_block():
         raise RuntimeError("an error in the block")
     assert torch.get_float32_matmul_precision() == before
 
-@pytest.mark.skipif(not capabilities._real_gpus(), reason="needs a CUDA device torch can use: runs the graph "
+@pytest.mark.skipif(not GPU_MODULE._real_gpus(), reason="needs a CUDA device torch can use: runs the graph "
                                                           "capture, pinned copies and TF32 switch a faked GPU leaves out")
 def test_a_real_cuda_device(small_inputs, small_features, reference):
     arrays = _features(small_features)

@@ -12,6 +12,7 @@ import pytest
 from conftest import run_cli
 from tinybert import registry
 from tinybert.bench.checks import evaluate_targets
+from tinybert.bench.rows import row
 from tinybert.bench.roofline import GPU_KEY, Roofline, Timing, gpu_peak, gpu_peak_line, roofline_key, row_recipe
 from tinybert.capabilities import FAKE_GPU_ENV, FAKED_GPU_SPEC, Gpu, faked
 from tinybert.results import gate_record, gpu_speed
@@ -25,7 +26,9 @@ QUICK = Timing(min_time_s=0.0, samples=1, budget_s=0.0)
 # ---------------------------------------------------------------- the rows
 
 def test_the_gpu_peers_are_pytorch_as_its_users_run_it():
-    rows = {p.row: p for p in registry.PATHS}
+    from tinybert.bench.rows import rows as all_rows
+
+    rows = {p.row: p for p in all_rows()}
     assert rows["GA"].role == "gpu-baseline" and not rows["GA"].cls_only and rows["GA"].precision == "fp32"
     assert {rows[r].role for r in ("GAh", "GPc", "GPcm")} == {"gpu-peer"}
     assert all(rows[r].gate is None and rows[r].on_gpu for r in ("GA", "GAh", "GPc", "GPcm"))
@@ -46,9 +49,9 @@ def test_the_peer_options_reach_the_runtime(small_inputs, small_features):
 
     arrays = load_features(str(small_features))[0].batch(slice(None))
     with faked(gpu=H200):
-        eager = open_path("GA", ckpt_dir=str(small_inputs.checkpoint))
-        compiled = open_path("GPc", ckpt_dir=str(small_inputs.checkpoint))
-        graphs = open_path("G", ckpt_dir=str(small_inputs.checkpoint))
+        eager = open_path(row("GA"), ckpt_dir=str(small_inputs.checkpoint))
+        compiled = open_path(row("GPc"), ckpt_dir=str(small_inputs.checkpoint))
+        graphs = open_path(row("G"), ckpt_dir=str(small_inputs.checkpoint))
         whole, cls_only = model_logits(eager, arrays, 8), model_logits(graphs, arrays, 8)
     assert (eager.graphs, eager.precision, eager.compile_mode) == (False, "fp32", None)
     assert np.abs(whole - cls_only).max() <= 1e-4  # the whole last layer (GA) gives the [CLS]-only logits
@@ -84,7 +87,7 @@ def test_the_gpu_peak_is_sms_times_clock_times_its_rate():
 def test_the_gpu_roofline_holds_gpu_rows_apart_and_never_below_a_row(small_inputs):
     from tinybert.model.modeling import load_bert_config
 
-    paths = [registry.run_path(r) for r in ("A", "G", "Gh", "GAh")]
+    paths = [row(r) for r in ("A", "G", "Gh", "GAh")]
     with faked(gpu=H200):
         roofline = Roofline(load_bert_config(str(small_inputs.checkpoint)), 1, paths, mean_tokens=10.0, batch_sizes=(2,),
                             timing=QUICK, gpu_batch_sizes=(4,))

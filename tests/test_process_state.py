@@ -41,7 +41,7 @@ def test_leaves_a_handler_and_the_cwd(tmp_path):
 
 def test_after_them_everything_is_back():
     assert inductor.fx_graph_cache in (True, False)  # readable: not hidden
-    assert "TINYBERT_LEAKED" not in os.environ and not capabilities._faked
+    assert "TINYBERT_LEAKED" not in os.environ and not capabilities.fake._faked
 
 
 def test_patch_is_the_way(monkeypatch):

@@ -15,7 +15,7 @@ from conftest import QUICK_PERF, make_small_tsv, run_cli, run_script
 from tinybert import capabilities
 from tinybert.bench.benchmark import BenchmarkRun, run_benchmark, select_rows
 from tinybert.bench.roofline import Timing, precision_class
-from tinybert.registry import PATHS
+from tinybert.bench.rows import rows as all_rows
 
 CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc", "PTq8"]
 BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb", "PTcbm"]
@@ -56,7 +56,7 @@ def test_each_cpu_profile_selects_its_rows_and_says_why_it_skips_the_others(smal
     with capabilities.faked(profile, without + NO_GPU, kernels=KERNELS[kernels]):
         rows, notes = select_rows(run)
     expected, skipped = _expected(profile, without, kernels)
-    assert [p.row for p in rows] == [p.row for p in PATHS if p.row in expected]  # every row it would build, in order
+    assert [p.row for p in rows] == [p.row for p in all_rows() if p.row in expected]  # every row it would build, in order
     for row, reason in skipped.items():
         assert any(note.startswith(f"row {row} ") and reason in note for note in notes), (row, reason, notes)
     assert not {p.row for p in rows} & {n.split()[1] for n in notes}  # a row is either built or noted
@@ -89,10 +89,10 @@ def test_the_whole_benchmark_runs_every_cpu_row(whole_run):
     assert json.loads((folder / "benchmark.json").read_text()) == json.loads(json.dumps(report))
     by_row = {r["row"]: r for r in report["results"]}
     expected, skipped = _expected("amx", (), "works")
-    assert list(by_row) == [p.row for p in PATHS if p.row in expected]
+    assert list(by_row) == [p.row for p in all_rows() if p.row in expected]
     for row, reason in skipped.items():
         assert any(note.startswith(f"row {row} ") and reason in note for note in report["notes"]), (row, reason)
-    for path in PATHS:
+    for path in all_rows():
         if path.row in by_row:
             r = by_row[path.row]
             assert r["gate"] == path.gate and r["runtime"] == path.runtime and r["sentences_per_s"] > 0

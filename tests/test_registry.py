@@ -38,7 +38,7 @@ def _init_parameters(runtime) -> set:
     """What the runtime's class takes (its module read, not imported: some need packages absent here)."""
     import ast
 
-    tree = ast.parse((REPO / "tinybert" / "runtimes" / f"{runtime.module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / f"{runtime.module.replace('.', '/')}.py").read_text(encoding="utf-8"))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     names, cls = set(), classes[runtime.cls]
     while cls is not None:
@@ -51,44 +51,53 @@ def _init_parameters(runtime) -> set:
 
 
 def test_every_entry_points_at_what_exists():
+    from tinybert.bench.rows import rows
     from tinybert.capabilities import current, faked
+    from tinybert.runtimes.needs import CALIBRATION, resolve
 
     runtimes = {r.name for r in registry.RUNTIMES}
     for runtime in registry.RUNTIMES:
-        assert (REPO / "tinybert" / "runtimes" / f"{runtime.module}.py").is_file(), runtime.name
-    for path in registry.PATHS:
+        assert (REPO / f"{runtime.module.replace('.', '/')}.py").is_file(), runtime.name
+        for check in runtime.checks:
+            assert callable(resolve(check.judge)), check
+        for chain in runtime.chains:
+            assert callable(resolve(chain.build)), chain
+    for path in rows():
         assert path.runtime in runtimes, path.row
         assert path.model == registry.CHECKPOINT or path.model in MODEL_FILES, path.row
         assert path.batching in ("tight", "gears", "off"), path.row
-        for need in set(path.needs) - {registry.CALIBRATION}:  # a calibration file is the run's input, not the machine's
+        for need in set(path.all_needs) - {CALIBRATION}:  # a calibration file is the run's input, not the machine's
             with faked(kernels={"torchao_int8": None}):  # a known need, whatever this CPU's int8 kernel does
                 assert "unknown need" not in (current().unmet(need) or ""), (path.row, need)
         options = dict(path.options)
         assert not set(options) - _init_parameters(registry.runtime(path.runtime)), path.row
         assert path.role != "variant" or registry.project_path(path.variant_of), path.row
-    assert len({p.row for p in registry.PATHS}) == len(registry.PATHS)
-    assert len({p.name for p in registry.PATHS}) == len(registry.PATHS)
+    assert len({p.row for p in rows()}) == len(rows())
+    assert len({p.name for p in rows()}) == len(rows())
     assert default("ORT_MODEL") in registry.ort_models()
     assert [b.name for b in registry.BACKENDS][-2:] == ["onnxruntime", "onnxruntime-gpu"]  # the auto fallback last
 
 
 def test_the_gates_follow_the_roles_and_precisions():
-    gates = {p.row: p.gate for p in registry.PATHS}
+    from tinybert.bench.rows import rows
+
+    gates = {p.row: p.gate for p in rows()}
     assert gates["A"] is None and gates["OV"] is None  # the baseline and peers are not gated
     assert gates["C"] == gates["B"] == "exact" and gates["D"] == gates["S"] == gates["Bf"] == "reduced"
 
 
 def test_a_path_opens_on_its_runtime_with_its_options(monkeypatch):
     from tinybert import runtimes
+    from tinybert.bench.rows import row
     from tinybert.runtimes import route as backends
 
     opened = []
     monkeypatch.setattr(runtimes, "open_runtime", lambda name, model, **options: opened.append((name, model, options)))
     backends.open_path("fast", "m", threads=2, requests=4)
-    backends.open_path("C1", "m", threads=2, requests=4)  # the variant fixes one request
-    backends.open_path("OVt", "m", threads=2, requests=4)  # a peer: OpenVINO's hint decides, not REQUESTS
+    backends.open_path(row("C1"), "m", threads=2, requests=4)  # the variant fixes one request
+    backends.open_path(row("OVt"), "m", threads=2, requests=4)  # a peer: OpenVINO's hint decides, not REQUESTS
     backends.open_path("static", "m", batch_size=8)
-    backends.open_path("A", "m", ckpt_dir="ckpt", requests=3)  # PyTorch takes no requests
+    backends.open_path(row("A"), "m", ckpt_dir="ckpt", requests=3)  # PyTorch takes no requests
     backends.open_path("V8", "m", threads=2)  # a project path on OpenVINO: REQUESTS' default, as the steps pass it
     assert opened == [("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 4}),
                       ("onnxruntime", "m/TinyBERT_fast.onnx", {"threads": 2, "requests": 1}),
@@ -111,29 +120,34 @@ def test_the_calibration_need_is_judged_as_asked(tmp_path, calibration, calibrat
     existing.write_text("sentence\tlabel\n", encoding="utf-8")
     files = {"missing": str(tmp_path / "absent.tsv"), "existing": str(existing)}
     given = calibration_file.format(**files) if calibration_file else None
-    reasons = list(registry.unmet_needs(registry.run_path("int8_static"), calibration, given))
+    from tinybert.runtimes.needs import unmet_needs
+
+    reasons = list(unmet_needs(registry.run_path("int8_static"), calibration, given))
     assert reasons == ([expected.format(**files)] if expected else [])
 
 
 def test_unmet_needs_come_in_their_order_each_checked_when_asked(monkeypatch):
+    from tinybert.bench.rows import row
     from tinybert.capabilities import Capabilities, faked
+    from tinybert.runtimes.needs import unmet_needs
 
-    path = registry.run_path("OV8")
-    assert path.needs == ("openvino", "nncf", "calibration")
+    path = row("OV8")
+    assert path.all_needs == ("openvino", "nncf", "calibration")
     with faked(without=("openvino", "nncf")):
-        reasons = list(registry.unmet_needs(path, "named"))
+        reasons = list(unmet_needs(path, "named"))
     assert [r.split(" ", 1)[0] for r in reasons] == ["openvino", "nncf", "no"]
     checked = []
     monkeypatch.setattr(Capabilities, "unmet", lambda self, need: checked.append(need) or f"{need} missing")
-    reasons = registry.unmet_needs(path, "present")
+    reasons = unmet_needs(path, "present")
     assert next(reasons) == "openvino missing" and checked == ["openvino"]  # lazily: torchao's check runs a layer
 
 
 def test_an_unknown_calibration_judgement_is_refused():
     from tinybert.errors import UsageError
+    from tinybert.runtimes.needs import unmet_needs
 
     with pytest.raises(UsageError, match="expected calibration ignored, named or present, got 'given'"):
-        registry.unmet_needs(registry.run_path("int8_static"), "given")
+        unmet_needs(registry.run_path("int8_static"), "given")
 
 
 def test_eval_all_names_every_ort_model_value():

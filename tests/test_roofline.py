@@ -221,10 +221,10 @@ def test_a_rate_above_the_cpu_peak_is_called_out():
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_the_compiled_pytorch_chains_compute_the_chain(tmp_path, precision):
     """The chains the compiled PyTorch rows are held against: compiled (and quantized by torchao for int8)."""
-    from tinybert.capabilities import current
+    from tinybert.runtimes.needs import unmet
 
-    if precision == "int8" and current().unmet("torchao"):
-        pytest.skip(current().unmet("torchao"))
+    if precision == "int8" and unmet("torchao"):
+        pytest.skip(unmet("torchao"))
     run = build_runner("pytorch-compiled", precision, 1, 1, str(tmp_path))
     for m in (5, 33):  # two sizes, one compiled graph (dynamic shapes)
         x = inputs(m)

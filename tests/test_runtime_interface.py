@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 
 from tinybert import registry
+from tinybert.bench.rows import rows
 from tinybert.runtimes.interface import OverlappedRuntime, Runtime, RuntimeBase, problems, protocol_members
 
 
@@ -18,7 +19,7 @@ def runtime_class(name: str) -> type:
     """The class registry.RUNTIMES names; skipped where a package it imports is not installed here."""
     entry = registry.runtime(name)
     try:
-        module = importlib.import_module(f"tinybert.runtimes.{entry.module}")
+        module = importlib.import_module(entry.module)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "tinybert":
             raise  # a bug in this package, not a missing dependency
@@ -31,7 +32,7 @@ def test_each_runtime_class_implements_the_interface(name):
     assert problems(runtime_class(name), Runtime) == []
 
 
-@pytest.mark.parametrize("name", sorted({p.runtime for p in registry.PATHS if p.overlapped}))
+@pytest.mark.parametrize("name", sorted({p.runtime for p in rows() if p.overlapped}))
 def test_the_overlapped_rows_runtimes_implement_the_overlapped_interface(name):
     assert problems(runtime_class(name), OverlappedRuntime) == []
 

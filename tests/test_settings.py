@@ -14,6 +14,7 @@ from conftest import REPO, assert_clean_error, run_cli, run_script
 
 from tinybert import registry, settings
 from tinybert.cli import settings_text
+from tinybert.runtimes import route
 from tinybert.runtimes import route as backend_choice
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
 from tinybert.settings import SETTINGS, Setting
@@ -359,12 +360,12 @@ def test_explicit_backends(tmp_path, fake_ais_bench):
 
 def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
     """A new backend is one registry entry; placed first, auto tries it before the others."""
-    request = registry.Request(model_dir=str(tmp_path))
+    request = route.Request(model_dir=str(tmp_path))
     other = registry.Backend("other", "a test runtime", 10, "no_such_module_for_tests", "no other runtime for {python}",
                              "ort_model", missing_model="{path}: expected the ONNX model for batch size {bs}")
     monkeypatch.setattr(registry, "BACKENDS", (other,) + registry.BACKENDS)
-    real_unmet = registry.Backend.unmet
-    monkeypatch.setattr(registry.Backend, "unmet", lambda self: real_unmet(self) if self.name != "other" else
+    real_unmet = route.backend_unmet
+    monkeypatch.setattr(route, "backend_unmet", lambda entry: real_unmet(entry) if entry.name != "other" else
                         (None if installed["other"] else "not installed"))
     installed = {"other": True}
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing
@@ -383,14 +384,14 @@ def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
 
 
 def test_cann_runs_the_simplified_static_model_and_is_never_chosen_by_auto(tmp_path):
-    request = registry.Request(model_dir=str(tmp_path))
+    request = route.Request(model_dir=str(tmp_path))
     with pytest.raises(ModelFileError, match="TinyBERT_sim_bs8.onnx: expected the simplified ONNX model for "
                                              r"BACKEND=cann, found no such file \(run test/pth2onnx.sh 8\)"):
         backend_choice.choose_backend("cann", [8], request)
     (tmp_path / "TinyBERT_sim_bs8.onnx").write_bytes(b"onnx")
     assert backend_choice.choose_backend("cann", [8], request) == "cann"
     assert backend_choice.choose_backend("auto", [8], request) == "onnxruntime"
-    assert registry.backend_model("cann", request, 8) == str(tmp_path / "TinyBERT_sim_bs8.onnx")
+    assert route.backend_model("cann", request, 8) == str(tmp_path / "TinyBERT_sim_bs8.onnx")
 
 
 # --- the scripts use the one rule -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from conftest import input_dirs
 
 from tinybert import capabilities
 from tinybert.runtimes import open_runtime
+from tinybert.runtimes.needs import unmet
 from tinybert.runtimes.route import open_path
 from tinybert.runtimes.torch_peer import TorchPeerRuntime, graphs_compiled
 from tinybert.errors import BackendUnavailableError, UsageError
@@ -86,8 +87,10 @@ def test_the_compile_mode_reaches_torch_compile(small_inputs, monkeypatch):
     """PTcbm asks torch.compile for max-autotune and PTcb for torch's default (recorded, not compiled: minutes)."""
     asked = []
     monkeypatch.setattr(torch, "compile", lambda function, **options: asked.append(options) or function)
-    for row in ("PTcbm", "PTcb"):
-        backend = open_path(row, threads=1, ckpt_dir=str(small_inputs.checkpoint))
+    from tinybert.bench.rows import row
+
+    for name in ("PTcbm", "PTcb"):
+        backend = open_path(row(name), threads=1, ckpt_dir=str(small_inputs.checkpoint))
         assert backend.compile and backend.precision == "bf16" and backend.cls_only
     assert asked == [{"dynamic": True, "mode": "max-autotune"}, {"dynamic": True, "mode": None}]
     assert backend.compile_mode is None and backend.warm_up([(4, 9)]) == 0.0  # nothing compiled
@@ -108,7 +111,7 @@ def test_without_torchao_the_int8_row_is_skipped_with_the_install_hint(small_inp
 
     run = BenchmarkRun(str(small_inputs.checkpoint), str(small_inputs.tsv), rows=("PTq8",))
     with capabilities.faked(without=("torchao",)):
-        assert capabilities.current().unmet("torchao") == \
+        assert unmet("torchao") == \
             "torchao is not installed (treated as not installed here): pip install torchao (see requirements.txt)"
         rows, notes = select_rows(run)
         with pytest.raises(BackendUnavailableError, match="torchao: expected it installed.*pip install torchao"):
@@ -176,12 +179,12 @@ def test_compiled_bf16_agrees_with_eager_fp32(small_inputs, data, eager_fp32):
 @pytest.mark.slow
 def test_the_int8_row_compiles_once_and_agrees_with_fp32(small_inputs, data, eager_fp32):
     pytest.importorskip("torchao")
-    from tinybert.capabilities import current
+    from tinybert.bench.rows import row
 
-    unmet = current().unmet("torchao")  # the benchmark skips the row for the same reason
-    if unmet:
-        pytest.skip(unmet)
-    backend = open_path("PTq8", threads=1, ckpt_dir=str(small_inputs.checkpoint))
+    why = unmet("torchao")  # the benchmark skips the row for the same reason
+    if why:
+        pytest.skip(why)
+    backend = open_path(row("PTq8"), threads=1, ckpt_dir=str(small_inputs.checkpoint))
     assert (backend.compile, backend.quantize, backend.cls_only, backend.compile_mode) == (True, "int8", True, None)
     assert backend.warm_up([(ONE_BATCH, data[0][0].shape[1])]) > 0 and backend.compiling_calls == 1
     out, reference = logits_of(backend, data, ONE_BATCH), logits_of(eager_fp32, data, ONE_BATCH)

@@ -1,206 +1,223 @@
-"""What each runtime, backend (BACKEND's values) and CPU path (ORT_MODEL's values, the benchmark's rows) is,
-one entry each, read by everything that needs to know; standard library only, as the shell steps read it."""
+"""The runtimes (each record saying what it is: package, needs, device, roofline chains), the paths a user can
+choose with their auto orders, and the BACKEND values; standard library only. The benchmark's rows: bench/rows.py."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass
+from enum import Enum
 
-from tinybert.capabilities import INSTALL_HINTS, PROVIDERS, current
-from tinybert.errors import UsageError, expect
-from tinybert.settings import default, model_path
+from tinybert.errors import UsageError
 
-ORT_MODEL_ROLES = ("card", "project")  # the paths ORT_MODEL can name
 AUTO = "auto"  # the ORT_MODEL value that names no path: runtimes.route.resolve_ort_model picks one
 CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
+CPU, CUDA, NPU = "cpu", "cuda", "npu"  # where a runtime computes
+
+
+class Role(str, Enum):
+    """What a path is for, and what that implies: gated against PyTorch, on a GPU, given REQUESTS, and which
+    setting (if any) names it."""
+
+    def __new__(cls, value: str, gated: bool, on_gpu: bool, takes_requests: bool, setting: str = ""):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.gated, member.on_gpu, member.takes_requests, member.setting = gated, on_gpu, takes_requests, setting
+        return member
+
+    def __str__(self) -> str:  # the value, wherever a role is printed or recorded
+        return self.value
+
+    __format__ = str.__format__
+
+    CARD = ("card", True, False, True, "ORT_MODEL")  # the card's static model
+    PROJECT = ("project", True, False, True, "ORT_MODEL")  # the project's CPU paths
+    VARIANT = ("variant", True, False, True)  # a project path varied (the benchmark's)
+    BASELINE = ("baseline", False, False, False)  # the reference the rows compare with: PyTorch eager
+    PEER = ("peer", False, False, False)  # another runtime at its documented best
+    GPU_PROJECT = ("gpu-project", True, True, True, "GPU_MODEL")  # the project's GPU paths
+    ORT_GPU = ("gpu", False, True, False)  # ONNX Runtime's GPU providers
+    GPU_BASELINE = ("gpu-baseline", False, True, False)  # PyTorch eager on the GPU
+    GPU_PEER = ("gpu-peer", False, True, False)  # PyTorch on the GPU as a torch user runs it
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str  # what imports
+    install: str  # what to install when it does not
+
+
+@dataclass(frozen=True)
+class NeedCheck:
+    """A need a runtime judges itself once its package imports (a kernel's numerics on this CPU)."""
+
+    need: str  # the need it judges
+    name: str  # its name for capabilities.faked(kernels=...)
+    judge: str  # "module:function": why the need is unmet here, or None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A layer's matrix multiplies at the model's shapes on one engine and precision (bench/shape_graphs.py):
+    what a row on this runtime is held against."""
+
+    precision: str  # fp32, tf32, fp16, bf16, int8 or int8_static (the rows whose model is int8_static)
+    recipe: str
+    build: str  # "module:function"(model, *, precision, threads, requests) -> run(x [M, 312] float32)
+    model: str = "weights"  # what `build` gets: bench.shape_graphs.MODELS' kinds
+    engine: str = ""  # the roofline's name for it; "" = its runtime's
+    when: tuple[tuple[str, object], ...] = ()  # options a row's options must hold for this chain to be its own
+    needs: tuple[str, ...] = ()  # beyond its runtime's package
+    unmet: str = ""  # what to say instead of the need's own reason ({cpu_class})
 
 
 @dataclass(frozen=True)
 class Runtime:
     name: str
-    module: str  # tinybert/runtimes/<module>.py
+    module: str  # the module of its class, imported only when it is opened
     cls: str
-    install: str  # what to install when its import fails
     title: str
+    package: Package  # what must import for it to open
+    extras: tuple[Package, ...] = ()  # what some of its paths import besides (quantizers)
+    device: str = CPU  # where it computes: CPU, CUDA (capabilities.gpus) or NPU; a GPU or NPU takes DEVICE
     requests: bool = False  # takes REQUESTS: several calls in flight on one session
-    device: bool = False  # takes DEVICE: an NPU or CUDA GPU id
-    gpu: bool = False  # computes on a CUDA GPU (capabilities.gpus)
-    family: str = ""  # the engine its matrix multiplies are measured on (roofline); "" = its name
+    needs: tuple[str, ...] = ()  # what every path on it needs of the machine (capabilities' needs)
+    checks: tuple[NeedCheck, ...] = ()
+    chains: tuple[Chain, ...] = ()  # its roofline recipes, one per precision
+    family: str = ""  # the runtime whose chains its rows are held against too; "" = none
+
+    @property
+    def install(self) -> str:
+        return self.package.install
 
     @property
     def engine(self) -> str:
         return self.family or self.name
 
 
-RUNTIMES = (
+_TORCH = Package("torch", "pip install torch transformers")
+_OPENVINO = Package("openvino", "pip install openvino (see requirements.txt)")
+_ORT_CHAIN = "tinybert.runtimes.onnxruntime:matmul_chain"
+_OV_CHAIN = "tinybert.runtimes.openvino:matmul_chain"
+_EAGER_CHAIN = "tinybert.runtimes.pytorch:matmul_chain"
+_COMPILED_CHAIN = "tinybert.runtimes.torch_peer:matmul_chain"
+_CUDA_CHAIN = "tinybert.runtimes.cuda:matmul_chain"
+_COMPILED = dict(build=_COMPILED_CHAIN, engine="pytorch-compiled", when=(("compile", True),), needs=("cxx",))
+_ON_GPU = "inputs on the device"
+
+RUNTIMES = [
     Runtime(
         name="onnxruntime",
-        module="onnxruntime",
+        module="tinybert.runtimes.onnxruntime",
         cls="OrtRuntime",
-        install=INSTALL_HINTS["onnxruntime"],
         title="ONNX Runtime (CPU, or a GPU provider where installed)",
+        package=Package("onnxruntime", "pip install onnxruntime"),
         requests=True,
+        chains=(
+            Chain("fp32", "ONNX Runtime MatMul (MLAS)", _ORT_CHAIN, model="onnx"),
+            Chain("int8", "ONNX Runtime dynamic int8 (quantize_int8, as ORT_MODEL=int8)", _ORT_CHAIN, model="onnx-int8"),
+            Chain("int8_static", "ONNX Runtime static int8 QDQ (quantize_static_int8, as ORT_MODEL=int8_static)",
+                  _ORT_CHAIN, model="onnx-int8-static"),
+        ),
     ),
     Runtime(
         name="openvino",
-        module="openvino",
+        module="tinybert.runtimes.openvino",
         cls="OpenVinoRuntime",
-        install=INSTALL_HINTS["openvino"],
         title="OpenVINO on the CPU, fp32",
+        package=_OPENVINO,
+        extras=(Package("nncf", "pip install nncf (see requirements.txt)"),),
         requests=True,
+        needs=("openvino",),
+        chains=(
+            Chain("fp32", "OpenVINO f32", _OV_CHAIN, model="onnx"),
+            Chain("bf16", "OpenVINO INFERENCE_PRECISION_HINT=bf16 (as ORT_MODEL=bf16)", _OV_CHAIN, model="onnx",
+                  needs=("native_bf16",),
+                  unmet="expected a CPU with native bf16, got {cpu_class} (OpenVINO would silently run f32 here)"),
+            Chain("int8", "OpenVINO NNCF static int8 (quantize_nncf_int8, as the OV8 rows)", _OV_CHAIN,
+                  model="openvino-int8"),
+        ),
     ),
     Runtime(
         name="openvino-bf16",
-        module="openvino",
+        module="tinybert.runtimes.openvino",
         cls="OpenVinoBf16Runtime",
-        install=INSTALL_HINTS["openvino"],
         title="OpenVINO on the CPU, bf16 where the CPU computes it natively",
+        package=_OPENVINO,
         requests=True,
+        needs=("openvino", "native_bf16"),
         family="openvino",
     ),
     Runtime(
         name="pytorch",
-        module="pytorch",
+        module="tinybert.runtimes.pytorch",
         cls="PyTorchRuntime",
-        install=INSTALL_HINTS["torch"],
         title="PyTorch eager on the .pth checkpoint",
+        package=_TORCH,
+        chains=(
+            Chain("fp32", "PyTorch eager linear", _EAGER_CHAIN),
+            Chain("bf16", "PyTorch eager linear under bf16 autocast", _EAGER_CHAIN),
+        ),
     ),
     Runtime(
         name="cann",
-        module="cann",
+        module="tinybert.runtimes.cann",
         cls="CannRuntime",
-        install=INSTALL_HINTS["cann"],
         title="ONNX Runtime's CANN execution provider on an Ascend NPU",
-        device=True,
+        package=Package("onnxruntime", "pip install onnxruntime-cann (needs the CANN toolkit)"),
+        device=NPU,
     ),
     Runtime(
         name="pytorch-peer",
-        module="torch_peer",
+        module="tinybert.runtimes.torch_peer",
         cls="TorchPeerRuntime",
-        install=INSTALL_HINTS["torch"],
         title="PyTorch as a user who has torch runs it: eager or torch.compile (Inductor, frozen weights; default "
         "or max-autotune), fp32, bf16 autocast or torchao int8, last layer at [CLS] only",
+        package=_TORCH,
+        extras=(Package("torchao", "pip install torchao (see requirements.txt)"),),
+        needs=("torch",),
+        checks=(NeedCheck("torchao", "torchao_int8", "tinybert.runtimes.torch_peer:torchao_int8_fails"),),
+        chains=(
+            Chain("fp32", "torch.compile (Inductor, frozen weights) of the linear layers, as the PTc rows", **_COMPILED),
+            Chain("bf16", "torch.compile (Inductor, frozen weights) under bf16 autocast, as the PTcb rows", **_COMPILED),
+            Chain("int8", "torchao int8 dynamic activation + int8 weight, torch.compile, as PTq8",
+                  **dict(_COMPILED, needs=("cxx", "torchao"))),
+        ),
         family="pytorch",
     ),
     Runtime(
         name="pytorch-cuda",
-        module="cuda",
+        module="tinybert.runtimes.cuda",
         cls="CudaRuntime",
-        install=INSTALL_HINTS["torch_cuda"],
         title="PyTorch on a CUDA GPU: fp32 (TF32 off), TF32, fp16 or bf16, last layer at [CLS] only, a CUDA graph "
         "per (rows, length) shape, pinned buffers and asynchronous copies; or torch.compile per shape",
-        device=True,
-        gpu=True,
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A value of BACKEND: what runs the steps' inference on this machine."""
-
-    name: str
-    title: str
-    loop: int  # LOOP default: timed iterations of perf.sh
-    module: str  # what must import for it to run here ("" for none)
-    not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
-    # The model kind it runs (ort_model: ORT_MODEL's; gpu_model: the checkpoint; om: OM, gears with DYNAMIC_DIMS)
-    # and the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
-    model: str
-    missing_model: str | None = None
-    builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
-    auto: bool = True  # BACKEND=auto may choose it
-    choosable: bool = True  # a BACKEND value (else only a LOOP default, for perf_gpu.sh)
-    foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
-    needs: tuple[str, ...] = ()  # what else the machine must have (capabilities' needs)
-
-    def unmet(self) -> str | None:
-        """Why it cannot run here (its module missing, a need unmet), or None."""
-        from tinybert.capabilities import current, installed
-
-        if self.module and not installed(self.module):
-            return f"{self.module} is not installed"
-        return next((why for why in map(current().unmet, self.needs) if why), None)
-
-    def installed(self) -> bool:
-        return self.unmet() is None
-
-
-BACKENDS = (
-    Backend(
-        name="ais_bench",
-        title="ais_bench on an Ascend NPU with the OM models ATC builds (the model card)",
-        loop=1000,
-        module="ais_bench",
-        not_installed=f"ais_bench is not installed for {{python}}: {INSTALL_HINTS['ais_bench']}. "
-        "Without an NPU use BACKEND=onnxruntime.",
-        model="om",
-        missing_model="{path}: expected the OM model for batch size {bs}, found no such file "
-        "(run test/onnx2om.sh {bs} <chip_name>)",
-        builds_with_chip=True,
-        foreign=True,
-    ),
-    Backend(
-        name="gpu",
-        title="PyTorch CUDA on GPU DEVICE: the path GPU_MODEL names (fp32 the card's column; CUDA graphs per length "
-        "bucket)",
-        loop=1000,
-        module="torch",
-        not_installed="no CUDA device torch can use for {python}: {why}",
-        model="gpu_model",
-        missing_model="{path}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
-        "folder",
+        package=Package("torch", "a CUDA build of torch and an NVIDIA GPU with its driver (on Linux x86-64, pip "
+                                 "install torch brings the CUDA build)"),
+        device=CUDA,
         needs=("torch_cuda",),
+        chains=(
+            Chain("fp32", f"PyTorch linear on the GPU, fp32 (TF32 off), {_ON_GPU}", _CUDA_CHAIN),
+            Chain("tf32", f"PyTorch linear on the GPU, TF32 tensor cores, {_ON_GPU}", _CUDA_CHAIN),
+            Chain("fp16", f"PyTorch linear on the GPU, fp16 tensor cores, {_ON_GPU}", _CUDA_CHAIN),
+            Chain("bf16", f"PyTorch linear on the GPU, bf16 tensor cores, {_ON_GPU}", _CUDA_CHAIN,
+                  needs=("cuda_bf16",)),
+        ),
     ),
-    Backend(
-        name="cann",
-        title="ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
-        "asked for)",
-        loop=1000,
-        module="onnxruntime",
-        not_installed=f"onnxruntime is not installed for {{python}}: {INSTALL_HINTS['cann']}",
-        model="sim",
-        missing_model="{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
-        "(run test/pth2onnx.sh {bs})",
-        auto=False,
-    ),
-    Backend(
-        name="onnxruntime",
-        title="the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)",
-        loop=100,
-        module="",
-        not_installed=f"onnxruntime is not installed for {{python}} ({INSTALL_HINTS['onnxruntime']})",
-        model="ort_model",
-    ),
-    Backend(
-        name="onnxruntime-gpu",
-        title="ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)",
-        loop=1000,
-        module="onnxruntime",
-        not_installed="onnxruntime-gpu is not installed for {python}",
-        model="sim",
-        auto=False,
-        choosable=False,
-    ),
-)
+]
 
 
 @dataclass(frozen=True)
 class RunPath:
-    """One way of running the model that the benchmark measures; the project's paths are ORT_MODEL values."""
+    """One way of running the model: a user's (ORT_MODEL's, GPU_MODEL's, the card's) or a benchmark row."""
 
     row: str  # the benchmark's row label
-    name: str  # the ORT_MODEL value for project paths; a descriptive key otherwise
+    name: str  # the ORT_MODEL or GPU_MODEL value for a user's paths; a descriptive key otherwise
     title: str
     runtime: str  # a RUNTIMES name
     model: str  # a MODEL_FILES kind, or CHECKPOINT
-    precision: str = "fp32"  # fp32, int8, bf16, fp16: which roofline, and which gate
-    # project: ORT_MODEL's; card: the card's static path; variant: a project path varied; baseline / peer: the reference /
-    # another runtime at its best (gpu-baseline / gpu-peer: PyTorch on the GPU); gpu-project: GPU_MODEL's; gpu: ORT's.
-    role: str = "project"
+    precision: str = "fp32"  # fp32, tf32, int8, bf16, fp16: which roofline, and which gate
+    role: Role = Role.PROJECT
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
-    needs: tuple[str, ...] = ()  # what the machine must have (capabilities.NEEDS), else the row is skipped
+    needs: tuple[str, ...] = ()  # what it needs beyond its runtime's needs (capabilities'; "calibration"), else skipped
     options: tuple[tuple[str, object], ...] = ()  # runtime options (requests, hint, providers)
     overlapped: bool = False  # the runtime's own asynchronous queue, not the runner's requests
     cls_only: bool = False  # the last layer computed at [CLS] only: fewer FLOPs
@@ -209,50 +226,39 @@ class RunPath:
     why: str = ""  # for README: why a user would pick it
 
     @property
+    def all_needs(self) -> tuple[str, ...]:
+        """Its runtime's needs, then its own."""
+        return tuple(dict.fromkeys(runtime(self.runtime).needs + self.needs))
+
+    @property
     def splits_calls(self) -> bool:
         """Runs each length-bucketed batch as calls of CALL_TOKENS positions (the project's rows; the
         baseline and the peers take the batches as they come)."""
-        return self.role in ("project", "variant") and self.batching != "off" and not self.whole_batches
+        return self.role in (Role.PROJECT, Role.VARIANT) and self.batching != "off" and not self.whole_batches
 
     @property
     def on_gpu(self) -> bool:
         """Computes on a GPU: the benchmark's GPU rows (--no_gpu skips them), no CPU roofline."""
-        return self.role == "gpu" or runtime(self.runtime).gpu
+        return self.role.on_gpu or runtime(self.runtime).device == CUDA
 
     @property
     def gate(self) -> str | None:
         """exact: within the export tolerance of PyTorch; reduced: the reduced-precision gate; None: not gated."""
-        if self.role in UNGATED_ROLES:
+        if not self.role.gated:
             return None
         return "exact" if self.precision == "fp32" else "reduced"
 
 
-UNGATED_ROLES = ("baseline", "peer", "gpu", "gpu-baseline", "gpu-peer")
 _FAST = dict(model="fast", cls_only=True)
-_OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
-_TORCH_PEER = dict(runtime="pytorch-peer", model=CHECKPOINT, role="peer", cls_only=True)  # the PyTorch peers' common fields
-_CUDA = dict(runtime="pytorch-cuda", model=CHECKPOINT, role="gpu-project", cls_only=True, needs=("torch_cuda",),
-             whole_batches=True)
-# PyTorch on the GPU without the project's CUDA graphs: each batch a plain call, as a torch user runs it.
-_CUDA_PEER = dict(runtime="pytorch-cuda", model=CHECKPOINT, role="gpu-peer", needs=("torch_cuda",), whole_batches=True,
-                  cls_only=True)
-PATHS = (
-    RunPath(
-        row="A",
-        name="pytorch-eager",
-        title="PyTorch eager, padded to 64 (the card's pth path)",
-        runtime="pytorch",
-        model=CHECKPOINT,
-        role="baseline",
-        batching="off",
-    ),
+_CUDA = dict(runtime="pytorch-cuda", model=CHECKPOINT, role=Role.GPU_PROJECT, cls_only=True, whole_batches=True)
+PATHS = [
     RunPath(
         row="B",
         name="static",
         title="ONNX Runtime, the card's static simplified model, padded",
         runtime="onnxruntime",
         model="sim",
-        role="card",
+        role=Role.CARD,
         batching="off",
         why="the model card's model: every batch padded to 64, the last one filled",
     ),
@@ -265,36 +271,6 @@ PATHS = (
         why="the default: PyTorch's logits within 1e-4, several times the card's speed",
     ),
     RunPath(
-        row="C1",
-        name="fast-requests1",
-        title="as C, one request on all threads (REQUESTS=1)",
-        runtime="onnxruntime",
-        **_FAST,
-        role="variant",
-        variant_of="fast",
-        options=(("requests", 1),),
-    ),
-    RunPath(
-        row="C16",
-        name="fast-gears",
-        title="as C, buckets at the gears 16/32/48/64 instead of tight",
-        runtime="onnxruntime",
-        **_FAST,
-        role="variant",
-        variant_of="fast",
-        batching="gears",
-    ),
-    RunPath(
-        row="Cw",
-        name="fast-whole-batches",
-        title="as C, each length-bucketed batch in one call (CALL_TOKENS=0)",
-        runtime="onnxruntime",
-        **_FAST,
-        role="variant",
-        variant_of="fast",
-        whole_batches=True,
-    ),
-    RunPath(
         row="D",
         name="int8",
         title="ONNX Runtime dynamic int8 of C, length-bucketed, requests as C",
@@ -303,18 +279,6 @@ PATHS = (
         precision="int8",
         cls_only=True,
         why="int8 weights, activations quantized per call: gated on dev",
-    ),
-    RunPath(
-        row="Dw",
-        name="int8-whole-batches",
-        title="as D, each length-bucketed batch in one call (CALL_TOKENS=0)",
-        runtime="onnxruntime",
-        model="int8",
-        precision="int8",
-        role="variant",
-        variant_of="int8",
-        cls_only=True,
-        whole_batches=True,
     ),
     RunPath(
         row="S",
@@ -335,7 +299,6 @@ PATHS = (
         model="fast",
         precision="bf16",
         cls_only=True,
-        needs=("openvino", "native_bf16"),
         why="bf16 on CPUs that compute it natively (AVX512-BF16, AMX): gated on dev",
     ),
     RunPath(
@@ -346,152 +309,10 @@ PATHS = (
         model="ov_int8",
         precision="int8",
         cls_only=True,
-        needs=("openvino", "nncf", "calibration"),
+        needs=("nncf", "calibration"),
         why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev",
     ),
     RunPath(
-        row="OV",
-        name="openvino-fp32",
-        title="OpenVINO fp32 on C's model, LATENCY hint",
-        runtime="openvino",
-        **_FAST,
-        role="peer",
-        needs=("openvino",),
-        options=(("requests", 1),),
-    ),
-    RunPath(
-        row="OVt",
-        name="openvino-fp32-throughput",
-        title="OpenVINO fp32 on C's model, THROUGHPUT hint, async requests",
-        runtime="openvino",
-        **_FAST,
-        role="peer",
-        needs=("openvino",),
-        options=_OV_THROUGHPUT,
-        overlapped=True,
-    ),
-    RunPath(
-        row="OVb",
-        name="openvino-bf16",
-        title="OpenVINO bf16 on C's model, LATENCY hint",
-        runtime="openvino-bf16",
-        model="fast",
-        precision="bf16",
-        role="peer",
-        cls_only=True,
-        needs=("openvino", "native_bf16"),
-        options=(("requests", 1),),
-    ),
-    RunPath(
-        row="OVbt",
-        name="openvino-bf16-throughput",
-        title="OpenVINO bf16 on C's model, THROUGHPUT hint, async requests",
-        runtime="openvino-bf16",
-        model="fast",
-        precision="bf16",
-        role="peer",
-        cls_only=True,
-        needs=("openvino", "native_bf16"),
-        options=_OV_THROUGHPUT,
-        overlapped=True,
-    ),
-    RunPath(
-        row="OV8",
-        name="openvino-int8",
-        title="OpenVINO int8 static (NNCF, transformer preset) of C's model, LATENCY hint",
-        runtime="openvino",
-        model="ov_int8",
-        precision="int8",
-        role="peer",
-        cls_only=True,
-        needs=("openvino", "nncf", "calibration"),
-        options=(("requests", 1),),
-    ),
-    RunPath(
-        row="OV8t",
-        name="openvino-int8-throughput",
-        title="OpenVINO int8 static (NNCF, transformer preset) of C's model, " "THROUGHPUT hint, async requests",
-        runtime="openvino",
-        model="ov_int8",
-        precision="int8",
-        role="peer",
-        cls_only=True,
-        needs=("openvino", "nncf", "calibration"),
-        options=_OV_THROUGHPUT,
-        overlapped=True,
-    ),
-    RunPath(
-        row="PTb",
-        name="pytorch-bf16",
-        title="PyTorch eager under bf16 autocast, last layer at [CLS] only, length-bucketed",
-        precision="bf16",
-        **_TORCH_PEER,
-        needs=("torch", "native_bf16"),
-        options=(("precision", "bf16"), ("cls_only", True)),
-    ),
-    RunPath(
-        row="PTc",
-        name="pytorch-compile",
-        title="PyTorch torch.compile (Inductor, frozen weights) fp32, last layer at [CLS] " "only, length-bucketed",
-        **_TORCH_PEER,
-        needs=("torch", "cxx"),
-        options=(("compile", True), ("cls_only", True)),
-    ),
-    RunPath(
-        row="PTcb",
-        name="pytorch-compile-bf16",
-        title="PyTorch torch.compile (Inductor, frozen weights) under bf16 autocast, "
-        "last layer at [CLS] only, length-bucketed",
-        precision="bf16",
-        **_TORCH_PEER,
-        needs=("torch", "cxx", "native_bf16"),
-        options=(("compile", True), ("precision", "bf16"), ("cls_only", True)),
-    ),
-    RunPath(
-        row="PTcbm",
-        name="pytorch-compile-bf16-max-autotune",
-        title="PyTorch torch.compile mode max-autotune (Inductor's C++ GEMM templates, AMX where the CPU has it; "
-        "frozen weights) under bf16 autocast, last layer at [CLS] only, length-bucketed",
-        precision="bf16",
-        **_TORCH_PEER,
-        needs=("torch", "cxx", "native_bf16"),
-        options=(("compile", True), ("compile_mode", "max-autotune"), ("precision", "bf16"), ("cls_only", True)),
-    ),
-    RunPath(
-        row="PTq8",
-        name="pytorch-compile-int8",
-        title="PyTorch torchao int8 (dynamic activations, int8 weights) under torch.compile (Inductor, frozen "
-        "weights), last layer at [CLS] only, length-bucketed",
-        precision="int8",
-        **_TORCH_PEER,
-        needs=("torch", "cxx", "torchao"),
-        options=(("compile", True), ("quantize", "int8"), ("cls_only", True)),
-    ),
-    RunPath(
-        row="E",
-        name="cuda-fp32",
-        title="ONNX Runtime CUDA fp32, length-bucketed",
-        runtime="onnxruntime",
-        model="dynamic",
-        role="gpu",
-        needs=("cuda",),
-        options=(("providers", (PROVIDERS["cuda"],)), ("requests", 1)),
-    ),
-    RunPath(
-        row="F",
-        name="tensorrt-fp16",
-        title="ONNX Runtime TensorRT fp16, length-bucketed",
-        runtime="onnxruntime",
-        model="dynamic",
-        precision="fp16",
-        role="gpu",
-        needs=("tensorrt",),
-        options=(
-            ("providers", ((PROVIDERS["tensorrt"], {"trt_fp16_enable": True}), PROVIDERS["cuda"])),
-            ("requests", 1),
-        ),
-    ),
-  RunPath(
         row="G",
         name="gpu-fp32",
         title="PyTorch CUDA fp32 (TF32 off), last layer at [CLS] only, length-bucketed, a CUDA graph per shape",
@@ -520,7 +341,8 @@ PATHS = (
         row="Gb",
         name="gpu-bf16",
         title="as G in bf16",
-        **dict(_CUDA, needs=("torch_cuda", "cuda_bf16")),
+        **_CUDA,
+        needs=("cuda_bf16",),
         precision="bf16",
         options=(("precision", "bf16"),),
         why="fp32's range at fp16's speed, on GPUs with bf16 (compute capability 8.0+): gated on dev",
@@ -535,45 +357,7 @@ PATHS = (
         options=(("precision", "fp16"), ("compile_mode", "max-autotune")),
         why="Inductor's tuned kernels and its own CUDA graphs; minutes of compiling per shape: gated on dev",
     ),
-)
-
-GPU_PEERS = (
-    RunPath(
-        row="GA",
-        name="gpu-eager-fp32",
-        title="PyTorch eager fp32 on the GPU (TF32 off, PyTorch's default), the whole model, length-bucketed: "
-        "the GPU rows' baseline",
-        **dict(_CUDA_PEER, role="gpu-baseline", cls_only=False),
-        options=(("graphs", False), ("cls_only", False)),
-    ),
-    RunPath(
-        row="GAh",
-        name="gpu-eager-fp16",
-        title="PyTorch eager fp16 on the GPU, last layer at [CLS] only, length-bucketed",
-        **_CUDA_PEER,
-        precision="fp16",
-        options=(("graphs", False), ("precision", "fp16")),
-    ),
-    RunPath(
-        row="GPc",
-        name="gpu-compile-fp16",
-        title="PyTorch torch.compile (mode default, Inductor, torch's dynamic shapes) fp16 on the GPU, last layer "
-        "at [CLS] only, length-bucketed",
-        **_CUDA_PEER,
-        precision="fp16",
-        options=(("precision", "fp16"), ("compile_mode", "default"), ("dynamic", None)),
-    ),
-    RunPath(
-        row="GPcm",
-        name="gpu-compile-fp16-max-autotune",
-        title="PyTorch torch.compile mode max-autotune (Inductor's tuned kernels and CUDA graphs, torch's dynamic "
-        "shapes) fp16 on the GPU, last layer at [CLS] only, length-bucketed",
-        **_CUDA_PEER,
-        precision="fp16",
-        options=(("precision", "fp16"), ("compile_mode", "max-autotune"), ("dynamic", None)),
-    ),
-)
-PATHS += GPU_PEERS
+]
 
 # The GPU_MODEL=auto order, fastest first; the last (fp32) is the fallback, which needs no gate record.
 GPU_AUTO_ORDER = ("gpu-fp16", "gpu-bf16", "gpu-tf32", "gpu-fp32")
@@ -606,6 +390,127 @@ AUTO_ORDERS = (
 )
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A value of BACKEND: what runs the steps' inference on this machine."""
+
+    name: str
+    title: str
+    loop: int  # LOOP default: timed iterations of perf.sh
+    module: str  # what must import for it to run here ("" for none)
+    not_installed: str  # why not and what to do ({python}: the interpreter); exit 3
+    # The model kind it runs (ort_model: ORT_MODEL's; gpu_model: the checkpoint; om: OM, gears with DYNAMIC_DIMS)
+    # and the message when it is missing ({path}, {bs}); None: the step scripts check the model themselves.
+    model: str
+    missing_model: str | None = None
+    builds_with_chip: bool = False  # CHIP_NAME given: the step builds the models itself (ATC)
+    auto: bool = True  # BACKEND=auto may choose it
+    choosable: bool = True  # a BACKEND value (else only a LOOP default, for perf_gpu.sh)
+    foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
+    needs: tuple[str, ...] = ()  # what else the machine must have (capabilities' needs)
+    package: Package | None = None  # a package no runtime brings, and how to install it
+
+
+def _install(runtime_name: str) -> str:
+    return next(r.install for r in RUNTIMES if r.name == runtime_name)
+
+
+_AIS_BENCH = Package("ais_bench", "install ais_bench from https://gitee.com/ascend/tools/tree/master/ais-bench_workload/"
+                                  "tool/ais_bench on an Ascend NPU server with CANN (see README.md)")
+BACKENDS = (
+    Backend(
+        name="ais_bench",
+        title="ais_bench on an Ascend NPU with the OM models ATC builds (the model card)",
+        loop=1000,
+        module="ais_bench",
+        not_installed=f"ais_bench is not installed for {{python}}: {_AIS_BENCH.install}. "
+        "Without an NPU use BACKEND=onnxruntime.",
+        model="om",
+        missing_model="{path}: expected the OM model for batch size {bs}, found no such file "
+        "(run test/onnx2om.sh {bs} <chip_name>)",
+        builds_with_chip=True,
+        foreign=True,
+        package=_AIS_BENCH,
+    ),
+    Backend(
+        name="gpu",
+        title="PyTorch CUDA on GPU DEVICE: the path GPU_MODEL names (fp32 the card's column; CUDA graphs per length "
+        "bucket)",
+        loop=1000,
+        module="torch",
+        not_installed="no CUDA device torch can use for {python}: {why}",
+        model="gpu_model",
+        missing_model="{path}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
+        "folder",
+        needs=("torch_cuda",),
+    ),
+    Backend(
+        name="cann",
+        title="ONNX Runtime's CANN provider on NPU DEVICE, the simplified static model, no ATC (only when "
+        "asked for)",
+        loop=1000,
+        module="onnxruntime",
+        not_installed=f"onnxruntime is not installed for {{python}}: {_install('cann')}",
+        model="sim",
+        missing_model="{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
+        "(run test/pth2onnx.sh {bs})",
+        auto=False,
+    ),
+    Backend(
+        name="onnxruntime",
+        title="the CPU path ORT_MODEL names (ONNX Runtime; OpenVINO for bf16)",
+        loop=100,
+        module="",
+        not_installed=f"onnxruntime is not installed for {{python}} ({_install('onnxruntime')})",
+        model="ort_model",
+    ),
+    Backend(
+        name="onnxruntime-gpu",
+        title="ONNX Runtime's CUDA/TensorRT providers (perf_gpu.sh without trtexec)",
+        loop=1000,
+        module="onnxruntime",
+        not_installed="onnxruntime-gpu is not installed for {python}",
+        model="sim",
+        auto=False,
+        choosable=False,
+    ),
+)
+
+
+# ---------------------------------------------------------------- adding to the registry
+
+@contextlib.contextmanager
+def registered(*entries):
+    """In the block, these Runtime and RunPath records are in the registry as if written above (a runtime's own
+    tests, a plug-in's session); taken out after. A name already taken is a UsageError."""
+    added = []
+    try:
+        for entry in entries:
+            expect_new(entry)
+            added.append(entry)
+            (RUNTIMES if isinstance(entry, Runtime) else PATHS).append(entry)
+        yield
+    finally:
+        for entry in added:
+            (RUNTIMES if isinstance(entry, Runtime) else PATHS).remove(entry)
+
+
+def expect_new(entry) -> None:
+    """A runtime's name, or a path's name and row, not yet in the registry."""
+    if isinstance(entry, Runtime):
+        taken = [r.name for r in RUNTIMES]
+        if entry.name in taken:
+            raise UsageError(f"expected a runtime name not among {', '.join(taken)}, got {entry.name!r}")
+        return
+    if not isinstance(entry, RunPath):
+        raise UsageError(f"expected a Runtime or RunPath record, got {type(entry).__name__}")
+    runtime(entry.runtime)
+    taken = [p.name for p in PATHS] + [p.row for p in PATHS]
+    if entry.name in taken or entry.row in taken:
+        raise UsageError(f"expected a path name and row not among {', '.join(taken)}, got {entry.name!r} "
+                         f"({entry.row})")
+
+
 # ---------------------------------------------------------------- lookups
 
 
@@ -619,6 +524,52 @@ def runtime(name: str) -> Runtime:
         if candidate.name == name:
             return candidate
     raise UsageError(f"expected a runtime among {', '.join(r.name for r in RUNTIMES)}, got {name!r}")
+
+
+def packages() -> dict[str, str]:
+    """Each package a runtime, its paths or a backend imports, and what to install for it (the first one named)."""
+    found: dict[str, str] = {}
+    for package in [p for r in RUNTIMES for p in (r.package, *r.extras)] + [b.package for b in BACKENDS if b.package]:
+        found.setdefault(package.name, package.install)
+    return found
+
+
+def need_checks() -> dict[str, NeedCheck]:
+    """The needs runtimes judge themselves, by their check's name."""
+    return {check.name: check for r in RUNTIMES for check in r.checks}
+
+
+def install_hint(need: str) -> str | None:
+    """What to install for a package, or for a need a runtime has (a CUDA device for the CUDA runtime); None."""
+    return packages().get(need) or next((r.install for r in RUNTIMES if need in r.needs and r.device != CPU), None)
+
+
+def chains() -> list[tuple[str, Chain, Runtime]]:
+    """Every roofline chain: its engine, itself, and its runtime."""
+    return [(chain.engine or r.name, chain, r) for r in RUNTIMES for chain in r.chains]
+
+
+def chain(engine: str, precision: str) -> tuple[Chain, Runtime]:
+    for name, candidate, owner in chains():
+        if (name, candidate.precision) == (engine, precision):
+            return candidate, owner
+    raise UsageError(f"expected a runtime/precision among {', '.join(f'{n} {c.precision}' for n, c, _ in chains())}, "
+                     f"got {engine} {precision}")
+
+
+def chain_for(path: RunPath) -> tuple[str, Chain] | None:
+    """The (engine, chain) a row is held against: its runtime's (or family's) chain at its precision whose options
+    it holds, on its device; None where there is none (ONNX Runtime's GPU rows)."""
+    precision = "int8_static" if path.model == "int8_static" else path.precision
+    options = dict(path.options)
+    own = runtime(path.runtime)
+    for owner in (own, runtime(own.family)) if own.family else (own,):
+        if path.on_gpu != (owner.device == CUDA):
+            continue
+        for candidate in owner.chains:
+            if candidate.precision == precision and all(options.get(k) == v for k, v in candidate.when):
+                return candidate.engine or owner.name, candidate
+    return None
 
 
 def backend(name: str) -> Backend:
@@ -639,7 +590,7 @@ def backend_names() -> list[str]:
 
 def ort_models() -> list[str]:
     """The values of ORT_MODEL: the project's paths, the card's, and auto."""
-    return [p.name for p in PATHS if p.role in ORT_MODEL_ROLES] + [AUTO]
+    return [p.name for p in PATHS if p.role.setting == "ORT_MODEL"] + [AUTO]
 
 
 def auto_order(cpu_class: str) -> AutoOrder:
@@ -649,7 +600,7 @@ def auto_order(cpu_class: str) -> AutoOrder:
 
 
 def run_path(name: str) -> RunPath:
-    """A path by its ORT_MODEL value or benchmark key."""
+    """A user's path by its ORT_MODEL or GPU_MODEL value, or its row."""
     for candidate in PATHS:
         if name in (candidate.name, candidate.row):
             return candidate
@@ -658,13 +609,13 @@ def run_path(name: str) -> RunPath:
 
 def gpu_models() -> list[str]:
     """The values of GPU_MODEL: the GPU paths, and auto."""
-    return [p.name for p in PATHS if p.role == "gpu-project"] + [AUTO]
+    return [p.name for p in PATHS if p.role.setting == "GPU_MODEL"] + [AUTO]
 
 
 def gpu_path(gpu_model: str) -> RunPath:
     """The GPU path a GPU_MODEL value names (auto names none until it is resolved)."""
     for candidate in PATHS:
-        if candidate.role == "gpu-project" and candidate.name == gpu_model:
+        if candidate.role.setting == "GPU_MODEL" and candidate.name == gpu_model:
             return candidate
     raise UsageError(f"expected GPU_MODEL {alternatives(gpu_models())}, got {gpu_model!r}"
                      + (" unresolved (runtimes.route.resolve_gpu_model first)" if gpu_model == AUTO else ""))
@@ -676,7 +627,7 @@ def project_path(ort_model: str) -> RunPath:
         raise UsageError("ORT_MODEL=auto: expected it resolved to a path first (runtimes.route.resolve_ort_model), "
                          "got it unresolved")
     for candidate in PATHS:
-        if candidate.role in ORT_MODEL_ROLES and candidate.name == ort_model:
+        if candidate.role.setting == "ORT_MODEL" and candidate.name == ort_model:
             return candidate
     raise UsageError(f"expected ORT_MODEL {alternatives(ort_models())}, got {ort_model!r}")
 
@@ -692,65 +643,3 @@ def loop_default(backend_name: str) -> int:
 def loop_defaults() -> tuple[tuple[str, str], ...]:
     """(backend, LOOP default) for the settings table."""
     return tuple((b.name, str(b.loop)) for b in BACKENDS)
-
-
-# ---------------------------------------------------------------- needs
-
-CALIBRATION = "calibration"  # the need a calibration file (CALIB_FILE) meets: the run's input, not the machine's
-# How that need is judged: not at all (its model is exported already), met by a file named (the export that reads
-# it comes later), or met by a file that exists (an export about to read it).
-CALIBRATION_JUDGED = ("ignored", "named", "present")
-
-
-def unmet_needs(path: RunPath, calibration: str = "ignored", calibration_file: str | None = None) -> Iterator[str]:
-    """Why `path` cannot run here, a reason per unmet need in the order of its needs, each checked only when the
-    one before has been taken: the machine's by capabilities, the calibration file as `calibration` says."""
-    expect(calibration in CALIBRATION_JUDGED, UsageError,
-           f"expected calibration {alternatives(CALIBRATION_JUDGED)}, got {calibration!r}")
-    return (why for why in (_unmet(need, calibration, calibration_file) for need in path.needs) if why)
-
-
-def _unmet(need: str, calibration: str, calibration_file: str | None) -> str | None:
-    if need != CALIBRATION:
-        return current().unmet(need)
-    if calibration == "named" and not calibration_file:
-        return "no calibration file (CALIB_FILE)"
-    if calibration == "present" and (calibration_file is None or not os.path.isfile(calibration_file)):
-        return f"no calibration file (CALIB_FILE: {'none given' if calibration_file is None else calibration_file})"
-    return None
-
-
-# ---------------------------------------------------------------- model files
-
-
-@dataclass(frozen=True)
-class Request:
-    """The settings that decide which model file a step runs."""
-
-    model_dir: str = default("MODEL_DIR")
-    ort_model: str = default("ORT_MODEL")
-    dynamic_dims: str = default("DYNAMIC_DIMS")
-    chip_name: str = ""  # given: the step builds the OM models itself (eval_all.sh with CHIP_NAME)
-    ckpt_dir: str = field(default=default("CKPT_DIR"))
-    gpu_model: str = field(default=default("GPU_MODEL"))
-
-
-def model_file(path: str, model_dir: str = ".", batch_size: int | None = None, ckpt_dir: str | None = None) -> str:
-    """The model file (or checkpoint folder) a path runs."""
-    kind = run_path(path).model
-    if kind == CHECKPOINT:
-        return ckpt_dir or default("CKPT_DIR")
-    return model_path(kind, model_dir, batch_size)
-
-
-def backend_model(name: str, request: Request, batch_size: int | None) -> str:
-    """The model file backend `name` runs for `batch_size` under these settings."""
-    entry = next((b for b in BACKENDS if b.name == name), None) or backend(name)
-    kind = entry.model
-    if kind == "ort_model":
-        return model_file(project_path(request.ort_model).name, request.model_dir, batch_size)
-    if kind == "gpu_model":  # every GPU path runs the checkpoint itself
-        return request.ckpt_dir
-    if kind == "om":
-        kind = "om_gears" if request.dynamic_dims else "om"
-    return model_path(kind, request.model_dir, batch_size)

@@ -12,7 +12,9 @@ import numpy as np
 
 from tinybert.errors import BackendUnavailableError, UsageError, expect
 from tinybert.fileio import reserve_dir
-from tinybert.registry import PATHS, RunPath, unmet_needs
+from tinybert.bench.rows import rows as all_rows
+from tinybert.registry import Role, RunPath
+from tinybert.runtimes.needs import unmet_needs
 from tinybert.bench.roofline import Timing
 from tinybert.settings import (BATCH_SIZES, CALIB_SAMPLES, CALIB_SEED, CALL_TOKENS, GPU_BENCH_BATCH_SIZES,
                                GPU_BENCH_MIN_BATCHES, OPSET, REPEATS, SEQ_LEN, TIMESTAMP_FORMAT, default)
@@ -56,17 +58,17 @@ def unmet_need(path: RunPath, run: BenchmarkRun) -> str | None:
 
 def select_rows(run: BenchmarkRun) -> tuple[list[RunPath], list[str]]:
     """The paths this run measures, A first, and a note for each one skipped."""
-    rows, notes = [], []
-    for path in PATHS:
-        if run.rows is not None and path.row not in run.rows and path.role != "baseline":
+    rows, notes, every = [], [], all_rows()
+    for path in every:
+        if run.rows is not None and path.row not in run.rows and path.role != Role.BASELINE:
             continue
         reason = unmet_need(path, run)
         if reason:
             notes.append(f"row {path.row} ({path.title}) skipped: {reason}")
         else:
             rows.append(path)
-    unknown = sorted(set(run.rows or ()) - {p.row for p in PATHS})
-    expect(not unknown, UsageError, f"expected --rows among {', '.join(p.row for p in PATHS)}, got {', '.join(unknown)}")
+    unknown = sorted(set(run.rows or ()) - {p.row for p in every})
+    expect(not unknown, UsageError, f"expected --rows among {', '.join(p.row for p in every)}, got {', '.join(unknown)}")
     return rows, notes
 
 
@@ -107,12 +109,11 @@ class Models:
         return kept, notes
 
     def runtime(self, path: RunPath, batch_size: int):
-        from tinybert.runtimes.route import open_path
-        from tinybert.registry import model_file
+        from tinybert.runtimes.route import model_file, open_path
 
-        key = (path.row, model_file(path.name, self.work_dir, batch_size, self.run.model_dir))
+        key = (path.row, model_file(path, self.work_dir, batch_size, self.run.model_dir))
         if key not in self._open:
-            self._open[key] = open_path(path.name, self.work_dir, self.threads, batch_size=batch_size,
+            self._open[key] = open_path(path, self.work_dir, self.threads, batch_size=batch_size,
                                         ckpt_dir=self.run.model_dir)
         return self._open[key]
 
@@ -189,7 +190,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         for path, timing in timings:
             figures = timing.figures()
             logits = figures.pop("logits")
-            reference = logits if path.role == "baseline" else reference  # A's, kept for the GPU-only sizes
+            reference = logits if path.role == Role.BASELINE else reference  # A's, kept for the GPU-only sizes
             figures.update(_quality(logits, np.tile(reference, (data.copies, 1)), data.labels))
             figures.update(roofline.figures(path, bs, figures.pop("batches"), figures.pop("fill_to"), figures["wall_s"]))
             figures.update(row=path.row, title=path.title, batch_size=bs, role=path.role, gate=path.gate, on_gpu=path.on_gpu,

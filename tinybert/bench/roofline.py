@@ -41,10 +41,10 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
 
     from tinybert.capabilities import current, gpu
     from tinybert.runtimes.runner import resolve_requests
-    from tinybert.bench.shape_graphs import GPU_RUNTIME, RECIPES, SHAPES, check_recipe
+    from tinybert.bench.shape_graphs import SHAPES, check_recipe
 
-    check_recipe(runtime, precision)
-    requests = 1 if runtime.startswith("pytorch") else resolve_requests(requests, threads)
+    chain, owner = check_recipe(runtime, precision)
+    requests = resolve_requests(requests, threads) if owner.requests else 1
     layouts = {"one_call": 1, **({"concurrent": requests} if requests > 1 else {})}
     rates = {m: {} for m in m_values}
     with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
@@ -52,8 +52,8 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
             for m, rate in _layout_rates(runtime, precision, threads, in_flight=in_flight, m_values=m_values,
                                          timing=timing, work_dir=work_dir).items():
                 rates[m][layout] = rate
-    return {"runtime": runtime, "precision": precision, "recipe": RECIPES[runtime, precision],
-            "features": gpu(0).name if runtime == GPU_RUNTIME else current().features_for(precision),
+    return {"runtime": runtime, "precision": precision, "recipe": chain.recipe,
+            "features": gpu(0).name if on_gpu(runtime, precision) else current().features_for(precision),
             "unit": unit(precision),
             "shapes": [list(s) for s in SHAPES], "threads": threads,
             "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
@@ -235,7 +235,6 @@ class Roofline:
 
     def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing(),
                  gpu_batch_sizes=()):
-        from tinybert.bench.shape_graphs import GPU_RUNTIME
         from tinybert.capabilities import current, gpu
         from tinybert.machine import cpu_clock_mhz
 
@@ -244,14 +243,14 @@ class Roofline:
         self.m_values = {bs: max(1, round(bs * mean_tokens)) for bs in sizes}
         pairs = list(dict.fromkeys(pair for pair in map(row_recipe, rows) if pair))
         cpu_m = sorted({self.m_values[bs] for bs in batch_sizes})
-        self.rates = rates_for([p for p in pairs if p[0] != GPU_RUNTIME], cpu_m, threads, timing=timing)
-        self.rates.update(rates_for([p for p in pairs if p[0] == GPU_RUNTIME], sorted(set(self.m_values.values())),
+        self.rates = rates_for([p for p in pairs if not on_gpu(*p)], cpu_m, threads, timing=timing)
+        self.rates.update(rates_for([p for p in pairs if on_gpu(*p)], sorted(set(self.m_values.values())),
                                     threads, timing=timing))
         clock, self.clock_source = cpu_clock_mhz()
         cores = min(threads, current().physical_cores)
-        precisions = dict.fromkeys(precision_class(p) for r, p in pairs if r != GPU_RUNTIME)
+        precisions = dict.fromkeys(precision_class(p) for r, p in pairs if not on_gpu(r, p))
         self.peaks = {p: cpu_peak(p, cores, clock) for p in precisions}
-        self.gpu_peaks = {GPU_KEY + p: gpu_peak(p, gpu(0)) for r, p in pairs if r == GPU_RUNTIME}
+        self.gpu_peaks = {GPU_KEY + p: gpu_peak(p, gpu(0)) for r, p in pairs if on_gpu(r, p)}
         self.best: dict = {}  # batch size -> precision -> the best rate and where it came from
         self.best_lines: list[str] = []
 
@@ -272,13 +271,11 @@ class Roofline:
     def finish(self, batch_size: int, rows: list[dict]) -> list[str]:
         """Set each row's roofline, the best rate of its device and precision at this M among the chains and the
         rows (so never above 1); one line per precision: that best, and how far it is from the device's peak."""
-        from tinybert.bench.shape_graphs import GPU_RUNTIME
-
         m = self.m_values[batch_size]
         best = {}
         for key, result in self.rates.items():
             if "skipped" not in result and any(x["m"] == m for x in result["by_m"]):
-                _offer(best, roofline_key(result["precision"], result["runtime"] == GPU_RUNTIME), rate_at(result, m),
+                _offer(best, roofline_key(result["precision"], on_gpu(result["runtime"], result["precision"])), rate_at(result, m),
                        f"{key} chain")
         for r in rows:
             _offer(best, roofline_key(r["precision"], r.get("on_gpu")), r["achieved_gflops"], f"row {r['row']}")
@@ -327,14 +324,16 @@ def _offer(best: dict, precision: str, rate: float, source: str) -> None:
 
 
 def row_recipe(path) -> tuple[str, str] | None:
-    """The (engine, precision) of the chain a benchmark row's own engine runs; None for ONNX Runtime's GPU rows."""
-    from tinybert.bench.shape_graphs import GPU_RUNTIME
-    from tinybert.registry import runtime
+    """The (engine, precision) of the chain a benchmark row's own engine runs (registry.chain_for); None where its
+    runtime has none on its device (ONNX Runtime's GPU rows)."""
+    from tinybert.registry import chain_for
 
-    if path.on_gpu:
-        return (GPU_RUNTIME, path.precision) if path.runtime == GPU_RUNTIME else None
-    family = runtime(path.runtime).engine
-    if family == "pytorch" and dict(path.options).get("compile"):
-        family = "pytorch-compiled"
-    precision = "int8_static" if path.model == "int8_static" else path.precision
-    return family, precision
+    found = chain_for(path)
+    return (found[0], found[1].precision) if found else None
+
+
+def on_gpu(engine: str, precision: str) -> bool:
+    """The chain runs on a CUDA GPU: held against the GPU's peak, apart from the CPU's."""
+    from tinybert.registry import CUDA, chain
+
+    return chain(engine, precision)[1].device == CUDA

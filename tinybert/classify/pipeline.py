@@ -61,7 +61,7 @@ CLASSIFY_BACKENDS = ("gpu", "onnxruntime")  # what runs a corpus: ais_bench runs
 
 def choose_backend(options: ClassifyOptions) -> str:
     """BACKEND for classify: auto is the GPU where torch sees one, else the CPU path; said on one line."""
-    from tinybert.registry import Request
+    from tinybert.runtimes.route import Request
     from tinybert.runtimes.route import explain_backend
 
     name, why = explain_backend(options.backend, [], Request(ckpt_dir=options.ckpt_dir), among=CLASSIFY_BACKENDS)

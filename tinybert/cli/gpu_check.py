@@ -81,7 +81,8 @@ def _check_path(path: str, *, ckpt_dir: str, work_dir: str, bin_dir: str, batch_
                 loop: int | None, repeats: int, device: int | None, progress: bool) -> dict:
     """One GPU path: inference into a result folder, its accuracy, and perf at the card's shape per batch size."""
     from tinybert import INPUT_NAMES
-    from tinybert.registry import Request, loop_default
+    from tinybert.registry import loop_default
+    from tinybert.runtimes.route import Request
     from tinybert.runtimes.route import plan_gpu
     from tinybert.steps.inference import run_inference
     from tinybert.steps.perf import measure

@@ -62,7 +62,7 @@ def _plan(a, batch_size: int | None, features_dir: str | None = None):
     """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend (GPU_MODEL=auto:
     the GPU paths' gates checked first where no record says, on `features_dir`)."""
     from tinybert.errors import UsageError, expect
-    from tinybert.registry import Request
+    from tinybert.runtimes.route import Request
     from tinybert.runtimes.route import plan_model, plan_settings
 
     if a.model is not None:
@@ -126,9 +126,9 @@ def _call_tokens(plan, requested: int) -> int:
 def _device_name(plan) -> str | None:
     """The GPU a plan runs on, by name (None off the GPU)."""
     from tinybert.capabilities import gpu
-    from tinybert.registry import runtime
+    from tinybert.registry import CUDA, runtime
 
-    return gpu(plan.options.get("device") or 0).name if runtime(plan.runtime).gpu else None
+    return gpu(plan.options.get("device") or 0).name if runtime(plan.runtime).device == CUDA else None
 
 
 def _print_plan(plan) -> None:
@@ -147,7 +147,7 @@ def _infer_gears(a, inputs: list[str]) -> None:
     from tinybert.errors import UsageError, expect
     from tinybert.steps.gears import run_gears
     from tinybert.steps.inference import manifest_folder
-    from tinybert.registry import Request, backend_model
+    from tinybert.runtimes.route import Request, backend_model
 
     bin_dir = manifest_folder(inputs)
     expect(bool(a.dynamic_dims) and bin_dir is not None, UsageError,
@@ -234,7 +234,8 @@ def _predict(argv, prog):
 
 def _predict_gpu(a):
     """predict's GPU plan where BACKEND picks the GPU (auto: where torch sees one), else None: PyTorch on the CPU."""
-    from tinybert.registry import AUTO, Request
+    from tinybert.registry import AUTO
+    from tinybert.runtimes.route import Request
     from tinybert.runtimes.route import explain_backend, plan_gpu
 
     request = Request(model_dir=a.gates_dir, ckpt_dir=a.model_dir, gpu_model=a.gpu_model)

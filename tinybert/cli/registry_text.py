@@ -3,7 +3,8 @@ registry`: docs/cpu-paths.md, docs/architecture.md; a test keeps the files equal
 
 from __future__ import annotations
 
-from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, GPU_AUTO_ORDER, GPU_AUTO_WHY, PATHS, RUNTIMES
+from tinybert.bench.rows import rows
+from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, GPU_AUTO_ORDER, GPU_AUTO_WHY, RUNTIMES
 from tinybert.settings import MODEL_FILES
 
 GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
@@ -28,8 +29,8 @@ def backends_markdown() -> str:
 def paths_markdown() -> str:
     lines = ["| 行 | 名称 | 角色 | 运行时 | 模型 | 精度 | 门限 | 需要 | 说明 |",
              "| ---- | ---- | ---- | ---- | ---- | ---- | ---- | ---- | ---- |"]
-    for p in PATHS:
-        needs = ", ".join(p.needs) or "-"
+    for p in rows():
+        needs = ", ".join(p.all_needs) or "-"
         text = p.title + (f"；{p.why}" if p.why else "")
         lines.append(f"| {p.row} | `{p.name}` | {ROLES[p.role]} | `{p.runtime}` | {_model(p.model)} | {p.precision} | "
                      f"{GATES[p.gate]} | {needs} | {text} |")
@@ -38,7 +39,9 @@ def paths_markdown() -> str:
 
 def runtimes_markdown() -> str:
     lines = ["| 运行时 | 是什么 | 类 | 安装 |", "| ---- | ---- | ---- | ---- |"]
-    lines += [f"| `{r.name}` | {r.title} | `runtimes/{r.module}.py` `{r.cls}` | `{r.install}` |" for r in RUNTIMES]
+    for r in RUNTIMES:
+        source = r.module.removeprefix("tinybert.").replace(".", "/") + ".py"
+        lines.append(f"| `{r.name}` | {r.title} | `{source}` `{r.cls}` | `{r.install}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,16 +8,14 @@ import argparse
 from tinybert.settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
 from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
 
-PAIRS = ("onnxruntime fp32", "onnxruntime int8", "onnxruntime int8_static", "openvino fp32", "openvino bf16",
-         "openvino int8", "pytorch fp32", "pytorch bf16", "pytorch-compiled fp32", "pytorch-compiled bf16",
-         "pytorch-compiled int8")
+from tinybert.registry import CPU, chains
+
+PAIRS = tuple(f"{engine} {chain.precision}" for engine, chain, owner in chains() if owner.device == CPU)  # the CPU's
 
 
 def _pair(text: str) -> tuple[str, str]:
-    from tinybert.bench.shape_graphs import RECIPES
-
     pair = tuple(text.replace(":", " ").replace("/", " ").split())
-    if pair not in RECIPES:
+    if pair not in [(engine, chain.precision) for engine, chain, _ in chains()]:
         raise argparse.ArgumentTypeError(f"expected a runtime/precision among {', '.join(PAIRS)}, got {text!r}")
     return pair
 

@@ -58,7 +58,7 @@ def _model_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _request(a, chip_name: str = ""):
-    from tinybert.registry import Request
+    from tinybert.runtimes.route import Request
 
     return Request(a.model_dir, a.ort_model, a.dynamic_dims, chip_name, ckpt_dir=a.ckpt_dir)
 
@@ -68,7 +68,8 @@ FAST_MODEL_GROUP = "fast_models"
 
 @step("paths", "model file names: one per kind, the model a backend runs, or the fast models")
 def _paths(argv, prog):
-    from tinybert.registry import AUTO, backend_model, backend_names
+    from tinybert.registry import AUTO, backend_names
+    from tinybert.runtimes.route import backend_model
     from tinybert.settings import FAST_MODEL_KINDS, model_path
 
     backends = backend_names()

@@ -51,7 +51,8 @@ def ensure_auto_models(model_dir: str, out_dir: str, features_dir: str | None = 
     """The models ORT_MODEL=auto may choose on this CPU class (registry.auto_order), each exported when missing
     or stale, its gate checked again here when its record is missing, stale or from another CPU class."""
     from tinybert.capabilities import current
-    from tinybert.registry import auto_order, project_path, unmet_needs
+    from tinybert.registry import auto_order, project_path
+    from tinybert.runtimes.needs import unmet_needs
     from tinybert.results import gate_record
 
     caps = current()

@@ -13,7 +13,8 @@ def ensure_gpu_gates(ckpt_dir: str, model_dir: str, features_dir: str | None = N
     from tinybert.capabilities import gpu
     from tinybert.export.checking import compare, fast_verification, record_gate
     from tinybert.model.modeling import weights_path
-    from tinybert.registry import gpu_path, unmet_needs
+    from tinybert.registry import gpu_path
+    from tinybert.runtimes.needs import unmet_needs
     from tinybert.results import gate_record
     from tinybert.runtimes.route import gpu_auto_candidates, open_path
     from tinybert.runtimes.runner import model_logits

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
-from tinybert.capabilities import INSTALL_HINTS, PROVIDERS, ort_providers
+from tinybert.capabilities import PROVIDERS, install_hint, ort_providers
 from tinybert.errors import BackendUnavailableError, UsageError, expect
 from tinybert.runtimes.onnxruntime import OrtRuntime
 
@@ -31,6 +31,6 @@ class CannRuntime(OrtRuntime):
                 f"backend 'cann' needs ONNX Runtime's {PROVIDER}, which this onnxruntime "
                 f"{getattr(ort, '__version__', '')} does not have (available: {', '.join(available)}); "
                 f"on a machine with an Ascend NPU, source the CANN toolkit's set_env.sh (CANN_SET_ENV), then "
-                f"{INSTALL_HINTS['cann']} in place of onnxruntime")
+                f"{install_hint('cann')} in place of onnxruntime")
         super().__init__(model_path, threads=threads, providers=cann_providers(device), requests=1)
         self.device = device

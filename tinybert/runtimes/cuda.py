@@ -203,3 +203,26 @@ def _forward(model):
         return model(input_ids, segment_ids, input_mask).float()
 
     return forward
+
+
+def matmul_chain(weights, *, precision: str, threads: int, requests: int):
+    """The roofline's chain on the GPU at `precision` (as this runtime sets it), the input moved there once per M;
+    each call waits for the GPU, so a call's time is the GEMMs' own."""
+    expect(requests == 1, UsageError, f"pytorch-cuda: expected one call at a time (one stream), got {requests} requests")
+    found = find_gpu(0)
+    device = FakedCudaDevice(found) if found.faked else CudaDevice(found)
+    dtype = DTYPES[precision]
+    mats = [torch.from_numpy(w.T.copy()).to(device.torch_device, dtype) for w in weights]
+    on_device: dict = {}
+
+    def run(x):
+        h = on_device.get(x.shape)
+        if h is None:
+            h = on_device[x.shape] = torch.from_numpy(x).to(device.torch_device, dtype)
+        with torch.inference_mode(), device.matmul_precision(precision):
+            for i, w in enumerate(mats):
+                h = torch.nn.functional.linear(h, w)
+                h = torch.relu(h) if i < len(mats) - 1 else h
+        device.synchronize()
+        return h
+    return run

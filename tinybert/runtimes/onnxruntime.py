@@ -68,3 +68,10 @@ class OrtRuntime(RuntimeBase):
     def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
         feed = dict(zip(INPUT_NAMES, (input_ids, segment_ids, input_mask)))
         return self.session.run([self.output_name], feed)[0]
+
+
+def matmul_chain(model: str, *, precision: str, threads: int, requests: int):
+    """The roofline's chain (an ONNX file, quantized as `precision` says): one session, its threads shared among
+    the calls in flight, as OrtRuntime shares them."""
+    session = ort.InferenceSession(model, session_options(threads, requests), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x})[0]

@@ -131,3 +131,20 @@ class OpenVinoBf16Runtime(OpenVinoRuntime):
     def __init__(self, model_path: str, threads: int | None = None, hint: str = "LATENCY",
                  requests: int | str | None = 1):
         super().__init__(model_path, threads, precision="bf16", hint=hint, requests=requests)
+
+
+def matmul_chain(model: str, *, precision: str, threads: int, requests: int):
+    """The roofline's chain (an ONNX file, or NNCF's int8 IR), compiled as OpenVinoRuntime compiles (LATENCY hint,
+    streams = requests), an infer request per calling thread."""
+    ov = require("openvino", "the openvino roofline")
+    config = compile_config(hint="LATENCY", precision="bf16" if precision == "bf16" else "f32", threads=threads,
+                            requests=requests)
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    local = threading.local()
+
+    def run(x):
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        return request.infer({"x": x})[0]
+    return run

@@ -29,3 +29,23 @@ class PyTorchRuntime(RuntimeBase):
         with torch.inference_mode(), torch_threads(self.threads):
             inputs = (torch.from_numpy(np.ascontiguousarray(a)) for a in (input_ids, segment_ids, input_mask))
             return self.model(*inputs).numpy()
+
+
+def matmul_chain(weights, *, precision: str, threads: int, requests: int):
+    """The roofline's chain as eager linear layers on `threads` threads (fp32, or under bf16 autocast)."""
+    import contextlib
+
+    from tinybert.errors import UsageError, expect
+
+    expect(requests == 1, UsageError, f"pytorch: expected one call at a time (its rows' layout), got {requests} requests")
+    mats = [torch.from_numpy(w.T.copy()) for w in weights]  # linear takes (N, K)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+
+    def run(x):
+        with torch.inference_mode(), autocast(), torch_threads(threads):
+            h = torch.from_numpy(x)
+            for i, w in enumerate(mats):
+                h = torch.nn.functional.linear(h, w)
+                h = torch.relu(h) if i < len(mats) - 1 else h
+            return h
+    return run

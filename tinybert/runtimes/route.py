@@ -9,9 +9,49 @@ from dataclasses import dataclass, field
 
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError, expect
 from tinybert import registry
-from tinybert.registry import (RUNTIMES, Backend, Request, alternatives, backend, backend_model, model_file,
-                               project_path, run_path, runtime)
-from tinybert.settings import default
+from tinybert.registry import (CHECKPOINT, CPU, CUDA, RUNTIMES, Backend, RunPath, alternatives, backend, project_path,
+                               run_path, runtime)
+from tinybert.runtimes.needs import backend_unmet, unmet_needs
+from tinybert.settings import default, model_path
+
+
+# ---------------------------------------------------------------- settings -> model file
+
+@dataclass(frozen=True)
+class Request:
+    """The settings that decide which model file a step runs."""
+
+    model_dir: str = default("MODEL_DIR")
+    ort_model: str = default("ORT_MODEL")
+    dynamic_dims: str = default("DYNAMIC_DIMS")
+    chip_name: str = ""  # given: the step builds the OM models itself (eval_all.sh with CHIP_NAME)
+    ckpt_dir: str = field(default=default("CKPT_DIR"))
+    gpu_model: str = field(default=default("GPU_MODEL"))
+
+
+def model_file(path: str | RunPath, model_dir: str = ".", batch_size: int | None = None,
+               ckpt_dir: str | None = None) -> str:
+    """The model file (or checkpoint folder) a path (a user's by name, or any row's record) runs."""
+    kind = (path if isinstance(path, RunPath) else run_path(path)).model
+    if kind == CHECKPOINT:
+        return ckpt_dir or default("CKPT_DIR")
+    return model_path(kind, model_dir, batch_size)
+
+
+def backend_model(name: str, request: Request, batch_size: int | None) -> str:
+    """The model file backend `name` runs for `batch_size` under these settings."""
+    entry = next((b for b in registry.BACKENDS if b.name == name), None) or backend(name)
+    kind = entry.model
+    if kind == "ort_model":
+        return model_file(project_path(request.ort_model).name, request.model_dir, batch_size)
+    if kind == "gpu_model":  # every GPU path runs the checkpoint itself
+        return request.ckpt_dir
+    if kind == "om":
+        kind = "om_gears" if request.dynamic_dims else "om"
+    return model_path(kind, request.model_dir, batch_size)
+
+
+# ---------------------------------------------------------------- ORT_MODEL and GPU_MODEL
 
 
 @dataclass(frozen=True)
@@ -46,7 +86,7 @@ def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
     passed_over = []
     for name in order[:-1]:
         path = project_path(name)
-        unmet = next(registry.unmet_needs(path), None)  # the model is exported: its calibration is done
+        unmet = next(unmet_needs(path), None)  # the model is exported: its calibration is done
         state, why = ("unmet", unmet) if unmet else \
             gate_record.status(name, model_dir, model_file(name, model_dir), cpu_class)
         if state == "passed":
@@ -76,7 +116,7 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
     candidates, order_why = gpu_auto_candidates(model_dir, weights, name)
     passed_over = []
     for candidate in candidates:
-        unmet = next(registry.unmet_needs(gpu_path(candidate)), None)
+        unmet = next(unmet_needs(gpu_path(candidate)), None)
         state, why = ("unmet", unmet) if unmet else gate_record.status(candidate, model_dir, weights, name)
         if state == "passed":
             return OrtModelChoice(value, candidate, f"gate passed on {name}; order {order_why}", setting="GPU_MODEL")
@@ -126,7 +166,7 @@ class RunPlan:
     choice: OrtModelChoice | None = None  # how the settings' ORT_MODEL came to name that path
 
     def describe(self) -> str:
-        gpu = runtime(self.runtime).gpu
+        gpu = runtime(self.runtime).device == CUDA
         where = f" on {'GPU' if gpu else 'NPU'} {self.options['device']}" if "device" in self.options else ""
         chosen = f" ({self.choice.setting if self.choice else 'ORT_MODEL'}={self.path})" if self.path else ""
         return f"runtime: {self.runtime}{where}, model {self.model}{chosen}"
@@ -144,9 +184,9 @@ def _options(runtime_name: str, path=None, threads: int | None = None, requests:
     entry = runtime(runtime_name)
     options = {"threads": threads}
     if path is not None:
-        if entry.requests and path.role not in ("peer", "gpu"):
+        if entry.requests and path.role.takes_requests:
             options["requests"] = default("REQUESTS") if requests is None else requests
-        if entry.device and device is not None:
+        if entry.device != CPU and device is not None:
             options["device"] = device
         options.update(path.options)
         return options
@@ -156,23 +196,24 @@ def _options(runtime_name: str, path=None, threads: int | None = None, requests:
                                            f"(several calls in flight), got {runtime_name}")
         options["requests"] = requests
     if device is not None:
-        takers = [r.name for r in RUNTIMES if r.device]
-        expect(entry.device, UsageError, f"--device {device}: expected --runtime {alternatives(takers)} (an NPU or "
+        takers = [r.name for r in RUNTIMES if r.device != CPU]
+        expect(entry.device != CPU, UsageError, f"--device {device}: expected --runtime {alternatives(takers)} (an NPU or "
                                          f"GPU), got --runtime {runtime_name}")
         expect(device >= 0, UsageError, f"--device: expected a non-negative NPU or GPU id, got {device}")
         options["device"] = device
     return options
 
 
-def plan_path(path: str, model_dir: str = ".", *, batch_size: int | None = None, ckpt_dir: str | None = None,
+def plan_path(path: str | RunPath, model_dir: str = ".", *, batch_size: int | None = None, ckpt_dir: str | None = None,
               threads: int | None = None, requests: int | str | None = None, device: int | None = None) -> RunPlan:
-    """A path (an ORT_MODEL or GPU_MODEL value, or a benchmark row) on its runtime, with its model file and options."""
-    entry = run_path(path)
-    return RunPlan(entry.runtime, model_file(path, model_dir, batch_size, ckpt_dir),
+    """A path (an ORT_MODEL or GPU_MODEL value, or a benchmark row's record) on its runtime, with its model file and
+    options."""
+    entry = path if isinstance(path, RunPath) else run_path(path)
+    return RunPlan(entry.runtime, model_file(entry, model_dir, batch_size, ckpt_dir),
                    _options(entry.runtime, entry, threads, requests, device), entry.name)
 
 
-def open_path(path: str, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
+def open_path(path: str | RunPath, model_dir: str = ".", threads: int | None = None, requests: int | str | None = None,
               batch_size: int | None = None, ckpt_dir: str | None = None, device: int | None = None):
     """`plan_path`, opened: how classify and the benchmark open a path."""
     return plan_path(path, model_dir, batch_size=batch_size, ckpt_dir=ckpt_dir, threads=threads,
@@ -244,7 +285,7 @@ def explain_backend(requested: str, batch_sizes, request: Request = Request(), a
         for entry in registry.BACKENDS:
             if not entry.auto or (among is not None and entry.name not in among):
                 continue
-            why = entry.unmet()
+            why = backend_unmet(entry)
             missing = [] if why else _missing_models(entry, request, batch_sizes)
             if not why and not missing:
                 return entry.name, "; ".join(passed_over + _found(entry)) or "the first backend auto tries"
@@ -253,7 +294,7 @@ def explain_backend(requested: str, batch_sizes, request: Request = Request(), a
                                       f"{alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none "
                                       f"({'; '.join(passed_over)})")
     entry = backend(requested)
-    why = entry.unmet()
+    why = backend_unmet(entry)
     if why:
         raise BackendUnavailableError(entry.not_installed.format(python=sys.executable, why=why))
     missing = _missing_models(entry, request, batch_sizes)

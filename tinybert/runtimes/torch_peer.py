@@ -4,6 +4,7 @@ torch.compile with frozen weights, last layer at [CLS] only); compile time is ke
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import types
 
@@ -164,3 +165,84 @@ def _forward(model, bf16: bool):
 
     return types.FunctionType(forward.__code__.replace(), forward.__globals__, forward.__name__, None,
                               forward.__closure__)
+
+
+def _one_call_at_a_time(engine: str, requests: int) -> None:
+    expect(requests == 1, UsageError, f"{engine}: expected one call at a time (its rows' layout), got {requests} requests")
+
+
+def matmul_chain(weights, *, precision: str, threads: int, requests: int):
+    """The roofline's chain as linear modules, compiled as this runtime compiles (dynamic shapes, frozen weights);
+    int8: quantized by torchao first, as the PTq8 row."""
+    _one_call_at_a_time("pytorch-compiled", requests)
+    layers = []
+    for i, w in enumerate(weights):
+        linear = torch.nn.Linear(*w.shape, bias=False)
+        linear.weight.data = torch.from_numpy(w.T.copy())
+        layers += [linear] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
+    chain = torch.nn.Sequential(*layers).eval()
+    if precision == "int8":
+        quantize_int8_dynamic(chain)
+
+    def forward(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return chain(x).float()
+
+    compiled = FrozenCompiled(forward, config=TORCHAO_INDUCTOR if precision == "int8" else None)
+
+    def run(x):
+        with torch.inference_mode(), torch_threads(threads):
+            return compiled(torch.from_numpy(x))
+    return run
+
+
+# ---------------------------------------------------------------- its need check (registry NeedCheck "torchao_int8")
+
+# The most an int8 linear layer may be off, as a fraction of its fp32 output's largest value: int8 rounding stays
+# well inside it, a kernel that saturates its int16 sums (AVX2 without VNNI, frozen weights) does not.
+TORCHAO_MAX_ERROR = 0.05
+
+
+@functools.lru_cache(maxsize=1)
+def torchao_int8_fails() -> str | None:
+    """Why torchao's int8 dynamic quantization cannot run on this CPU as the PTq8 row runs it (a small linear layer,
+    eager and under torch.compile with frozen weights, tried once against fp32), or None."""
+    from tinybert.capabilities import current
+
+    try:
+        eager, compiled = torchao_int8_errors()
+    except Exception as exc:  # noqa: BLE001 - any failure means the row cannot run here; its reason is the note
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"torchao is installed but its int8 quantization fails here: {type(exc).__name__}: {first}"
+    if not eager < float("inf") or not compiled < float("inf"):
+        return "torchao is installed but its int8 linear gives non-finite output here"
+    if compiled > TORCHAO_MAX_ERROR:
+        return (f"torchao is installed but its int8 linear under torch.compile with frozen weights is off by "
+                f"{compiled:.1%} of the fp32 output here (eager int8: {eager:.1%}; at most {TORCHAO_MAX_ERROR:.0%}): "
+                f"the row would time a wrong model on this CPU ({current().cpu_class})")
+    return None
+
+
+def torchao_int8_errors() -> tuple[float, float]:
+    """A small linear layer's int8 output, eager and compiled with frozen weights, off from fp32 by these fractions
+    of the fp32 output's largest value (inf where not finite)."""
+    from tinybert.capabilities import quiet_torchao
+
+    quiet_torchao()
+    import torch._inductor.config as inductor
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Linear(64, 64)).eval()
+    x = torch.randn(8, 64, generator=generator)
+    with torch.inference_mode():
+        reference = layer(x)
+    quantize_(layer, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+    with torch.inference_mode(), inductor.patch(freezing=True):
+        eager, compiled = layer(x), torch.compile(layer)(x)
+
+    def error(out) -> float:
+        return float((out - reference).abs().max() / reference.abs().max()) if torch.isfinite(out).all() else \
+            float("inf")
+
+    return error(eager), error(compiled)
