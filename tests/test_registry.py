@@ -74,6 +74,9 @@ def test_every_entry_points_at_what_exists():
         assert path.role != "variant" or registry.project_path(path.variant_of), path.row
     assert len({p.row for p in rows()}) == len(rows())
     assert len({p.name for p in rows()}) == len(rows())
+    from tinybert.capabilities.packages import install_hint, known_names
+
+    assert all(install_hint(name) for name in known_names())  # every name TINYBERT_WITHOUT takes says what to install
     assert default("ORT_MODEL") in registry.ort_models()
     assert [b.name for b in registry.BACKENDS][-2:] == ["onnxruntime", "onnxruntime-gpu"]  # the auto fallback last
 

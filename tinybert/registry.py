@@ -165,6 +165,7 @@ RUNTIMES = [
         title="ONNX Runtime's CANN execution provider on an Ascend NPU",
         package=Package("onnxruntime", "pip install onnxruntime-cann (needs the CANN toolkit)"),
         device=NPU,
+        needs=("cann",),
     ),
     Runtime(
         name="pytorch-peer",
