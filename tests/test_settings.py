@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, assert_clean_error, run_cli, run_script
 
 from tinybert import registry, settings
-from tinybert.cli import settings_text
+from tinybert.docs_tables import settings_text
 from tinybert.runtimes import route as backend_choice
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
 from tinybert.settings import SETTINGS, Setting

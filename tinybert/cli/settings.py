@@ -33,7 +33,7 @@ def _settings(argv, prog):
                         "defaults; default: all")
     p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
     a = p.parse_args(argv)
-    from tinybert.cli import settings_text
+    from tinybert.docs_tables import settings_text
 
     if a.shell:
         text = settings_text.shell_assignments(a.script)
@@ -115,7 +115,7 @@ def _backend(argv, prog):
 
 @step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes, auto's order")
 def _registry(argv, prog):
-    from tinybert.cli.registry_text import TABLES
+    from tinybert.docs_tables.registry_text import TABLES
 
     p = STEPS.parser("registry", prog)
     p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all of them)")
@@ -126,7 +126,7 @@ def _registry(argv, prog):
 
 @step("modules", "the package's modules (or the test files) as docs/architecture.md's (docs/testing.md's) table")
 def _modules(argv, prog):
-    from tinybert.cli import modules_text
+    from tinybert.docs_tables import modules_text
 
     p = STEPS.parser("modules", prog)
     p.add_argument("which", nargs="?", choices=sorted(modules_text.FOLDERS), default="package",
