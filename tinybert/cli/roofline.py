@@ -1,16 +1,13 @@
-"""The `roofline` step: this machine's matrix-multiply rates at the model's own shapes, per runtime
-and precision (roofline.py), printed so their stability can be checked by running it again."""
+"""The `roofline` step's command line: this machine's matrix-multiply rates at the model's own shapes, per runtime
+and precision (bench/roofline.py's run_roofline), printed so their stability can be checked by running it again."""
 
 from __future__ import annotations
 
 import argparse
 
 from tinybert.settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
+from tinybert.bench.roofline import PAIRS, Timing
 from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
-
-PAIRS = ("onnxruntime fp32", "onnxruntime int8", "onnxruntime int8_static", "openvino fp32", "openvino bf16",
-         "openvino int8", "pytorch fp32", "pytorch bf16", "pytorch-compiled fp32", "pytorch-compiled bf16",
-         "pytorch-compiled int8")
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -50,42 +47,7 @@ def _roofline(argv, prog):
     for name in ("min_time", "budget"):
         if getattr(a, name) < 0:
             p.error(f"--{name}: expected a non-negative number of seconds, got {getattr(a, name)}")
-    _run(a, list(a.batch_sizes))
+    from tinybert.bench.roofline import run_roofline
 
-
-def _load_average() -> float:
-    """The 1-minute load average, where the system reports one (0.0 elsewhere)."""
-    import os
-
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-
-
-def _run(a, sizes) -> None:
-    from tinybert.capabilities import current
-    from tinybert.machine import cpu_model
-    from tinybert.bench.roofline import Timing, model_shape_lines, rates_for
-
-    threads = a.threads or current().physical_cores
-    m_values = [bs * a.tokens for bs in sizes]
-    print(f"[INFO] {cpu_model()}: {current().describe()}; {threads} thread(s)")
-    print(f"[INFO] M = batch size x {a.tokens} tokens: " + ", ".join(f"bs{bs} M={m}" for bs, m in zip(sizes, m_values)))
-    pairs = a.pairs or [tuple(pair.split()) for pair in PAIRS]
-    load = [_load_average()]
-    results = rates_for(pairs, m_values, threads, a.requests, Timing(a.min_time, a.samples, a.budget))
-    load.append(_load_average())
-    for line in model_shape_lines(results):
-        print(f"[INFO] {line}")
-    if max(load) > current().logical_cpus:
-        print(f"[WARN] load average {max(load):.1f} on {current().logical_cpus} logical CPU(s): other processes "
-              "competed for the cores, so these rates understate the machine's and are not stable figures")
-    report = {"machine": current().describe(), "threads": threads, "batch_sizes": sizes, "tokens": a.tokens,
-              "load_average": load, "model_shape": results}
-    if a.square:
-        from tinybert.bench.square_rates import measured_int8_gops, measured_sgemm_gflops, rates_line
-
-        report["sgemm"], report["int8_matmul"] = measured_sgemm_gflops(threads), measured_int8_gops(threads)
-        print(f"[INFO] square sizes (second figure): {rates_line(report['sgemm'], report['int8_matmul'])}")
-    if a.json_out:
-        from tinybert.fileio import write_json_atomic
-
-        write_json_atomic(a.json_out, report)
+    run_roofline(batch_sizes=list(a.batch_sizes), tokens=a.tokens, threads=a.threads, requests=a.requests,
+                 pairs=a.pairs, timing=Timing(a.min_time, a.samples, a.budget), square=a.square, json_out=a.json_out)
