@@ -28,6 +28,9 @@ def _settings(argv, prog):
                       help="lines for eval: each setting, unless set and non-empty, becomes its default")
     form.add_argument("--markdown", action="store_true", help="the table with each default's reason (docs/settings.md)")
     form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
+    form.add_argument("--arguments", choices=("classify",), default=None,
+                      help="a line for eval: the bash array classify_settings of the step's options from the "
+                           "settings the script read (classify/options.py's table)")
     p.add_argument("--script", default=None,
                    help="only the settings this test/*.sh reads (the shared ones and its own), with its own "
                         "defaults; default: all")
@@ -39,6 +42,10 @@ def _settings(argv, prog):
         text = settings_text.shell_assignments(a.script)
     elif a.markdown:
         text = settings_text.markdown(a.script)
+    elif a.arguments:
+        from tinybert.classify.options import shell_arguments
+
+        text = shell_arguments()
     elif a.get:
         text = settings_text.default_of(a.get, a.backend, a.script) + "\n"
     else:
