@@ -117,8 +117,8 @@ SETTINGS = (
     Setting("TOKENIZE_WORKERS", "auto", "classify on a GPU tokenizes chunks ahead of the model on every core: auto, "
                                         "the tokenizer's own threads in this process; N, N processes",
             scripts=("classify.sh", "classify_gpu_check.sh")),
-    Setting("TOKENIZE_AHEAD", "2", "chunks tokenized ahead of the one the GPU runs: the GPU never waits on the "
-                                   "tokenizer, and memory holds three chunks at most", scripts=("classify.sh",)),
+    Setting("TOKENIZE_AHEAD", "2", "chunks tokenized ahead of the one the GPU runs, so the GPU never waits on the "
+                                   "tokenizer; memory holds this many chunks and one more", scripts=("classify.sh",)),
     Setting("CHECK_BATCH_SIZES", "1 8 64 1024", "gpu-check's perf batch sizes: the card's smallest, middle and "
                                                 "largest, and one where the GPU is busy", scripts=("gpu_check.sh",)),
     Setting("CORPUS_TARGET", "650000", "the issue's rate for the model on a corpus at fp16 on an H200 (issue 25), "
