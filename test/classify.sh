@@ -6,18 +6,14 @@
 # TOKENIZE_WORKERS tokenizes ahead of the model. Options: python -m tinybert classify --help.
 set -euo pipefail
 # Before the settings fill in the defaults: whether CLASSIFY_BATCH was set (it then holds on a GPU too).
+# shellcheck disable=SC2034  # read by the arguments below (batch_size's row: passed only when given)
 batch_given="${CLASSIFY_BATCH:+yes}"
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/classify.sh <input.tsv|input.txt> [--output FILE] [--overwrite] [--restart] [--with_sentence] [--format auto|tsv|text] [--column NAME|INDEX] [--label_column NAME|INDEX|none]" 1 100 "$@"
 
-batch=(--gpu_batch_size "$GPU_CLASSIFY_BATCH")
-if [[ -n "$batch_given" ]]; then
-  batch+=(--batch_size "$CLASSIFY_BATCH")
-fi
-# The settings first: options given after the input replace them.
-tinybert classify --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --backend "$BACKEND" \
-  --gpu_model "$GPU_MODEL" --device "$DEVICE" \
-  --max_seq_length "$SEQ_LEN" "${batch[@]}" --bucket_edges "$BUCKET_EDGES" --call_tokens "$CALL_TOKENS" \
-  --chunk_sentences "$CHUNK_SENTENCES" --engine "$ENGINE" --requests "$REQUESTS" --actor_cpus "$ACTOR_CPUS" \
-  --tokenize_workers "$TOKENIZE_WORKERS" --calibration_file "$CALIB_FILE" "$@"
+# The settings as classify's options (one table: tinybert/classify/options.py), first: options given after the input
+# replace them.
+eval "$(tinybert settings --arguments classify)"
+# shellcheck disable=SC2154  # classify_settings: set by the eval above
+tinybert classify "${classify_settings[@]}" "$@"

@@ -20,4 +20,5 @@ if [[ -n "$model_given" ]]; then
   model=(--gpu_model "$GPU_MODEL")
 fi
 tinybert classify-check "$source_tsv" --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --device "$DEVICE" \
-  --batch_size "$GPU_CLASSIFY_BATCH" --tokenize_workers "$TOKENIZE_WORKERS" "${model[@]}" "$@"
+  --batch_size "$GPU_CLASSIFY_BATCH" --tokenize_workers "$TOKENIZE_WORKERS" --sentences "$CHECK_SENTENCES" \
+  --target "$CHECK_TARGET" "${model[@]}" "$@"

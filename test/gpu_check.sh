@@ -13,5 +13,5 @@ if (($#)) && [[ "$1" != --* ]]; then
   shift
 fi
 tinybert gpu-check --data_file "$DATA_FILE" --ckpt_dir "$CKPT_DIR" --device "$DEVICE" --repeats "$PERF_REPEATS" \
-  --seconds "$PERF_SECONDS" \
+  --seconds "$PERF_SECONDS" --batch_sizes "$CHECK_BATCH_SIZES" --corpus_target "$CORPUS_TARGET" \
   "${corpus[@]}" "$@"

@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from tinybert.cli import modules_text
+from tinybert.docs_tables import modules_text
 
 TABLES = {"package": "docs/architecture.md", "tests": "docs/testing.md"}
 

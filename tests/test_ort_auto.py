@@ -192,7 +192,7 @@ def test_classify_runs_and_records_auto_s_choice(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("script, expected", [("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"),
                                               ("ais_inference.sh", "fast"), ("perf.sh", "fast"), ("pth2onnx.sh", "fast")])
 def test_auto_is_the_default_only_where_speed_is_the_point(script, expected):
-    from tinybert.cli import settings_text
+    from tinybert.docs_tables import settings_text
     from tinybert.settings import default
 
     assert default("ORT_MODEL", script) == expected

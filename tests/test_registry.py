@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from tinybert import registry
-from tinybert.cli.registry_text import TABLES
+from tinybert.docs_tables.registry_text import TABLES
 from tinybert.settings import MODEL_FILES, default
 
 

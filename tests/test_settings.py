@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, assert_clean_error, run_cli, run_script
 
 from tinybert import registry, settings
-from tinybert.cli import settings_text
+from tinybert.docs_tables import settings_text
 from tinybert.runtimes import route
 from tinybert.runtimes import route as backend_choice
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError
@@ -228,10 +228,14 @@ def _uses(code: str, name: str) -> bool:
 
 
 def _forwards(script: str, name: str, seen=()) -> bool:
-    """The script passes the setting on: it uses $NAME, calls a common.sh helper that does, or runs
-    another test/*.sh that does."""
+    """The script passes the setting on: it uses $NAME, evals a step's arguments from the settings that name it,
+    calls a common.sh helper that does, or runs another test/*.sh that does."""
+    from tinybert.classify.options import settings_passed
+
     code = _code(REPO / "test" / script)
     helpers = _common_functions()
+    if re.search(r'eval "\$\(tinybert settings --arguments classify\)"', code) and name in settings_passed():
+        return True
     if _uses(code, name) or any(_uses(body, name) for helper, body in helpers.items()
                                 if re.search(rf"(^|[\s(]){helper}\b", code, re.M)):
         return True
@@ -244,6 +248,33 @@ def test_every_setting_a_script_declares_reaches_its_step(script):
     for setting in settings.for_script(script):
         if setting.scripts:  # its own settings (the shared ones are common.sh's, checked below)
             assert _forwards(script, setting.name), f"{script} declares {setting.name} but never passes it on"
+
+
+def test_classify_options_come_from_one_table():
+    """classify's parser, test/classify.sh's arguments and ClassifyOptions are one table (classify/options.py)."""
+    from dataclasses import fields, replace
+
+    from tinybert.classify.options import ClassifyOptions, from_namespace, settings_passed, shell_arguments
+    from tinybert.cli.classify import STEPS, add_options
+
+    parser = STEPS.parser("classify", None)
+    add_options(parser)
+    assert from_namespace(parser.parse_args(["in.tsv"])) == replace(ClassifyOptions("in.tsv"),
+                                                                   backend=settings.default("BACKEND"))
+    given = from_namespace(parser.parse_args(["in.tsv", "--max_seq_length", "32", "--no_progress", "--batch_size",
+                                              "8", "--with_sentence", "--engine", "ray"]))
+    assert (given.seq_len, given.progress, given.batch_size, given.with_sentence, given.engine) == (32, False, 8,
+                                                                                                   True, "ray")
+    reads = {s.name for s in settings.for_script("classify.sh")}
+    assert set(settings_passed()) <= reads and len(settings_passed()) < len(fields(ClassifyOptions))
+    values = {name: f"{name} value" for name in settings_passed()}
+    code = shell_arguments() + 'printf "%s\\n" "${classify_settings[@]}"\n'
+    for given_batch, batch in (("", []), ("yes", ["--batch_size", "CLASSIFY_BATCH value"])):
+        printed = subprocess.run(["bash", "-euc", code], env={**values, "batch_given": given_batch, "PATH": os.environ["PATH"]},
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
+        assert printed[printed.index("--max_seq_length"):][:2] == ["--max_seq_length", "SEQ_LEN value"]
+        assert ("--batch_size" in printed) == bool(batch) and printed.count("CKPT_DIR value") == 1
+        assert len(printed) == 2 * len(settings_passed()) - (not batch) * 2
 
 
 def test_every_shared_setting_is_used():

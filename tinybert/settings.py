@@ -117,6 +117,17 @@ SETTINGS = (
     Setting("TOKENIZE_WORKERS", "auto", "classify on a GPU tokenizes chunks ahead of the model on every core: auto, "
                                         "the tokenizer's own threads in this process; N, N processes",
             scripts=("classify.sh", "classify_gpu_check.sh")),
+    Setting("TOKENIZE_AHEAD", "2", "chunks tokenized ahead of the one the GPU runs, so the GPU never waits on the "
+                                   "tokenizer; memory holds this many chunks and one more", scripts=("classify.sh",)),
+    Setting("CHECK_BATCH_SIZES", "1 8 64 1024", "gpu-check's perf batch sizes: the card's smallest, middle and "
+                                                "largest, and one where the GPU is busy", scripts=("gpu_check.sh",)),
+    Setting("CORPUS_TARGET", "650000", "the issue's rate for the model on a corpus at fp16 on an H200 (issue 25), "
+                                       "printed beside gpu-check's measured one", scripts=("gpu_check.sh",)),
+    Setting("CHECK_SENTENCES", "1000000", "classify-check's corpus, its TSV repeated to this many sentences at "
+                                          "least: the size the issue measures classify by",
+            scripts=("classify_gpu_check.sh",)),
+    Setting("CHECK_TARGET", "0.8", "classify-check's least end-to-end rate over the tokenizer's alone: the GPU "
+                                   "hidden behind the tokenizing", scripts=("classify_gpu_check.sh",)),
 )
 # Values a run computes, which defaults may refer to as {name}.
 RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
@@ -171,6 +182,14 @@ CLASSIFY_BATCH = int(default("CLASSIFY_BATCH"))
 GPU_CLASSIFY_BATCH = int(default("GPU_CLASSIFY_BATCH"))
 CHUNK_SENTENCES = int(default("CHUNK_SENTENCES"))
 ACTOR_CPUS = int(default("ACTOR_CPUS"))
+TOKENIZE_AHEAD = int(default("TOKENIZE_AHEAD"))
+CHECK_BATCH_SIZES = tuple(int(bs) for bs in default("CHECK_BATCH_SIZES").split())
+CORPUS_TARGET = int(default("CORPUS_TARGET"))
+CHECK_SENTENCES = int(default("CHECK_SENTENCES"))
+CHECK_TARGET = float(default("CHECK_TARGET"))
+CARD_LARGEST_BATCH = max(BATCH_SIZES)  # the GPU checks' inference batch: the card's largest
+# The reference GPU path the checks compare the others with: GPU_MODEL's default, the card's GPU column.
+GPU_FP32 = default("GPU_MODEL")
 ENGINES = ("local", "ray")
 MIN_OPSET = 11  # ATC's ONNX support starts at 11
 # fp32 exports must give the logits of PyTorch eager to this max abs difference (float32 rounding

@@ -118,6 +118,56 @@ def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, 
     return results
 
 
+# The runtime/precision pairs the `roofline` step measures by default.
+def cpu_pairs() -> tuple[str, ...]:
+    """Every CPU chain of the registry's runtimes, "engine precision": what the roofline step measures by default."""
+    from tinybert.registry import CPU, chains
+
+    return tuple(f"{engine} {chain.precision}" for engine, chain, owner in chains() if owner.device == CPU)
+
+
+def load_average() -> float:
+    """The 1-minute load average, where the system reports one (0.0 elsewhere)."""
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def run_roofline(*, batch_sizes: list[int], tokens: int, threads: int | None, requests: str,
+                 pairs: list[tuple[str, str]] | None, timing: Timing, square: bool, json_out: str | None) -> dict:
+    """The `roofline` step: the rates of `pairs` (default: cpu_pairs()) at M = each batch size x `tokens`, printed with
+    the machine and its load, the square-size rates too with `square`; the report, written to `json_out` if given."""
+    from tinybert.capabilities import current
+    from tinybert.machine import cpu_model
+
+    sizes = batch_sizes
+    threads = threads or current().physical_cores
+    m_values = [bs * tokens for bs in sizes]
+    print(f"[INFO] {cpu_model()}: {current().describe()}; {threads} thread(s)")
+    print(f"[INFO] M = batch size x {tokens} tokens: " + ", ".join(f"bs{bs} M={m}" for bs, m in zip(sizes, m_values)))
+    pairs = pairs or [tuple(pair.split()) for pair in cpu_pairs()]
+    load = [load_average()]
+    results = rates_for(pairs, m_values, threads, requests, timing)
+    load.append(load_average())
+    for line in model_shape_lines(results):
+        print(f"[INFO] {line}")
+    if max(load) > current().logical_cpus:
+        print(f"[WARN] load average {max(load):.1f} on {current().logical_cpus} logical CPU(s): other processes "
+              "competed for the cores, so these rates understate the machine's and are not stable figures")
+    report = {"machine": current().describe(), "threads": threads, "batch_sizes": sizes, "tokens": tokens,
+              "load_average": load, "model_shape": results}
+    if square:
+        from tinybert.bench.square_rates import measured_int8_gops, measured_sgemm_gflops, rates_line
+
+        report["sgemm"], report["int8_matmul"] = measured_sgemm_gflops(threads), measured_int8_gops(threads)
+        print(f"[INFO] square sizes (second figure): {rates_line(report['sgemm'], report['int8_matmul'])}")
+    if json_out:
+        from tinybert.fileio import write_json_atomic
+
+        write_json_atomic(json_out, report)
+    return report
+
+
 def rate_at(result: dict, m: int) -> float:
     """The best rate of a `model_shape_rate` result at the measured M nearest to `m`."""
     return min(result["by_m"], key=lambda r: abs(r["m"] - m))["best"]

@@ -7,49 +7,15 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from tinybert.data.dataset import file_sha256
 from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
 from tinybert.progress import progress as progress_bar
-from tinybert.settings import (ACTOR_CPUS, CALL_TOKENS, CHUNK_SENTENCES, CLASSIFY_BATCH, ENGINES, GPU_CLASSIFY_BATCH,
-                               SEQ_LEN, default)
+from tinybert.settings import CLASSIFY_BATCH, ENGINES
+from tinybert.classify.options import ClassifyOptions
 from tinybert.classify.shards import COLUMNS, RECORD_FORMAT, SENTENCE, WorkFolder, refuse_existing
-
-
-@dataclass
-class ClassifyOptions:
-    input_path: str
-    output: str | None = None  # default: ./<input name without extension>.classified.tsv
-    format: str = "auto"
-    column: str | None = None
-    label_column: str | None = None
-    with_sentence: bool = False
-    overwrite: bool = False
-    restart: bool = False
-    ckpt_dir: str = field(default_factory=lambda: default("CKPT_DIR"))
-    model_dir: str = field(default_factory=lambda: default("MODEL_DIR"))
-    ort_model: str = field(default_factory=lambda: default("ORT_MODEL", "classify.sh"))
-    backend: str = "onnxruntime"  # onnxruntime, gpu, or auto (the GPU where torch sees one)
-    gpu_model: str = field(default_factory=lambda: default("GPU_MODEL", "classify.sh"))
-    device: int | None = None  # DEVICE: the GPU
-    vocab_file: str | None = None  # default: <ckpt_dir>/vocab.txt
-    seq_len: int = SEQ_LEN
-    batch_size: int | None = None  # CLASSIFY_BATCH; None: CLASSIFY_BATCH's default, or gpu_batch_size on a GPU
-    gpu_batch_size: int = GPU_CLASSIFY_BATCH
-    bucket_edges: str = field(default_factory=lambda: default("BUCKET_EDGES"))
-    call_tokens: int = CALL_TOKENS
-    chunk_sentences: int = CHUNK_SENTENCES
-    engine: str = field(default_factory=lambda: default("ENGINE"))
-    threads: int | None = None
-    requests: str | None = None
-    actor_cpus: int = ACTOR_CPUS
-    actors: int | None = None  # default: the cluster's CPUs / actor_cpus
-    ray_cpus: int | None = None  # a local Ray cluster's CPUs (default: this machine's)
-    calibration_file: str | None = None
-    progress: bool = True
-    tokenize_workers: str = field(default_factory=lambda: default("TOKENIZE_WORKERS"))  # a GPU path's tokenizing
 
 
 def default_output(input_path: str) -> str:
@@ -175,7 +141,7 @@ def _at_least_lines(path: str, count: int) -> bool:
 def _engine(options: ClassifyOptions, job, stack: contextlib.ExitStack):
     """A function running the pending chunks; the local model is opened here, before the clock starts, and on a GPU
     path the tokenizing route started (closed with `stack`) and a full batch's shapes captured."""
-    from tinybert.classify.tokenizing import LOOKAHEAD, open_tokenizing, tokenize_processes
+    from tinybert.classify.tokenizing import open_tokenizing, tokenize_processes
     from tinybert.registry import run_path
 
     expect(options.engine in ENGINES, UsageError, f"expected ENGINE {' or '.join(ENGINES)}, got {options.engine!r}")
@@ -189,17 +155,17 @@ def _engine(options: ClassifyOptions, job, stack: contextlib.ExitStack):
     classifier = ChunkClassifier(job, options.threads, options.requests)
     if not run_path(job.path).on_gpu:
         return lambda pending, progress, records: run_local(classifier, pending, progress, records)
-    tokenizing = stack.enter_context(open_tokenizing(job.tokenize_job, workers, classifier.prepare, LOOKAHEAD))
+    ahead = options.tokenize_ahead
+    tokenizing = stack.enter_context(open_tokenizing(job.tokenize_job, workers, classifier.prepare, ahead))
     tokenizing.start()
-    print(f"[INFO] tokenizing {LOOKAHEAD} chunk(s) ahead of the GPU: {tokenizing.describe()} "
+    print(f"[INFO] tokenizing {ahead} chunk(s) ahead of the GPU: {tokenizing.describe()} "
           f"(TOKENIZE_WORKERS={options.tokenize_workers})")
     if _at_least_lines(options.input_path, job.batch_size + 1):  # a full batch may occur: its graphs, now
         shapes, seconds = classifier.warm_up(job.batch_size)
         if shapes:
             print(f"[INFO] {shapes} shape(s) of a {job.batch_size}-sentence batch captured in {seconds:.2f} s, "
                   "before the clock")
-    return lambda pending, progress, records: run_local(classifier, pending, progress, records, tokenizing,
-                                                        LOOKAHEAD)
+    return lambda pending, progress, records: run_local(classifier, pending, progress, records, tokenizing, ahead)
 
 
 def totals(records: list[dict]) -> dict:

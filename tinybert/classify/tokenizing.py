@@ -20,9 +20,10 @@ import numpy as np
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkSpec, Layout, ParsedChunk, parse_chunk, read_chunk
 from tinybert.data.features import FEATURE_DTYPE, Features, encode_sentences, load_wordpiece_tokenizer
 from tinybert.errors import UsageError, expect
+from tinybert.settings import TOKENIZE_AHEAD
 
 AUTO = "auto"  # TOKENIZE_WORKERS: the tokenizer's own threads, in this process
-LOOKAHEAD = 2  # chunks tokenized ahead of the one the GPU runs: memory for three chunks at most
+LOOKAHEAD = TOKENIZE_AHEAD  # chunks tokenized ahead of the one the GPU runs, unless told
 PARENT_POLL_S = 0.5  # how often a pool process checks that the run that started it is still alive
 SERIAL = {"TOKENIZERS_PARALLELISM": "false"}  # one thread per tokenizer: the processes are the parallelism
 

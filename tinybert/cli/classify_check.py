@@ -1,20 +1,13 @@
-"""`python -m tinybert classify-check` (test/classify_gpu_check.sh): classify on a GPU measured end to end against the
-tokenizer alone on a TSV repeated to a million sentences or more, and its labels against the fp32 path's; a JSON."""
+"""`python -m tinybert classify-check` (test/classify_gpu_check.sh): its command line; the check itself is
+checks/classify_check.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 from tinybert.cli.parsers import DEFAULTS, StepTable, non_negative_int, positive_int
-from tinybert.settings import CHUNK_SENTENCES, GPU_CLASSIFY_BATCH, SEQ_LEN, default
+from tinybert.settings import CHECK_SENTENCES, CHECK_TARGET, CHUNK_SENTENCES, GPU_CLASSIFY_BATCH, default
 
 STEPS = StepTable()
 step = STEPS.step
-CHECK_SENTENCES = 1_000_000  # the corpus the issue sizes the check by
-TARGET = 0.8  # classify's end-to-end rate over the tokenizer's alone: the GPU hidden behind the tokenizing
-FP32 = "gpu-fp32"
-COPY_BLOCK = 1 << 20
 
 
 @step("classify-check", "measure classify on a GPU end to end against the tokenizer alone (a TSV repeated to N "
@@ -22,7 +15,8 @@ COPY_BLOCK = 1 << 20
 def _classify_check(argv, prog):
     p = STEPS.parser("classify-check", prog)
     p.add_argument("source", help="a TSV with a header line (e.g. SST-2's train.tsv), repeated into the corpus")
-    p.add_argument("--sentences", type=positive_int, default=CHECK_SENTENCES, help="the corpus's sentences at least")
+    p.add_argument("--sentences", type=positive_int, default=CHECK_SENTENCES,
+                   help="CHECK_SENTENCES: the corpus's sentences at least")
     p.add_argument("--work_dir", default="./classify_check", help="the corpus, the outputs and the JSON")
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: the checkpoint and its vocab.txt")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR: GPU_MODEL=auto's gate records")
@@ -32,144 +26,14 @@ def _classify_check(argv, prog):
     p.add_argument("--chunk_sentences", type=positive_int, default=CHUNK_SENTENCES, help="CHUNK_SENTENCES")
     p.add_argument("--tokenize_workers", default=DEFAULTS["TOKENIZE_WORKERS"],
                    help="TOKENIZE_WORKERS: classify's tokenizing route (both routes are measured alone)")
-    p.add_argument("--target", type=float, default=TARGET, help="the least classify / tokenizer-alone rate")
+    p.add_argument("--target", type=float, default=CHECK_TARGET,
+                   help="CHECK_TARGET: the least classify / tokenizer-alone rate")
     p.add_argument("--json_out", default=None, help="the record as JSON (default: <work_dir>/classify_check.json)")
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
+    from tinybert.checks.classify_check import run_classify_check
+
     run_classify_check(source=a.source, sentences=a.sentences, work_dir=a.work_dir, ckpt_dir=a.ckpt_dir,
                        model_dir=a.model_dir, gpu_model=a.gpu_model, device=a.device, batch_size=a.batch_size,
                        chunk_sentences=a.chunk_sentences, tokenize_workers=a.tokenize_workers, target=a.target,
-                       json_out=a.json_out or os.path.join(a.work_dir, "classify_check.json"),
-                       progress=not a.no_progress)
-
-
-def build_corpus(source: str, target: str, sentences: int) -> dict:
-    """`source`'s header, then its data lines repeated until there are `sentences` of them or more."""
-    from tinybert.errors import DataFormatError, expect
-    from tinybert.fileio import atomic_path
-
-    expect(os.path.isfile(source), DataFormatError, f"{source}: expected a TSV to repeat, found no such file")
-    with open(source, "rb") as handle:
-        header, body = handle.readline(), handle.read()
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    lines = body.count(b"\n")
-    expect(lines > 0, DataFormatError, f"{source}: expected data lines after the header line, got none")
-    copies = -(-sentences // lines)
-    with atomic_path(target) as tmp, open(tmp, "wb") as out:
-        out.write(header)
-        for _ in range(copies):
-            out.write(body)
-    return {"source": os.path.abspath(source), "path": os.path.abspath(target), "source_lines": lines,
-            "copies": copies, "lines": lines * copies}
-
-
-def _classify(corpus: str, output: str, **options) -> dict:
-    """One end-to-end classify run into `output` (any earlier one there removed first); its figures."""
-    from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
-    from tinybert.classify.shards import work_dir_for
-
-    shutil.rmtree(work_dir_for(output), ignore_errors=True)
-    if os.path.exists(output):
-        os.unlink(output)
-    figures = classify_corpus(ClassifyOptions(input_path=corpus, output=output, format="tsv", backend="gpu",
-                                              **options))
-    wall = figures["wall_s"]
-    return {"path": figures["ort_model"]["path"], "gpu_model": figures["ort_model"], "output": output,
-            "sentences": figures["classified"], "wall_s": wall,
-            "sentences_per_s": figures["classified"] / wall if wall > 0 else 0.0}
-
-
-def compare_labels(output: str, reference: str) -> dict:
-    """Row by row: the outputs' indices must match; how many labels differ."""
-    from tinybert.errors import DataFormatError
-
-    compared = differing = 0
-    with open(output, encoding="utf-8") as ours, open(reference, encoding="utf-8") as theirs:
-        for row, (a, b) in enumerate(zip(ours, theirs)):
-            if row == 0:
-                continue  # the header
-            a_cells, b_cells = a.split("\t", 2), b.split("\t", 2)
-            if a_cells[0] != b_cells[0]:
-                raise DataFormatError(f"{output}: expected the rows of {reference}, got index {a_cells[0]!r} "
-                                      f"against {b_cells[0]!r} on line {row + 1}")
-            compared += 1
-            differing += a_cells[1] != b_cells[1]
-    return {"compared": compared, "differing": differing, "identical": differing == 0}
-
-
-def run_classify_check(*, source: str, sentences: int, work_dir: str, ckpt_dir: str, model_dir: str, gpu_model: str,
-                       device: int | None, batch_size: int, chunk_sentences: int, tokenize_workers: str,
-                       target: float, json_out: str, progress: bool) -> dict:
-    """The corpus built, the tokenizer timed alone on both routes, classify at `gpu_model` and at fp32; the record
-    (written to `json_out`) printed as a summary."""
-    from tinybert.capabilities import gpu, logical_cpus
-    from tinybert.classify.corpus import resolve_layout, scan_chunks
-    from tinybert.classify.tokenizing import TokenizeJob, tokenize_alone, tokenize_processes
-    from tinybert.fileio import write_json_atomic
-    from tinybert.machine import describe_machine
-    from tinybert.model.modeling import vocab_path
-
-    device_name = gpu(device or 0).name  # no GPU: said here, before anything is built
-    workers = tokenize_processes(tokenize_workers)
-    os.makedirs(work_dir, exist_ok=True)
-    corpus = build_corpus(source, os.path.join(work_dir, "corpus.tsv"), sentences)
-    print(f"[INFO] {corpus['path']}: {corpus['lines']} lines ({source} repeated {corpus['copies']} time(s))")
-    layout = resolve_layout(corpus["path"], "tsv")
-    job = TokenizeJob(corpus["path"], layout, os.path.abspath(vocab_path(ckpt_dir)), SEQ_LEN)
-    specs = scan_chunks(corpus["path"], layout, chunk_sentences).chunks
-    processes = workers or logical_cpus()
-    alone = {"threads": tokenize_alone(job, specs, None), "processes": tokenize_alone(job, specs, processes)}
-    used = "threads" if workers is None else "processes"
-    fastest = max(alone, key=lambda route: alone[route]["sentences_per_s"])
-    common = dict(ckpt_dir=ckpt_dir, model_dir=model_dir, device=device, batch_size=batch_size,
-                  chunk_sentences=chunk_sentences, tokenize_workers=str(tokenize_workers), progress=progress)
-    run = _classify(corpus["path"], os.path.join(work_dir, "corpus.classified.tsv"), gpu_model=gpu_model, **common)
-    fp32 = run
-    if run["path"] != FP32:
-        fp32 = _classify(corpus["path"], os.path.join(work_dir, f"corpus.{FP32}.classified.tsv"), gpu_model=FP32,
-                         **common)
-    tokenizer_rate = alone[fastest]["sentences_per_s"]
-    ratio = run["sentences_per_s"] / tokenizer_rate if tokenizer_rate > 0 else 0.0
-    record = {"device": device_name, "machine": describe_machine(), "corpus": corpus,
-              "settings": {"gpu_model": gpu_model, "tokenize_workers": str(tokenize_workers), "batch_size": batch_size,
-                           "chunk_sentences": chunk_sentences, "max_seq_length": SEQ_LEN},
-              "tokenizer_alone": alone, "tokenizer_route_used": used, "tokenizer_route_fastest": fastest,
-              "tokenizer_sentences_per_s": tokenizer_rate, "classify": run, "fp32": fp32,
-              "ratio": ratio, "ratio_to_route_used": run["sentences_per_s"] / alone[used]["sentences_per_s"]
-              if alone[used]["sentences_per_s"] > 0 else 0.0,
-              "target": target, "meets_target": ratio >= target,
-              "labels_vs_fp32": compare_labels(run["output"], fp32["output"])}
-    write_json_atomic(json_out, record)
-    for line in summary(record):
-        print(line)
-    print(f"[INFO] classify-check record: {json_out}")
-    return record
-
-
-def summary(record: dict) -> list[str]:
-    """The screen's summary: one line per figure the check gathered."""
-    alone, run, labels = record["tokenizer_alone"], record["classify"], record["labels_vs_fp32"]
-    routes = "; ".join(f"{_route(figures)} {figures['sentences_per_s']:,.0f}/s" for figures in alone.values())
-    lines = [f"[SUMMARY] device: {record['device']}",
-             f"[SUMMARY] corpus: {record['corpus']['lines']} lines ({record['corpus']['source']} repeated "
-             f"{record['corpus']['copies']} time(s))",
-             f"[SUMMARY] tokenizer alone (read, parse, tokenize; every core): {routes}",
-             f"[SUMMARY] classify GPU_MODEL={record['settings']['gpu_model']} -> {run['path']}, TOKENIZE_WORKERS="
-             f"{record['settings']['tokenize_workers']}: {run['sentences']} sentences at "
-             f"{run['sentences_per_s']:,.0f}/s end to end ({run['wall_s']:.2f} s, TSV in to TSV out)",
-             f"[SUMMARY] classify / tokenizer alone ({_route(alone[record['tokenizer_route_fastest']])}): "
-             f"{record['ratio']:.2f} (target {record['target']:.2f}: {'met' if record['meets_target'] else 'NOT met'})"]
-    if record["tokenizer_route_fastest"] != record["tokenizer_route_used"]:
-        faster = alone[record["tokenizer_route_fastest"]]
-        lines.append(f"[SUMMARY] the tokenizer alone was faster on {_route(faster)}: set TOKENIZE_WORKERS="
-                     f"{faster['workers'] or 'auto'}")
-    if run["path"] != FP32:
-        lines.append(f"[SUMMARY] classify {FP32}: {record['fp32']['sentences_per_s']:,.0f}/s end to end")
-    lines.append(f"[SUMMARY] labels against {FP32}'s: {labels['differing']} of {labels['compared']} differ "
-                 f"({'identical' if labels['identical'] else 'NOT identical'})")
-    return lines
-
-
-def _route(figures: dict) -> str:
-    return "the tokenizer's threads" if figures["workers"] is None else f"{figures['workers']} processes"
+                       json_out=a.json_out, progress=not a.no_progress)

@@ -1,5 +1,5 @@
-"""The steps that run a model: infer, perf, predict and the benchmark; what each runs comes from
-`runtimes.route` (an explicit --model on --runtime, or the settings test/*.sh pass through)."""
+"""The command lines of the steps that run a model: infer, perf, predict and the benchmark; what each runs is
+steps/model_runs.py's (an explicit --model on --runtime, or the settings test/*.sh pass through)."""
 
 from __future__ import annotations
 
@@ -58,30 +58,6 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
                         "many positions (sentences x padded length); 0: one call per batch")
 
 
-def _plan(a, batch_size: int | None, features_dir: str | None = None):
-    """The run plan of a step's options: --model on --runtime, else what the settings pick for --backend (GPU_MODEL=auto:
-    the GPU paths' gates checked first where no record says, on `features_dir`)."""
-    from tinybert.errors import UsageError, expect
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import plan_model, plan_settings
-
-    if a.model is not None:
-        expect(a.backend is None, UsageError,
-               f"expected --runtime with --model (--backend picks a model from the settings), got --backend {a.backend}")
-        return plan_model(a.runtime or "onnxruntime", a.model, threads=a.threads, requests=a.requests,
-                          device=a.device)
-    expect(a.runtime is None, UsageError, f"expected --model with --runtime {a.runtime} (without --model, "
-                                          "--backend and the settings pick the runtime)")
-    request = Request(a.model_dir, a.ort_model, getattr(a, "dynamic_dims", ""), ckpt_dir=a.ckpt_dir,
-                      gpu_model=a.gpu_model)
-    if a.backend == "gpu" and a.gpu_model == "auto":
-        from tinybert.export.gpu import ensure_gpu_gates
-
-        ensure_gpu_gates(a.ckpt_dir, a.model_dir, features_dir, device=a.device)
-    return plan_settings(a.backend or "onnxruntime", request, batch_size, threads=a.threads, requests=a.requests,
-                         device=a.device)
-
-
 STEPS = StepTable()
 step = STEPS.step
 
@@ -102,60 +78,10 @@ def _infer(argv, prog):
     p.add_argument("--no_progress", action="store_true")
     _settings_options(p)
     a = p.parse_args(argv)
-    inputs = [d for d in a.input.split(",") if d]
-    if a.backend == "ais_bench" and a.model is None:
-        return _infer_gears(a, inputs)
-    from tinybert.steps.inference import run_inference
+    from tinybert.steps.model_runs import ModelSettings, infer
 
-    from tinybert.steps.inference import manifest_folder
-
-    plan = _plan(a, a.batchsize, manifest_folder(inputs))
-    _print_plan(plan)
-    run_inference(plan.model, inputs, a.output, a.batchsize, outfmt=a.outfmt, runtime=plan.runtime,
-                  output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges,
-                  call_tokens=_call_tokens(plan, a.call_tokens), ort_model=_choice_record(plan), **plan.options)
-
-
-def _call_tokens(plan, requested: int) -> int:
-    """CALL_TOKENS, except on a path that runs each batch in one call (the GPU paths: a call is a graph replay)."""
-    from tinybert.registry import run_path
-
-    return 0 if plan.path and run_path(plan.path).whole_batches else requested
-
-
-def _device_name(plan) -> str | None:
-    """The GPU a plan runs on, by name (None off the GPU)."""
-    from tinybert.capabilities import gpu
-    from tinybert.registry import CUDA, runtime
-
-    return gpu(plan.options.get("device") or 0).name if runtime(plan.runtime).device == CUDA else None
-
-
-def _print_plan(plan) -> None:
-    """What runs, and for ORT_MODEL=auto which path it chose and why."""
-    if plan.choice is not None and plan.choice.reason:
-        print(plan.choice.line())
-    print(f"[INFO] {plan.describe()}")
-
-
-def _choice_record(plan) -> dict | None:
-    return plan.choice.record() if plan.choice is not None else None
-
-
-def _infer_gears(a, inputs: list[str]) -> None:
-    """ais_bench on a gear model: once per gear, merged into one result folder (`gears.run_gears`)."""
-    from tinybert.errors import UsageError, expect
-    from tinybert.steps.gears import run_gears
-    from tinybert.steps.inference import manifest_folder
-    from tinybert.runtimes.route import Request, backend_model
-
-    bin_dir = manifest_folder(inputs)
-    expect(bool(a.dynamic_dims) and bin_dir is not None, UsageError,
-           "expected --dynamic_dims and the three folders of a preprocessed feature folder for ais_bench gear "
-           "models (the static OM model runs with ais_bench itself: test/ais_inference.sh)")
-    om = backend_model("ais_bench", Request(a.model_dir, a.ort_model, a.dynamic_dims), a.batchsize)
-    run_gears(om, bin_dir, a.dynamic_dims, a.batchsize, a.output, outfmt=a.outfmt, device=a.device or 0,
-              dirname=a.output_dirname)
+    infer(ModelSettings.of(a), [d for d in a.input.split(",") if d], output=a.output, batch_size=a.batchsize,
+          outfmt=a.outfmt, output_dirname=a.output_dirname, progress=not a.no_progress, bucket_edges=a.bucket_edges)
 
 
 @step("perf", "pure-inference throughput (ONNX Runtime counterpart of ais_bench --loop)")
@@ -178,19 +104,12 @@ def _perf(argv, prog):
     p.add_argument("--json_out", default=None)
     _settings_options(p)
     a = p.parse_args(argv)
-    from tinybert.steps.perf import measure
-    from tinybert.registry import loop_default
+    from tinybert.steps.model_runs import ModelSettings, perf
 
-    loop = positive_int(a.loop) if a.loop else loop_default(a.backend or "onnxruntime")
-    plan = _plan(a, a.batchsize, a.bin_dir)
-    options = dict(plan.options)
-    if a.providers:
-        options["providers"] = a.providers.split(",")
-    _print_plan(plan)
-    measure(plan.model, a.batchsize, loop, a.warmup, runtime=plan.runtime, json_out=a.json_out, bin_dir=a.bin_dir,
-            bucket_edges=a.bucket_edges, call_tokens=_call_tokens(plan, a.call_tokens), repeats=a.repeats,
-            min_seconds=a.seconds, progress=not a.no_progress, ort_model=_choice_record(plan),
-            device_name=_device_name(plan), **options)
+    perf(ModelSettings.of(a), batch_size=a.batchsize, loop=positive_int(a.loop) if a.loop else None,
+         warmup=a.warmup, seconds=a.seconds, repeats=a.repeats,
+         providers=a.providers.split(",") if a.providers else None, bin_dir=a.bin_dir, bucket_edges=a.bucket_edges,
+         json_out=a.json_out, progress=not a.no_progress)
 
 
 @step("predict", "label and probabilities for sentences given as arguments or on stdin")
@@ -218,58 +137,13 @@ def _predict(argv, prog):
                    help="MODEL_DIR: where GPU_MODEL=auto reads (and writes) the GPU paths' gate records")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the CUDA GPU")
     a = p.parse_args(argv)
-    from tinybert.steps.predict import predict, print_predictions, read_sentences
-
     if a.requests is not None and not a.onnx:
         p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
-    onnx, runtime = a.onnx, "pytorch"
-    if a.onnx:
-        onnx, runtime = _predict_model(a.onnx, a.ort_model)
-    sentences = read_sentences(a.sentences, sys.stdin)
-    plan = None if a.onnx or not a.model_dir else _predict_gpu(a)
-    print_predictions(predict(sentences, model_dir=a.model_dir, onnx=onnx, vocab_file=a.vocab_file,
-                              max_seq_length=a.max_seq_length, threads=a.threads, runtime=runtime,
-                              requests=a.requests, plan=plan))
+    from tinybert.steps.model_runs import predict_step
 
-
-def _predict_gpu(a):
-    """predict's GPU plan where BACKEND picks the GPU (auto: where torch sees one), else None: PyTorch on the CPU."""
-    from tinybert.registry import AUTO
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import explain_backend, plan_gpu
-
-    request = Request(model_dir=a.gates_dir, ckpt_dir=a.model_dir, gpu_model=a.gpu_model)
-    name, why = explain_backend(a.backend, [], request, among=("gpu", "onnxruntime"))
-    if a.backend == "auto":
-        print(f"[INFO] BACKEND=auto -> {name} ({why})", file=sys.stderr)
-    if name != "gpu":
-        return None
-    if a.gpu_model == AUTO:
-        from tinybert.export.gpu import ensure_gpu_gates
-
-        ensure_gpu_gates(a.model_dir, a.gates_dir, device=a.device)
-    plan = plan_gpu(request, threads=a.threads, device=a.device)
-    print(f"{plan.choice.line()}: {plan.describe()}", file=sys.stderr)
-    return plan
-
-
-def _predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
-    """predict's model file and runtime: a folder runs ORT_MODEL's path in it (auto resolved there); a file runs
-    as named, on its path's runtime (auto: ONNX Runtime's); the choice goes to stderr."""
-    import os
-
-    from tinybert.registry import AUTO, project_path
-    from tinybert.runtimes.route import ort_model_file
-
-    if os.path.isdir(onnx):
-        chosen = ort_model_file(ort_model, onnx)
-        print(f"{chosen.choice.line()}: {chosen.model} on {chosen.path.runtime}", file=sys.stderr)
-        return chosen.model, chosen.path.runtime
-    if ort_model == AUTO:
-        print(f"[INFO] ORT_MODEL=auto: {onnx} is one file, run as named on onnxruntime (name a folder to let auto "
-              "choose)", file=sys.stderr)
-        return onnx, "onnxruntime"
-    return onnx, project_path(ort_model).runtime
+    predict_step(a.sentences, sys.stdin, model_dir=a.model_dir, onnx=a.onnx, ort_model=a.ort_model,
+                 vocab_file=a.vocab_file, max_seq_length=a.max_seq_length, threads=a.threads, requests=a.requests,
+                 backend=a.backend, gpu_model=a.gpu_model, gates_dir=a.gates_dir, device=a.device)
 
 
 @step("benchmark", "side-by-side throughput/accuracy of every CPU (and GPU) path and its peers, from the registry")

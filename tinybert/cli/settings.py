@@ -28,17 +28,24 @@ def _settings(argv, prog):
                       help="lines for eval: each setting, unless set and non-empty, becomes its default")
     form.add_argument("--markdown", action="store_true", help="the table with each default's reason (docs/settings.md)")
     form.add_argument("--get", metavar="NAME", default=None, help="print one setting's default")
+    form.add_argument("--arguments", choices=("classify",), default=None,
+                      help="a line for eval: the bash array classify_settings of the step's options from the "
+                           "settings the script read (classify/options.py's table)")
     p.add_argument("--script", default=None,
                    help="only the settings this test/*.sh reads (the shared ones and its own), with its own "
                         "defaults; default: all")
     p.add_argument("--backend", default=None, help="with --get: the default on this backend (LOOP)")
     a = p.parse_args(argv)
-    from tinybert.cli import settings_text
+    from tinybert.docs_tables import settings_text
 
     if a.shell:
         text = settings_text.shell_assignments(a.script)
     elif a.markdown:
         text = settings_text.markdown(a.script)
+    elif a.arguments:
+        from tinybert.classify.options import shell_arguments
+
+        text = shell_arguments()
     elif a.get:
         text = settings_text.default_of(a.get, a.backend, a.script) + "\n"
     else:
@@ -116,7 +123,7 @@ def _backend(argv, prog):
 
 @step("registry", "the registry as the docs' tables: BACKEND values, CPU paths and benchmark rows, runtimes, auto's order")
 def _registry(argv, prog):
-    from tinybert.cli.registry_text import TABLES
+    from tinybert.docs_tables.registry_text import TABLES
 
     p = STEPS.parser("registry", prog)
     p.add_argument("table", nargs="?", choices=sorted(TABLES), default=None, help="one table (default: all of them)")
@@ -127,7 +134,7 @@ def _registry(argv, prog):
 
 @step("modules", "the package's modules (or the test files) as docs/architecture.md's (docs/testing.md's) table")
 def _modules(argv, prog):
-    from tinybert.cli import modules_text
+    from tinybert.docs_tables import modules_text
 
     p = STEPS.parser("modules", prog)
     p.add_argument("which", nargs="?", choices=sorted(modules_text.FOLDERS), default="package",
