@@ -89,10 +89,6 @@ class Runtime:
     def install(self) -> str:
         return self.package.install
 
-    @property
-    def engine(self) -> str:
-        return self.family or self.name
-
 
 _TORCH = Package("torch", "pip install torch transformers")
 _OPENVINO = Package("openvino", "pip install openvino (see requirements.txt)")
