@@ -25,12 +25,12 @@ from tinybert.classify import ray_engine, tokenizing, worker
 from tinybert.classify.corpus import ChunkSpec, ParsedChunk, resolve_layout, scan_chunks
 from tinybert.classify.pipeline import ClassifyOptions, classify_corpus, resolve_batch
 from tinybert.classify.shards import work_dir_for
-from tinybert.classify.tokenizing import (LOOKAHEAD, ProcessTokenizing, TokenizeJob, prepare_chunk, split_lines,
+from tinybert.classify.tokenizing import (ProcessTokenizing, TokenizeJob, prepare_chunk, split_lines,
                                         tokenize_processes)
 from tinybert.classify.worker import ChunkClassifier, shard_text
 from tinybert.errors import UsageError
 from tinybert.runtimes import route
-from tinybert.settings import CLASSIFY_BATCH, GPU_CLASSIFY_BATCH
+from tinybert.settings import CLASSIFY_BATCH, GPU_CLASSIFY_BATCH, TOKENIZE_AHEAD
 
 H200 = "NVIDIA H200"
 
@@ -199,10 +199,10 @@ def test_tokenizing_runs_ahead_of_the_gpu_and_no_further(workers, small_inputs, 
     for kind, _ in events:
         in_memory += {"prepare-start": 1, "finish-end": -1}.get(kind, 0)
         most = max(most, in_memory)
-    assert most == LOOKAHEAD + 1, events  # the chunk on the GPU and LOOKAHEAD more, never all of them
+    assert most == TOKENIZE_AHEAD + 1, events  # the chunk on the GPU and TOKENIZE_AHEAD more, never all of them
     assert body(out) == expected_rows(small_inputs.checkpoint / "vocab.txt", list(enumerate(SENTENCES * 3)))
     route_said = "2 process(es)" if workers == "2" else "the tokenizer's own threads"
-    assert f"[INFO] tokenizing {LOOKAHEAD} chunk(s) ahead of the GPU: {route_said}" in capsys.readouterr().out
+    assert f"[INFO] tokenizing {TOKENIZE_AHEAD} chunk(s) ahead of the GPU: {route_said}" in capsys.readouterr().out
     assert not multiprocessing.active_children()
 
 

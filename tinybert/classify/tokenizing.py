@@ -23,7 +23,6 @@ from tinybert.errors import UsageError, expect
 from tinybert.settings import TOKENIZE_AHEAD
 
 AUTO = "auto"  # TOKENIZE_WORKERS: the tokenizer's own threads, in this process
-LOOKAHEAD = TOKENIZE_AHEAD  # chunks tokenized ahead of the one the GPU runs, unless told
 PARENT_POLL_S = 0.5  # how often a pool process checks that the run that started it is still alive
 SERIAL = {"TOKENIZERS_PARALLELISM": "false"}  # one thread per tokenizer: the processes are the parallelism
 
@@ -193,7 +192,7 @@ class ProcessTokenizing(ThreadTokenizing):
 
     route = "processes"
 
-    def __init__(self, job: TokenizeJob, workers: int, ahead: int = LOOKAHEAD):
+    def __init__(self, job: TokenizeJob, workers: int, ahead: int = TOKENIZE_AHEAD):
         self.job, self.workers = job, workers
         self._processes = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                               initializer=_start_worker, initargs=(job, os.getpid()))
@@ -222,7 +221,7 @@ class ProcessTokenizing(ThreadTokenizing):
         self._processes.shutdown(wait=True, cancel_futures=True)
 
 
-def open_tokenizing(job: TokenizeJob, workers: int | None, prepare=None, ahead: int = LOOKAHEAD):
+def open_tokenizing(job: TokenizeJob, workers: int | None, prepare=None, ahead: int = TOKENIZE_AHEAD):
     """The route TOKENIZE_WORKERS names (`workers`: tokenize_processes'); `prepare` replaces prepare_chunk here."""
     if workers is None:
         if prepare is None:
@@ -245,7 +244,7 @@ def in_order(tokenizing, specs, ahead: int):
             future.cancel()
 
 
-def tokenize_alone(job: TokenizeJob, specs: list[ChunkSpec], workers: int | None, ahead: int = LOOKAHEAD) -> dict:
+def tokenize_alone(job: TokenizeJob, specs: list[ChunkSpec], workers: int | None, ahead: int = TOKENIZE_AHEAD) -> dict:
     """Every chunk read, parsed and tokenized by the route, nothing else: the rate a GPU's model must hide behind."""
     sentences = 0
     with open_tokenizing(job, workers, ahead=ahead) as tokenizing:
