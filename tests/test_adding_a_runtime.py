@@ -101,11 +101,14 @@ def test_infer_runs_the_toy(toy, small_inputs, small_features, tmp_path):
 def test_the_roofline_runs_the_toy_chain(toy, tmp_path):
     from tinybert.bench.roofline import Timing, model_shape_rate, row_recipe
     from tinybert.bench.shape_graphs import build_runner, inputs, weights
+    from tinybert.errors import UsageError
 
     assert row_recipe(PATH) == (TOY, "fp32")
     x = inputs(5)
     expected = np.maximum(np.maximum(x @ weights()[0], 0) @ weights()[1], 0) @ weights()[2]
     assert np.allclose(build_runner(TOY, "fp32", 1, 1, str(tmp_path))(x), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UsageError, match="toy-numpy: expected one call at a time .*, got 2 requests"):
+        build_runner(TOY, "fp32", 2, 2, str(tmp_path))  # its record takes no REQUESTS: one check for every chain
     rate = model_shape_rate(TOY, "fp32", [8], threads=1, timing=Timing(0.0, 1, 0.0))
     assert rate["recipe"] == "numpy matmul" and rate["layouts"] == {"one_call": "one call on 1 thread(s)"}
     assert rate["by_m"][0]["best"] > 0

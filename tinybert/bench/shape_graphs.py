@@ -114,6 +114,8 @@ def build_runner(runtime: str, precision: str, threads: int, requests: int, work
     """`run(x [M, 312] float32)`, safe to call from `requests` threads at once."""
     from tinybert.runtimes.needs import resolve
 
-    chain, _ = check_recipe(runtime, precision)
+    chain, owner = check_recipe(runtime, precision)
+    expect(owner.requests or requests == 1, UsageError,
+           f"{runtime}: expected one call at a time (its runtime takes no REQUESTS), got {requests} requests")
     return resolve(chain.build)(chain_model(chain.model, work_dir), precision=precision, threads=threads,
                                 requests=requests)

@@ -19,7 +19,7 @@ from tinybert.errors import UsageError
 
 __all__ = ["AMD", "CPU_PROFILE_ENV", "FAKED_GPU_SPEC", "FAKE_GPU_ENV", "FLAGS", "PROFILES", "PROVIDERS", "WITHOUT_ENV",
            "Capabilities", "Gpu", "cpuinfo_values", "current", "detect", "faked", "gpu", "gpu_unmet", "gpus",
-           "installed", "logical_cpus", "ort_providers", "quiet_torchao", "require"]
+           "install_hint", "installed", "logical_cpus", "ort_providers", "quiet_torchao", "require"]
 
 
 @dataclass(frozen=True)

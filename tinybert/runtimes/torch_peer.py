@@ -167,14 +167,9 @@ def _forward(model, bf16: bool):
                               forward.__closure__)
 
 
-def _one_call_at_a_time(engine: str, requests: int) -> None:
-    expect(requests == 1, UsageError, f"{engine}: expected one call at a time (its rows' layout), got {requests} requests")
-
-
 def matmul_chain(weights, *, precision: str, threads: int, requests: int):
     """The roofline's chain as linear modules, compiled as this runtime compiles (dynamic shapes, frozen weights);
     int8: quantized by torchao first, as the PTq8 row."""
-    _one_call_at_a_time("pytorch-compiled", requests)
     layers = []
     for i, w in enumerate(weights):
         linear = torch.nn.Linear(*w.shape, bias=False)
