@@ -93,7 +93,8 @@ def test_hidden_providers_leave_the_provider_list(monkeypatch):
         assert caps.hidden == {"cuda", "cann"}
     monkeypatch.setenv(WITHOUT_ENV, "tensorrt")
     caps = capabilities.detect()
-    assert caps.gpu_providers == ("CUDAExecutionProvider",) and caps.has_cann
+    assert caps.ort_providers == ("CUDAExecutionProvider", "CANNExecutionProvider", "CPUExecutionProvider")
+    assert caps.unmet("cann") is None and caps.unmet("tensorrt") is not None
     assert capabilities.ort_providers() == ("CUDAExecutionProvider", "CANNExecutionProvider", "CPUExecutionProvider")
 
 

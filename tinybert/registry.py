@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tinybert.errors import UsageError
+from tinybert.model_kinds import MODEL_KINDS, ModelKind, kind as model_kind
 
 AUTO = "auto"  # the ORT_MODEL value that names no path: runtimes.route.resolve_ort_model picks one
 CHECKPOINT = "checkpoint"  # the model kind of the paths that run the .pth checkpoint folder itself
 CPU, CUDA, NPU = "cpu", "cuda", "npu"  # where a runtime computes
+ORT_MODEL, GPU_MODEL = "ort_model", "gpu_model"  # a backend's model chosen by that setting (Backend.model)
 
 
 class Role(str, Enum):
@@ -63,7 +65,7 @@ class Chain:
     precision: str  # fp32, tf32, fp16, bf16, int8 or int8_static (the rows whose model is int8_static)
     recipe: str
     build: str  # "module:function"(model, *, precision, threads, requests) -> run(x [M, 312] float32)
-    model: str = "weights"  # what `build` gets: bench.shape_graphs.MODELS' kinds
+    model: str = "weights"  # what `build` gets: the chain's weights, its fp32 "onnx" file, or it as a model kind
     engine: str = ""  # the roofline's name for it; "" = its runtime's
     when: tuple[tuple[str, object], ...] = ()  # options a row's options must hold for this chain to be its own
     needs: tuple[str, ...] = ()  # beyond its runtime's package
@@ -110,9 +112,9 @@ RUNTIMES = [
         requests=True,
         chains=(
             Chain("fp32", "ONNX Runtime MatMul (MLAS)", _ORT_CHAIN, model="onnx"),
-            Chain("int8", "ONNX Runtime dynamic int8 (quantize_int8, as ORT_MODEL=int8)", _ORT_CHAIN, model="onnx-int8"),
+            Chain("int8", "ONNX Runtime dynamic int8 (quantize_int8, as ORT_MODEL=int8)", _ORT_CHAIN, model="int8"),
             Chain("int8_static", "ONNX Runtime static int8 QDQ (quantize_static_int8, as ORT_MODEL=int8_static)",
-                  _ORT_CHAIN, model="onnx-int8-static"),
+                  _ORT_CHAIN, model="int8_static"),
         ),
     ),
     Runtime(
@@ -130,7 +132,7 @@ RUNTIMES = [
                   needs=("native_bf16",),
                   unmet="expected a CPU with native bf16, got {cpu_class} (OpenVINO would silently run f32 here)"),
             Chain("int8", "OpenVINO NNCF static int8 (quantize_nncf_int8, as the OV8 rows)", _OV_CHAIN,
-                  model="openvino-int8"),
+                  model="ov_int8"),
         ),
     ),
     Runtime(
@@ -210,7 +212,7 @@ class RunPath:
     name: str  # the ORT_MODEL or GPU_MODEL value for a user's paths; a descriptive key otherwise
     title: str
     runtime: str  # a RUNTIMES name
-    model: str  # a MODEL_FILES kind, or CHECKPOINT
+    model: str  # a model kind (model_kinds.MODEL_KINDS), or CHECKPOINT
     precision: str = "fp32"  # fp32, tf32, int8, bf16, fp16: which roofline, and which gate
     role: Role = Role.PROJECT
     batching: str = "tight"  # tight: length-bucketed; gears: bucketed at the Ascend gears; off: the card's
@@ -224,8 +226,9 @@ class RunPath:
 
     @property
     def all_needs(self) -> tuple[str, ...]:
-        """Its runtime's needs, then its own."""
-        return tuple(dict.fromkeys(runtime(self.runtime).needs + self.needs))
+        """Its runtime's needs, its model kind's (what its export needs), then its own."""
+        kind_needs = () if self.model == CHECKPOINT else model_kind(self.model).needs
+        return tuple(dict.fromkeys(runtime(self.runtime).needs + kind_needs + self.needs))
 
     @property
     def splits_calls(self) -> bool:
@@ -285,7 +288,6 @@ PATHS = [
         model="int8_static",
         precision="int8",
         cls_only=True,
-        needs=("calibration",),
         why="int8 with activation ranges calibrated on training data (CALIB_FILE): gated on dev",
     ),
     RunPath(
@@ -306,7 +308,6 @@ PATHS = [
         model="ov_int8",
         precision="int8",
         cls_only=True,
-        needs=("nncf", "calibration"),
         why="OpenVINO's int8 engine (oneDNN: VNNI, AMX) with the project's batching: gated on dev",
     ),
     RunPath(
@@ -406,6 +407,12 @@ class Backend:
     foreign: bool = False  # another tool runs it: its printed lines are its only record (no --json_out)
     needs: tuple[str, ...] = ()  # what else the machine must have (capabilities' needs)
     package: Package | None = None  # a package no runtime brings, and how to install it
+    runtime: str = ""  # the runtime that runs its own model kind in this package (cann); "" for a setting's path
+
+    @property
+    def runs_paths(self) -> bool:
+        """Runs the path a setting (ORT_MODEL, GPU_MODEL) names: what classify and predict can choose among."""
+        return self.model in (ORT_MODEL, GPU_MODEL)
 
 
 def _install(runtime_name: str) -> str:
@@ -436,7 +443,7 @@ BACKENDS = (
         loop=1000,
         module="torch",
         not_installed="no CUDA device torch can use for {python}: {why}",
-        model="gpu_model",
+        model=GPU_MODEL,
         missing_model="{path}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "
         "folder",
         needs=("torch_cuda",),
@@ -452,6 +459,7 @@ BACKENDS = (
         missing_model="{path}: expected the simplified ONNX model for BACKEND=cann, found no such file "
         "(run test/pth2onnx.sh {bs})",
         auto=False,
+        runtime="cann",
     ),
     Backend(
         name="onnxruntime",
@@ -459,7 +467,7 @@ BACKENDS = (
         loop=100,
         module="",
         not_installed=f"onnxruntime is not installed for {{python}} ({_install('onnxruntime')})",
-        model="ort_model",
+        model=ORT_MODEL,
     ),
     Backend(
         name="onnxruntime-gpu",
@@ -476,32 +484,39 @@ BACKENDS = (
 
 # ---------------------------------------------------------------- adding to the registry
 
+def _table(entry) -> list:
+    return RUNTIMES if isinstance(entry, Runtime) else MODEL_KINDS if isinstance(entry, ModelKind) else PATHS
+
+
 @contextlib.contextmanager
 def registered(*entries):
-    """In the block, these Runtime and RunPath records are in the registry as if written above (a runtime's own
-    tests, a plug-in's session); taken out after. A name already taken is a UsageError."""
+    """In the block, these Runtime, ModelKind and RunPath records are in the registry as if written above (a
+    runtime's own tests, a plug-in's session); taken out after. A name already taken is a UsageError."""
     added = []
     try:
         for entry in entries:
             expect_new(entry)
             added.append(entry)
-            (RUNTIMES if isinstance(entry, Runtime) else PATHS).append(entry)
+            _table(entry).append(entry)
         yield
     finally:
         for entry in added:
-            (RUNTIMES if isinstance(entry, Runtime) else PATHS).remove(entry)
+            _table(entry).remove(entry)
 
 
 def expect_new(entry) -> None:
     """A runtime's name, or a path's name and row, not yet in the registry."""
-    if isinstance(entry, Runtime):
-        taken = [r.name for r in RUNTIMES]
+    if isinstance(entry, (Runtime, ModelKind)):
+        what = "runtime" if isinstance(entry, Runtime) else "model kind"
+        taken = [r.name for r in _table(entry)]
         if entry.name in taken:
-            raise UsageError(f"expected a runtime name not among {', '.join(taken)}, got {entry.name!r}")
+            raise UsageError(f"expected a {what} name not among {', '.join(taken)}, got {entry.name!r}")
         return
     if not isinstance(entry, RunPath):
-        raise UsageError(f"expected a Runtime or RunPath record, got {type(entry).__name__}")
+        raise UsageError(f"expected a Runtime, ModelKind or RunPath record, got {type(entry).__name__}")
     runtime(entry.runtime)
+    if entry.model != CHECKPOINT:
+        model_kind(entry.model)
     taken = [p.name for p in PATHS] + [p.row for p in PATHS]
     if entry.name in taken or entry.row in taken:
         raise UsageError(f"expected a path name and row not among {', '.join(taken)}, got {entry.name!r} "
@@ -583,6 +598,11 @@ def foreign(backend_name: str) -> bool:
 
 def backend_names() -> list[str]:
     return [b.name for b in BACKENDS if b.choosable]
+
+
+def path_backends() -> tuple[str, ...]:
+    """The backends that run a setting's path (classify's and predict's choice)."""
+    return tuple(b.name for b in BACKENDS if b.choosable and b.runs_paths)
 
 
 def ort_models() -> list[str]:

@@ -7,6 +7,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from tinybert.model_kinds import model_path  # noqa: F401  (the steps' one route to a model file)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -202,23 +204,8 @@ FAST_VERIFY_BATCH = 32  # the batch size of their check (their batch axis is dyn
 MAX_ACCURACY_DROP = 0.3  # points
 MIN_AGREEMENT = 0.99
 
-# Model files, by kind; {bs} is the batch size of the card's static models.
-MODEL_FILES = {
-    "onnx": "TinyBERT_bs{bs}.onnx",  # the card's static export
-    "sim": "TinyBERT_sim_bs{bs}.onnx",  # ... simplified: what ATC and ORT_MODEL=static use
-    "dynamic": "TinyBERT_dynamic.onnx",  # batch and sequence axes dynamic, standard ops only
-    "sim_dynamic": "TinyBERT_sim_dynamic.onnx",  # ... simplified: what ATC turns into gear models
-    "fast": "TinyBERT_fast.onnx",  # fp32, last layer at [CLS] only
-    "int8": "TinyBERT_int8.onnx",  # fast, dynamically quantized to int8
-    "int8_static": "TinyBERT_int8_static.onnx",  # fast, int8 with calibrated activation scales (QDQ)
-    "int8_static_record": "TinyBERT_int8_static.calibration.json",  # its calibration inputs (the cache key)
-    "ov_int8": "TinyBERT_ov_int8.xml",  # the benchmark's OpenVINO peer: NNCF static int8 (IR, with a .bin)
-    "om": "TinyBERT_bs{bs}.om",  # the card's static OM model
-    "om_gears": "TinyBERT_bs{bs}_dyn.om",  # an OM gear model (DYNAMIC_DIMS)
-}
 # Beside the models: what each ORT_MODEL (GPU_MODEL) path's check found, on which CPU class (GPU), read by auto.
 GATE_RECORD_FILE = "TinyBERT_{path}.gate.json"
-FAST_MODEL_KINDS = ("dynamic", "sim_dynamic", "fast", "int8")  # written by `export-fast`, batch-independent
 CALIB_SAMPLES = int(default("CALIB_SAMPLES"))
 CALIB_SEED = int(default("CALIB_SEED"))
 CALIB_BATCH = 16  # calibration batches, length-bucketed like inference (ranges do not depend on it)
@@ -235,17 +222,6 @@ GPU_BENCH_BATCH_SIZES = (1024, 4096)  # the benchmark's GPU rows also run here: 
 GPU_BENCH_MIN_BATCHES = 4  # at those sizes the data is repeated to this many batches: a rate, not one call
 GPU_LENGTH_STEP = 8  # GPU calls pad their length up to a multiple of this: fewer shapes to capture, masked exactly
 PEAK_FMA_PIPES = 2  # vector FMA pipes per core in the printed CPU peak: two on server cores (some Xeons have one)
-
-
-def model_path(kind: str, model_dir: str = ".", batch_size: int | None = None) -> str:
-    from tinybert.errors import UsageError
-
-    if kind not in MODEL_FILES:
-        raise UsageError(f"expected a model kind among {', '.join(MODEL_FILES)}, got {kind!r}")
-    name = MODEL_FILES[kind]
-    if "{bs}" in name and batch_size is None:
-        raise UsageError(f"expected a batch size for the {kind} model {name}, got none")
-    return os.path.join(model_dir, name.format(bs=batch_size))
 
 
 GPU_SPEED_RECORD_FILE = "gpu_speed.json"  # the benchmark's GPU figures per path, beside the gate records

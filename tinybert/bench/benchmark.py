@@ -77,27 +77,26 @@ class Models:
     and its backends, opened once per (row, model file) as the steps open them."""
 
     def __init__(self, run: BenchmarkRun, work_dir: str, features_dir: str, threads: int):
-        from tinybert.export import Calibration
+        from tinybert.prepare import Calibration
 
         self.run, self.work_dir, self.features_dir, self.threads = run, work_dir, features_dir, threads
         self.calibration = Calibration(run.calibration_file, run.calibration_samples, run.calibration_seed,
                                        run.export_min_agreement) if run.calibration_file else None
         self._open: dict = {}
+        self._ready: dict = {}
 
     def prepare(self, rows: list[RunPath]) -> tuple[list[RunPath], list[str]]:
-        """Export what the rows need; the rows whose models could be made, and a note for each other."""
+        """Prepare what the rows need (`tinybert.prepare`, as every step); the rows whose models could be made, and a
+        note for each other."""
         from tinybert.errors import PipelineError
-        from tinybert.export import ensure_model
 
         kept, notes, failed = [], [], {}
         for path in rows:
             for bs in self.run.batch_sizes:
-                key = (path.model, bs if "{bs}" in _file_name(path.model) else None)
+                key = self._key(path, bs)
                 if key not in failed:
                     try:
-                        ensure_model(path.model, self.run.model_dir, self.work_dir, batch_size=key[1],
-                                     features_dir=self.features_dir, calibration=self.calibration,
-                                     opset=self.run.opset, seq_len=self.run.seq_len)
+                        self.ready(path, bs)
                         failed[key] = None
                     except PipelineError as exc:
                         failed[key] = str(exc)
@@ -108,21 +107,30 @@ class Models:
                 kept.append(path)
         return kept, notes
 
+    def _key(self, path: RunPath, batch_size: int) -> tuple:
+        from tinybert.model_kinds import kind
+        from tinybert.registry import CHECKPOINT
+
+        per_batch = path.model != CHECKPOINT and kind(path.model).per_batch_size
+        return path.row, path.model, batch_size if per_batch else None
+
+    def ready(self, path: RunPath, batch_size: int):
+        """The row's model at `batch_size`, prepared once per model file."""
+        from tinybert.prepare import ModelRequest, prepare
+
+        key = self._key(path, batch_size)
+        if key not in self._ready:
+            self._ready[key] = prepare(ModelRequest(path=path, model_dir=self.work_dir, ckpt_dir=self.run.model_dir,
+                                                    batch_size=batch_size, features_dir=self.features_dir,
+                                                    calibration=self.calibration, threads=self.threads,
+                                                    opset=self.run.opset, seq_len=self.run.seq_len))
+        return self._ready[key]
+
     def runtime(self, path: RunPath, batch_size: int):
-        from tinybert.runtimes.route import model_file, open_path
-
-        key = (path.row, model_file(path, self.work_dir, batch_size, self.run.model_dir))
+        key = self._key(path, batch_size)
         if key not in self._open:
-            self._open[key] = open_path(path, self.work_dir, self.threads, batch_size=batch_size,
-                                        ckpt_dir=self.run.model_dir)
+            self._open[key] = self.ready(path, batch_size).open()
         return self._open[key]
-
-
-def _file_name(kind: str) -> str:
-    from tinybert.registry import CHECKPOINT
-    from tinybert.settings import MODEL_FILES
-
-    return "" if kind == CHECKPOINT else MODEL_FILES[kind]
 
 
 # ---------------------------------------------------------------- the run
@@ -204,7 +212,7 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         results += at_bs
     report = run_record(run, threads, roofline, notes=notes, features=features, results=results)
     report["checks"] = evaluate_targets(results)
-    if any(r["role"] == "gpu-project" for r in results):
+    if any(r["role"] == Role.GPU_PROJECT for r in results):
         from tinybert.bench.gpu_choice import write_speed_record
 
         report["gpu_speed_record"] = write_speed_record(results, run.model_dir, run.record_dir or default("MODEL_DIR"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tinybert import gates
 from tinybert.settings import EXPORT_TOLERANCE, MAX_ACCURACY_DROP, MIN_AGREEMENT
+from tinybert.registry import Role
 
 TARGETS = {
     "C_vs_A_bs1": 3.0,  # fast fp32 over PyTorch eager at bs1 (latency-bound: less work, no padding)
@@ -19,7 +20,7 @@ TARGETS = {
     "gpu_best_vs_peer": 1.0,  # the fastest gated GPU path over the fastest PyTorch GPU peer, every batch size
     "gpu_best_vs_eager_bs1_64": 5.0,  # ... over PyTorch eager fp32 on the GPU (GA), bs 1 to 64
 }
-PROJECT_ROLES = ("project", "variant")
+PROJECT_ROLES = (Role.PROJECT, Role.VARIANT)
 GPU_EAGER_MAX_BS = 64  # where the eager-fp32 target applies: beyond it eager fp32 is GEMM-bound too
 
 
@@ -60,7 +61,7 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
 
 
 def _baseline(rows: dict) -> dict | None:
-    return next((r for r in rows.values() if r.get("role") == "baseline"), None)
+    return next((r for r in rows.values() if r.get("role") == Role.BASELINE), None)
 
 
 def _fp32_checks(bs: int, rows: dict) -> list[dict]:
@@ -103,7 +104,7 @@ def _peer_checks(bs: int, rows: list[dict]) -> list[dict]:
     """The fastest gated CPU project row against the fastest peer; C against the fastest fp32 peer;
     the fastest gated int8 row against the int8 roofline."""
     by_key = {r["row"]: r for r in rows}
-    peers = [r for r in rows if r.get("role") == "peer"]
+    peers = [r for r in rows if r.get("role") == Role.PEER]
     ours = gated_project_rows(rows, by_key.get("C"))
     out = []
     if peers and ours:
@@ -133,10 +134,10 @@ def fp32_path(rows: dict, r: dict) -> dict | None:
 
 def _gpu_checks(bs: int, rows: dict) -> list[dict]:
     """The fastest gated GPU path against the fastest PyTorch GPU peer, and against eager fp32 on the GPU."""
-    ours = [r for r in rows.values() if r.get("role") == "gpu-project" and
+    ours = [r for r in rows.values() if r.get("role") == Role.GPU_PROJECT and
             gates.passes(r.get("gate"), r, fp32_path(rows, r))]
-    peers = [r for r in rows.values() if r.get("role") == "gpu-peer"]
-    eager = next((r for r in rows.values() if r.get("role") == "gpu-baseline"), None)
+    peers = [r for r in rows.values() if r.get("role") == Role.GPU_PEER]
+    eager = next((r for r in rows.values() if r.get("role") == Role.GPU_BASELINE), None)
     if not ours:
         return []
     best, out = max(ours, key=_speed), []
@@ -161,7 +162,7 @@ def _batch_size_checks(results: list[dict], sizes: list[int]) -> list[dict]:
     """No project path (an ORT_MODEL value) slower at a larger batch size than at a smaller one beyond the
     run's spread (its passes' min-max). The variants are comparisons (Cw, Dw), not held to it."""
     out = []
-    for key in dict.fromkeys(r["row"] for r in results if r.get("role") == "project"):
+    for key in dict.fromkeys(r["row"] for r in results if r.get("role") == Role.PROJECT):
         by_bs = {r["batch_size"]: r for r in results if r["row"] == key}
         pairs = []
         for b in sizes[1:]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tinybert import gates
 from tinybert.bench.checks import fp32_path
+from tinybert.registry import Role
 
 
 def write_speed_record(results: list[dict], ckpt_dir: str, record_dir: str) -> str:
@@ -18,7 +19,7 @@ def write_speed_record(results: list[dict], ckpt_dir: str, record_dir: str) -> s
         by_bs.setdefault(r["batch_size"], {})[r["row"]] = r
     speeds, gated = {}, {}
     for r in results:
-        if r["role"] != "gpu-project":
+        if r["role"] != Role.GPU_PROJECT:
             continue
         name = run_path(r["row"]).name
         speeds.setdefault(name, {})[r["batch_size"]] = r["sentences_per_s"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from tinybert.fileio import write_json_atomic, write_text_atomic
+from tinybert.registry import Role
 from tinybert.settings import GPU_BENCH_MIN_BATCHES
 
 
@@ -78,10 +79,10 @@ def markdown(report: dict) -> str:
         "max abs diff to A | tokens processed | GFLOP/s | roofline |",
         "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
-    speed_a = {(r["batch_size"], r["role"] == "gpu-baseline"): r["sentences_per_s"] for r in report["results"]
-               if r["role"] in ("baseline", "gpu-baseline")}
+    speed_a = {(r["batch_size"], r["role"] == Role.GPU_BASELINE): r["sentences_per_s"] for r in report["results"]
+               if r["role"] in (Role.BASELINE, Role.GPU_BASELINE)}
     for r in report["results"]:
-        base = speed_a.get((r["batch_size"], bool(r.get("on_gpu") and r["role"] != "gpu")))
+        base = speed_a.get((r["batch_size"], bool(r.get("on_gpu") and r["role"] != Role.ORT_GPU)))
         ratio = r["sentences_per_s"] / base if base else float("nan")
         lines.append(f"| {r['batch_size']} | {r['row']} | {r['sentences_per_s']:.1f} | {ratio:.2f} | "
                      f"{r['requests_in_flight']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
@@ -134,7 +135,7 @@ def _plot(report: dict, path: str) -> None:
         for key in dict.fromkeys(r["row"] for r in rows):
             points = [(r["batch_size"], r["sentences_per_s"]) for r in rows if r["row"] == key]
             role = next(r["role"] for r in rows if r["row"] == key)
-            ax.plot(*zip(*points), marker="o", linestyle="--" if role in ("peer", "gpu-peer") else "-", label=key)
+            ax.plot(*zip(*points), marker="o", linestyle="--" if role in (Role.PEER, Role.GPU_PEER) else "-", label=key)
         sizes = sorted({r["batch_size"] for r in rows})
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(bs) for bs in sizes])

@@ -78,35 +78,26 @@ def _calibration():
     return [{"x": inputs(CALIBRATION_ROWS, seed=10 + i)} for i in range(CALIBRATION_BATCHES)]
 
 
-def _quantized(kind: str):
-    """How the chain's ONNX file becomes the model of `kind` (its file name, and the export that writes it)."""
-    from tinybert.export import graphs
-
-    def nncf(fp32, target):
-        with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: not what this step reports
-            graphs.quantize_nncf_int8(fp32, target, _calibration())
-
-    return {"onnx-int8": ("chain_int8.onnx", graphs.quantize_int8),
-            "onnx-int8-static": ("chain_int8_static.onnx",
-                                 lambda fp32, target: graphs.quantize_static_int8(fp32, target, _calibration())),
-            "openvino-int8": ("chain_int8.xml", nncf)}[kind]
-
-
-MODELS = ("weights", "onnx", "onnx-int8", "onnx-int8-static", "openvino-int8")  # what a chain's build gets
+BASE_MODELS = ("weights", "onnx")  # the chain's own forms; any other is a model kind's (its quantizer makes it)
 
 
 def chain_model(kind: str, work_dir: str):
-    """The chain as a chain of `kind` takes it: its weights, or its ONNX file (quantized once per work_dir)."""
+    """The chain as a chain of `kind` takes it: its weights, its ONNX file, or that file made into model kind `kind`
+    by the kind's quantizer (once per work_dir)."""
+    from tinybert.model_kinds import kind as model_kind, resolve
+
     if kind == "weights":
         return weights()
-    expect(kind in MODELS, UsageError, f"expected a chain model among {', '.join(MODELS)}, got {kind!r}")
     fp32 = _onnx_chain(work_dir)
     if kind == "onnx":
         return fp32
-    name, write = _quantized(kind)
-    target = os.path.join(work_dir, name)
+    entry = model_kind(kind)
+    expect(entry.quantizer is not None, UsageError,
+           f"expected a chain model among {', '.join(BASE_MODELS)} or a model kind with a quantizer, got {kind!r}")
+    target = os.path.join(work_dir, entry.chain_file())
     if not os.path.exists(target):
-        write(fp32, target)
+        with contextlib.redirect_stdout(io.StringIO()):  # a quantizer's progress bars: not what this step reports
+            resolve(entry.quantizer)(fp32, target, _calibration())
     return target
 
 

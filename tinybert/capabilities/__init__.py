@@ -53,14 +53,6 @@ class Capabilities:
     def has(self, package: str) -> bool:
         return package in self.packages
 
-    @property
-    def gpu_providers(self) -> tuple:
-        return tuple(p for p in self.ort_providers if p in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]))
-
-    @property
-    def has_cann(self) -> bool:
-        return PROVIDERS["cann"] in self.ort_providers
-
     def unmet(self, need: str) -> str | None:
         """Why a need of the machine (a package, native bf16, a C++ compiler, a GPU or NPU provider) is not met
         here, or None; what a runtime judges itself (registry.NeedCheck) is runtimes.needs'."""

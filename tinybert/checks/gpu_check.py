@@ -19,24 +19,25 @@ def run_gpu_check(*, data_file: str, corpus: str | None, ckpt_dir: str, work_dir
     <work_dir>/gpu_check.json) and printed."""
     from tinybert.capabilities import gpu
     from tinybert.data.features import preprocess
-    from tinybert.export.gpu import ensure_gpu_gates
     from tinybert.fileio import write_json_atomic
     from tinybert.machine import describe_machine
     from tinybert.model.modeling import vocab_path
-    from tinybert.runtimes.route import resolve_gpu_model
+    from tinybert.prepare import ModelRequest, prepare
 
     device_name = gpu(device or 0).name
     os.makedirs(work_dir, exist_ok=True)
     bin_dir = os.path.join(work_dir, "bert_bin")
     preprocess(data_file, vocab_path(ckpt_dir), bin_dir, SEQ_LEN, progress=progress)
-    gates = ensure_gpu_gates(ckpt_dir, work_dir, bin_dir, device=device)
-    fastest = resolve_gpu_model("auto", work_dir, ckpt_dir, device)
-    record = {"device": device_name, "machine": describe_machine(), "gates": gates,
-              "fastest_gated": fastest.record(), "paths": {}}
-    for path in dict.fromkeys((FP32, fastest.path)):
-        record["paths"][path] = _check_path(path, ckpt_dir=ckpt_dir, work_dir=work_dir, bin_dir=bin_dir,
+    fastest = prepare(ModelRequest(backend="gpu", gpu_model="auto", model_dir=work_dir, ckpt_dir=ckpt_dir,
+                                   features_dir=bin_dir, device=device))
+    record = {"device": device_name, "machine": describe_machine(), "gates": dict(fastest.gates),
+              "fastest_gated": fastest.choice.record(), "paths": {}}
+    for path in dict.fromkeys((FP32, fastest.plan.path)):
+        ready = fastest if path == fastest.plan.path else \
+            prepare(ModelRequest(backend="gpu", gpu_model=path, model_dir=work_dir, ckpt_dir=ckpt_dir, device=device))
+        record["paths"][path] = _check_path(ready, ckpt_dir=ckpt_dir, work_dir=work_dir, bin_dir=bin_dir,
                                             batch_sizes=batch_sizes, seconds=seconds, loop=loop, repeats=repeats,
-                                            device=device, progress=progress)
+                                            progress=progress)
     record["fp32_vs_pytorch_cpu"] = _against_cpu(record["paths"][FP32]["result_dir"], bin_dir, ckpt_dir)
     if corpus:
         record["model_on_corpus"] = _model_on_corpus(corpus, ckpt_dir=ckpt_dir, work_dir=work_dir,
@@ -52,19 +53,17 @@ def run_gpu_check(*, data_file: str, corpus: str | None, ckpt_dir: str, work_dir
     return record
 
 
-def _check_path(path: str, *, ckpt_dir: str, work_dir: str, bin_dir: str, batch_sizes: tuple, seconds: float,
-                loop: int | None, repeats: int, device: int | None, progress: bool) -> dict:
+def _check_path(ready, *, ckpt_dir: str, work_dir: str, bin_dir: str, batch_sizes: tuple, seconds: float,
+                loop: int | None, repeats: int, progress: bool) -> dict:
     """One GPU path: inference into a result folder, its accuracy, and perf at the card's shape per batch size."""
     from tinybert import INPUT_NAMES
     from tinybert.registry import loop_default
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import plan_gpu
     from tinybert.steps.inference import run_inference
     from tinybert.steps.perf import measure
     from tinybert.steps.postprocess import score
 
-    plan = plan_gpu(Request(model_dir=work_dir, ckpt_dir=ckpt_dir, gpu_model=path), device=device)
-    print(f"[INFO] ===== {path}: {plan.describe()} =====")
+    plan = ready.plan
+    print(f"[INFO] ===== {plan.path}: {plan.describe()} =====")
     results = os.path.join(work_dir, "result")
     inference = run_inference(plan.model, [os.path.join(bin_dir, name) for name in INPUT_NAMES], results,
                               INFER_BATCH, runtime=plan.runtime, progress=progress, bucket_edges="tight",
@@ -108,7 +107,7 @@ def _model_on_corpus(corpus: str, *, ckpt_dir: str, work_dir: str, paths: list[s
 
     from tinybert.data.features import load_features, preprocess
     from tinybert.model.modeling import vocab_path
-    from tinybert.runtimes.route import open_path
+    from tinybert.prepare import ModelRequest, prepare
     from tinybert.runtimes.runner import batch_shapes, plan, run_batches
 
     bin_dir = os.path.join(work_dir, "corpus_bin")
@@ -117,7 +116,8 @@ def _model_on_corpus(corpus: str, *, ckpt_dir: str, work_dir: str, paths: list[s
     arrays = features.batch(slice(None))
     runs, predictions = {}, {}
     for path in paths:
-        runtime = open_path(path, work_dir, ckpt_dir=ckpt_dir, device=device)
+        runtime = prepare(ModelRequest(backend="gpu", gpu_model=path, model_dir=work_dir, ckpt_dir=ckpt_dir,
+                                       device=device), quiet=True).open()
         batches, fill_to = plan(arrays, CORPUS_BATCH, runtime.seq_len, runtime.batch_size, "tight")
         prepare_s = runtime.warm_up(batch_shapes(batches))
         walls = []

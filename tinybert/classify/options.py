@@ -60,6 +60,10 @@ class ClassifyOptions:
     calibration_file: str | None = option(None, setting="CALIB_FILE",
                                           help="CALIB_FILE: training TSV to calibrate ORT_MODEL=int8_static when its "
                                                "model is missing")
+    features_dir: str | None = option(None, flag="--bin_dir", setting="BIN_DIR",
+                                      help="BIN_DIR: preprocessed features auto's gates are judged on where their "
+                                           "records were judged on less (labelled: the dev set); none or missing: "
+                                           "the records as they are, else generated sentences")
     seq_len: int = option(SEQ_LEN, flag="--max_seq_length", type="positive_int", setting="SEQ_LEN")
     # None: CLASSIFY_BATCH's default, or gpu_batch_size on a GPU; the script passes it only where it was set.
     batch_size: int | None = option(None, type="positive_int", setting="CLASSIFY_BATCH", when="batch_given",

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from tinybert.data.dataset import file_sha256
-from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
+from tinybert.errors import DataFormatError, UsageError, expect
 from tinybert.progress import progress as progress_bar
 from tinybert.settings import CLASSIFY_BATCH, ENGINES
 from tinybert.classify.options import ClassifyOptions
@@ -22,60 +22,21 @@ def default_output(input_path: str) -> str:
     return f"{os.path.splitext(os.path.basename(input_path))[0]}.classified.tsv"
 
 
-CLASSIFY_BACKENDS = ("gpu", "onnxruntime")  # what runs a corpus: ais_bench runs OM files of features, not text
-
-
-def choose_backend(options: ClassifyOptions) -> str:
-    """BACKEND for classify: auto is the GPU where torch sees one, else the CPU path; said on one line."""
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import explain_backend
-
-    name, why = explain_backend(options.backend, [], Request(ckpt_dir=options.ckpt_dir), among=CLASSIFY_BACKENDS)
-    if options.backend == "auto":
-        print(f"[INFO] BACKEND=auto -> {name} ({why})")
-    return name
-
-
 def ensure_model(options: ClassifyOptions):
-    """The path run and the file naming its model: GPU_MODEL's (the weights; auto checks gates first), or ORT_MODEL's
-    model, exported first when missing or older than the weights (auto: every candidate, then its choice)."""
-    from tinybert.export import Calibration, ensure_auto_models
-    from tinybert.export import ensure_model as export_model
-    from tinybert.registry import AUTO
-    from tinybert.runtimes.route import ort_model_file
-
-    if options.backend == "gpu":
-        return _ensure_gpu_model(options)
-
-    calibration = options.calibration_file
-    has_calibration = bool(calibration) and os.path.isfile(calibration)
-    if options.ort_model == AUTO:
-        ensure_auto_models(options.ckpt_dir, options.model_dir, calibration=Calibration(calibration)
-                           if has_calibration else None, seq_len=options.seq_len)
-    chosen = ort_model_file(options.ort_model, options.model_dir, options.batch_size)
-    choice, kind = chosen.choice, chosen.path.model
-    expect(kind != "int8_static" or has_calibration, ModelFileError,
-           f"ORT_MODEL=int8_static: the static int8 model is calibrated on a training TSV: set CALIB_FILE to one "
-           f"(got {calibration!r}), or run CALIB_FILE=<train.tsv> ORT_MODEL=int8_static bash test/pth2onnx.sh 1 first")
-    if choice.reason:  # auto: its candidates were exported just now
-        print(choice.line())
-        return choice, chosen.model
-    model = export_model(kind, options.ckpt_dir, options.model_dir, options.batch_size,
-                         calibration=Calibration(calibration) if has_calibration else None, seq_len=options.seq_len)
-    return choice, model
-
-
-def _ensure_gpu_model(options: ClassifyOptions):
-    from tinybert.export.gpu import ensure_gpu_gates
+    """The ready model of the options (`prepare`: BACKEND=auto among the backends that run a path, ORT_MODEL's model
+    exported when missing or stale, auto's gates checked) and the file naming it (the weights on a GPU path)."""
     from tinybert.model.modeling import weights_path
-    from tinybert.registry import AUTO
-    from tinybert.runtimes.route import resolve_gpu_model
+    from tinybert.prepare import Calibration, ModelRequest, prepare
+    from tinybert.registry import CHECKPOINT, path_backends, run_path
 
-    if options.gpu_model == AUTO:
-        ensure_gpu_gates(options.ckpt_dir, options.model_dir, device=options.device, seq_len=options.seq_len)
-    choice = resolve_gpu_model(options.gpu_model, options.model_dir, options.ckpt_dir, options.device)
-    print(choice.line())
-    return choice, weights_path(options.ckpt_dir)
+    calibration = Calibration(options.calibration_file) if options.calibration_file else None
+    ready = prepare(ModelRequest(backend=options.backend, ort_model=options.ort_model, gpu_model=options.gpu_model,
+                                 model_dir=options.model_dir, ckpt_dir=options.ckpt_dir,
+                                 batch_size=options.batch_size or CLASSIFY_BATCH, features_dir=options.features_dir,
+                                 calibration=calibration, device=options.device, seq_len=options.seq_len),
+                    among=path_backends())
+    model = weights_path(ready.model) if run_path(ready.plan.path).model == CHECKPOINT else ready.model
+    return ready, model
 
 
 def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str, path: str) -> dict:
@@ -124,7 +85,9 @@ def resolve_batch(options: ClassifyOptions, backend: str) -> int:
     """The batch size given, else GPU_CLASSIFY_BATCH on the GPU backend and CLASSIFY_BATCH elsewhere."""
     if options.batch_size is not None:
         return options.batch_size
-    return options.gpu_batch_size if backend == "gpu" else CLASSIFY_BATCH
+    from tinybert.registry import GPU_MODEL, backend as backend_entry
+
+    return options.gpu_batch_size if backend_entry(backend).model == GPU_MODEL else CLASSIFY_BATCH
 
 
 def _at_least_lines(path: str, count: int) -> bool:
@@ -256,9 +219,9 @@ def classify_corpus(options: ClassifyOptions) -> dict:
     vocab = _vocab(options)
     expect(os.path.isfile(vocab), DataFormatError,
            f"{vocab}: expected the WordPiece vocab.txt of the checkpoint (CKPT_DIR), found no such file")
-    backend = choose_backend(options)
-    options = replace(options, backend=backend, batch_size=resolve_batch(options, backend))
-    choice, model = ensure_model(options)
+    ready, model = ensure_model(options)
+    choice = ready.choice
+    options = replace(options, backend=ready.backend, batch_size=resolve_batch(options, ready.backend))
     with contextlib.ExitStack() as stack:
         run_pending = _engine(options, _job(options, layout, work.path, choice.path), stack)
         tick = time.perf_counter()  # the rate: scan, read, tokenize, infer, write, publish

@@ -56,6 +56,18 @@ def _settings_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     p.add_argument("--call_tokens", type=non_negative_int, default=CALL_TOKENS,
                    help="CALL_TOKENS: dynamic-shape models run each length-bucketed batch as calls of at most this "
                         "many positions (sentences x padded length); 0: one call per batch")
+    _calibration_options(p)
+
+
+def _calibration_options(p: argparse.ArgumentParser) -> None:
+    """CALIB_FILE and its sample: what the calibrated int8 models are exported from, when a step exports them."""
+    from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
+
+    p.add_argument("--calibration_file", default=None,
+                   help="CALIB_FILE: training TSV the calibrated int8 models (int8_static, openvino_int8) are exported "
+                        "from when missing (none: auto passes them over)")
+    p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
+    p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
 
 
 STEPS = StepTable()
@@ -136,6 +148,7 @@ def _predict(argv, prog):
     p.add_argument("--gates_dir", default=DEFAULTS["MODEL_DIR"],
                    help="MODEL_DIR: where GPU_MODEL=auto reads (and writes) the GPU paths' gate records")
     p.add_argument("--device", type=_device, default=None, help="DEVICE: the CUDA GPU")
+    _calibration_options(p)
     a = p.parse_args(argv)
     if a.requests is not None and not a.onnx:
         p.error(f"--requests {a.requests}: expected --onnx (PyTorch runs one call at a time)")
@@ -143,7 +156,15 @@ def _predict(argv, prog):
 
     predict_step(a.sentences, sys.stdin, model_dir=a.model_dir, onnx=a.onnx, ort_model=a.ort_model,
                  vocab_file=a.vocab_file, max_seq_length=a.max_seq_length, threads=a.threads, requests=a.requests,
-                 backend=a.backend, gpu_model=a.gpu_model, gates_dir=a.gates_dir, device=a.device)
+                 backend=a.backend, gpu_model=a.gpu_model, gates_dir=a.gates_dir, device=a.device,
+                 calibration=calibration(a))
+
+
+def calibration(a):
+    """The Calibration the options name, or None."""
+    from tinybert.prepare import Calibration
+
+    return Calibration(a.calibration_file, a.calibration_samples, a.calibration_seed) if a.calibration_file else None
 
 
 @step("benchmark", "side-by-side throughput/accuracy of every CPU (and GPU) path and its peers, from the registry")

@@ -94,20 +94,15 @@ def _export_model(argv, prog):
     p.add_argument("--calibration_samples", type=positive_int, default=CALIB_SAMPLES, help="CALIB_SAMPLES")
     p.add_argument("--calibration_seed", type=int, default=CALIB_SEED, help="CALIB_SEED")
     a = p.parse_args(argv)
-    from tinybert.export import Calibration, ensure_auto_models, ensure_model
-    from tinybert.registry import AUTO, project_path
-    from tinybert.runtimes.route import resolve_ort_model
+    from tinybert.prepare import Calibration, ModelRequest, prepare
 
     calibration = Calibration(a.calibration_file, a.calibration_samples, a.calibration_seed) \
         if a.calibration_file else None
-    if a.ort_model == AUTO:
-        ensure_auto_models(a.model_dir, a.output_dir, features_dir=a.features_dir, calibration=calibration,
-                           opset=a.opset, seq_len=a.max_seq_length)
-        print(resolve_ort_model(AUTO, a.output_dir).line())
-        return
-    path = ensure_model(project_path(a.ort_model).model, a.model_dir, a.output_dir, batch_size=a.batch_size,
-                        features_dir=a.features_dir, calibration=calibration, opset=a.opset, seq_len=a.max_seq_length)
-    print(f"[INFO] ORT_MODEL={a.ort_model}: {path}")
+    ready = prepare(ModelRequest(ort_model=a.ort_model, model_dir=a.output_dir, ckpt_dir=a.model_dir,
+                                 batch_size=a.batch_size, features_dir=a.features_dir, calibration=calibration,
+                                 opset=a.opset, seq_len=a.max_seq_length))
+    if not ready.choice_lines():
+        print(f"[INFO] ORT_MODEL={a.ort_model}: {ready.model}")
 
 
 @step("gears", "Ascend gear models: split features per --dynamic_dims gear, or merge per-gear results")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tinybert.settings import MODEL_FILES
+from tinybert.model_kinds import MODEL_KINDS, group
 from tinybert.cli.parsers import DEFAULTS, StepTable, positive_int
 
 
@@ -77,13 +77,14 @@ FAST_MODEL_GROUP = "fast_models"
 def _paths(argv, prog):
     from tinybert.registry import AUTO, backend_names
     from tinybert.runtimes.route import backend_model
-    from tinybert.settings import FAST_MODEL_KINDS, model_path
+    from tinybert.settings import model_path
 
     backends = backend_names()
     p = STEPS.parser("paths", prog)
     p.add_argument("kind", nargs="+",
-                   help=f"a model kind ({', '.join(MODEL_FILES)}); a backend ({', '.join(backends)}): the model it "
-                        f"runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: {', '.join(FAST_MODEL_KINDS)}")
+                   help=f"a model kind ({', '.join(k.name for k in MODEL_KINDS)}); a backend ({', '.join(backends)}): the "
+                        f"model it runs under --ort_model/--dynamic_dims; {FAST_MODEL_GROUP}: "
+                        f"{', '.join(k.name for k in group('fast'))}")
     p.add_argument("--batch_size", type=positive_int, default=None, help="for the models made per batch size")
     a = _model_options(p).parse_args(argv)
     request = _request(a)
@@ -96,7 +97,7 @@ def _paths(argv, prog):
     lines = []
     for kind in a.kind:
         if kind == FAST_MODEL_GROUP:
-            lines += [model_path(k, a.model_dir, a.batch_size) for k in FAST_MODEL_KINDS]
+            lines += [model_path(k.name, a.model_dir, a.batch_size) for k in group("fast")]
         elif kind in backends:
             lines.append(backend_model(kind, request, a.batch_size))
         else:

@@ -4,18 +4,18 @@ registry`: docs/cpu-paths.md, docs/architecture.md; a test keeps the files equal
 from __future__ import annotations
 
 from tinybert.bench.rows import rows
-from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, GPU_AUTO_ORDER, GPU_AUTO_WHY, RUNTIMES
-from tinybert.settings import MODEL_FILES
+from tinybert.registry import AUTO_ORDERS, BACKENDS, CHECKPOINT, GPU_AUTO_ORDER, GPU_AUTO_WHY, RUNTIMES, Role
+from tinybert.model_kinds import kind as model_kind
 
 GATES = {"exact": "与 PyTorch logits 差 ≤ 1e-4", "reduced": "dev 上精度差 ≤ 0.3 个百分点、与 PyTorch 一致率 ≥ 99%",
          None: "-"}
-ROLES = {"card": "模型卡的路径（ORT_MODEL）", "project": "本仓库路径（ORT_MODEL）", "variant": "本仓库路径的变体",
-         "baseline": "基准", "peer": "对照", "gpu-project": "本仓库 GPU 路径（GPU_MODEL）",
-         "gpu": "GPU 对照（ONNX Runtime）", "gpu-baseline": "GPU 基准（PyTorch eager）", "gpu-peer": "GPU 对照（PyTorch）"}
+ROLES = {Role.CARD: "模型卡的路径（ORT_MODEL）", Role.PROJECT: "本仓库路径（ORT_MODEL）", Role.VARIANT: "本仓库路径的变体",
+         Role.BASELINE: "基准", Role.PEER: "对照", Role.GPU_PROJECT: "本仓库 GPU 路径（GPU_MODEL）",
+         Role.ORT_GPU: "GPU 对照（ONNX Runtime）", Role.GPU_BASELINE: "GPU 基准（PyTorch eager）", Role.GPU_PEER: "GPU 对照（PyTorch）"}
 
 
 def _model(kind: str) -> str:
-    return "检查点目录" if kind == CHECKPOINT else f"`{MODEL_FILES[kind].format(bs='${bs}')}`"
+    return "检查点目录" if kind == CHECKPOINT else f"`{model_kind(kind).file.format(bs='${bs}')}`"
 
 
 def backends_markdown() -> str:

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 
-from dataclasses import dataclass
 
 from tinybert.data.dataset import file_sha256, read_sst2_tsv
 from tinybert.errors import ExportError, UsageError, expect
@@ -16,8 +15,9 @@ from tinybert.data.features import MANIFEST_NAME, encode_sentences, read_manifes
 from tinybert.fileio import os_errors_as, read_json, write_json_atomic
 from tinybert.model.modeling import vocab_path
 from tinybert.runtimes.runner import plan_batches, real_lengths
+from tinybert.model_kinds import CALIBRATION_RECORD_FILE
 from tinybert.settings import CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT, OPSET, SEQ_LEN, model_path
-from tinybert.export.checking import check_models, fast_verification, write_model
+from tinybert.export.checking import Calibration, ExportJob, check_models, fast_verification, write_model
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_static_int8
 
@@ -60,23 +60,13 @@ def _refuse_evaluation_set(calibration_sha256: str, features_dir: str | None) ->
                f"from ({os.path.basename(evaluated.get('path', '?'))}): calibrate on training data (CALIB_FILE)")
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """What static int8 calibrates on: a seeded sample of a training TSV (CALIB_FILE, CALIB_SAMPLES, CALIB_SEED)."""
-
-    file: str
-    samples: int = CALIB_SAMPLES
-    seed: int = CALIB_SEED
-    min_agreement: float | None = None  # the export check's bar (None: MIN_AGREEMENT)
-
-
 def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = ".", samples: int = CALIB_SAMPLES,
                        seed: int = CALIB_SEED, opset: int = OPSET, seq_len: int = SEQ_LEN,
                        features_dir: str | None = None, force: bool = False, min_agreement: float | None = None) -> dict:
     """Write (or keep, when its record matches) the calibrated static int8 model; returns the record."""
     expect(os.path.isfile(calibration_file), UsageError,
            f"{calibration_file}: expected a calibration TSV (CALIB_FILE, e.g. SST-2 train.tsv), found no such file")
-    target, record_path = model_path("int8_static", out_dir), model_path("int8_static_record", out_dir)
+    target, record_path = model_path("int8_static", out_dir), os.path.join(out_dir, CALIBRATION_RECORD_FILE)
     fp32 = model_path("fast", out_dir)
     sentences, record = calibration_sample(calibration_file, samples, seed)
     _refuse_evaluation_set(record["calibration_sha256"], features_dir)
@@ -104,3 +94,13 @@ def export_static_int8(model_dir: str, calibration_file: str, out_dir: str = "."
         write_json_atomic(record_path, record)
     print(f"[INFO] calibration inputs recorded in {record_path}")
     return record
+
+
+def write_static_int8(job: ExportJob) -> None:
+    """The int8_static kind's exporter: kept while its calibration record matches the inputs, else calibrated anew."""
+    calibration = job.calibration
+    expect(calibration is not None, UsageError, "expected a calibration file (CALIB_FILE) for the int8_static model, "
+                                                "got none")
+    export_static_int8(job.ckpt_dir, calibration.file, job.out_dir, samples=calibration.samples,
+                       seed=calibration.seed, opset=job.opset, seq_len=job.seq_len, features_dir=job.features_dir,
+                       min_agreement=calibration.min_agreement)

@@ -13,7 +13,31 @@ from tinybert.errors import ExportError, UsageError, expect
 from tinybert.data.features import MANIFEST_NAME
 from tinybert.fileio import atomic_path
 from tinybert.runtimes.runner import CARD_BATCHES, model_logits
-from tinybert.settings import FAST_VERIFY_BATCH, FAST_VERIFY_SAMPLES, MIN_OPSET
+from tinybert.results.gate_record import DEV_SET, GENERATED, UNLABELLED
+from tinybert.settings import CALIB_SAMPLES, CALIB_SEED, FAST_VERIFY_BATCH, FAST_VERIFY_SAMPLES, MIN_OPSET, OPSET, SEQ_LEN
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What static int8 calibrates on: a seeded sample of a training TSV (CALIB_FILE, CALIB_SAMPLES, CALIB_SEED)."""
+
+    file: str
+    samples: int = CALIB_SAMPLES
+    seed: int = CALIB_SEED
+    min_agreement: float | None = None  # the export check's bar (None: MIN_AGREEMENT)
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What every exporter of a model kind (model_kinds.ModelKind.exporter) is given."""
+
+    ckpt_dir: str  # the checkpoint folder the model is made from
+    out_dir: str
+    batch_size: int | None = None  # for the card's per-batch-size models
+    features_dir: str | None = None  # real features to check it on (else generated ids)
+    calibration: Calibration | None = None
+    opset: int = OPSET
+    seq_len: int = SEQ_LEN
 
 
 def write_model(path: str, write, note: str):
@@ -54,6 +78,7 @@ class Verification:
     reference: np.ndarray
     batch_size: int
     labels: np.ndarray | None = None  # the labels of the first len(labels) samples, each sample once
+    judged_on: str = GENERATED  # gate_record's name for what these samples can prove: DEV_SET, UNLABELLED, GENERATED
 
     def accuracy_drop(self, logits: np.ndarray) -> float | None:
         """Points of accuracy `logits` lose against PyTorch eager's on the labelled samples (None: no labels)."""
@@ -76,13 +101,27 @@ def verification(model_dir: str, opset: int, seq_len: int, features_dir: str | N
     arrays, description, labels = verification_inputs(features_dir, count, seq_len,
                                                       torch_backend.model.config.vocab_size)
     return Verification(torch_backend, arrays, description, model_logits(torch_backend, arrays, batch_size), batch_size,
-                        labels)
+                        labels, inputs_at_hand(features_dir))
 
 
 def fast_verification(model_dir: str, opset: int, seq_len: int, features_dir: str | None) -> Verification:
     """What every model made from the fast export is checked on: one sample and batch size for all of them."""
     return verification(model_dir, opset, seq_len, features_dir, count=FAST_VERIFY_SAMPLES,
                         batch_size=FAST_VERIFY_BATCH, at_most_features=True)
+
+
+SYNTHETIC = "generated sentences (no features found)"
+
+
+def inputs_at_hand(features_dir: str | None) -> str:
+    """What a gate checked on `features_dir` is judged on (gate_record.JUDGED_ON): the dev set where the features
+    carry labels, unlabelled sentences where they do not, generated ids where there are none."""
+    if not (features_dir and os.path.isfile(os.path.join(features_dir, MANIFEST_NAME))):
+        return GENERATED
+    from tinybert.data.features import read_manifest
+
+    labels = read_manifest(features_dir).get("labels")
+    return DEV_SET if labels and all(label in (0, 1) for label in labels) else UNLABELLED
 
 
 def verification_inputs(features_dir: str | None, count: int, seq_len: int, vocab_size: int):
@@ -105,7 +144,7 @@ def verification_inputs(features_dir: str | None, count: int, seq_len: int, voca
     input_mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
     # Ids past the special and [unused] entries of a BERT vocabulary; any id of a small one.
     input_ids = rng.integers(min(1000, vocab_size // 2), vocab_size, size=(count, seq_len)) * input_mask
-    return (input_ids, np.zeros_like(input_ids), input_mask), f"{count} synthetic samples (no features found)", None
+    return (input_ids, np.zeros_like(input_ids), input_mask), f"{count} {SYNTHETIC}", None
 
 
 def check_models(paths: dict[str, str], check: Verification, bucket_edges: str, tolerance: float, gated,
@@ -164,15 +203,22 @@ def record_gate(name: str, model_file: str, runtime: str, check: Verification, f
     else:
         passed = gates.reduced(agreement, drop)
         rule = f"same prediction as PyTorch for >= {100 * MIN_AGREEMENT:.0f}% of the samples" + (
-            f", accuracy at most {MAX_ACCURACY_DROP} points below PyTorch's" if drop is not None else
-            " (unlabelled samples: agreement only)")
+            f", accuracy at most {MAX_ACCURACY_DROP} points below PyTorch's" if drop is not None else "")
     figures = {"max_abs_diff": diff, "agreement": agreement, "accuracy_drop": drop}
     target = gate_record.write(name, record_dir or os.path.dirname(model_file) or ".", model_file=model_file,
                                runtime=runtime, gate=gate, rule=rule, passed=passed, figures=figures,
-                               checked_on=check.description, device=device)
+                               checked_on=check.description, judged_on=check.judged_on, device=device)
     setting = "GPU_MODEL" if device else "ORT_MODEL"
-    print(f"[INFO] {setting}={name}: gate {'passed' if passed else 'FAILED'} ({rule}) -> {target}")
+    print(f"[INFO] {setting}={name}: gate {'passed' if passed else 'FAILED'} ({rule}; {judged(check)}) -> {target}")
     return passed
+
+
+def judged(check: Verification) -> str:
+    """What a gate line says it was judged on: the dev set, or agreement only on so many sentences."""
+    if check.judged_on == DEV_SET:
+        return f"judged on the dev set, {len(check.labels)} labelled sentences"
+    what = "generated" if check.judged_on == GENERATED else "unlabelled"
+    return f"agreement only, {len(check.reference)} {what} sentences"
 
 
 def _remove(paths) -> list[str]:

@@ -7,8 +7,9 @@ import os
 
 from tinybert.errors import ExportError
 from tinybert.fileio import os_errors_as
-from tinybert.settings import EXPORT_TOLERANCE, FAST_MODEL_KINDS, OPSET, SEQ_LEN, model_path
-from tinybert.export.checking import check_models, fast_verification, stale, write_model
+from tinybert.model_kinds import group
+from tinybert.settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, model_path
+from tinybert.export.checking import ExportJob, check_models, fast_verification, stale, write_model
 from tinybert.export.graphs import export_torchscript, quantize_int8, simplify
 
 FP32_KINDS = ("dynamic", "sim_dynamic", "fast")  # held to the tolerance; int8's gate is recorded, not enforced
@@ -22,7 +23,7 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = OPSET, s
     stays unfused (docs/measurements/fused-attention.md). Removes them all when an fp32 model leaves `tolerance`."""
     from tinybert.model.modeling import cls_only_last_layer, weights_path
 
-    paths = {kind: model_path(kind, out_dir) for kind in FAST_MODEL_KINDS}
+    paths = {kind.name: model_path(kind.name, out_dir) for kind in group("fast")}
     if not force and not stale(paths.values(), weights_path(model_dir)):
         print(f"[INFO] {', '.join(map(os.path.basename, paths.values()))} in {out_dir} are newer than the weights; "
               "not exported again")
@@ -44,3 +45,8 @@ def export_fast_models(model_dir: str, out_dir: str = ".", opset: int = OPSET, s
     report = check_models(paths, check, "tight", tolerance, gated=FP32_KINDS, remove_on_failure=paths.values(),
                           records=RECORDED)
     return {"paths": paths, **report}
+
+
+def write_fast(job: ExportJob) -> None:
+    """The fast group's exporter (dynamic, sim_dynamic, fast, int8): all of them, unless all are newer than the weights."""
+    export_fast_models(job.ckpt_dir, job.out_dir, job.opset, job.seq_len, job.features_dir)

@@ -51,6 +51,11 @@ def quantize_int8(source: str, target: str) -> None:
         logging.disable(logging.NOTSET)
 
 
+def quantize_int8_chain(source: str, target: str, calibration_batches) -> None:
+    """Dynamic int8 as a model kind's quantizer: it calibrates nothing, so the batches go unused."""
+    quantize_int8(source, target)
+
+
 def quantize_static_int8(source: str, target: str, calibration_batches) -> None:
     """Static int8 (QDQ): MatMul weights int8 per output channel, activations uint8 calibrated on
     `calibration_batches` (input name -> array); converted to opset 13 first, as per-channel dequantizing needs."""

@@ -11,8 +11,9 @@ from tinybert.errors import ExportError
 from tinybert.fileio import os_errors_as
 from tinybert.model.modeling import vocab_path
 from tinybert.settings import OPSET, SEQ_LEN, model_path
-from tinybert.export.calibrated import Calibration, agreement_bar, calibration_batches, calibration_sample
-from tinybert.export.checking import check_models, fast_verification
+from tinybert.errors import UsageError, expect
+from tinybert.export.calibrated import agreement_bar, calibration_batches, calibration_sample
+from tinybert.export.checking import Calibration, ExportJob, check_models, fast_verification, stale
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_nncf_int8
 
@@ -43,3 +44,14 @@ def export_openvino_int8(model_dir: str, calibration: Calibration, out_dir: str 
                  min_agreement=agreement_bar(calibration.min_agreement), runtime="openvino",
                  records={"ov_int8": "openvino_int8"})
     return xml
+
+
+def write_openvino_int8(job: ExportJob) -> None:
+    """The ov_int8 kind's exporter: written when missing or older than the weights."""
+    from tinybert.model.modeling import weights_path
+
+    expect(job.calibration is not None, UsageError, "expected a calibration file (CALIB_FILE) for the ov_int8 model, "
+                                                    "got none")
+    if stale([model_path("ov_int8", job.out_dir)], weights_path(job.ckpt_dir)):
+        export_openvino_int8(job.ckpt_dir, job.calibration, job.out_dir, opset=job.opset, seq_len=job.seq_len,
+                             features_dir=job.features_dir)

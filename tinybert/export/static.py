@@ -10,7 +10,7 @@ from tinybert.errors import ExportError, UsageError, expect
 from tinybert.fileio import os_errors_as
 from tinybert.runtimes.runner import CARD_BATCHES
 from tinybert.settings import EXPORT_TOLERANCE, OPSET, SEQ_LEN, VERIFY_SAMPLES, model_path
-from tinybert.export.checking import check_models, verification, write_model
+from tinybert.export.checking import ExportJob, check_models, stale, verification, write_model
 from tinybert.export.graphs import export_torchscript, simplify
 
 
@@ -39,3 +39,13 @@ def export(model_dir: str, batch_size: int, out_dir: str = ".", opset: int = OPS
         write_model(paths["sim"], lambda tmp: simplify(paths["onnx"], tmp), f"simplified -> {paths['sim']}")
     report = check_models(paths, check, CARD_BATCHES, tolerance, gated=paths, remove_on_failure=paths.values())
     return ExportReport(paths["onnx"], paths["sim"], report["max_abs_diff"], len(check.reference))
+
+
+def write_static(job: ExportJob) -> None:
+    """The static pair's exporter (model kinds onnx and sim): written when either is missing or older than the weights."""
+    from tinybert.model.modeling import weights_path
+
+    paths = [model_path(kind, job.out_dir, job.batch_size) for kind in ("onnx", "sim")]
+    if stale(paths, weights_path(job.ckpt_dir)):
+        export(job.ckpt_dir, job.batch_size, job.out_dir, opset=job.opset, seq_len=job.seq_len,
+               features_dir=job.features_dir)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from tinybert.errors import BackendUnavailableError, ModelFileError, UsageError, expect
 from tinybert import registry
-from tinybert.registry import (CHECKPOINT, CPU, CUDA, RUNTIMES, Backend, RunPath, alternatives, backend, project_path,
-                               run_path, runtime)
+from tinybert.registry import (CHECKPOINT, CPU, CUDA, GPU_MODEL, ORT_MODEL, RUNTIMES, Backend, RunPath, alternatives,
+                               backend, project_path, run_path, runtime)
 from tinybert.runtimes.needs import backend_unmet, unmet_needs
 from tinybert.settings import default, model_path
 
@@ -42,9 +42,9 @@ def backend_model(name: str, request: Request, batch_size: int | None) -> str:
     """The model file backend `name` runs for `batch_size` under these settings."""
     entry = next((b for b in registry.BACKENDS if b.name == name), None) or backend(name)
     kind = entry.model
-    if kind == "ort_model":
+    if kind == ORT_MODEL:
         return model_file(project_path(request.ort_model).name, request.model_dir, batch_size)
-    if kind == "gpu_model":  # every GPU path runs the checkpoint itself
+    if kind == GPU_MODEL:  # every GPU path runs the checkpoint itself
         return request.ckpt_dir
     if kind == "om":
         kind = "om_gears" if request.dynamic_dims else "om"
@@ -73,9 +73,10 @@ class OrtModelChoice:
         return record if self.setting == "ORT_MODEL" else {**record, "setting": self.setting}
 
 
-def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
+def resolve_ort_model(value: str, model_dir: str = ".", having: str | None = None) -> OrtModelChoice:
     """ORT_MODEL's path: a path name as given; auto the first path of this CPU class's registry.auto_order whose
-    gate record beside its model in `model_dir` says passed on this CPU class, else the order's last (fast)."""
+    gate record beside its model in `model_dir` says passed on this CPU class (judged on inputs no weaker than
+    `having`: gate_record.JUDGED_ON), else the order's last (fast)."""
     if value != registry.AUTO:
         return OrtModelChoice(value, project_path(value).name)
     from tinybert.capabilities import current
@@ -88,9 +89,9 @@ def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
         path = project_path(name)
         unmet = next(unmet_needs(path), None)  # the model is exported: its calibration is done
         state, why = ("unmet", unmet) if unmet else \
-            gate_record.status(name, model_dir, model_file(name, model_dir), cpu_class)
+            gate_record.status(name, model_dir, model_file(name, model_dir), cpu_class, having or gate_record.GENERATED)
         if state == "passed":
-            return OrtModelChoice(value, name, f"gate passed on {cpu_class} at export")
+            return OrtModelChoice(value, name, f"gate passed on {cpu_class}, {_judged(name, model_dir)}")
         passed_over.append(f"{name}: {why}")
     fallback = order[-1]
     if not passed_over:
@@ -99,8 +100,17 @@ def resolve_ort_model(value: str, model_dir: str = ".") -> OrtModelChoice:
                           + " (ORT_MODEL=auto bash test/pth2onnx.sh 1 exports and checks them here)")
 
 
+def _judged(path: str, model_dir: str) -> str:
+    """What a passed gate record was judged on, as the choice line says it."""
+    from tinybert.results import gate_record
+
+    record = gate_record.read(path, model_dir) or {}
+    judged_on = record.get("judged_on") or "unrecorded inputs"
+    return f"judged on the {judged_on}" if judged_on == gate_record.DEV_SET else f"agreement only, on {judged_on}"
+
+
 def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = None,
-                      device: int | None = None) -> OrtModelChoice:
+                      device: int | None = None, having: str | None = None) -> OrtModelChoice:
     """GPU_MODEL's path: a path name as given; auto the first of `gpu_auto_candidates` whose gate record in
     `model_dir` passed on this very GPU for these weights (`export.ensure_gpu_gates` writes them), else gpu-fp32."""
     from tinybert.registry import GPU_AUTO_ORDER, gpu_path
@@ -117,9 +127,11 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
     passed_over = []
     for candidate in candidates:
         unmet = next(unmet_needs(gpu_path(candidate)), None)
-        state, why = ("unmet", unmet) if unmet else gate_record.status(candidate, model_dir, weights, name)
+        state, why = ("unmet", unmet) if unmet else \
+            gate_record.status(candidate, model_dir, weights, name, having or gate_record.GENERATED)
         if state == "passed":
-            return OrtModelChoice(value, candidate, f"gate passed on {name}; order {order_why}", setting="GPU_MODEL")
+            return OrtModelChoice(value, candidate, f"gate passed on {name}, {_judged(candidate, model_dir)}; order "
+                                                    f"{order_why}", setting="GPU_MODEL")
         passed_over.append(f"{candidate}: {why}")
     return OrtModelChoice(value, GPU_AUTO_ORDER[-1], "no faster path's gate passed here: " + "; ".join(passed_over),
                           setting="GPU_MODEL")
@@ -148,9 +160,10 @@ class SettingModel:
     model: str
 
 
-def ort_model_file(value: str, model_dir: str = ".", batch_size: int | None = None) -> SettingModel:
+def ort_model_file(value: str, model_dir: str = ".", batch_size: int | None = None,
+                   having: str | None = None) -> SettingModel:
     """ORT_MODEL's path and its model file in `model_dir`: the one place the setting becomes a model."""
-    choice = resolve_ort_model(value, model_dir)
+    choice = resolve_ort_model(value, model_dir, having)
     path = project_path(choice.path)
     return SettingModel(choice, path, model_file(path.name, model_dir, batch_size))
 
@@ -227,31 +240,31 @@ def plan_model(runtime_name: str, model: str, *, threads: int | None = None, req
 
 
 def plan_settings(backend_name: str, request: Request, batch_size: int | None, *, threads: int | None = None,
-                  requests: int | str | None = None, device: int | None = None) -> RunPlan:
-    """What BACKEND runs under the settings test/*.sh pass: onnxruntime ORT_MODEL's path, gpu GPU_MODEL's on GPU
-    DEVICE, cann the simplified static model on NPU DEVICE (ais_bench runs its OM models itself)."""
-    expect(backend_name != "ais_bench", UsageError,
-           "expected a backend other than ais_bench: the OM models run with ais_bench itself "
+                  requests: int | str | None = None, device: int | None = None, having: str | None = None) -> RunPlan:
+    """What BACKEND runs under the settings test/*.sh pass (registry.BACKENDS says what each runs): ORT_MODEL's path,
+    GPU_MODEL's on GPU DEVICE, or its own model kind on its runtime (cann on NPU DEVICE); ais_bench runs itself."""
+    entry = backend(backend_name)
+    expect(not entry.foreign, UsageError,
+           f"expected a backend other than {backend_name}: the OM models run with {backend_name} itself "
            "(test/ais_inference.sh, test/perf.sh); infer runs gear models with --dynamic_dims")
-    expect(backend_name in ("onnxruntime", "gpu", "cann"), UsageError,
-           f"expected --model with --backend {backend_name} (settings choose a model only for BACKEND "
-           f"{alternatives(['onnxruntime', 'gpu', 'cann'])})")
-    if backend_name == "gpu":
-        return plan_gpu(request, threads=threads, device=device)
-    chosen = ort_model_file(request.ort_model, request.model_dir, batch_size) if backend_name == "onnxruntime" else None
+    if entry.model == GPU_MODEL:
+        return plan_gpu(request, threads=threads, device=device, having=having)
+    chosen = ort_model_file(request.ort_model, request.model_dir, batch_size, having) \
+        if entry.model == ORT_MODEL else None
     model = chosen.model if chosen else backend_model(backend_name, request, batch_size)
-    what = f"ORT_MODEL={chosen.path.name}" if chosen else "BACKEND=cann"
+    what = f"ORT_MODEL={chosen.path.name}" if chosen else f"BACKEND={backend_name}"
     expect(os.path.isfile(model), ModelFileError, f"{model}: expected the ONNX model for {what}, found no such file "
                                                   f"(run test/pth2onnx.sh {batch_size or '<batch_size>'})")
     if chosen is None:
-        return plan_model("cann", model, threads=threads, device=device)
+        return plan_model(entry.runtime, model, threads=threads, device=device)
     path = chosen.path
     return RunPlan(path.runtime, model, _options(path.runtime, path, threads, requests), path.name, chosen.choice)
 
 
-def plan_gpu(request: Request, *, threads: int | None = None, device: int | None = None) -> RunPlan:
+def plan_gpu(request: Request, *, threads: int | None = None, device: int | None = None,
+             having: str | None = None) -> RunPlan:
     """GPU_MODEL's path on CUDA device DEVICE, running the checkpoint (CKPT_DIR) itself."""
-    choice = resolve_gpu_model(request.gpu_model, request.model_dir, request.ckpt_dir, device)
+    choice = resolve_gpu_model(request.gpu_model, request.model_dir, request.ckpt_dir, device, having)
     path = registry.gpu_path(choice.path)
     expect(os.path.isdir(request.ckpt_dir), ModelFileError,
            f"{request.ckpt_dir}: expected the TinyBERT checkpoint folder (CKPT_DIR) for BACKEND=gpu, found no such "

@@ -1,4 +1,4 @@
-"""What the model steps (infer, perf, predict) run and how: the run plan of their options from `runtimes.route` (an
+"""What the model steps (infer, perf, predict) run and how: their options prepared into a ready model (`prepare`: an
 explicit model on a runtime, or the settings test/*.sh pass through), then the step itself."""
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ class ModelSettings:
     requests: str | None = None
     device: int | None = None
     call_tokens: int = 0
+    calibration_file: str | None = None
+    calibration_samples: int | None = None
+    calibration_seed: int | None = None
 
     @classmethod
     def of(cls, namespace) -> ModelSettings:
@@ -30,28 +33,27 @@ class ModelSettings:
         return cls(**{f.name: getattr(namespace, f.name) for f in fields(cls) if hasattr(namespace, f.name)})
 
 
-def plan(settings: ModelSettings, batch_size: int | None, features_dir: str | None = None):
-    """The run plan of a step's options: `model` on `runtime`, else what the settings pick for `backend` (GPU_MODEL=auto:
-    the GPU paths' gates checked first where no record says, on `features_dir`)."""
-    from tinybert.errors import UsageError, expect
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import plan_model, plan_settings
+def request(settings: ModelSettings, batch_size: int | None, features_dir: str | None = None):
+    """The prepare step's request of a step's options (None: the step's defaults)."""
+    from tinybert.prepare import Calibration, ModelRequest
+    from tinybert.settings import CALIB_SAMPLES, CALIB_SEED
 
     s = settings
-    if s.model is not None:
-        expect(s.backend is None, UsageError,
-               f"expected --runtime with --model (--backend picks a model from the settings), got --backend {s.backend}")
-        return plan_model(s.runtime or "onnxruntime", s.model, threads=s.threads, requests=s.requests,
-                          device=s.device)
-    expect(s.runtime is None, UsageError, f"expected --model with --runtime {s.runtime} (without --model, "
-                                          "--backend and the settings pick the runtime)")
-    request = Request(s.model_dir, s.ort_model, s.dynamic_dims, ckpt_dir=s.ckpt_dir, gpu_model=s.gpu_model)
-    if s.backend == "gpu" and s.gpu_model == "auto":
-        from tinybert.export.gpu import ensure_gpu_gates
+    calibration = Calibration(s.calibration_file, s.calibration_samples or CALIB_SAMPLES,
+                              CALIB_SEED if s.calibration_seed is None else s.calibration_seed) \
+        if s.calibration_file else None
+    given = {"model_dir": s.model_dir, "ort_model": s.ort_model, "gpu_model": s.gpu_model, "ckpt_dir": s.ckpt_dir}
+    return ModelRequest(backend=s.backend or ("onnxruntime" if s.model is None else None), model=s.model,
+                        runtime=s.runtime, dynamic_dims=s.dynamic_dims, batch_size=batch_size,
+                        features_dir=features_dir, calibration=calibration, threads=s.threads, requests=s.requests,
+                        device=s.device, **{k: v for k, v in given.items() if v is not None})
 
-        ensure_gpu_gates(s.ckpt_dir, s.model_dir, features_dir, device=s.device)
-    return plan_settings(s.backend or "onnxruntime", request, batch_size, threads=s.threads, requests=s.requests,
-                         device=s.device)
+
+def plan(settings: ModelSettings, batch_size: int | None, features_dir: str | None = None):
+    """The run plan of a step's options, prepared (`prepare`: exported, gated on `features_dir`, chosen)."""
+    from tinybert.prepare import prepare
+
+    return prepare(request(settings, batch_size, features_dir)).plan
 
 
 def call_tokens(run_plan, requested: int) -> int:
@@ -70,9 +72,7 @@ def device_name(run_plan) -> str | None:
 
 
 def print_plan(run_plan) -> None:
-    """What runs, and for ORT_MODEL=auto which path it chose and why."""
-    if run_plan.choice is not None and run_plan.choice.reason:
-        print(run_plan.choice.line())
+    """What runs (the prepare step said which path auto chose and why)."""
     print(f"[INFO] {run_plan.describe()}")
 
 
@@ -86,7 +86,9 @@ def infer(settings: ModelSettings, inputs: list[str], *, output: str, batch_size
     once per gear (`infer_gears`)."""
     from tinybert.steps.inference import manifest_folder, run_inference
 
-    if settings.backend == "ais_bench" and settings.model is None:
+    from tinybert.registry import foreign
+
+    if settings.model is None and foreign(settings.backend or ""):
         return infer_gears(settings, inputs, batch_size=batch_size, output=output, outfmt=outfmt,
                            output_dirname=output_dirname)
     run_plan = plan(settings, batch_size, manifest_folder(inputs))
@@ -134,61 +136,54 @@ def perf(settings: ModelSettings, *, batch_size: int, loop: int | None, warmup: 
             device_name=device_name(run_plan), **options)
 
 
-def predict_gpu_plan(*, backend: str, model_dir: str, gates_dir: str, gpu_model: str, threads: int | None,
-                     device: int | None):
-    """predict's GPU plan where BACKEND picks the GPU (auto: where torch sees one), else None: PyTorch on the CPU."""
-    from tinybert.registry import AUTO
-    from tinybert.runtimes.route import Request
-    from tinybert.runtimes.route import explain_backend, plan_gpu
-
-    request = Request(model_dir=gates_dir, ckpt_dir=model_dir, gpu_model=gpu_model)
-    name, why = explain_backend(backend, [], request, among=("gpu", "onnxruntime"))
-    if backend == "auto":
-        print(f"[INFO] BACKEND=auto -> {name} ({why})", file=sys.stderr)
-    if name != "gpu":
-        return None
-    if gpu_model == AUTO:
-        from tinybert.export.gpu import ensure_gpu_gates
-
-        ensure_gpu_gates(model_dir, gates_dir, device=device)
-    run_plan = plan_gpu(request, threads=threads, device=device)
-    print(f"{run_plan.choice.line()}: {run_plan.describe()}", file=sys.stderr)
-    return run_plan
-
-
-def predict_model(onnx: str, ort_model: str) -> tuple[str, str]:
-    """predict's model file and runtime: a folder runs ORT_MODEL's path in it (auto resolved there); a file runs
-    as named, on its path's runtime (auto: ONNX Runtime's); the choice goes to stderr."""
+def predict_plan(*, backend: str, model_dir: str | None, onnx: str | None, ort_model: str, gates_dir: str,
+                 gpu_model: str, threads: int | None, requests: str | None, device: int | None, calibration=None):
+    """What predict runs, prepared: `onnx` (a file as named, on ORT_MODEL's runtime; a folder: ORT_MODEL's path in
+    it), else the checkpoint on BACKEND's device (PyTorch eager on the CPU); the choice goes to stderr."""
     import os
 
-    from tinybert.registry import AUTO, project_path
-    from tinybert.runtimes.route import ort_model_file
+    from tinybert.prepare import ModelRequest, prepare
+    from tinybert.registry import AUTO, ORT_MODEL, backend as backend_entry, path_backends, project_path
+    from tinybert.runtimes.route import Request, explain_backend
 
-    if os.path.isdir(onnx):
-        chosen = ort_model_file(ort_model, onnx)
-        print(f"{chosen.choice.line()}: {chosen.model} on {chosen.path.runtime}", file=sys.stderr)
-        return chosen.model, chosen.path.runtime
-    if ort_model == AUTO:
-        print(f"[INFO] ORT_MODEL=auto: {onnx} is one file, run as named on onnxruntime (name a folder to let auto "
-              "choose)", file=sys.stderr)
-        return onnx, "onnxruntime"
-    return onnx, project_path(ort_model).runtime
+    if onnx and os.path.isdir(onnx):
+        ready = prepare(ModelRequest(model_dir=onnx, ort_model=ort_model, calibration=calibration, threads=threads,
+                                     requests=requests), out=sys.stderr)
+        print(f"[INFO] ORT_MODEL={ready.plan.path}: {ready.model} on {ready.runtime}", file=sys.stderr)
+        return ready.plan
+    if onnx:
+        if ort_model == AUTO:
+            print(f"[INFO] ORT_MODEL=auto: {onnx} is one file, run as named on onnxruntime (name a folder to let auto "
+                  "choose)", file=sys.stderr)
+        runtime = "onnxruntime" if ort_model == AUTO else project_path(ort_model).runtime
+        return prepare(ModelRequest(backend=None, model=onnx, runtime=runtime, threads=threads,
+                                    requests=requests)).plan
+    request = Request(model_dir=gates_dir, ckpt_dir=model_dir, gpu_model=gpu_model)
+    name, why = explain_backend(backend, [], request, among=path_backends())
+    if backend == AUTO:
+        print(f"[INFO] BACKEND=auto -> {name} ({why})", file=sys.stderr)
+    if backend_entry(name).model == ORT_MODEL:  # the checkpoint itself on the CPU: nothing to export
+        return prepare(ModelRequest(backend=None, model=model_dir, runtime="pytorch", threads=threads)).plan
+    ready = prepare(ModelRequest(backend=name, model_dir=gates_dir, ckpt_dir=model_dir, gpu_model=gpu_model,
+                                 threads=threads, device=device), out=sys.stderr)
+    print(f"{ready.choice.line()}: {ready.plan.describe()}", file=sys.stderr)
+    return ready.plan
 
 
 def predict_step(arguments: list[str], stdin, *, model_dir: str | None, onnx: str | None, ort_model: str,
                  vocab_file: str | None, max_seq_length: int | None, threads: int | None, requests: str | None,
-                 backend: str, gpu_model: str, gates_dir: str, device: int | None) -> None:
+                 backend: str, gpu_model: str, gates_dir: str, device: int | None, calibration=None) -> None:
     """The predict step: the sentences given (none: `stdin`'s lines) labelled by `onnx` on ORT_MODEL's runtime, else
     by the checkpoint on BACKEND's device; printed."""
+    from tinybert.errors import UsageError, expect
     from tinybert.steps.predict import predict, print_predictions, read_sentences
 
-    runtime = "pytorch"
-    if onnx:
-        onnx, runtime = predict_model(onnx, ort_model)
+    expect((model_dir is None) != (onnx is None), UsageError,
+           "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
+           f"got {'both' if model_dir and onnx else 'neither'}")
     sentences = read_sentences(arguments, stdin)
-    run_plan = None if onnx or not model_dir else predict_gpu_plan(
-        backend=backend, model_dir=model_dir, gates_dir=gates_dir, gpu_model=gpu_model, threads=threads,
-        device=device)
+    run_plan = predict_plan(backend=backend, model_dir=model_dir, onnx=onnx, ort_model=ort_model, gates_dir=gates_dir,
+                            gpu_model=gpu_model, threads=threads, requests=requests, device=device,
+                            calibration=calibration)
     print_predictions(predict(sentences, model_dir=model_dir, onnx=onnx, vocab_file=vocab_file,
-                              max_seq_length=max_seq_length, threads=threads, runtime=runtime, requests=requests,
-                              plan=run_plan))
+                              max_seq_length=max_seq_length, plan=run_plan))

@@ -9,7 +9,7 @@ from typing import Iterable, TextIO
 
 import numpy as np
 
-from tinybert.runtimes.route import plan_model
+from tinybert import LABEL_NAMES
 from tinybert.errors import DataFormatError, ModelFileError, UsageError, expect
 from tinybert.data.features import encode_sentences
 from tinybert.data.tsv import undecodable_byte
@@ -17,7 +17,6 @@ from tinybert.model.modeling import vocab_path
 from tinybert.runtimes.runner import model_logits, softmax
 from tinybert.settings import SEQ_LEN, default
 
-LABEL_NAMES = ("negative", "positive")
 NO_LABEL, NON_FINITE = -1, "non-finite"  # the model gave NaN/inf logits: no label is shown for them
 DYNAMIC_BATCH = 64  # rows per call when the model accepts any batch size
 
@@ -73,11 +72,12 @@ def _open_runtime(model_dir: str | None, onnx: str | None, threads: int | None, 
     expect((model_dir is None) != (onnx is None), UsageError,
            "expected exactly one of --model_dir (PyTorch checkpoint) or --onnx (ONNX model), "
            f"got {'both' if model_dir and onnx else 'neither'}")
-    if plan is not None:  # the checkpoint on the GPU (runtimes.route.plan_gpu)
-        return plan.open()
-    if onnx is not None:
-        return plan_model(runtime, onnx, threads=threads, requests=requests).open()
-    return plan_model("pytorch", model_dir, threads=threads).open()
+    if plan is None:  # a model named as it is: prepared as any explicit model
+        from tinybert.prepare import ModelRequest, prepare
+
+        plan = prepare(ModelRequest(backend=None, model=onnx or model_dir, runtime=runtime if onnx else "pytorch",
+                                    threads=threads, requests=requests if onnx else None)).plan
+    return plan.open()
 
 
 def _sequence_length(runner, requested: int | None, model_path: str) -> int:
