@@ -113,7 +113,11 @@ def test_gpu_model_routes_to_the_cuda_runtime_with_its_options(tmp_path, small_i
 
 
 def test_gates_are_checked_once_per_gpu_and_auto_trusts_them(tmp_path, small_inputs, small_features):
-    from tinybert.export.gpu import ensure_gpu_gates
+    from tinybert.export import ExportJob
+    from tinybert.prepare.gates import gpu_candidates
+
+    def ensure_gpu_gates(ckpt_dir, model_dir, features_dir):
+        return gpu_candidates(ExportJob(ckpt_dir=ckpt_dir, out_dir=model_dir, features_dir=features_dir), None)
 
     ckpt = str(small_inputs.checkpoint)
     with faked(gpu=H200):
@@ -123,6 +127,7 @@ def test_gates_are_checked_once_per_gpu_and_auto_trusts_them(tmp_path, small_inp
         assert set(states) == {"gpu-fp16", "gpu-bf16", "gpu-tf32"} and set(states.values()) <= {"passed", "failed"}
         record = json.loads(Path(gate_record_path("gpu-fp16", str(tmp_path))).read_text())
         assert record["cpu_class"] == FAKED and record["model"] == "pytorch_model.bin" and record["gate"] == "reduced"
+        assert record["judged_on"] == "dev set"  # the small features carry labels
         first = {name: os.path.getmtime(gate_record_path(name, str(tmp_path))) for name in states}
         assert ensure_gpu_gates(ckpt, str(tmp_path), str(small_features)) == states  # trusted: not checked again
         assert first == {name: os.path.getmtime(gate_record_path(name, str(tmp_path))) for name in states}

@@ -133,7 +133,8 @@ def test_the_gpu_targets_compare_the_fastest_gated_gpu_path_with_pytorch_on_the_
 def _pass_gates(model_dir, weights, names):
     for name in names:
         gate_record.write(name, model_dir, model_file=weights, runtime="pytorch-cuda", gate="reduced", rule="test",
-                          passed=True, figures={"agreement": 1.0}, checked_on="now", device=FAKED)
+                          passed=True, figures={"agreement": 1.0}, checked_on="now", judged_on=gate_record.DEV_SET,
+                          device=FAKED)
 
 
 def test_auto_orders_by_the_benchmarks_figures_and_takes_the_compiled_path_only_so(tmp_path, small_inputs):

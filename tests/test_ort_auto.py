@@ -30,7 +30,7 @@ def _record(tmp_path, name: str, passed: bool = True) -> None:
     gate_record.write(name, str(tmp_path), model_file=model, runtime=registry.project_path(name).runtime,
                       gate="reduced", rule="test rule", passed=passed,
                       figures={"max_abs_diff": 0.05, "agreement": 0.995 if passed else 0.9, "accuracy_drop": 0.0},
-                      checked_on="test samples")
+                      checked_on="test samples", judged_on=gate_record.GENERATED)
 
 
 def test_each_cpu_class_has_an_order_that_ends_with_fast():
@@ -55,11 +55,11 @@ def test_auto_picks_the_first_ranked_path_that_passed_here(tmp_path):
         _record(tmp_path, "int8_static")
         choice = resolve_ort_model("auto", str(tmp_path))
         assert choice.path == "int8_static"  # int8 has no record: the next in the order
-        assert choice.reason == "gate passed on AVX2 at export"
+        assert choice.reason == "gate passed on AVX2, agreement only, on generated ids"
         _record(tmp_path, "int8")
         choice = resolve_ort_model("auto", str(tmp_path))
-        assert choice.line() == "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2 at export)"
-        assert choice.record() == {"requested": "auto", "path": "int8", "reason": "gate passed on AVX2 at export"}
+        assert choice.line() == "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2, agreement only, on generated ids)"
+        assert choice.record() == {"requested": "auto", "path": "int8", "reason": "gate passed on AVX2, agreement only, on generated ids"}
 
 
 def test_a_failed_gate_falls_back_with_the_reason(tmp_path):
@@ -67,7 +67,7 @@ def test_a_failed_gate_falls_back_with_the_reason(tmp_path):
         _record(tmp_path, "int8", passed=False)
         choice = resolve_ort_model("auto", str(tmp_path))
     assert choice.path == "fast"
-    assert "int8: its gate failed at export (same prediction as PyTorch for 90.00%" in choice.reason
+    assert "int8: its gate failed (same prediction as PyTorch for 90.00%" in choice.reason
     assert f"int8_static: no gate record TinyBERT_int8_static.gate.json in {tmp_path}" in choice.reason
     assert choice.line().startswith("[INFO] ORT_MODEL=auto -> fast (no faster path's gate passed here: ")
 
@@ -120,24 +120,26 @@ def test_the_export_records_each_gate(tmp_path):
 
 
 def test_the_auto_export_checks_again_only_what_it_cannot_trust(tmp_path, monkeypatch):
-    import tinybert.export as export
+    from tinybert.export import ExportJob
+    from tinybert.prepare import gates
 
     checked, exported = [], []
 
-    def fake_ensure(kind, model_dir, out_dir, **options):
+    def fake_ensure(kind, job):
         exported.append(kind)
         return _model(tmp_path, kind)  # the same bytes as _record's: its record stays current
 
-    monkeypatch.setattr(export, "ensure_model", fake_ensure)
-    monkeypatch.setattr(export, "fast_verification", lambda *a: "check")
-    monkeypatch.setattr(export, "check_models", lambda paths, check, *a, runtime, records, **k: checked.append(
+    monkeypatch.setattr(gates, "ensure_model", fake_ensure)
+    monkeypatch.setattr(gates, "fast_verification", lambda *a: "check")
+    monkeypatch.setattr(gates, "check_models", lambda paths, check, *a, runtime, records, **k: checked.append(
         (list(paths), runtime, records)))
+    job = ExportJob(ckpt_dir="ckpt", out_dir=str(tmp_path))
     with faked("avx2"):
         _record(tmp_path, "int8")  # passed here: trusted
-        export.ensure_auto_models("ckpt", str(tmp_path))  # no calibration file: int8_static is not exported
+        gates.cpu_candidates(job)  # no calibration file: int8_static is not exported
     assert checked == [] and exported == ["int8"]  # one export writes the fast models; fast, the fallback, needs no check
     with faked("amx", without=("openvino",)):  # another CPU class: int8 is checked again; bf16 cannot run here
-        export.ensure_auto_models("ckpt", str(tmp_path))
+        gates.cpu_candidates(job)
     assert checked == [(["int8"], "onnxruntime", {"int8": "int8"})]
 
 
@@ -153,10 +155,10 @@ def test_the_steps_record_the_choice(tmp_path, monkeypatch, capsys):
         _record(tmp_path, "int8")
         base = ["--batchsize", "1", "--model_dir", str(tmp_path), "--ort_model", "auto"]
         assert cli.run("perf", base) == 0 and cli.run("infer", base + ["--input", "a,b,c"]) == 0
-    chosen = {"requested": "auto", "path": "int8", "reason": "gate passed on AVX2 at export"}
+    chosen = {"requested": "auto", "path": "int8", "reason": "gate passed on AVX2, agreement only, on generated ids"}
     assert calls["perf"]["ort_model"] == calls["infer"]["ort_model"] == chosen
     out = capsys.readouterr().out
-    assert out.count("[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2 at export)") == 2
+    assert out.count("[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2, agreement only, on generated ids)") == 2
     assert f"model {tmp_path}/TinyBERT_int8.onnx (ORT_MODEL=int8)" in out
 
 
@@ -169,24 +171,24 @@ def test_predict_with_a_folder_runs_auto_s_choice(tmp_path, monkeypatch, capsys)
     with faked("avx2"):
         _record(tmp_path, "int8")
         assert cli.run("predict", ["--onnx", str(tmp_path), "a fine film"]) == 0  # auto: predict.sh's default
-        assert (ran["onnx"], ran["runtime"]) == (f"{tmp_path}/TinyBERT_int8.onnx", "onnxruntime")
-        assert "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2 at export)" in capsys.readouterr().err
+        assert (ran["plan"].model, ran["plan"].runtime) == (f"{tmp_path}/TinyBERT_int8.onnx", "onnxruntime")
+        assert "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2, agreement only, on generated ids)" in capsys.readouterr().err
         assert cli.run("predict", ["--onnx", str(tmp_path / "TinyBERT_fast.onnx"), "a fine film"]) == 0
-        assert ran["onnx"] == f"{tmp_path}/TinyBERT_fast.onnx"  # one file runs as named
+        assert ran["plan"].model == f"{tmp_path}/TinyBERT_fast.onnx"  # one file runs as named
         assert "is one file, run as named on onnxruntime" in capsys.readouterr().err
 
 
 def test_classify_runs_and_records_auto_s_choice(tmp_path, monkeypatch, capsys):
-    import tinybert.export
     from tinybert.classify.pipeline import ClassifyOptions, ensure_model
+    from tinybert.prepare import gates
 
-    monkeypatch.setattr(tinybert.export, "ensure_auto_models", lambda *a, **k: None)
+    monkeypatch.setattr(gates, "cpu_candidates", lambda *a, **k: {})
     assert ClassifyOptions("x").ort_model == "auto"  # classify's default
     with faked("avx2"):
         _record(tmp_path, "int8")
-        choice, model = ensure_model(ClassifyOptions("x", model_dir=str(tmp_path)))
-    assert (choice.path, model) == ("int8", f"{tmp_path}/TinyBERT_int8.onnx")
-    assert "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2 at export)" in capsys.readouterr().out
+        ready, model = ensure_model(ClassifyOptions("x", model_dir=str(tmp_path)))
+    assert (ready.choice.path, model) == ("int8", f"{tmp_path}/TinyBERT_int8.onnx")
+    assert "[INFO] ORT_MODEL=auto -> int8 (gate passed on AVX2, agreement only, on generated ids)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("script, expected", [("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"),

@@ -1,12 +1,5 @@
-"""The Python API: a ready model opened from a checkpoint folder with the scripts' settings (keyword arguments, the
-settings table's defaults), classifying lists of strings into labels and probabilities, closed as a context.
-
-    from tinybert import Classifier
-
-    with Classifier.open("SST-2_model", ort_model="auto") as model:
-        for result in model.classify(["a gripping, funny film", "dull and lifeless"]):
-            print(result.label, result.probabilities)
-"""
+"""The Python API (README's example): a ready model opened from a checkpoint folder with the scripts' settings as
+keyword arguments, classifying lists of strings into labels and probabilities, closed as a context."""
 
 from __future__ import annotations
 

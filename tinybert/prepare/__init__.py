@@ -1,6 +1,5 @@
-"""Settings -> a ready model, one way for every caller: infer, perf, predict, classify, the checks, the benchmark and
-the Python API each call `prepare` once and get the model exported (when missing or older than the weights), the
-gates auto decides by checked on the inputs at hand, and the plan with its choice and why."""
+"""Settings -> a ready model, one way for every caller (the steps, classify, the checks, the benchmark, the API): the
+model exported when missing or stale, auto's gates checked on the inputs at hand, the plan with its choice and why."""
 
 from __future__ import annotations
 
@@ -77,9 +76,8 @@ class Ready:
 
 
 def prepare(request: ModelRequest, *, among: tuple[str, ...] | None = None, quiet: bool = False, out=None) -> Ready:
-    """The ready plan of `request`: BACKEND chosen (auto: among the backends the caller can run), the model exported
-    when missing or older than the weights, for auto every candidate exported and its gate checked where its record
-    is missing, stale, from another machine or judged on weaker inputs than `features_dir`; the choice printed."""
+    """The ready plan of `request`: BACKEND chosen (auto: `among` those the caller runs), the model exported when
+    missing or stale, for auto each candidate's too and its gate checked where its record cannot be trusted."""
     from tinybert.export.checking import inputs_at_hand
     from tinybert.registry import backend as backend_entry
 

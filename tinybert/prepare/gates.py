@@ -34,9 +34,7 @@ def cpu_candidates(job: ExportJob) -> dict:
         if group not in written:
             try:
                 written[group] = ensure_model(path.model, job)
-            except ModelFileError as exc:  # no checkpoint to export it from: auto passes it over, not the fallback
-                if name == order[-1]:
-                    raise
+            except ModelFileError as exc:  # no checkpoint to export it from: auto passes it over
                 written[group] = exc
         if isinstance(written[group], ModelFileError):
             print(f"[INFO] ORT_MODEL=auto: {name} not exported here: {written[group]}")

@@ -51,9 +51,8 @@ def strength(judged_on: str | None) -> int:
 
 def status(path: str, model_dir: str, model_file: str, cpu_class: str,
            having: str = GENERATED) -> tuple[str, str | None]:
-    """(state, why not): "passed" (None) when the record lets auto choose `path` here, for this very model file;
-    else "missing" (no record or no model), "stale" (the model changed since), "other_cpu", "weaker" (judged on
-    weaker inputs than the caller `having`) or "failed"."""
+    """(state, why not): "passed" (None) when the record lets auto choose `path` here for this model file; else "missing",
+    "stale" (the model changed since), "other_cpu", "weaker" (judged on less than the caller is `having`) or "failed"."""
     name = os.path.basename(gate_record_path(path, model_dir))
     record = read(path, model_dir)
     if record is None:

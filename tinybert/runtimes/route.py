@@ -74,9 +74,8 @@ class OrtModelChoice:
 
 
 def resolve_ort_model(value: str, model_dir: str = ".", having: str | None = None) -> OrtModelChoice:
-    """ORT_MODEL's path: a path name as given; auto the first path of this CPU class's registry.auto_order whose
-    gate record beside its model in `model_dir` says passed on this CPU class (judged on inputs no weaker than
-    `having`: gate_record.JUDGED_ON), else the order's last (fast)."""
+    """ORT_MODEL's path: a path name as given; auto the first of this CPU class's registry.auto_order whose gate record
+    in `model_dir` passed on this CPU class, judged on no less than `having` (gate_record.JUDGED_ON), else the last."""
     if value != registry.AUTO:
         return OrtModelChoice(value, project_path(value).name)
     from tinybert.capabilities import current

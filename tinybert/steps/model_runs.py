@@ -139,7 +139,17 @@ def perf(settings: ModelSettings, *, batch_size: int, loop: int | None, warmup: 
 def predict_plan(*, backend: str, model_dir: str | None, onnx: str | None, ort_model: str, gates_dir: str,
                  gpu_model: str, threads: int | None, requests: str | None, device: int | None, calibration=None):
     """What predict runs, prepared: `onnx` (a file as named, on ORT_MODEL's runtime; a folder: ORT_MODEL's path in
-    it), else the checkpoint on BACKEND's device (PyTorch eager on the CPU); the choice goes to stderr."""
+    it), else the checkpoint on BACKEND's device; what preparing says goes to stderr, stdout is the predictions'."""
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return _predict_plan(backend=backend, model_dir=model_dir, onnx=onnx, ort_model=ort_model, gates_dir=gates_dir,
+                             gpu_model=gpu_model, threads=threads, requests=requests, device=device,
+                             calibration=calibration)
+
+
+def _predict_plan(*, backend, model_dir, onnx, ort_model, gates_dir, gpu_model, threads, requests, device,
+                  calibration):
     import os
 
     from tinybert.prepare import ModelRequest, prepare

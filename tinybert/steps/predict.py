@@ -114,7 +114,8 @@ def predict(sentences: list[str], model_dir: str | None = None, onnx: str | None
             for s, p, ok in zip(sentences, probabilities, finite)]
 
 
-def print_predictions(predictions: Iterable[Prediction], out: TextIO = sys.stdout) -> None:
+def print_predictions(predictions: Iterable[Prediction], out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up now: a redirected stdout is the one written to
     predictions = list(predictions)
     print(TSV_HEADER, file=out)
     for prediction in predictions:
