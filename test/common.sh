@@ -80,12 +80,13 @@ backend_setting() {
 
 # read_model_settings: model_settings becomes the settings that decide what a step runs, as options of the
 # package's infer/perf (it applies those its backend takes: REQUESTS and CALL_TOKENS on the CPU paths, GPU_MODEL
-# and CKPT_DIR on the GPU, DEVICE on the NPU and the GPU).
+# and CKPT_DIR on the GPU, DEVICE on the NPU and the GPU; CKPT_DIR and CALIB_FILE export a missing model).
 read_model_settings() {
   # shellcheck disable=SC2034  # read by the calling script
   model_settings=(--model_dir "$MODEL_DIR" --ort_model "$ORT_MODEL" --dynamic_dims "$DYNAMIC_DIMS"
     --requests "$REQUESTS" --device "$DEVICE" --call_tokens "$CALL_TOKENS" --gpu_model "$GPU_MODEL"
-    --ckpt_dir "$CKPT_DIR")
+    --ckpt_dir "$CKPT_DIR" --calibration_file "$CALIB_FILE" --calibration_samples "$CALIB_SAMPLES"
+    --calibration_seed "$CALIB_SEED")
 }
 
 input_dirs() { echo "$BIN_DIR/input_ids,$BIN_DIR/segment_ids,$BIN_DIR/input_mask"; }

@@ -10,7 +10,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/predict.sh [sentence ...]   (no sentences: one per line on stdin; ONNX_MODEL=<file.onnx> or <model folder> for ONNX Runtime)" 0 100000 "$@"
 
 if [[ -n "$ONNX_MODEL" ]]; then
-  model_args=(--onnx "$ONNX_MODEL" --ort_model "$ORT_MODEL" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt")
+  model_args=(--onnx "$ONNX_MODEL" --ort_model "$ORT_MODEL" --requests "$REQUESTS" --vocab_file "$CKPT_DIR/vocab.txt"
+    --calibration_file "$CALIB_FILE")
 else
   model_args=(--model_dir "$CKPT_DIR" --backend "$BACKEND" --gpu_model "$GPU_MODEL" --gates_dir "$MODEL_DIR"
     --device "$DEVICE")

@@ -126,3 +126,97 @@ def test_the_benchmark_measures_the_toy_row(toy, small_inputs, tmp_path):
                                                                                               SMALL_COUNT)
     assert toy_row["own_recipe"] == f"{TOY} fp32" and toy_row["own_rate"] > 0 and toy_row["sentences_per_s"] > 0
     assert report["model_shape_rates"][f"{TOY} fp32"]["recipe"] == "numpy matmul"
+
+
+# ---------------------------------------------------------------- a runtime with its own model format
+
+TOY_FILE = "toy-file"
+
+
+class ToyFileRuntime(ToyRuntime):
+    """The toy, run from a model file of its own kind: an offset the exporter wrote, added to every logit."""
+
+    name = TOY_FILE
+
+    def __init__(self, model_path: str, threads: int | None = None):
+        super().__init__(model_path, threads)
+        with open(model_path, "rb") as handle:
+            self.offset = np.load(handle)
+
+    def run(self, input_ids, segment_ids, input_mask):
+        return toy_logits(input_ids, input_mask) + self.offset
+
+
+def export_toy_file(job) -> None:
+    """The toy kind's exporter: the checkpoint's weights file size, mod 5, as the offset (rewritten when stale)."""
+    import os
+
+    from tinybert.export.checking import stale
+    from tinybert.fileio import atomic_path
+    from tinybert.model.modeling import weights_path
+    from tinybert.model_kinds import model_path
+
+    target = model_path("toy_file", job.out_dir)
+    if stale([target], weights_path(job.ckpt_dir)):
+        os.makedirs(job.out_dir, exist_ok=True)
+        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.float32(os.path.getsize(weights_path(job.ckpt_dir)) % 5))
+
+
+def quantize_toy_file(fp32_onnx: str, target: str, calibration_batches) -> None:
+    """The toy kind's quantizer for its roofline chain: the chain's weights, rounded to float16."""
+    import onnx
+    from onnx import numpy_helper
+
+    mats = [numpy_helper.to_array(t) for t in onnx.load(fp32_onnx).graph.initializer]
+    with open(target, "wb") as handle:
+        np.savez(handle, *[m.astype(np.float16) for m in mats])
+
+
+def toy_file_chain(model: str, *, precision: str, threads: int, requests: int):
+    """The chain from the kind's quantized file."""
+    with np.load(model) as saved:
+        weights = [saved[f"arr_{i}"].astype(np.float32) for i in range(len(saved.files))]
+    return toy_chain(weights, precision=precision, threads=threads, requests=requests)
+
+
+def _toy_file_records():
+    from tinybert.model_kinds import ModelKind
+
+    kind = ModelKind("toy_file", "TinyBERT_toy.npy", "the toy's own format", exporter=export_toy_file,
+                     quantizer=quantize_toy_file)
+    runtime = Runtime(name=TOY_FILE, module=__name__, cls="ToyFileRuntime", title="numpy, from its own model file",
+                      package=Package("numpy", "pip install numpy"),
+                      chains=(Chain("fp32", "numpy matmul on float16 weights", f"{__name__}:toy_file_chain",
+                                    model="toy_file"),))
+    path = RunPath(row="TF", name="toy_file", title="the toy runtime on its own model file", runtime=TOY_FILE,
+                   model="toy_file", role=Role.PROJECT, cls_only=True)
+    return kind, runtime, path
+
+
+def test_a_runtime_with_its_own_model_kind_is_exported_prepared_and_run(small_inputs, small_features, tmp_path):
+    from tinybert.bench.shape_graphs import build_runner, inputs, weights
+    from tinybert.cli.main import run
+    from tinybert.data.features import load_features
+    from tinybert.model_kinds import MODEL_KINDS
+    from tinybert.results.resultdir import read_logits
+
+    kind, runtime, path = _toy_file_records()
+    models = tmp_path / "models"
+    with registry.registered(kind, runtime, path):
+        code = run("infer", ["--ort_model", "toy_file", "--model_dir", str(models), "--ckpt_dir",
+                             str(small_inputs.checkpoint), "--input", input_arg(small_features), "--output",
+                             str(tmp_path), "--output_dirname", "toy", "--outfmt", "NPY", "--batchsize", "4",
+                             "--no_progress"])
+        assert code == 0 and (models / "TinyBERT_toy.npy").is_file()  # the prepare step ran the kind's exporter
+        x = inputs(3)
+        expected = np.maximum(np.maximum(x @ weights()[0], 0) @ weights()[1], 0) @ weights()[2]
+        chain = build_runner(TOY_FILE, "fp32", 1, 1, str(tmp_path))  # shape_graphs ran the kind's quantizer
+        assert (tmp_path / "chain_toy_file.npy").is_file()
+        assert np.allclose(chain(x), expected, rtol=2e-2, atol=2e-2)
+    assert kind not in MODEL_KINDS and runtime not in registry.RUNTIMES and path not in registry.PATHS
+    features, _ = load_features(str(small_features))
+    ids, _, mask = features.batch(slice(None))
+    offset = np.float32((small_inputs.checkpoint / "pytorch_model.bin").stat().st_size % 5)
+    logits = read_logits(str(tmp_path / "toy"), [f"input{i}" for i in range(SMALL_COUNT)])
+    assert np.array_equal(logits, toy_logits(ids, mask) + offset)

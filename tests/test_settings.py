@@ -139,7 +139,8 @@ def test_shell_assignments_per_script():
     shared = {s.name for s in SETTINGS if not s.scripts}
     assert names("benchmark.sh") == shared | {"stamp", "BATCH_SIZES", "BENCH_DIR", "REPEATS", "CALIB_FILE",
                                               "CALIB_SAMPLES", "CALIB_SEED", "CALL_TOKENS"}
-    assert names("test/perf.sh") == shared | {"stamp", "LOOP", "PERF_SECONDS", "PERF_REPEATS", "REQUESTS", "CALL_TOKENS"}
+    assert names("test/perf.sh") == shared | {"stamp", "LOOP", "PERF_SECONDS", "PERF_REPEATS", "REQUESTS", "CALL_TOKENS",
+                                              "CALIB_FILE", "CALIB_SAMPLES", "CALIB_SEED"}
     assert "EVAL_DIR" in names("eval_all.sh") and "EVAL_DIR" not in names("preprocess_data.sh")
 
 

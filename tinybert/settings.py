@@ -1,5 +1,5 @@
 """Every default of the pipeline, once, with its reason: test/*.sh read them (`settings --shell`, `paths`),
-the Python steps the typed constants below; nothing else spells a default or a model file name."""
+the Python steps the typed constants below; nothing else spells a default (model files: model_kinds.py)."""
 
 from __future__ import annotations
 
@@ -92,13 +92,15 @@ SETTINGS = (
                               "Runtime instead, a folder of exported models ORT_MODEL's", scripts=("predict.sh",)),
     Setting("CALIB_FILE", "{GLUE_DIR}/train.tsv", "static int8 calibrates on the training split, never on the "
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
-                                                  "SST-2 TSV of your own", scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
+                                                  "SST-2 TSV of your own",
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "ais_inference.sh", "perf.sh",
+                     "predict.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
                                     "300 calibrates in seconds and passed the dev gate "
                                     "(docs/measurements/calib-samples.md)",
-            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "ais_inference.sh", "perf.sh")),
     Setting("CALIB_SEED", "0", "the fixed seed of the calibration sample, recorded next to the model",
-            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh")),
+            scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "ais_inference.sh", "perf.sh")),
     Setting("FAST_MODELS", "1", "the fast models are ONNX Runtime's default path, so they are exported when "
                                 "missing or older than the weights; 0 skips them (only the card's static pair)",
             scripts=("pth2onnx.sh",)),
