@@ -279,12 +279,16 @@ def test_ray_tokenizes_on_cpu_tasks_before_the_gpu_actors(small_inputs, tmp_path
     ray = SimpleNamespace(cluster_resources=lambda: {"CPU": 16.0, "GPU": 2.0}, data=SimpleNamespace(
         from_items=lambda items, override_num_blocks: FakeDataset(stages), ActorPoolStrategy=lambda size: size))
     options = SimpleNamespace(actor_cpus=1, actors=None, requests=None)
-    job, pending = SimpleNamespace(path="gpu-fp16"), [ChunkSpec(i, 2 + i, 1, i, i + 1, "") for i in range(5)]
+    job, pending = SimpleNamespace(path="gpu-fp16", batch_size=8), [ChunkSpec(i, 2 + i, 1, i, i + 1, "") for i in range(5)]
     ray_engine._pipeline(ray, job, pending, options, restarts=True)
     (tokenizing, tokenize_args), (actor, actor_args) = stages
     assert tokenizing is ray_engine.tokenize_chunks and tokenize_args["num_cpus"] == 1
     assert "num_gpus" not in tokenize_args and "compute" not in tokenize_args  # tasks, no GPU
     assert actor is ray_engine.GpuChunkActor and actor_args["num_gpus"] == 1 and actor_args["compute"] == 2
+    assert actor_args["fn_constructor_kwargs"]["warm_up"] is False  # chunks of one line: no full batch to capture
+    stages.clear()
+    ray_engine._pipeline(ray, SimpleNamespace(path="gpu-fp16", batch_size=1), pending, options, restarts=True)
+    assert stages[1][1]["fn_constructor_kwargs"]["warm_up"] is True
     stages.clear()
     ray_engine._pipeline(ray, SimpleNamespace(path="fast"), pending, options, restarts=True)
     assert [fn for fn, _ in stages] == [ray_engine.ChunkActor]  # the CPU path: one stage, as before
@@ -314,6 +318,48 @@ def test_ray_stages_write_the_local_engines_shard(small_inputs, tmp_path, monkey
     assert json.loads(record)["sentences"] == 20
     for name in ("chunk-000000.tsv", "chunk-000000.json"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def _fake_ray(monkeypatch, gpu_ids):
+    from types import SimpleNamespace
+
+    calls = []
+
+    def remote(**resources):
+        def wrap(function):
+            return SimpleNamespace(remote=lambda *a, **k: calls.append(resources) or function(*a, **k))
+        return wrap
+    fake = SimpleNamespace(is_initialized=lambda: True, get_gpu_ids=lambda: gpu_ids, remote=remote,
+                           get=lambda value: value, shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    return calls
+
+
+def test_a_gpu_actor_runs_on_the_gpu_ray_gave_it_warmed_before_its_first_chunk(small_inputs, tmp_path, monkeypatch):
+    """The driver's DEVICE (job.device) is not the actor's: with two faked GPUs, an actor given GPU 1 runs there,
+    its full batch's shapes captured in its constructor."""
+    from tinybert.classify.worker import ClassifyJob
+
+    _fake_ray(monkeypatch, [1])
+    layout = resolve_layout(str(small_inputs.tsv))
+    job = ClassifyJob(str(small_inputs.tsv), layout, str(tmp_path), "gpu-fp32", str(tmp_path),
+                      str(small_inputs.checkpoint / "vocab.txt"), 64, 8, "tight", call_tokens=0,
+                      ckpt_dir=str(small_inputs.checkpoint), device=5)  # a driver's DEVICE the actor does not have
+    with faked(gpu="NVIDIA H200,NVIDIA H200"):
+        actor = ray_engine.GpuChunkActor(job, warm_up=True)
+    runtime = actor.classifier.runtime
+    assert runtime.device.gpu.index == 1 and actor.classifier.job.device == 1
+    assert actor.warm_up[0] == 8 and [rows for rows, _ in runtime.shapes] == [8] * 8
+
+
+def test_a_decision_on_a_gpu_runs_on_a_cluster_gpu(monkeypatch):
+    """What a driver without a GPU (a Ray head) asks a GPU worker: the function runs there, one GPU reserved."""
+    from types import SimpleNamespace
+
+    calls = _fake_ray(monkeypatch, [0])
+    monkeypatch.setattr(ray_engine, "_connect", lambda ray, cpus, gpus=None: calls.append(("connect", cpus)) or True)
+    assert ray_engine.on_a_cluster_gpu(SimpleNamespace(ray_cpus=3), divmod, 7, 2) == (3, 1)
+    assert calls == [("connect", 3), {"num_gpus": 1, "max_retries": 0}, "shutdown"]
 
 
 @pytest.mark.slow

@@ -415,3 +415,181 @@ def test_the_gpu_check_runs_with_a_pytorch_image_alone(tmp_path, small_inputs):
     assert corpus_run["shapes"] >= 1 and corpus_run["prepare_s"] > 0 and len(corpus_run["passes_sentences_per_s"]) == 2
     assert record["model_on_corpus"]["gpu-fp32"]["predictions_same_as_fp32"] == 1.0
     assert f"[SUMMARY] model on the corpus, {fastest}:" in proc.stdout
+
+
+# ---------------------------------------------------------------- issue 40: compiled shapes, warm-ups, the pool, fusion
+
+def _ids(rows: int, length: int):
+    ids = np.full((rows, length), 5, dtype=np.int64)
+    return ids, np.zeros_like(ids), np.ones_like(ids)
+
+
+def test_each_runtime_compiles_a_code_object_of_its_own(small_inputs):
+    """Dynamo counts recompiles per code object: runtimes sharing one share its limit (eight shapes in all)."""
+    with faked(gpu=H200):
+        first, second = (open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="max-autotune")
+                         for _ in range(2))
+    assert first.forward.__wrapped__.__code__ is not second.forward.__wrapped__.__code__
+
+
+def test_a_recompile_limit_hit_is_an_error_not_an_eager_fallback(small_inputs, monkeypatch):
+    from torch._dynamo.exc import FailOnRecompileLimitHit
+
+    from tinybert.runtimes.cuda import CudaRuntime
+
+    monkeypatch.setattr(CudaRuntime, "compile_limit", lambda self: len(self._shapes))  # one too few: forced
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="default")
+        with pytest.raises(FailOnRecompileLimitHit) as raised:
+            runtime.run(*_ids(2, 8))
+    assert "expected at most 0 compiled graph(s) of this runtime, got one more at shape (2, 8)" in \
+        "".join(getattr(raised.value, "__notes__", []))
+
+
+def test_a_compiled_shape_is_warmed_until_it_replays_before_any_pass(small_inputs):
+    """Inductor's CUDA graph trees warm up on a shape's first call and record on its second: the prepared shape has
+    had both, and a replay, before the pass's first call (the graphs themselves need a real GPU)."""
+    from tinybert.runtimes.cuda import COMPILED_WARM_CALLS
+
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="max-autotune")
+        compiled, calls = runtime.forward, []
+        runtime.forward = lambda *inputs: calls.append(tuple(inputs[0].shape)) or compiled(*inputs)
+        runtime.warm_up([(2, 8)])
+        assert calls == [(2, 8)] * COMPILED_WARM_CALLS and COMPILED_WARM_CALLS >= 3
+        runtime.run(*_ids(2, 8))
+    assert len(calls) == COMPILED_WARM_CALLS + 1  # the pass: one call, a replay
+
+
+def test_every_graph_of_a_runtime_is_captured_into_its_one_pool(monkeypatch):
+    """CudaDevice's real-GPU calls with torch.cuda's stand-ins: one pool per runtime, passed to every capture."""
+    import torch
+
+    from tinybert.runtimes.cuda import CudaDevice
+
+    pools, captured = iter(["pool-a", "pool-b"]), []
+
+    @__import__("contextlib").contextmanager
+    def graph(cuda_graph, pool=None):
+        captured.append(pool)
+        yield
+
+    class Stream:
+        def __init__(self, *args):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    for name, value in {"set_device": lambda device: None, "graph_pool_handle": lambda: next(pools),
+                        "Stream": Stream, "current_stream": lambda device=None: Stream(),
+                        "stream": lambda s: __import__("contextlib").nullcontext(), "graph": graph,
+                        "CUDAGraph": lambda: type("Graph", (), {"replay": lambda self: None})()}.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    first, second = CudaDevice(Gpu(0, H200, (9, 0))), CudaDevice(Gpu(0, H200, (9, 0)))
+    for shape in ((1, 8), (4, 16), (4096, 64)):
+        first.capture(lambda x: x + 1, (torch.zeros(shape),))
+    second.capture(lambda x: x + 1, (torch.zeros(2, 8),))
+    assert captured == ["pool-a"] * 3 + ["pool-b"]
+
+
+def test_the_gpu_path_runs_one_qkv_projection_and_fused_attention(small_inputs, small_features, reference,
+                                                                 monkeypatch):
+    import torch
+
+    sdpa, calls = torch.nn.functional.scaled_dot_product_attention, []
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(a[0].shape) or sdpa(*a, **k))
+    with faked(gpu=H200):
+        fused = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+        peer = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), graphs=False, fused=False)
+        unfused = []
+        for layer in fused.model.bert.encoder.layer:
+            layer.attention.self.query.register_forward_hook(lambda *args: unfused.append(1))
+        logits = model_logits(fused, _features(small_features), 8, "tight")
+        assert calls and not unfused  # no separate Q/K/V linears, SDPA in every layer
+        layers = len(fused.model.bert.encoder.layer)
+        assert len(calls) % layers == 0 and calls[0][2] > 1 and calls[layers - 1][2] == 1  # last layer: [CLS] only
+        calls.clear()
+        model_logits(peer, _features(small_features), 8, "tight")
+    assert not calls  # the peer rows run the model's own attention
+    assert np.abs(logits - reference).max() <= EXPORT_TOLERANCE
+
+
+def test_the_gpu_staging_masks_padding_and_filler_rows(small_inputs):
+    """The rule the slow tests rely on: a call padded to its shape's length and rows sees mask 1 on its real tokens
+    only, ids and segments 0 elsewhere, whatever an earlier, longer call left in the buffers."""
+    rng = np.random.default_rng(0)
+    with faked(gpu=H200):
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
+        for rows, length in ((18, 16), (17, 11)):  # both (18, 16): the second over the first's buffers
+            lengths = rng.integers(1, length + 1, rows)
+            lengths[0] = length
+            mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
+            ids = rng.integers(1, 20, (rows, length)) * mask
+            segments = mask.copy()
+            runtime.run(ids, segments, mask)
+            [shape] = runtime._shapes.values()
+            staged = shape.device_in.numpy()
+            assert staged.shape == (3, 18, 16)
+            expected_mask = np.zeros((18, 16), dtype=np.int64)
+            expected_mask[:rows, :length] = mask
+            assert np.array_equal(staged[2], expected_mask)
+            assert np.array_equal(staged[0][:rows, :length], ids) and not (staged[:2] * (1 - expected_mask)).any()
+
+
+def test_two_faked_gpus_and_devices_chosen_by_index(small_inputs, monkeypatch):
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    with faked(gpu="NVIDIA H200, NVIDIA A100"):
+        found = capabilities.gpus()
+        assert [(g.index, g.name) for g in found] == [(0, FAKED), (1, "NVIDIA A100 (faked: computed on the CPU)")]
+        runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), device=1)
+        assert runtime.device.gpu.index == 1
+        assert "DEVICE 2: expected a CUDA device id below 2" in capabilities.gpu_unmet("torch_cuda", 2)
+    monkeypatch.setattr(GPU_MODULE, "_real_gpus", lambda: (Gpu(0, H200, (9, 0)), Gpu(1, "Tesla T4", (7, 5))))
+    assert capabilities.gpu_unmet("cuda_bf16", 0) is None  # the bf16 check reads DEVICE's GPU, not the first
+    assert capabilities.gpu_unmet("cuda_bf16", 1) == "Tesla T4 (compute capability 7.5) has no bf16"
+    from tinybert.runtimes.needs import unmet
+
+    assert unmet("cuda_bf16", device=1) == "Tesla T4 (compute capability 7.5) has no bf16"
+
+
+def test_nvidia_smi_is_asked_by_pci_bus_id_not_torchs_index(monkeypatch):
+    """torch's index counts the devices CUDA_VISIBLE_DEVICES (or Ray) shows; nvidia-smi's counts them all."""
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    asked = []
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: asked.append(args) or
+                        SimpleNamespace(stdout="1980\n"))
+    props = SimpleNamespace(pci_domain_id=0, pci_bus_id=0x17, pci_device_id=0)
+    assert GPU_MODULE.pci_bus_id(props) == "00000000:17:00.0"
+    assert GPU_MODULE._smi_max_clock_mhz(GPU_MODULE.pci_bus_id(props)) == 1980.0
+    assert asked[0][1] == "--id=00000000:17:00.0"
+    assert GPU_MODULE.pci_bus_id(SimpleNamespace(uuid="5e0e-11")) == "GPU-5e0e-11"
+
+
+@pytest.mark.slow
+def test_compiled_runtimes_compile_every_shape_and_never_hit_the_limit(small_inputs, caplog):
+    """The probe: two max-autotune runtimes over 16 (rows, length) shapes, then a torch-dynamic one (GPc), each
+    shape compiled (no eager fallback), no recompile-limit warning."""
+    import logging
+
+    from tinybert.runtimes.torch_peer import graphs_compiled
+
+    shapes = [(rows, length) for rows in (1, 64) for length in range(8, 72, 8)]
+    caplog.set_level(logging.WARNING, logger="torch._dynamo")
+    with faked(gpu=H200):
+        for _ in range(2):
+            runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="max-autotune")
+            before = graphs_compiled()
+            runtime.warm_up(shapes)
+            assert graphs_compiled() - before == len(shapes) and len(runtime.shapes) == len(shapes)
+        dynamic = open_runtime("pytorch-cuda", str(small_inputs.checkpoint), compile_mode="default", dynamic=None,
+                               fused=False)
+        before = graphs_compiled()
+        dynamic.warm_up(shapes)
+        assert graphs_compiled() > before
+    assert "recompile_limit" not in caplog.text

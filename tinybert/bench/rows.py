@@ -11,7 +11,8 @@ from tinybert.registry import CHECKPOINT, Role, RunPath
 _FAST = dict(model="fast", cls_only=True)
 _OV_THROUGHPUT = (("hint", "THROUGHPUT"),)
 _TORCH_PEER = dict(runtime="pytorch-peer", model=CHECKPOINT, role=Role.PEER, cls_only=True)  # the PyTorch peers' fields
-# PyTorch on the GPU without the project's CUDA graphs: each batch a plain call, as a torch user runs it.
+# PyTorch on the GPU without the project's CUDA graphs and fused attention: the model's own modules, as a torch user
+# runs them.
 _CUDA_PEER = dict(runtime="pytorch-cuda", model=CHECKPOINT, role=Role.GPU_PEER, whole_batches=True, cls_only=True)
 
 BASELINE = RunPath(
@@ -212,7 +213,7 @@ PEERS = (
         title="PyTorch eager fp32 on the GPU (TF32 off, PyTorch's default), the whole model, length-bucketed: "
         "the GPU rows' baseline",
         **dict(_CUDA_PEER, role=Role.GPU_BASELINE, cls_only=False),
-        options=(("graphs", False), ("cls_only", False)),
+        options=(("graphs", False), ("cls_only", False), ("fused", False)),
     ),
     RunPath(
         row="GAh",
@@ -220,7 +221,7 @@ PEERS = (
         title="PyTorch eager fp16 on the GPU, last layer at [CLS] only, length-bucketed",
         **_CUDA_PEER,
         precision="fp16",
-        options=(("graphs", False), ("precision", "fp16")),
+        options=(("graphs", False), ("precision", "fp16"), ("fused", False)),
     ),
     RunPath(
         row="GPc",
@@ -229,7 +230,7 @@ PEERS = (
         "at [CLS] only, length-bucketed",
         **_CUDA_PEER,
         precision="fp16",
-        options=(("precision", "fp16"), ("compile_mode", "default"), ("dynamic", None)),
+        options=(("precision", "fp16"), ("compile_mode", "default"), ("dynamic", None), ("fused", False)),
     ),
     RunPath(
         row="GPcm",
@@ -238,7 +239,7 @@ PEERS = (
         "shapes) fp16 on the GPU, last layer at [CLS] only, length-bucketed",
         **_CUDA_PEER,
         precision="fp16",
-        options=(("precision", "fp16"), ("compile_mode", "max-autotune"), ("dynamic", None)),
+        options=(("precision", "fp16"), ("compile_mode", "max-autotune"), ("dynamic", None), ("fused", False)),
     ),
 )
 # The order rows print in: the baseline, each of the user's CPU paths followed by its variants, the CPU peers,

@@ -53,20 +53,33 @@ def _real_gpus() -> tuple:
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)
         torch_clock = getattr(props, "clock_rate", None)  # kHz, where this torch reports it
+        clock = _smi_max_clock_mhz(pci_bus_id(props)) or (torch_clock / 1000.0 if torch_clock else None)
         found.append(Gpu(i, props.name, (props.major, props.minor), multiprocessors=props.multi_processor_count,
-                         clock_mhz=_smi_max_clock_mhz(i) or (torch_clock / 1000.0 if torch_clock else None)))
+                         clock_mhz=clock))
     return tuple(found)
 
 
-def _smi_max_clock_mhz(index: int) -> float | None:
-    """nvidia-smi's maximum SM clock of GPU `index`, or None where nvidia-smi is missing or says nothing usable."""
+def pci_bus_id(props) -> str | None:
+    """The device's PCI bus id as nvidia-smi names it (domain:bus:device.function): torch's index counts only the
+    devices CUDA_VISIBLE_DEVICES (or Ray) shows this process, nvidia-smi's counts them all."""
+    try:
+        return f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+    except AttributeError:  # a torch without them: its UUID, which nvidia-smi also takes
+        uuid = str(getattr(props, "uuid", "") or "")
+        return (uuid if uuid.startswith("GPU-") else f"GPU-{uuid}") if uuid else None
+
+
+def _smi_max_clock_mhz(bus_id: str | None) -> float | None:
+    """nvidia-smi's maximum SM clock of the GPU at PCI `bus_id`, or None where nvidia-smi is missing or says nothing
+    usable."""
     import shutil
     import subprocess
 
-    if not shutil.which("nvidia-smi"):
+    if bus_id is None or not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"],
+        out = subprocess.run(["nvidia-smi", f"--id={bus_id}", "--query-gpu=clocks.max.sm",
+                              "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=20, check=True).stdout.strip()
         return float(out.splitlines()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -78,9 +91,10 @@ def gpus() -> tuple:
     torch's own."""
     if hidden() & {TORCH_CUDA, "torch"}:
         return ()
-    faked_name = fake.fake_gpu_name()
-    if faked_name is not None:  # named as faked wherever it is shown or recorded, so no figure passes for the real one's
-        return (Gpu(0, f"{faked_name} (faked: computed on the CPU)", faked=True, **FAKED_GPU_SPEC),)
+    faked_names = fake.fake_gpu_names()
+    if faked_names:  # named as faked wherever they are shown or recorded, so no figure passes for a real one's
+        return tuple(Gpu(i, f"{name} (faked: computed on the CPU)", faked=True, **FAKED_GPU_SPEC)
+                     for i, name in enumerate(faked_names))
     return _real_gpus()
 
 
@@ -95,12 +109,16 @@ def gpu(index: int = 0) -> Gpu:
     return found[index]
 
 
-def gpu_unmet(need: str) -> str | None:
-    """Why `need` (GPU_NEEDS) is not met here, or None; named apart from ONNX Runtime's CUDA provider (need cuda)."""
+def gpu_unmet(need: str, device: int = 0) -> str | None:
+    """Why `need` (GPU_NEEDS) is not met on CUDA device `device` (DEVICE), or None; named apart from ONNX Runtime's
+    CUDA provider (need cuda)."""
     found = gpus()
     if found:
-        if need == "cuda_bf16" and not found[0].bf16:
-            return f"{found[0].name} (compute capability {'.'.join(map(str, found[0].capability))}) has no bf16"
+        chosen = found[device] if 0 <= device < len(found) else None
+        if chosen is None:
+            return f"DEVICE {device}: expected a CUDA device id below {len(found)}, got {device}"
+        if need == "cuda_bf16" and not chosen.bf16:
+            return f"{chosen.name} (compute capability {'.'.join(map(str, chosen.capability))}) has no bf16"
         return None
     hidden_here = hidden() & {TORCH_CUDA, "torch"}
     if hidden_here:

@@ -65,10 +65,14 @@ def tokenize_chunks(batch: dict, job) -> dict:
 class GpuChunkActor:
     """A GPU path's actor: the model on its one GPU, run on chunks the CPU tasks tokenized; writes their shards."""
 
-    def __init__(self, job, requests=None):
+    def __init__(self, job, requests=None, warm_up: bool = False):
+        from dataclasses import replace
+
         from tinybert.classify.worker import ChunkClassifier
 
-        self.classifier = ChunkClassifier(job, threads=1, requests=requests)
+        # The driver's DEVICE names a GPU of the driver's machine (maybe none): the actor runs on the one Ray gave it.
+        self.classifier = ChunkClassifier(replace(job, device=actor_device()), threads=1, requests=requests)
+        self.warm_up = self.classifier.warm_up(job.batch_size) if warm_up else (0, 0.0)  # before its first chunk
 
     def __call__(self, batch: dict) -> dict:
         from tinybert.classify.tokenizing import unpack
@@ -76,6 +80,33 @@ class GpuChunkActor:
         seq_len = self.classifier.job.seq_len
         return {"record": [json.dumps(self.classifier.finish(unpack(pickle.loads(bytes(packed)), seq_len)))
                            for packed in batch["prepared"]]}
+
+
+def actor_device() -> int:
+    """The CUDA device of this actor's GPU: Ray shows an actor its assigned GPU alone (CUDA_VISIBLE_DEVICES), as
+    device 0; faked GPUs are not masked, so there the assigned id is the device."""
+    from tinybert.capabilities import gpus
+
+    ray = sys.modules.get("ray")  # imported in every Ray worker; a stage called directly, outside Ray, may lack it
+    assigned = ray.get_gpu_ids() if ray is not None and ray.is_initialized() else []
+    found = gpus()
+    return int(assigned[0]) if assigned and found and found[0].faked else 0
+
+
+def on_a_cluster_gpu(options, function, *args, **kwargs):
+    """`function(*args, **kwargs)` run on one GPU of the Ray cluster (RAY_ADDRESS's, else a local one), its result:
+    what the prepare step decides on a GPU (the gates, GPU_MODEL=auto) where the driver has none."""
+    import ray
+
+    from tinybert.capabilities import gpus
+
+    faked = [g for g in gpus() if g.faked]
+    started = _connect(ray, options.ray_cpus, len(faked) or None)
+    try:
+        return ray.get(ray.remote(num_gpus=1, max_retries=0)(function).remote(*args, **kwargs))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def on_gpu(job) -> bool:
@@ -151,16 +182,17 @@ def _pipeline(ray, job, pending: list[ChunkSpec], options, restarts: bool):
     # Ray 2.60 takes max_restarts only through its deprecated **ray_remote_args (revisit when upgrading).
     remote_args = {} if restarts else {"max_restarts": 0}
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    actor = ChunkActor
+    actor, constructor = ChunkActor, {"job": job, "requests": options.requests}
     if on_gpu(job):
         dataset = dataset.map_batches(tokenize_chunks, batch_size=1, num_cpus=1, fn_kwargs={"job": job})
-        actor = GpuChunkActor
+        # a full batch may occur: its shapes captured before the actor's first chunk, as the local engine does
+        actor, constructor["warm_up"] = GpuChunkActor, any(spec.lines >= job.batch_size for spec in pending)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
         return dataset.map_batches(
             actor, batch_size=1, **actor_resources(job, options),
             compute=ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(items), job)),
-            fn_constructor_kwargs={"job": job, "requests": options.requests}, **remote_args)
+            fn_constructor_kwargs=constructor, **remote_args)
 
 
 def run_ray(job, pending: list[ChunkSpec], options, progress, records: list) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import types
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from tinybert.capabilities import Gpu, gpu as find_gpu
 from tinybert.errors import UsageError, expect
 from tinybert.machine import physical_cores, use_compile_cache
-from tinybert.model.modeling import cls_only_last_layer, load_tinybert
+from tinybert.model.modeling import MASK_FILL, cls_only_last_layer, load_tinybert
 from tinybert.runtimes.interface import RuntimeBase
 from tinybert.settings import GPU_LENGTH_STEP
 
@@ -20,6 +21,9 @@ DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "
 COMPILE_MODES = ("default", "max-autotune")  # torch.compile's
 # fp32 is the card's column and must match the CPU within EXPORT_TOLERANCE: TF32 only where asked for.
 _MATMUL_PRECISION = {"tf32": "high"}
+# Inductor's CUDA graph trees run a shape's first call as a warm-up and record on the second: a third replays, so a
+# compiled shape is called this often when prepared and never records inside a timed or corpus pass.
+COMPILED_WARM_CALLS = 3
 
 
 class CudaDevice:
@@ -31,6 +35,9 @@ class CudaDevice:
         self.gpu = gpu
         self.torch_device = torch.device("cuda", gpu.index)
         torch.cuda.set_device(self.torch_device)
+        # One memory pool for all of this runtime's graphs: replays are serialized on one stream, so each graph's
+        # intermediates may reuse another's; the pool is the largest graph's, not the sum over every shape.
+        self.pool = torch.cuda.graph_pool_handle()
 
     def pinned(self, shape, dtype) -> torch.Tensor:
         return torch.zeros(shape, dtype=dtype, pin_memory=True)
@@ -57,7 +64,7 @@ class CudaDevice:
                 forward(*inputs)
         torch.cuda.current_stream(self.torch_device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self.pool):
             output = forward(*inputs)
         return graph.replay, output
 
@@ -71,6 +78,7 @@ class FakedCudaDevice(CudaDevice):
     def __init__(self, gpu: Gpu):
         self.gpu = gpu
         self.torch_device = torch.device("cpu")
+        self.pool = None
 
     def pinned(self, shape, dtype) -> torch.Tensor:
         return torch.zeros(shape, dtype=dtype)
@@ -107,7 +115,9 @@ class _Shape:
             else:
                 self.device_out = None
                 self.replay = lambda: setattr(self, "device_out", runtime.forward(*inputs))
-                self.replay()  # compiles this shape now (compile mode), so a pass never does
+                with runtime.compiling((rows, length)):  # compiled now, and warmed to its replay, so a pass never is
+                    for _ in range(COMPILED_WARM_CALLS if runtime.compile_mode else 1):
+                        self.replay()
 
     def run(self, arrays) -> np.ndarray:
         rows, length = arrays[0].shape
@@ -133,7 +143,8 @@ class CudaRuntime(RuntimeBase):
 
     def __init__(self, model_path: str, threads: int | None = None, device: int | None = None,
                  precision: str = "fp32", graphs: bool = True, compile_mode: str | None = None,
-                 length_step: int = GPU_LENGTH_STEP, cls_only: bool = True, dynamic: bool | None = False):
+                 length_step: int = GPU_LENGTH_STEP, cls_only: bool = True, dynamic: bool | None = False,
+                 fused: bool = True):
         expect(precision in DTYPES, UsageError, f"expected precision {', '.join(DTYPES)}, got {precision!r}")
         expect(compile_mode is None or compile_mode in COMPILE_MODES, UsageError,
                f"expected compile_mode None or {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
@@ -152,7 +163,9 @@ class CudaRuntime(RuntimeBase):
         if cls_only:
             self._context.enter_context(cls_only_last_layer(model))
         self.model = model.to(device=self.device.torch_device, dtype=DTYPES[precision])
-        self.forward = self._compiled(_forward(self.model)) if compile_mode else _forward(self.model)
+        self.fused = bool(fused)  # the project's paths; the peer rows run the model as its users do
+        forward = _fused_forward(self.model, cls_only) if fused else _forward(self.model)
+        self.forward = self._compiled(forward) if compile_mode else forward
         self._shapes: dict[tuple[int, int], _Shape] = {}
         self.prepare_seconds = 0.0  # capturing and compiling, kept out of every timed pass (warm_up)
 
@@ -167,6 +180,31 @@ class CudaRuntime(RuntimeBase):
         options = {} if self.device.faked else {"mode": self.compile_mode}
         self.compile_cache = None if self.device.faked else use_compile_cache()  # a faked one compiles nothing
         return torch.compile(forward, dynamic=self.dynamic, backend=backend, **options)
+
+    def compile_limit(self) -> int:
+        """Dynamo's recompile limit while this runtime prepares its next shape: one compiled graph per shape so
+        far, and the new one."""
+        return len(self._shapes) + 1
+
+    @contextlib.contextmanager
+    def compiling(self, shape):
+        """Dynamo's limits sized to this runtime's shapes, a limit hit an error (never a silent eager fallback);
+        torch's process-wide config is patched only while a shape is prepared."""
+        if not self.compile_mode:
+            yield
+            return
+        import torch._dynamo.config as dynamo
+        from torch._dynamo.exc import FailOnRecompileLimitHit
+
+        limit = self.compile_limit()
+        try:
+            with dynamo.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True,
+                              accumulated_recompile_limit=max(limit, dynamo.accumulated_recompile_limit)):
+                yield
+        except FailOnRecompileLimitHit as exc:
+            exc.add_note(f"pytorch-cuda: expected at most {limit} compiled graph(s) of this runtime, got one more "
+                         f"at shape {shape}")
+            raise
 
     def padded_rows(self, rows: int) -> int:
         """Rows rounded up to an eighth of their power of two (at most 1/8 more work): a chunk's odd-sized last batch
@@ -198,11 +236,51 @@ class CudaRuntime(RuntimeBase):
         return self.prepare_seconds - before
 
 
+def _fresh(forward):
+    """`forward` with a code object of its own: Dynamo keeps compiled graphs and counts recompiles per code object,
+    so runtimes sharing one would share its recompile limit."""
+    return types.FunctionType(forward.__code__.replace(), forward.__globals__, forward.__name__, None,
+                              forward.__closure__)
+
+
 def _forward(model):
     def forward(input_ids, segment_ids, input_mask):  # called under inference mode (_Shape)
         return model(input_ids, segment_ids, input_mask).float()
 
-    return forward
+    return _fresh(forward)
+
+
+def _fused_forward(model, cls_only: bool):
+    """The model's computation with one QKV projection per layer and scaled_dot_product_attention (fused kernels);
+    the model's own attention stays unfused for its opset-11 export."""
+    import torch.nn.functional as F
+
+    bert = model.bert
+    layers = []
+    for layer in bert.encoder.layer:
+        attention = layer.attention.self
+        weight = torch.cat([attention.query.weight, attention.key.weight, attention.value.weight])
+        bias = torch.cat([attention.query.bias, attention.key.bias, attention.value.bias])
+        layers.append((weight, bias, attention.num_attention_heads, layer))
+    embeddings, dtype, last = bert.embeddings, bert.embeddings.word_embeddings.weight.dtype, len(layers) - 1
+
+    def forward(input_ids, segment_ids, input_mask):  # called under inference mode (_Shape)
+        batch, length = input_ids.shape
+        mask = (1.0 - input_mask[:, None, None, :].to(dtype)) * MASK_FILL  # the model's additive mask
+        hidden = embeddings(input_ids=input_ids, token_type_ids=segment_ids)
+        for i, (weight, bias, heads, layer) in enumerate(layers):
+            qkv = F.linear(hidden, weight, bias).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            query, key, value = qkv.unbind(0)
+            residual = hidden
+            if cls_only and i == last:  # the classifier reads [CLS] alone
+                query, residual = query[:, :, :1], hidden[:, :1]
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+            context = context.transpose(1, 2).reshape(batch, residual.shape[1], -1)
+            attended = layer.attention.output.LayerNorm(layer.attention.output.dense(context) + residual)
+            hidden = layer.output.LayerNorm(layer.output.dense(layer.intermediate(attended)) + attended)
+        return model.classifier(torch.relu(bert.pooler(hidden))).float()
+
+    return _fresh(forward)
 
 
 def matmul_chain(weights, *, precision: str, threads: int, requests: int):
