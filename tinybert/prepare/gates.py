@@ -65,7 +65,7 @@ def gpu_candidates(job: ExportJob, device: int | None) -> dict:
     weights = weights_path(job.ckpt_dir)
     check, states = None, {}
     for candidate in gpu_auto_candidates(job.out_dir, weights, name)[0]:  # the fallback (fp32) needs no record
-        unmet = next(unmet_needs(gpu_path(candidate)), None)
+        unmet = next(unmet_needs(gpu_path(candidate), device=device or 0), None)
         if unmet:
             print(f"[INFO] GPU_MODEL=auto: {candidate} not checked here: {unmet}")
             states[candidate] = "unmet"

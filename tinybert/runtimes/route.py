@@ -125,7 +125,7 @@ def resolve_gpu_model(value: str, model_dir: str = ".", ckpt_dir: str | None = N
     candidates, order_why = gpu_auto_candidates(model_dir, weights, name)
     passed_over = []
     for candidate in candidates:
-        unmet = next(unmet_needs(gpu_path(candidate)), None)
+        unmet = next(unmet_needs(gpu_path(candidate), device=device or 0), None)
         state, why = ("unmet", unmet) if unmet else \
             gate_record.status(candidate, model_dir, weights, name, having or gate_record.GENERATED)
         if state == "passed":
