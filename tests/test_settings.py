@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, assert_clean_error, run_cli, run_script
 
 from tinybert import registry, settings
+from tinybert.model_kinds import MODEL_KINDS
 from tinybert.docs_tables import settings_text
 from tinybert.runtimes import route
 from tinybert.runtimes import route as backend_choice
