@@ -116,7 +116,7 @@ def test_the_openvino_int8_chain_runs_in_int8(tmp_path):
     assert np.abs(run(x) - _reference(x)).max() < 0.1 * np.abs(_reference(x)).max()
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(tmp_path / "chain_int8.xml"), "CPU")
+    compiled = ov.Core().compile_model(str(tmp_path / "chain_ov_int8.xml"), "CPU")
     precisions = {str(op.get_rt_info()["runtimePrecision"].astype(str)) for op in compiled.get_runtime_model().get_ops()}
     assert {"u8", "i8"} & precisions, precisions
 

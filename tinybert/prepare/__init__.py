@@ -137,7 +137,10 @@ def _export_path(ort_model: str, job: ExportJob) -> None:
                              f"CALIB_FILE=<train.tsv> ORT_MODEL={ort_model} bash test/pth2onnx.sh 1 first")
     if needs_file and missing:
         return  # exported earlier from a calibration file no longer named: kept as it is
-    ensure_model(path.model, job)
+    try:
+        ensure_model(path.model, job)
+    except ModelFileError as exc:  # name the setting that asked for it
+        raise ModelFileError(f"ORT_MODEL={ort_model}: {exc}") from None
 
 
 def _said(ready: Ready, quiet: bool, out=None) -> Ready:
