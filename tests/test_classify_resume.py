@@ -100,13 +100,29 @@ def test_a_changed_input_model_or_setting_refuses_the_resume(small_inputs, fake_
     assert out.read_bytes() == reference
 
 
-def test_a_damaged_shard_is_run_again(small_inputs, fake_model, corpus, reference, tmp_path, monkeypatch, capsys):  # noqa: F811
+def truncate(shard: str) -> None:
+    with open(shard, "r+b") as handle:
+        handle.truncate(10)
+
+
+def flip_a_label(shard: str) -> None:
+    """The first row's label changed, the shard's size kept: only its checksum tells."""
+    data = bytearray(open(shard, "rb").read())
+    at = data.index(b"\t") + 1
+    data[at:at + 1] = b"1" if data[at:at + 1] == b"0" else b"0"
+    open(shard, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_a_label], ids=["truncated", "same-size"])
+def test_a_damaged_shard_is_run_again(small_inputs, fake_model, corpus, reference, tmp_path, monkeypatch, capsys,  # noqa: F811
+                                      damage):
     out = tmp_path / "out.tsv"
     run = lambda: classify_corpus(options(corpus, out, small_inputs.checkpoint, fake_model))  # noqa: E731
     interrupted(monkeypatch, run)
     shard = os.path.join(work_dir_for(str(out)), "chunk-000001.tsv")
-    with open(shard, "r+b") as handle:
-        handle.truncate(10)
+    size = os.path.getsize(shard)
+    damage(shard)
+    assert (os.path.getsize(shard) == size) == (damage is flip_a_label)
     capsys.readouterr()
     run()
     assert out.read_bytes() == reference
