@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_error, run_cli, run_script, tsv_bytes
+from conftest import assert_clean_error, edit_outputs, run_cli, run_script, tsv_bytes
 from reference import reference_features, reference_logits
 
 from tinybert.data.dataset import read_sst2_tsv
@@ -89,6 +89,27 @@ def test_labelled_set_writes_predictions_beside_the_accuracy(small_inputs, small
     assert sum(int(r[1]) == label for r, label in zip(rows, labels)) == scored["correct"]
     assert all(int(r[1]) == int(float(r[3]) > float(r[2])) for r in rows)
     assert scored["accuracy"] == pytest.approx(100.0 * scored["correct"] / len(labels))
+
+
+# Logits chosen by hand, one pattern per sample in turn: a clear 0, a clear 1, a tie (class 0, numpy's argmax as the
+# original TinyBERT postprocess takes it: the first), both negative with class 1 the larger, and a gap of 1e-6.
+CHOSEN_LOGITS = [([2.0, -1.0], 0), ([-1.0, 2.0], 1), ([0.5, 0.5], 0), ([-3.0, -2.5], 1), ([0.125, 0.125001], 1)]
+
+
+def test_the_class_is_the_larger_logit_and_a_tie_is_negative(small_features, small_result, tmp_path):
+    """Each sample's class from its two logits, by the rule written out; the accuracy and confusion matrix follow."""
+    labels = json.loads((small_features / "manifest.json").read_text())["labels"]
+    chosen = [CHOSEN_LOGITS[i % len(CHOSEN_LOGITS)] for i in range(len(labels))]
+    folder = edit_outputs(small_result, tmp_path / "chosen", {i: logits for i, (logits, _) in enumerate(chosen)})
+    scored = score(str(folder), str(small_features), predictions_out=str(tmp_path / "p.tsv"))
+    expected = [label for _, label in chosen]
+    rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()[1:]]
+    assert [int(row[1]) for row in rows] == expected
+    assert scored["correct"] == sum(p == t for p, t in zip(expected, labels))
+    assert scored["accuracy"] == pytest.approx(100.0 * scored["correct"] / len(labels))
+    assert scored["confusion_matrix"] == [[sum(t == truth and p == guess for p, t in zip(expected, labels))
+                                           for guess in (0, 1)] for truth in (0, 1)]
+    assert 0 < scored["correct"] < len(labels)  # both right and wrong answers counted
 
 
 def test_disk_full_while_writing_predictions_leaves_nothing(small_features, small_result, tmp_path, monkeypatch):
