@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_PERF, make_small_tsv, run_cli, run_script
+from conftest import QUICK_PERF, copy_models, make_small_tsv, run_cli, run_script
 
 from tinybert import capabilities
 from tinybert.bench.benchmark import BenchmarkRun, run_benchmark, select_rows
@@ -121,12 +121,10 @@ def test_the_whole_benchmark_runs_every_cpu_row(whole_run):
 
 
 @pytest.mark.slow
-def test_the_bf16_path_runs_where_the_cpu_has_native_bf16(tmp_path, small_inputs, small_features):
+def test_the_bf16_path_runs_where_the_cpu_has_native_bf16(tmp_path, small_inputs, small_features, small_fast_models):
     """ORT_MODEL=bf16 through the steps under a faked AMX CPU (OpenVINO runs it in fp32 on a CPU without
     native bf16, which is what lets this branch execute here); refused with exit 3 on AVX2."""
-    from tinybert.export import export_fast_models
-
-    export_fast_models(str(small_inputs.checkpoint), str(tmp_path), features_dir=str(small_features))
+    copy_models(small_fast_models, tmp_path)
     env = {"BIN_DIR": str(small_features), "MODEL_DIR": str(tmp_path), "ORT_MODEL": "bf16",
            "CKPT_DIR": str(small_inputs.checkpoint), "OUTPUT_DIRNAME": "bf16_amx", "LOOP": "2"}
     amx = {**env, "TINYBERT_CPU_PROFILE": "amx"}
