@@ -190,6 +190,57 @@ def awkward_manifest(small_inputs, tmp_path_factory) -> dict:
                       progress=False)
 
 
+def shared_once(tmp_path_factory, name: str, make) -> Path:
+    """Folder `name`, made once by `make(folder)` for the whole run: xdist's workers share it (the first to get
+    the lock makes it, the others wait and read it). Read-only: copy before writing into it."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    target = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".made").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            make(target)
+            (target / ".made").touch()
+    return target
+
+
+def fast_models_of(inputs: Inputs, tmp_path_factory) -> Path:
+    """The fast models (dynamic, sim_dynamic, fast, int8, with their gate records) of `inputs`' checkpoint, exported
+    once for the run and checked on its TSV's features, as test/pth2onnx.sh exports them: the same export in every
+    module that needs it. Read-only: copy_models() them into a folder before running steps there."""
+    from tinybert.data.dataset import file_sha256
+
+    def make(folder):
+        from tinybert.data.features import preprocess
+        from tinybert.export import export_fast_models
+
+        preprocess(str(inputs.tsv), str(inputs.checkpoint / "vocab.txt"), str(folder / "bert_bin"), 64, progress=False)
+        export_fast_models(str(inputs.checkpoint), str(folder / "models"), features_dir=str(folder / "bert_bin"))
+
+    weights = file_sha256(str(inputs.checkpoint / "pytorch_model.bin"))[:16]
+    return shared_once(tmp_path_factory, f"fast-models-{weights}-{file_sha256(str(inputs.tsv))[:16]}", make) / "models"
+
+
+def copy_models(models: Path, target: Path) -> Path:
+    """Copies of the files in `models` in `target`, newer than the weights they were exported from (so the steps
+    there use them rather than export again)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in models.iterdir():
+        shutil.copyfile(path, target / path.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_fast_models(small_inputs, tmp_path_factory) -> Path:
+    """fast_models_of the generated checkpoint and TSV. Read-only: copy before writing into it."""
+    return fast_models_of(small_inputs, tmp_path_factory)
+
+
 @pytest.fixture
 def checkpoint_copy(small_inputs, tmp_path) -> Path:
     """A writable copy of the generated checkpoint, for tests that damage it."""

@@ -1,6 +1,6 @@
 """The model card's steps run through their scripts in one working directory, shared by the pipeline test files:
 preprocess once, pth2onnx.sh once per batch size, ais_inference.sh + postprocess_data.sh once per (bs, ORT_MODEL),
-and the original TinyBERT computation's logits to hold them against."""
+and the original TinyBERT computation's logits to hold them against (computed once for the run)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ EXPORT_LINE = re.compile(r"(TinyBERT_\w+)\.onnx vs PyTorch .*max abs logit diffe
                          r"same prediction for ([\d.]+)%")
 
 
-def make_workdir(inputs, root):
-    """A model-card working directory whose CKPT_DIR and DATA_FILE point at the inputs, preprocessed."""
+def make_workdir(inputs, root, models=None):
+    """A model-card working directory whose CKPT_DIR and DATA_FILE point at the inputs, preprocessed; with copies of
+    `models` in it (conftest.fast_models_of: the steps use them rather than export them again) when given."""
+    from conftest import copy_models
+
+    if models is not None:
+        copy_models(models, root)
     env = {"DATA_FILE": str(inputs.tsv), "CKPT_DIR": str(inputs.checkpoint)}
     proc = run_script("preprocess_data.sh", cwd=root, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -44,6 +49,22 @@ def eager_logits(inputs):
         logits[rows] = reference_logits(state, config, *(np.asarray(a)[rows, :width] for a in arrays))
     labels = np.asarray(dataset.labels)
     return logits, 100.0 * (logits.argmax(1) == labels).mean()
+
+
+def shared_eager_logits(inputs, tmp_path_factory):
+    """eager_logits(inputs), computed once for the run (xdist's workers share them)."""
+    from conftest import shared_once
+
+    from tinybert.data.dataset import file_sha256
+
+    def make(folder):
+        logits, accuracy = eager_logits(inputs)
+        np.save(folder / "logits.npy", logits)
+        (folder / "accuracy.json").write_text(json.dumps(accuracy))
+
+    key = f"{file_sha256(str(inputs.checkpoint / 'pytorch_model.bin'))[:16]}-{file_sha256(str(inputs.tsv))[:16]}"
+    folder = shared_once(tmp_path_factory, f"eager-{key}", make)
+    return np.load(folder / "logits.npy"), json.loads((folder / "accuracy.json").read_text())
 
 
 def _export(workdir, bs):

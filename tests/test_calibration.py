@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_clean_error, make_small_tsv, run_cli
+from conftest import assert_clean_error, copy_models, make_small_tsv, run_cli
 
 from tinybert.export.calibrated import calibration_sample
 
@@ -21,8 +21,9 @@ def test_sample_is_seeded_and_in_file_order(tmp_path):
 
 
 @pytest.mark.slow
-def test_calibrate_cache_and_record(small_inputs, tmp_path):
+def test_calibrate_cache_and_record(small_inputs, small_fast_models, tmp_path):
     train = make_small_tsv(tmp_path / "train.tsv", 60, seed=11)
+    copy_models(small_fast_models, tmp_path / "m")  # the fast model it quantizes, exported once for the run
     args = ["export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
             "--calibration_file", train, "--calibration_samples", 20, "--features_dir", tmp_path / "none",
             # A random generated checkpoint has near-tied logits: the 99 % gate is for the real one.
@@ -70,10 +71,11 @@ def test_missing_calibration_file(small_inputs, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_model_below_the_agreement_gate_is_removed(small_inputs, tmp_path, monkeypatch):
+def test_a_model_below_the_agreement_gate_is_removed(small_inputs, small_fast_models, tmp_path, monkeypatch):
     from tinybert.export import calibrated
     from tinybert.errors import ExportError
 
+    copy_models(small_fast_models, tmp_path)
     train = make_small_tsv(tmp_path / "train.tsv", 30, seed=2)
     monkeypatch.setattr(calibrated, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples
     with pytest.raises(ExportError, match="expected at least 101%"):
@@ -83,13 +85,15 @@ def test_a_model_below_the_agreement_gate_is_removed(small_inputs, tmp_path, mon
 
 
 @pytest.mark.slow
-def test_the_openvino_int8_model_is_checked_and_removed_when_it_fails(small_inputs, tmp_path, monkeypatch, capsys):
+def test_the_openvino_int8_model_is_checked_and_removed_when_it_fails(small_inputs, small_fast_models, tmp_path,
+                                                                     monkeypatch, capsys):
     pytest.importorskip("nncf")
     pytest.importorskip("openvino")
     from tinybert.errors import ExportError
     from tinybert.export import Calibration, calibrated
     from tinybert.export import openvino as ov_export
 
+    copy_models(small_fast_models, tmp_path)
     train = make_small_tsv(tmp_path / "train.tsv", 30, seed=2)
     xml, weights = tmp_path / "TinyBERT_ov_int8.xml", tmp_path / "TinyBERT_ov_int8.bin"
     monkeypatch.setattr(calibrated, "MIN_AGREEMENT", 1.01)  # no model can agree on more than all samples

@@ -1,6 +1,6 @@
 """classify with the real model of the generated checkpoint (its fast ONNX export): labels equal to the
 step pipeline's, test/classify.sh, SIGKILL at random points and a resumed run's bytes, and the Ray
-engine on a local two-CPU cluster. All slow: the export alone takes tens of seconds."""
+engine on a local two-CPU cluster. All slow: each spawns processes that load the model."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, WORDS, input_dirs, run_cli, run_script
+from conftest import REPO, WORDS, copy_models, input_dirs, run_cli, run_script
 
 from tinybert.classify.shards import work_dir_for
 
@@ -21,13 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fast_models(small_inputs, tmp_path_factory):
-    """MODEL_DIR with the fast models of the generated checkpoint."""
-    from tinybert.export import export_fast_models
-
-    out = tmp_path_factory.mktemp("fast_models")
-    export_fast_models(str(small_inputs.checkpoint), str(out))
-    return out
+def fast_models(small_fast_models, tmp_path_factory):
+    """MODEL_DIR with the fast models of the generated checkpoint (the run's one export of them, copied)."""
+    return copy_models(small_fast_models, tmp_path_factory.mktemp("fast_models"))
 
 
 @pytest.fixture(scope="module")

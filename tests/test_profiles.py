@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_PERF, make_small_tsv, run_cli, run_script
+from conftest import QUICK_PERF, copy_models, make_small_tsv, run_cli, run_script
 
 from tinybert import capabilities
 from tinybert.bench.benchmark import BenchmarkRun, run_benchmark, select_rows
 from tinybert.bench.roofline import Timing, precision_class
 from tinybert.bench.rows import rows as all_rows
+from tinybert.runtimes import torch_peer
 
 CPU_ROWS = ["A", "B", "C", "C1", "C16", "Cw", "D", "Dw", "S", "V8", "OV", "OVt", "OV8", "OV8t", "PTc", "PTq8"]
 BF16_ROWS = ["Bf", "OVb", "OVbt", "PTb", "PTcb", "PTcbm"]
@@ -62,20 +63,38 @@ def test_each_cpu_profile_selects_its_rows_and_says_why_it_skips_the_others(smal
     assert not {p.row for p in rows} & {n.split()[1] for n in notes}  # a row is either built or noted
 
 
+class Uncompiled:
+    """torch_peer.FrozenCompiled's stand-in in the whole run: the compiled rows and roofline chains run their
+    function as it is, the compile mode each asked for recorded. Inductor compiles each for minutes on 2 CPUs;
+    what compiling gives is tested on its own: equal to eager and compiled only in the warm-up, per precision and
+    mode (test_torch_peer_runtime.py), and the compiled chains of the roofline (test_roofline.py)."""
+
+    asked: list = []
+
+    def __init__(self, forward, mode=None, config=None):
+        Uncompiled.asked.append(mode)
+        self.forward = forward
+
+    def __call__(self, *tensors):
+        return self.forward(*tensors)
+
+
 @pytest.fixture(scope="module")
 def whole_run(small_inputs, tmp_path_factory):
     """The whole benchmark once, in this process, under the CPU class that builds the most rows (AMX: every CPU row,
     bf16 ones included) with torchao's int8 kernel faked to work, so every CPU row runs; a quick roofline, and every
     model exported (the static int8 export's gate is tested in test_calibration.py). No sentence is truncated, so no
-    batch has a single row: each compiled row compiles its dynamic shapes once, not again for a batch of one."""
+    batch has a single row. torch.compile's rows and chains run uncompiled (Uncompiled)."""
     root = tmp_path_factory.mktemp("whole_benchmark")
     make_small_tsv(root / "dev.tsv", WHOLE_COUNT, long_at=None)
     make_small_tsv(root / "train.tsv", 60, seed=4)
     run = BenchmarkRun(str(small_inputs.checkpoint), str(root / "dev.tsv"), str(root / "out"), (4,), repeats=1,
                        calibration_file=str(root / "train.tsv"), calibration_samples=40, roofline_timing=QUICK,
                        export_min_agreement=0.0)
+    Uncompiled.asked.clear()
     with capabilities.faked("amx", NO_GPU, kernels=KERNELS["works"]), contextlib.chdir(root), \
-            contextlib.redirect_stdout(io.StringIO()) as out:
+            contextlib.redirect_stdout(io.StringIO()) as out, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch_peer, "FrozenCompiled", Uncompiled)
         report = run_benchmark(run)
     return report, out.getvalue(), root
 
@@ -118,15 +137,14 @@ def test_the_whole_benchmark_runs_every_cpu_row(whole_run):
     assert "row E (ONNX Runtime CUDA fp32" in stdout and "| 4 | C |" in (folder / "benchmark.md").read_text()
     assert "CPU class AMX" in (folder / "benchmark.md").read_text()
     assert (folder / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(Uncompiled.asked, key=str) == [None] * 6 + ["max-autotune"]  # PTc, PTcb, PTcbm, PTq8, 3 chains
 
 
 @pytest.mark.slow
-def test_the_bf16_path_runs_where_the_cpu_has_native_bf16(tmp_path, small_inputs, small_features):
+def test_the_bf16_path_runs_where_the_cpu_has_native_bf16(tmp_path, small_inputs, small_features, small_fast_models):
     """ORT_MODEL=bf16 through the steps under a faked AMX CPU (OpenVINO runs it in fp32 on a CPU without
     native bf16, which is what lets this branch execute here); refused with exit 3 on AVX2."""
-    from tinybert.export import export_fast_models
-
-    export_fast_models(str(small_inputs.checkpoint), str(tmp_path), features_dir=str(small_features))
+    copy_models(small_fast_models, tmp_path)
     env = {"BIN_DIR": str(small_features), "MODEL_DIR": str(tmp_path), "ORT_MODEL": "bf16",
            "CKPT_DIR": str(small_inputs.checkpoint), "OUTPUT_DIRNAME": "bf16_amx", "LOOP": "2"}
     amx = {**env, "TINYBERT_CPU_PROFILE": "amx"}
