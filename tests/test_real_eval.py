@@ -74,7 +74,7 @@ def test_eval_all_builds_the_table(workdir, eager):
     # The header names the CPU path's matrix-multiply rate at the model's shapes, so readers can compare machines.
     rate = table["model_shape_rates"][" ".join(row_recipe(project_path(chosen[0]["path"])))]
     assert [r["m"] for r in rate["by_m"]] == [25, 75] and all(r["best"] > 0 for r in rate["by_m"])
-    assert f"M=25 " in markdown and f"-> {rate['by_m'][0]['best']:.1f}" in markdown and rate["features"] in markdown
+    assert "M=25 " in markdown and f"-> {rate['by_m'][0]['best']:.1f}" in markdown and rate["features"] in markdown
     # perf.sh ran with requests in flight (REQUESTS=auto on this machine's cores): the wall-clock figure, marked.
     from tinybert.capabilities import current
 

@@ -17,7 +17,7 @@ from tinybert.model.modeling import vocab_path
 from tinybert.runtimes.runner import plan_batches, real_lengths
 from tinybert.model_kinds import CALIBRATION_RECORD_FILE
 from tinybert.settings import CALIB_BATCH, CALIB_SAMPLES, CALIB_SEED, MIN_AGREEMENT, OPSET, SEQ_LEN, model_path
-from tinybert.export.checking import Calibration, ExportJob, check_models, fast_verification, write_model
+from tinybert.export.checking import ExportJob, check_models, fast_verification, write_model
 from tinybert.export.fast import export_fast_models
 from tinybert.export.graphs import quantize_static_int8
 

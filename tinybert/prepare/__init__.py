@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from tinybert.errors import UsageError, expect
 from tinybert.export import Calibration, ExportJob, ensure_model
+from tinybert.prepare import gates
 from tinybert.registry import AUTO, GPU_MODEL, ORT_MODEL, RunPath
 from tinybert.runtimes.route import Request, RunPlan, explain_backend, plan_model, plan_path, plan_settings
 from tinybert.settings import OPSET, SEQ_LEN, default
@@ -102,8 +103,6 @@ def prepare(request: ModelRequest, *, among: tuple[str, ...] | None = None, quie
     entry = backend_entry(name)
     expect(among is None or name in among, UsageError, f"expected BACKEND {' or '.join(('auto',) + tuple(among or ()))} "
                                                        f"for this step, got {name!r}")
-    from tinybert.prepare import gates
-
     states = {}
     if entry.model == GPU_MODEL:
         if r.gpu_model == AUTO:
