@@ -52,7 +52,22 @@ AWKWARD_ROWS = [
 ]
 
 
+# The files that take longest (docs/measurements/tests-intel-2vcpu.md), handed out first: `--dist loadfile` gives
+# each worker the next file when it is free, so a long file started last would leave the other worker idle.
+LONGEST_FILES = ("test_real_eval.py", "test_real_numbers.py", "test_calibration.py", "test_classify_gpu.py",
+                 "test_gpu.py", "test_pipeline.py", "test_corpora.py", "test_classify_model.py", "test_export.py",
+                 "test_settings.py", "test_torch_peer_runtime.py", "test_faults.py", "test_prepare.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: place for place, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_configure(config):
+    # xdist would otherwise reorder the files by their number of tests, undoing LONGEST_FILES.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     # Inductor writes its cache folder into the environment at its first compile: decided here, once, as the
     # program decides it at its start, so no test's first compile changes the environment of the tests after it.
     from tinybert.machine import use_compile_cache

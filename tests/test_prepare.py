@@ -227,12 +227,15 @@ def test_the_api_refuses_what_it_cannot_classify(small_inputs, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_api_gives_classify_s_labels_on_the_dev_set(tmp_path, inputs):
+def test_the_api_gives_classify_s_labels_on_the_dev_set(tmp_path, tmp_path_factory, inputs):
+    from conftest import copy_models, fast_models_of
+
     from tinybert.api import Classifier
     from tinybert.data.dataset import read_sst2_tsv
 
     from tinybert.classify.pipeline import ClassifyOptions, classify_corpus
 
+    copy_models(fast_models_of(inputs, tmp_path_factory), tmp_path)  # the run's one export, not a second
     output = tmp_path / "dev.classified.tsv"
     classify_corpus(ClassifyOptions(str(inputs.tsv), output=str(output), ckpt_dir=str(inputs.checkpoint),
                                     model_dir=str(tmp_path), ort_model="fast", progress=False))
