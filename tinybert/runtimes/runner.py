@@ -99,11 +99,16 @@ def split_calls(batches: list[Batch], lengths: np.ndarray, max_tokens: int | Non
         start = 0
         for stop in range(1, len(batch.indices) + 1):
             longest = bucket_length(int(lengths[batch.indices[start:stop]].max()), edges)
-            if stop - start > 1 and (stop - start) * longest > max_tokens:
+            if not call_fits(stop - start, longest, max_tokens):
                 calls.append(_call(batch.indices[start:stop - 1], lengths, edges))
                 start = stop - 1
         calls.append(_call(batch.indices[start:], lengths, edges))
     return calls
+
+
+def call_fits(rows: int, length: int, max_tokens: int | None) -> bool:
+    """The call budget, once: `rows` x padded `length` within `max_tokens` (None or 0: any), one row always."""
+    return not max_tokens or rows <= 1 or rows * length <= max_tokens
 
 
 def _call(indices: np.ndarray, lengths: np.ndarray, edges) -> Batch:
