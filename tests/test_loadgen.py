@@ -116,15 +116,15 @@ def test_accuracy_mode_logs_every_sample_and_scores_it_as_postprocess(fake, smal
 
 
 def test_a_server_sweep_writes_its_table_json_and_plot(fake, small_inputs, small_features, tmp_path):
-    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps", "100,3000",
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps", "600,4000",
                    "--batcher", "nowait")
     sweep = next(tmp_path.glob("loadgen-Server-sweep-*"))
     report = json.loads((sweep / "loadgen.json").read_text())
-    assert code == 0 and report["highest_valid_qps"] == 100  # one VALID point: the sweep's answer
+    assert code == 0 and report["highest_valid_qps"] == 600  # one VALID point: the sweep's answer
     assert [p["valid"] for p in report["points"]] == [True, False]
     table = (sweep / "table.md").read_text()
-    assert "| 100 | VALID |" in table and "| 3000 | INVALID | - | - | - |" in table
-    assert (sweep / "latency_qps.png").stat().st_size > 1000 and (sweep / "qps-100" / "user.conf").is_file()
+    assert "| 600 | VALID |" in table and "| 4000 | INVALID | - | - | - |" in table
+    assert (sweep / "latency_qps.png").stat().st_size > 1000 and (sweep / "qps-600" / "user.conf").is_file()
 
 
 # ---------------------------------------------------------------- the readers and the batcher on their own

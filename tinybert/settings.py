@@ -50,11 +50,11 @@ SETTINGS = (
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh", "loadgen.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
                                   "batches): larger calls outgrow the caches, smaller pay per-call overhead "
                                   "(docs/measurements/call-tokens-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "loadgen.sh")),
     Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
                                      "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-amd-2vcpu.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
@@ -94,7 +94,7 @@ SETTINGS = (
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
                                                   "SST-2 TSV of your own",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "ais_inference.sh", "perf.sh",
-                     "predict.sh")),
+                     "predict.sh", "loadgen.sh", "loadgen_measure.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
                                     "300 calibrates in seconds and passed the dev gate "
                                     "(docs/measurements/calib-samples.md)",

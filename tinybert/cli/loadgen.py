@@ -99,9 +99,9 @@ def _loadgen(argv, prog):
                       min_duration_ms=a.min_duration_ms)
     settings = dict(model_dir=a.model_dir, threads=a.threads, requests=a.requests, device=a.device, seq_len=SEQ_LEN,
                     batch_size=a.batch_size, bucket_edges=a.bucket_edges, call_tokens=a.call_tokens)
+    settings.update(calibration_file=a.calibration_file)
     if a.row is None:
-        settings.update(backend=a.backend, ort_model=a.ort_model, gpu_model=a.gpu_model,
-                        calibration_file=a.calibration_file)
+        settings.update(backend=a.backend, ort_model=a.ort_model, gpu_model=a.gpu_model)
     model, classifier = open_model(a.ckpt_dir, a.bin_dir, row=a.row, warm_shapes_first=not a.no_warm, **settings)
     print(f"[INFO] LoadGen {a.scenario} {a.mode}, profile {a.profile}: {model.describe}")
     swept = a.scenario == "Server" and a.qps is not None and len(a.qps) > 1
@@ -112,3 +112,40 @@ def _loadgen(argv, prog):
     if a.json_out:
         write_json_atomic(a.json_out, {"model": model.describe, "outcomes": [asdict(o) for o in outcomes]})
     judge(outcomes, swept)
+
+
+@step("loadgen-measure", "side by side per path (the project's CPU paths and the OpenVINO int8 peer): LoadGen's "
+                         "SingleStream p90, Offline samples/s, the highest VALID Server QPS with the budget batcher "
+                         "and the no-wait baseline")
+def _loadgen_measure(argv, prog):
+    p = STEPS.parser("loadgen-measure", prog)
+    p.add_argument("--paths", default=None,
+                   help="comma-separated ORT_MODEL paths and/or the peer row OV8 (default: the project's CPU paths "
+                        "this machine runs, and OV8)")
+    p.add_argument("--qps", type=_qps_list, default=None,
+                   help="Server's sweep (default: 0.2, 0.4 ... 1.0 x each path's Offline samples/s)")
+    p.add_argument("--out", default=DEFAULTS["LOADGEN_DIR"], help="LOADGEN_DIR: a new loadgen-measure-<time> here")
+    p.add_argument("--profile", default=DEFAULTS["LOADGEN_PROFILE"], choices=tuple(LOADGEN_PROFILES),
+                   help="LOADGEN_PROFILE")
+    p.add_argument("--min_duration_ms", type=positive_int, default=None, help="overrides the profile's min duration")
+    p.add_argument("--bin_dir", default=DEFAULTS["BIN_DIR"], help="BIN_DIR: the dev set's features")
+    p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR")
+    p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR")
+    p.add_argument("--calibration_file", default=None, help="CALIB_FILE, for the calibrated int8 models")
+    p.add_argument("--latency_ms", type=_positive_float, default=float(DEFAULTS["LOADGEN_LATENCY_MS"]),
+                   help="LOADGEN_LATENCY_MS: Server's p99 bound")
+    p.add_argument("--offline_qps", type=_positive_float, default=float(DEFAULTS["LOADGEN_OFFLINE_QPS"]),
+                   help="LOADGEN_OFFLINE_QPS")
+    p.add_argument("--wait_ms", type=_non_negative_float, default=float(DEFAULTS["LOADGEN_WAIT_MS"]),
+                   help="LOADGEN_WAIT_MS: the budget batcher's wait")
+    a = p.parse_args(argv)
+    from tinybert.loadgen.measure import default_paths, measure
+
+    paths = [x for x in (a.paths or "").replace(",", " ").split()] or default_paths()
+    common = ["--profile", a.profile, "--bin_dir", a.bin_dir, "--ckpt_dir", a.ckpt_dir, "--model_dir", a.model_dir,
+              "--latency_ms", f"{a.latency_ms:g}", "--offline_qps", f"{a.offline_qps:g}", "--wait_ms", f"{a.wait_ms:g}"]
+    if a.min_duration_ms:
+        common += ["--min_duration_ms", str(a.min_duration_ms)]
+    if a.calibration_file:
+        common += ["--calibration_file", a.calibration_file]
+    measure(paths, common, a.out, a.qps)

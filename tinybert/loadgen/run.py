@@ -1,6 +1,5 @@
-"""Running LoadGen's scenarios on a prepared model: its settings from the settings table (the config file loaded
-once per process), each run's logs kept in a new folder, the outcome read back from them, and the Server QPS sweep
-with its table, JSON and latency-QPS plot."""
+"""Running LoadGen's scenarios on a prepared model: targets from the settings table (its config read once per
+process), each run's logs in a new folder and read back, and the Server QPS sweep with its table, JSON and plot."""
 
 from __future__ import annotations
 
@@ -362,14 +361,16 @@ def open_model(ckpt_dir: str, bin_dir: str, *, row: str | None = None, warm_shap
     from tinybert.api import Classifier
     from tinybert.data.features import load_features
     from tinybert.model.modeling import vocab_path
-    from tinybert.prepare import ModelRequest, prepare
-    from tinybert.registry import run_path
+    from tinybert.prepare import Calibration, ModelRequest, prepare
+    from tinybert.bench.rows import row as registry_row
 
     if row is None:
         classifier = Classifier.open(ckpt_dir, features_dir=bin_dir, quiet=False, **settings)
     else:
         keep = ("model_dir", "threads", "requests", "device", "seq_len")
-        request = ModelRequest(path=run_path(row), ckpt_dir=ckpt_dir, features_dir=bin_dir,
+        calibration = settings.get("calibration_file")
+        request = ModelRequest(path=registry_row(row), ckpt_dir=ckpt_dir, features_dir=bin_dir,
+                               calibration=Calibration(calibration) if calibration else None,
                                **{k: v for k, v in settings.items() if k in keep})
         classifier = Classifier(prepare(request), vocab_file=vocab_path(ckpt_dir),
                                 seq_len=settings.get("seq_len", request.seq_len),

@@ -70,9 +70,8 @@ class Calls:
 
 
 class Batcher(Calls):
-    """Server's batcher with a latency budget: a free worker takes the waiting rows while rows x longest stays within
-    the call budget (`max_tokens`, `max_rows`), closing the call at once when the next would not fit, else after
-    `wait_s` from its start; `nowait` (max_rows 1, wait 0) is the one-row-per-call baseline."""
+    """Server's batcher: a free worker takes waiting rows while rows x longest stays within the call budget, at once
+    when the next would not fit, else after `wait_s`; max_rows 1 and no wait is the no-wait baseline."""
 
     def __init__(self, samples: Samples, max_tokens: int | None, max_rows: int, wait_s: float):
         super().__init__()
@@ -112,9 +111,8 @@ class Batcher(Calls):
 
 
 class Sut:
-    """The SUT's callbacks and its `requests` worker threads: `issue` only queues (one call per SingleStream query,
-    the runner's plan for MultiStream and Offline, the batcher for Server); each worker runs a call and completes its
-    samples with the float32 logits as the response data (what accuracy mode logs)."""
+    """`issue` only queues (a call per SingleStream query, the runner's plan for MultiStream and Offline, the batcher
+    for Server); `requests` workers run the calls and complete each sample with its float32 logits as the data."""
 
     def __init__(self, lg, runtime, samples: Samples, scenario: str, *, batch_size: int, bucket_edges: str,
                  call_tokens: int | None, batcher: str = BUDGET, wait_s: float = 0.0):
