@@ -170,7 +170,7 @@ def test_the_accuracy_log_gives_every_sample_or_an_error(tmp_path):
         read_accuracy_log(str(path), SHARED_COUNT)
 
 
-def test_the_batcher_closes_a_call_at_the_budget_or_after_its_wait():
+def test_the_batcher_fills_a_call_to_the_budget_oldest_first_or_waits():
     from types import SimpleNamespace
 
     from tinybert.loadgen.sut import Batcher, Samples, warm_shapes
@@ -188,6 +188,9 @@ def test_the_batcher_closes_a_call_at_the_budget_or_after_its_wait():
     batcher.put([(0, 0)])
     tick = time.monotonic()
     assert batcher.take() == [(0, 0)] and time.monotonic() - tick >= 0.05  # all fit: waited for more, then ran
+    packed = Batcher(samples, max_tokens=48, max_rows=64, wait_s=0.0)
+    packed.put([(1, 1), (3, 3), (4, 4)])  # 2 x 40 would not fit, 2 x 20 does: the shorter later row joins
+    assert packed.take() == [(1, 1), (4, 4)] and packed.take() == [(3, 3)]  # the one left out goes next
     alone = Batcher(samples, max_tokens=32, max_rows=64, wait_s=0.0)
     alone.put([(5, 5), (4, 4)])  # a lone row over the budget still runs, alone
     assert alone.take() == [(5, 5)] and alone.take() == [(4, 4)]

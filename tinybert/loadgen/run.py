@@ -80,6 +80,7 @@ class Model:
     call_tokens: int | None
     describe: str = ""
     warm: bool = True
+    warmed: set = field(default_factory=set)  # shapes run once already: a sweep warms them once
 
 
 @dataclass
@@ -177,11 +178,13 @@ def run_test(model: Model, scenario: str, mode: str, targets: Targets, folder: s
         bucket_edges=model.bucket_edges, call_tokens=model.call_tokens, batcher=targets.batcher,
         wait_s=targets.wait_ms / 1000.0)
     if model.warm:
-        shapes = warm_shapes(model.samples, scenario, batch_size=sut.batch_size, call_tokens=model.call_tokens,
-                             fixed_batch=model.runtime.batch_size, batcher=targets.batcher)
+        shapes = [shape for shape in warm_shapes(model.samples, scenario, batch_size=sut.batch_size,
+                                                 call_tokens=model.call_tokens, fixed_batch=model.runtime.batch_size,
+                                                 batcher=targets.batcher) if shape not in model.warmed]
         tick = time.perf_counter()
         warm(model.runtime, model.samples, shapes)
-        if not quiet:
+        model.warmed.update(shapes)
+        if not quiet and shapes:
             print(f"[INFO] warmed {len(shapes)} call shapes in {time.perf_counter() - tick:.1f} s before the test")
     log = lg.LogSettings()
     log.log_output.outdir = folder

@@ -14,6 +14,7 @@ from tinybert.runtimes.runner import CARD_BATCHES, Batch, batch_inputs, bucket_l
 
 BUDGET, NOWAIT = "budget", "nowait"
 BATCHERS = (BUDGET, NOWAIT)
+WINDOW_ROWS = 4  # a call looks this many times its row limit into the queue: shorter rows fill it, the oldest first
 
 
 class Samples:
@@ -70,28 +71,36 @@ class Calls:
 
 
 class Batcher(Calls):
-    """Server's batcher: a free worker takes waiting rows while rows x longest stays within the call budget, at once
-    when the next would not fit, else after `wait_s`; max_rows 1 and no wait is the no-wait baseline."""
+    """Server's batcher: a free worker takes the oldest row and later ones while rows x longest stays within the call
+    budget, at once when one is left out, else after `wait_s`; max_rows 1 and no wait is the no-wait baseline."""
 
     def __init__(self, samples: Samples, max_tokens: int | None, max_rows: int, wait_s: float):
         super().__init__()
         expect(max_rows > 0 and wait_s >= 0, UsageError,
                f"expected a positive row limit and a non-negative wait, got {max_rows} rows and {wait_s} s")
         self.samples, self.max_tokens, self.max_rows, self.wait_s = samples, max_tokens, max_rows, wait_s
+        self.window = WINDOW_ROWS * max_rows  # how far past the oldest row a call looks for rows that fit
 
     def put(self, call: list) -> None:
         with self._cond:
             self._queue.extend(call)
             self._cond.notify_all()
 
-    def _fitting(self) -> int:
-        """How many of the waiting rows, from the oldest, make one call within the budget."""
-        longest = 0
-        for rows, (_, index) in enumerate(self._queue, start=1):
-            longest = max(longest, self.samples.length_of(index))
-            if rows > self.max_rows or not call_fits(rows, longest, self.max_tokens):
-                return rows - 1
-        return len(self._queue)
+    def _choose(self) -> tuple[list[int], bool]:
+        """Positions in the queue of the next call: the oldest row, then each later one (within a window of the
+        oldest) that keeps rows x longest in the budget; and whether it is closed (a row left out, or rows full)."""
+        chosen, longest, closed = [], 0, False
+        for position, (_, index) in enumerate(self._queue):
+            if position >= self.window or len(chosen) == self.max_rows:
+                closed = True
+                break
+            length = max(longest, self.samples.length_of(index))
+            if chosen and not call_fits(len(chosen) + 1, length, self.max_tokens):
+                closed = True
+                continue
+            chosen.append(position)
+            longest = length
+        return chosen, closed
 
     def take(self) -> list | None:
         with self._cond:
@@ -101,13 +110,19 @@ class Batcher(Calls):
                 if not self._queue:
                     return None
                 deadline = time.monotonic() + self.wait_s
-                while self._queue and self._fitting() == len(self._queue) and not self._closed:
+                while self._queue and not self._choose()[1] and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
                 if self._queue:  # else another worker took them while this one waited: start again
-                    return [self._queue.popleft() for _ in range(max(1, self._fitting()))]
+                    return self._pop(self._choose()[0])
+
+    def _pop(self, positions: list[int]) -> list:
+        head = [self._queue.popleft() for _ in range(positions[-1] + 1)]
+        wanted = set(positions)
+        self._queue.extendleft(reversed([entry for at, entry in enumerate(head) if at not in wanted]))
+        return [head[at] for at in positions]
 
 
 class Sut:
