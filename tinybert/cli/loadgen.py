@@ -102,13 +102,14 @@ def _loadgen(argv, prog):
     settings.update(calibration_file=a.calibration_file)
     if a.row is None:
         settings.update(backend=a.backend, ort_model=a.ort_model, gpu_model=a.gpu_model)
-    model, classifier = open_model(a.ckpt_dir, a.bin_dir, row=a.row, warm_shapes_first=not a.no_warm, **settings)
+    model = open_model(a.ckpt_dir, a.bin_dir, row=a.row, warm_shapes_first=not a.no_warm, **settings)
     print(f"[INFO] LoadGen {a.scenario} {a.mode}, profile {a.profile}: {model.describe}")
     swept = a.scenario == "Server" and a.qps is not None and len(a.qps) > 1
     try:
         outcomes = sweep(model, a.qps, targets, a.out) if swept else [run(model, a.scenario, a.mode, targets, a.out)]
     finally:
-        classifier.close()
+        if model.close is not None:
+            model.close()
     if a.json_out:
         write_json_atomic(a.json_out, {"model": model.describe, "outcomes": [asdict(o) for o in outcomes]})
     judge(outcomes, swept)
@@ -128,6 +129,7 @@ def _loadgen_measure(argv, prog):
     p.add_argument("--profile", default=DEFAULTS["LOADGEN_PROFILE"], choices=tuple(LOADGEN_PROFILES),
                    help="LOADGEN_PROFILE")
     p.add_argument("--min_duration_ms", type=positive_int, default=None, help="overrides the profile's min duration")
+    p.add_argument("--no_warm", action="store_true", help="skip the warm-up of every call shape (a trial run only)")
     p.add_argument("--bin_dir", default=DEFAULTS["BIN_DIR"], help="BIN_DIR: the dev set's features")
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR")
@@ -148,4 +150,6 @@ def _loadgen_measure(argv, prog):
         common += ["--min_duration_ms", str(a.min_duration_ms)]
     if a.calibration_file:
         common += ["--calibration_file", a.calibration_file]
+    if a.no_warm:
+        common.append("--no_warm")
     measure(paths, common, a.out, a.qps)

@@ -81,6 +81,7 @@ class Model:
     describe: str = ""
     warm: bool = True
     warmed: set = field(default_factory=set)  # shapes run once already: a sweep warms them once
+    close: object = None  # lets the runtime go (the Classifier's close), when it has one
 
 
 @dataclass
@@ -303,7 +304,8 @@ def sweep_table(outcomes: list[Outcome], targets: Targets, describe: str = "") -
              + (f" (wait {targets.wait_ms:g} ms)" if targets.batcher == BUDGET else ""), ""]
     if describe:
         lines += [f"Model: {describe}", ""]
-    lines += ["| target QPS | result | scheduled QPS | p50 ms | p99 ms | reasons |", "| ---- | ---- | ---- | ---- | ---- | ---- |"]
+    lines += ["| target QPS | result | scheduled QPS | p50 ms | p99 ms | reasons |",
+              "| ---- | ---- | ---- | ---- | ---- | ---- |"]
     for o in outcomes:
         if o.valid:
             f = o.figures
@@ -358,31 +360,31 @@ def plot_sweep(path: str, outcomes: list[Outcome], targets: Targets) -> None:
 
 
 def open_model(ckpt_dir: str, bin_dir: str, *, row: str | None = None, warm_shapes_first: bool = True,
-               **settings) -> tuple[Model, object]:
+               **settings) -> Model:
     """The model the settings name (BACKEND, ORT_MODEL, GPU_MODEL ... as keywords of `tinybert.api.Classifier.open`)
-    or a registry path by its row or name (`row`: a peer such as OV8), and the QSL of `bin_dir`'s features."""
+    or a registry row by its label or name (`row`: a peer such as OV8), with the QSL of `bin_dir`'s features."""
     from tinybert.api import Classifier
     from tinybert.data.features import load_features
-    from tinybert.model.modeling import vocab_path
-    from tinybert.prepare import Calibration, ModelRequest, prepare
-    from tinybert.bench.rows import row as registry_row
 
+    features, _ = load_features(bin_dir)
     if row is None:
         classifier = Classifier.open(ckpt_dir, features_dir=bin_dir, quiet=False, **settings)
+        runtime, describe, close = classifier.runtime, classifier.describe(), classifier.close
+        batch_size, edges, call_tokens = classifier.batch_size, classifier.bucket_edges, classifier.call_tokens
     else:
+        from tinybert.bench.rows import row as registry_row
+        from tinybert.prepare import Calibration, ModelRequest, prepare
+
+        path, calibration = registry_row(row), settings.get("calibration_file")
         keep = ("model_dir", "threads", "requests", "device", "seq_len")
-        calibration = settings.get("calibration_file")
-        request = ModelRequest(path=registry_row(row), ckpt_dir=ckpt_dir, features_dir=bin_dir,
-                               calibration=Calibration(calibration) if calibration else None,
-                               **{k: v for k, v in settings.items() if k in keep})
-        classifier = Classifier(prepare(request), vocab_file=vocab_path(ckpt_dir),
-                                seq_len=settings.get("seq_len", request.seq_len),
-                                batch_size=settings.get("batch_size", Classifier.open.__kwdefaults__["batch_size"]),
-                                bucket_edges=settings.get("bucket_edges", default("BUCKET_EDGES")),
-                                call_tokens=settings.get("call_tokens", Classifier.open.__kwdefaults__["call_tokens"]))
-    features, _ = load_features(bin_dir)
-    runtime = classifier.runtime
-    samples = Samples(features, model_seq_len=runtime.seq_len, bucket_edges=classifier.bucket_edges, source=bin_dir)
-    model = Model(runtime, samples, classifier.batch_size, classifier.bucket_edges, classifier.call_tokens,
-                  describe=classifier.describe(), warm=warm_shapes_first)
-    return model, classifier
+        ready = prepare(ModelRequest(path=path, ckpt_dir=ckpt_dir, features_dir=bin_dir,
+                                     calibration=Calibration(calibration) if calibration else None,
+                                     **{k: v for k, v in settings.items() if k in keep and v is not None}))
+        runtime, describe, close = ready.open(), f"row {path.row}: {ready.plan.describe()}", None
+        given = Classifier.open.__kwdefaults__
+        batch_size = settings.get("batch_size") or given["batch_size"]
+        edges = settings.get("bucket_edges") or given["bucket_edges"]
+        call_tokens = 0 if path.whole_batches else settings.get("call_tokens", given["call_tokens"])
+    samples = Samples(features, model_seq_len=runtime.seq_len, bucket_edges=edges, source=bin_dir)
+    return Model(runtime, samples, batch_size, edges, call_tokens, describe=describe, warm=warm_shapes_first,
+                 close=close)

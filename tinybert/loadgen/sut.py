@@ -10,7 +10,8 @@ from collections import deque
 import numpy as np
 
 from tinybert.errors import UsageError, expect
-from tinybert.runtimes.runner import CARD_BATCHES, Batch, batch_inputs, bucket_length, call_fits, parse_edges, plan, real_lengths
+from tinybert.runtimes.runner import (CARD_BATCHES, Batch, batch_inputs, bucket_length, call_fits, parse_edges, plan,
+                                      real_lengths)
 
 BUDGET, NOWAIT = "budget", "nowait"
 BATCHERS = (BUDGET, NOWAIT)
