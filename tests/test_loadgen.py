@@ -78,7 +78,8 @@ def test_each_scenario_is_valid_and_server_invalid_past_capacity(fake, small_inp
                        "30000", "--json_out", str(tmp_path / f"{scenario}.json"))
         got = outcome(tmp_path / f"{scenario}.json")[0]
         assert code == 0 and got["valid"] and got["reasons"] == [], got
-        assert os.path.isfile(os.path.join(got["folder"], "mlperf_log_detail.txt"))
+        detail = open(os.path.join(got["folder"], "mlperf_log_detail.txt"), encoding="utf-8").read()
+        assert "error_invalid_config" not in detail  # LoadGen's config read once in this process, then copied
         figures[scenario] = got["figures"]
     assert figures["SingleStream"]["p90_ms"] >= CALL_S * 1000  # every call sleeps at least that long
     assert figures["MultiStream"]["p99_ms"] >= figures["SingleStream"]["p50_ms"]
@@ -100,11 +101,13 @@ def test_each_scenario_is_valid_and_server_invalid_past_capacity(fake, small_inp
     assert len(folders) == 2  # the second run's folder is new, the first kept
 
 
-def test_accuracy_mode_logs_every_sample_and_scores_it_as_postprocess(fake, small_inputs, small_features, tmp_path):
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
+def test_accuracy_mode_logs_every_sample_and_scores_it_as_postprocess(fake, small_inputs, small_features, tmp_path,
+                                                                      scenario):
     from tinybert.data.features import load_features
     from tinybert.steps.postprocess import classification_metrics
 
-    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Offline", "--mode", "accuracy", *SHORT,
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", scenario, "--mode", "accuracy", *SHORT,
                    "--json_out", str(tmp_path / "acc.json"))
     got = outcome(tmp_path / "acc.json")[0]
     features, _ = load_features(str(small_features))
@@ -164,6 +167,9 @@ def test_the_accuracy_log_gives_every_sample_or_an_error(tmp_path):
     assert np.array_equal(read_accuracy_log(str(path), SHARED_COUNT), logits)
     path.write_text(json.dumps(entries[:-1]))
     with pytest.raises(DataFormatError, match=f"expected all {SHARED_COUNT} samples, got {SHARED_COUNT - 1} distinct"):
+        read_accuracy_log(str(path), SHARED_COUNT)
+    path.write_text(json.dumps(entries + [{**entries[3], "data": entries[4]["data"]}]))
+    with pytest.raises(DataFormatError, match="expected one result per sample, got different logits for sample 3"):
         read_accuracy_log(str(path), SHARED_COUNT)
     path.write_text(json.dumps(entries[:5] + [{**entries[5], "data": "00ff"}] + entries[6:]))
     with pytest.raises(DataFormatError, match="expected 2 float32 logits .*got 2 bytes for sample 5"):
