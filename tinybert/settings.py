@@ -235,7 +235,6 @@ class LoadGenProfile:
 
 LOADGEN_PROFILES = {"quick": LoadGenProfile(1000), "full": LoadGenProfile(60000), "official": LoadGenProfile(600000)}
 LOADGEN_MULTISTREAM_SAMPLES = 8  # MLPerf's samples per MultiStream query (mlperf.conf)
-LOADGEN_MULTISTREAM_LATENCY_MS = 80.0  # MultiStream's generic target latency in mlperf.conf
 LOADGEN_SINGLESTREAM_PERCENTILE = 0.9  # the percentiles mlperf.conf judges the scenarios by
 LOADGEN_TAIL_PERCENTILE = 0.99
 CARD_LARGEST_BATCH = max(BATCH_SIZES)  # the GPU checks' inference batch: the card's largest

@@ -13,10 +13,9 @@ from tinybert.errors import BackendUnavailableError, InvalidResultError, UsageEr
 from tinybert.fileio import reserve_dir, write_json_atomic, write_text_atomic
 from tinybert.loadgen.logs import ACCURACY, DETAIL, Detail, read_accuracy_log, read_detail
 from tinybert.loadgen.sut import BATCHERS, BUDGET, Samples, Sut, warm, warm_shapes
-from tinybert.settings import (LOADGEN_EXPECTED_MS, LOADGEN_LATENCY_MS, LOADGEN_MULTISTREAM_LATENCY_MS,
-                               LOADGEN_MULTISTREAM_SAMPLES, LOADGEN_OFFLINE_QPS, LOADGEN_PROFILES, LOADGEN_QPS,
-                               LOADGEN_SINGLESTREAM_PERCENTILE, LOADGEN_TAIL_PERCENTILE, LOADGEN_WAIT_MS,
-                               TIMESTAMP_FORMAT, default)
+from tinybert.settings import (LOADGEN_EXPECTED_MS, LOADGEN_LATENCY_MS, LOADGEN_MULTISTREAM_SAMPLES,
+                               LOADGEN_OFFLINE_QPS, LOADGEN_PROFILES, LOADGEN_QPS, LOADGEN_SINGLESTREAM_PERCENTILE,
+                               LOADGEN_TAIL_PERCENTILE, LOADGEN_WAIT_MS, TIMESTAMP_FORMAT, default)
 
 # Not a model mlperf.conf names, so only its generic (*.Scenario) lines apply.
 MODEL_NAME = "tinybert-sst2"

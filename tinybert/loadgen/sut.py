@@ -11,7 +11,7 @@ import numpy as np
 
 from tinybert.errors import UsageError, expect
 from tinybert.runtimes.runner import (CARD_BATCHES, Batch, batch_inputs, bucket_length, call_fits, parse_edges, plan,
-                                      real_lengths)
+                                      plan_lengths, real_lengths)
 
 BUDGET, NOWAIT = "budget", "nowait"
 BATCHERS = (BUDGET, NOWAIT)
@@ -28,9 +28,10 @@ class Samples:
         self.count = len(self.arrays[0])
         expect(self.count > 0, UsageError, f"{source}: expected samples for LoadGen's QSL, got none")
         self.lengths = real_lengths(self.arrays[2], source)
+        self.seq_len = self.arrays[0].shape[1]
         card = bucket_edges == CARD_BATCHES  # the card's batches: every call at the full length
-        self.fixed_length = model_seq_len or (self.arrays[0].shape[1] if card else None)
-        self.edges = None if card else parse_edges(bucket_edges, self.arrays[0].shape[1])
+        self.fixed_length = model_seq_len or (self.seq_len if card else None)
+        self.edges = None if card else parse_edges(bucket_edges, self.seq_len)
 
     def call_length(self, indices: np.ndarray) -> int:
         """The padded length of a call of these samples: the model's fixed one, else its longest, bucketed."""
@@ -152,8 +153,12 @@ class Sut:
             self.source.put(entries)
             return
         indices = np.fromiter((index for _, index in entries), dtype=np.int64, count=len(entries))
-        batches, _ = plan(self.samples.take(indices), self.batch_size, self.runtime.seq_len, self.runtime.batch_size,
-                          self.bucket_edges, source="LoadGen's query", call_tokens=self.call_tokens)
+        if self.samples.fixed_length is None:  # an Offline query repeats the QSL many times: no inputs gathered
+            batches = plan_lengths(self.samples.lengths[indices], self.batch_size, self.samples.seq_len,
+                                   self.bucket_edges, self.call_tokens)
+        else:
+            batches, _ = plan(self.samples.take(indices), self.batch_size, self.runtime.seq_len,
+                              self.runtime.batch_size, self.bucket_edges, call_tokens=self.call_tokens)
         for batch in batches:
             self.source.put([entries[i] for i in batch.indices])
 
