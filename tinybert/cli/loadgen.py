@@ -88,6 +88,8 @@ def _loadgen(argv, prog):
     a = p.parse_args(argv)
     if a.qps is not None and len(a.qps) > 1 and a.scenario != "Server":
         p.error(f"--qps with several values is a Server sweep, got --scenario {a.scenario}")
+    if a.qps is not None and len(a.qps) > 1 and a.mode != "performance":
+        p.error(f"--qps with several values is a performance sweep, got --mode {a.mode}")
 
     from dataclasses import asdict
 
