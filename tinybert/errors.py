@@ -60,3 +60,10 @@ class ThresholdExceededError(PipelineError):
     """A comparison ran, but a limit asked for on the command line (a CI gate) was exceeded."""
 
     exit_code = 1
+
+
+class InvalidResultError(PipelineError):
+    """LoadGen judged a run INVALID (a latency bound, min duration, min queries or early stopping not met): its
+    reasons are printed and no figure is given."""
+
+    exit_code = 1

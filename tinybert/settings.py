@@ -50,11 +50,11 @@ SETTINGS = (
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh", "loadgen.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
                                   "batches): larger calls outgrow the caches, smaller pay per-call overhead "
                                   "(docs/measurements/call-tokens-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "loadgen.sh")),
     Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
                                      "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-amd-2vcpu.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
@@ -94,7 +94,7 @@ SETTINGS = (
                                                   "evaluation set (DATA_FILE); name any labelled or unlabelled "
                                                   "SST-2 TSV of your own",
             scripts=("pth2onnx.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "ais_inference.sh", "perf.sh",
-                     "predict.sh")),
+                     "predict.sh", "loadgen.sh", "loadgen_measure.sh")),
     Setting("CALIB_SAMPLES", "300", "sentences drawn (seeded) from CALIB_FILE for the activation ranges: "
                                     "300 calibrates in seconds and passed the dev gate "
                                     "(docs/measurements/calib-samples.md)",
@@ -132,6 +132,31 @@ SETTINGS = (
             scripts=("classify_gpu_check.sh",)),
     Setting("CHECK_TARGET", "0.8", "classify-check's least end-to-end rate over the tokenizer's alone: the GPU "
                                    "hidden behind the tokenizing", scripts=("classify_gpu_check.sh",)),
+    Setting("LOADGEN_DIR", "./loadgen_results", "each LoadGen run adds a loadgen-<scenario>-<time> folder here with "
+                                                "LoadGen's own logs: an earlier run's folder is never overwritten",
+            scripts=("loadgen.sh", "loadgen_measure.sh")),
+    Setting("LOADGEN_PROFILE", "quick", "quick: LoadGen's least query counts for early stopping in a few seconds "
+                                        "(CI); full: a minute per run on a CPU; official: MLPerf's 600 s",
+            scripts=("loadgen.sh", "loadgen_measure.sh")),
+    Setting("LOADGEN_LATENCY_MS", "10", "Server's p99 latency bound: MLPerf's own generic Server target "
+                                        "(mlperf.conf), the answer time a person deploying a classifier asks of it",
+            scripts=("loadgen.sh", "loadgen_measure.sh")),
+    Setting("LOADGEN_QPS", "800", "Server's scheduled queries/s when --qps is not given: a rate the project's CPU "
+                                  "paths hold at the bound on 2 vCPUs; the first measured run on a machine sets it",
+            scripts=("loadgen.sh",)),
+    Setting("LOADGEN_OFFLINE_QPS", "2000", "Offline's expected samples/s: LoadGen sizes its one query as this x the "
+                                           "min duration, so a figure below the real rate ends the run too soon",
+            scripts=("loadgen.sh", "loadgen_measure.sh")),
+    Setting("LOADGEN_EXPECTED_MS", "0.5", "SingleStream/MultiStream expected latency: LoadGen pre-generates min "
+                                          "duration / this many queries and stops once duration and count are met, "
+                                          "so a small value costs memory only", scripts=("loadgen.sh",)),
+    Setting("LOADGEN_WAIT_MS", "0.5", "Server: how long a free worker waits for more rows before its call, a "
+                                      "twentieth of the bound: a lone query waits little, a burst shares one call",
+            scripts=("loadgen.sh", "loadgen_measure.sh")),
+    Setting("LOADGEN_BATCHER", "budget", "Server: budget (rows join a call while rows x longest stays within "
+                                         "CALL_TOKENS, or until LOADGEN_WAIT_MS); nowait (one row per call on "
+                                         "REQUESTS workers) is the baseline it is measured against",
+            scripts=("loadgen.sh",)),
 )
 # Values a run computes, which defaults may refer to as {name}.
 RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
@@ -191,6 +216,27 @@ CHECK_BATCH_SIZES = tuple(int(bs) for bs in default("CHECK_BATCH_SIZES").split()
 CORPUS_TARGET = int(default("CORPUS_TARGET"))
 CHECK_SENTENCES = int(default("CHECK_SENTENCES"))
 CHECK_TARGET = float(default("CHECK_TARGET"))
+LOADGEN_LATENCY_MS = float(default("LOADGEN_LATENCY_MS"))
+LOADGEN_QPS = float(default("LOADGEN_QPS"))
+LOADGEN_OFFLINE_QPS = float(default("LOADGEN_OFFLINE_QPS"))
+LOADGEN_EXPECTED_MS = float(default("LOADGEN_EXPECTED_MS"))
+LOADGEN_WAIT_MS = float(default("LOADGEN_WAIT_MS"))
+
+
+@dataclass(frozen=True)
+class LoadGenProfile:
+    """How long LoadGen runs: its min duration per run, and per scenario the least queries its early stopping needs
+    for the percentile judged (SingleStream p90: 64; MultiStream and Server p99: 662; Offline one query)."""
+
+    min_duration_ms: int
+    min_queries: tuple[tuple[str, int], ...] = (("SingleStream", 64), ("MultiStream", 662), ("Server", 662),
+                                                ("Offline", 1))
+
+
+LOADGEN_PROFILES = {"quick": LoadGenProfile(1000), "full": LoadGenProfile(60000), "official": LoadGenProfile(600000)}
+LOADGEN_MULTISTREAM_SAMPLES = 8  # MLPerf's samples per MultiStream query (mlperf.conf)
+LOADGEN_SINGLESTREAM_PERCENTILE = 0.9  # the percentiles mlperf.conf judges the scenarios by
+LOADGEN_TAIL_PERCENTILE = 0.99
 CARD_LARGEST_BATCH = max(BATCH_SIZES)  # the GPU checks' inference batch: the card's largest
 # The reference GPU path the checks compare the others with: GPU_MODEL's default, the card's GPU column.
 GPU_FP32 = default("GPU_MODEL")

@@ -99,11 +99,16 @@ def split_calls(batches: list[Batch], lengths: np.ndarray, max_tokens: int | Non
         start = 0
         for stop in range(1, len(batch.indices) + 1):
             longest = bucket_length(int(lengths[batch.indices[start:stop]].max()), edges)
-            if stop - start > 1 and (stop - start) * longest > max_tokens:
+            if not call_fits(stop - start, longest, max_tokens):
                 calls.append(_call(batch.indices[start:stop - 1], lengths, edges))
                 start = stop - 1
         calls.append(_call(batch.indices[start:], lengths, edges))
     return calls
+
+
+def call_fits(rows: int, length: int, max_tokens: int | None) -> bool:
+    """The call budget, once: `rows` x padded `length` within `max_tokens` (None or 0: any), one row always."""
+    return not max_tokens or rows <= 1 or rows * length <= max_tokens
 
 
 def _call(indices: np.ndarray, lengths: np.ndarray, edges) -> Batch:
@@ -123,9 +128,16 @@ def plan(arrays, batch_size: int, model_seq_len: int | None = None, model_batch_
     count, seq_len = arrays[0].shape
     if model_seq_len is not None or bucket_edges == CARD_BATCHES:
         return _full(consecutive_batches(count, batch_size, seq_len), batch_size, full_only), model_batch_size
-    lengths, edges = real_lengths(arrays[2], source), parse_edges(bucket_edges, seq_len)
+    lengths = real_lengths(arrays[2], source)
+    return plan_lengths(lengths, batch_size, seq_len, bucket_edges, call_tokens, full_only), None
+
+
+def plan_lengths(lengths: np.ndarray, batch_size: int, seq_len: int, bucket_edges: str | None = TIGHT,
+                 call_tokens: int | None = None, full_only: bool = False) -> list[Batch]:
+    """`plan`'s length-bucketed calls from the samples' real lengths alone (no inputs gathered)."""
+    edges = parse_edges(bucket_edges, seq_len)
     batches = _full(plan_batches(lengths, batch_size, edges), batch_size, full_only)
-    return split_calls(batches, lengths, call_tokens, edges), None
+    return split_calls(batches, lengths, call_tokens, edges)
 
 
 def _full(batches: list[Batch], batch_size: int, full_only: bool) -> list[Batch]:

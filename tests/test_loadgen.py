@@ -1,0 +1,234 @@
+"""MLPerf LoadGen over a fake runtime whose calls take a fixed time per call and per position (registered as a
+registry row, opened by the prepare step as any row): each scenario VALID in a short run, Server INVALID past
+capacity with LoadGen's reasons and exit 1, accuracy mode's logits, and the log readers on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from conftest import SHARED_CHECKPOINT, SHARED_COUNT, SHARED_TSV
+
+pytest.importorskip("mlperf_loadgen")
+
+from tinybert import registry  # noqa: E402
+from tinybert.errors import DataFormatError  # noqa: E402
+from tinybert.registry import CHECKPOINT, Package, Role, RunPath, Runtime  # noqa: E402
+from tinybert.runtimes.interface import RuntimeBase  # noqa: E402
+
+FAKE = "fake-timed"
+CALL_S, POSITION_S = 0.001, 5e-6  # each call's fixed cost and its cost per position (rows x length)
+SHORT = ["--profile", "quick", "--min_duration_ms", "300", "--no_warm", "--latency_ms", "40"]
+
+
+class TimedRuntime(RuntimeBase):
+    """Logits from the ids (as the toy runtime's), after sleeping as a model would compute: two calls in flight."""
+
+    name = FAKE
+    batch_size = None
+    seq_len = None
+    requests = 2
+    threads = 2
+
+    def __init__(self, model_path: str, threads: int | None = None):
+        self.model_path = model_path
+
+    def run(self, input_ids, segment_ids, input_mask):
+        time.sleep(CALL_S + POSITION_S * input_ids.size)
+        return fake_logits(input_ids, input_mask)
+
+
+def fake_logits(input_ids, input_mask) -> np.ndarray:
+    score = ((input_ids * input_mask).sum(axis=1) % 7 - 3).astype(np.float32)
+    return np.stack([-score, score], axis=1)
+
+
+RUNTIME = Runtime(name=FAKE, module=__name__, cls="TimedRuntime", title="a timed fake, for LoadGen's tests",
+                  package=Package("numpy", "pip install numpy"))
+PATH = RunPath(row="Tf", name="fake-timed", title="the timed fake on the checkpoint folder", runtime=FAKE,
+               model=CHECKPOINT, role=Role.PEER, cls_only=True)
+
+
+@pytest.fixture
+def fake():
+    with registry.registered(RUNTIME, PATH):
+        yield
+
+
+def loadgen(small_inputs, small_features, out, *args):
+    from tinybert.cli.main import run
+
+    return run("loadgen", ["--row", "Tf", "--ckpt_dir", str(small_inputs.checkpoint), "--bin_dir",
+                           str(small_features), "--model_dir", str(out / "models"), "--out", str(out), *args])
+
+
+def outcome(path) -> dict:
+    return json.loads(path.read_text())["outcomes"]
+
+
+def test_each_scenario_is_valid_and_server_invalid_past_capacity(fake, small_inputs, small_features, tmp_path,
+                                                                 capsys):
+    """Offline sets the rate; SingleStream, MultiStream valid; Server VALID at half of it, INVALID at 1.5x."""
+    figures = {}
+    for scenario in ("Offline", "SingleStream", "MultiStream"):
+        code = loadgen(small_inputs, small_features, tmp_path, "--scenario", scenario, *SHORT, "--offline_qps",
+                       "30000", "--json_out", str(tmp_path / f"{scenario}.json"))
+        got = outcome(tmp_path / f"{scenario}.json")[0]
+        assert code == 0 and got["valid"] and got["reasons"] == [], got
+        detail = open(os.path.join(got["folder"], "mlperf_log_detail.txt"), encoding="utf-8").read()
+        assert "error_invalid_config" not in detail  # LoadGen's config read once in this process, then copied
+        figures[scenario] = got["figures"]
+    assert figures["SingleStream"]["p90_ms"] >= CALL_S * 1000  # every call sleeps at least that long
+    assert figures["MultiStream"]["p99_ms"] >= figures["SingleStream"]["p50_ms"]
+    rate = figures["Offline"]["samples_per_s"]
+    assert rate > 0
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps", f"{rate / 2:.0f}",
+                   "--json_out", str(tmp_path / "half.json"))
+    half = outcome(tmp_path / "half.json")[0]
+    assert code == 0 and half["valid"] and half["figures"]["p99_ms"] <= 40, half
+    capsys.readouterr()
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps",
+                   f"{rate * 1.5:.0f}", "--json_out", str(tmp_path / "over.json"))
+    over = outcome(tmp_path / "over.json")[0]
+    printed = capsys.readouterr()
+    assert code == 1 and not over["valid"] and over["figures"] == {}, over
+    assert "INVALID" in printed.out and "performance constraints not met" in printed.out
+    assert "[ERROR] Server: LoadGen judged the run INVALID" in printed.err
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("loadgen-Server"))
+    assert len(folders) == 2  # the second run's folder is new, the first kept
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
+def test_accuracy_mode_logs_every_sample_and_scores_it_as_postprocess(fake, small_inputs, small_features, tmp_path,
+                                                                      scenario):
+    from tinybert.data.features import load_features
+    from tinybert.steps.postprocess import classification_metrics
+
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", scenario, "--mode", "accuracy", *SHORT,
+                   "--json_out", str(tmp_path / "acc.json"))
+    got = outcome(tmp_path / "acc.json")[0]
+    features, _ = load_features(str(small_features))
+    ids, _, mask = features.batch(slice(None))
+    expected = fake_logits(ids, mask)
+    assert code == 0 and got["accuracy"]["samples"] == len(ids)
+    assert np.array_equal(np.load(os.path.join(got["folder"], "logits.npy")), expected)
+    assert got["accuracy"]["accuracy"] == classification_metrics(features.labels, expected.argmax(axis=1))["accuracy"]
+
+
+def test_a_server_sweep_writes_its_table_json_and_plot(fake, small_inputs, small_features, tmp_path):
+    code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps", "600,4000",
+                   "--batcher", "nowait")
+    sweep = next(tmp_path.glob("loadgen-Server-sweep-*"))
+    report = json.loads((sweep / "loadgen.json").read_text())
+    assert code == 0 and report["highest_valid_qps"] == 600  # one VALID point: the sweep's answer
+    assert [p["valid"] for p in report["points"]] == [True, False]
+    table = (sweep / "table.md").read_text()
+    assert "| 600 | VALID |" in table and "| 4000 | INVALID | - | - | - |" in table
+    assert (sweep / "latency_qps.png").stat().st_size > 1000 and (sweep / "qps-600" / "user.conf").is_file()
+
+
+# ---------------------------------------------------------------- the readers and the batcher on their own
+
+def _mllog(key, value, error=False) -> str:
+    return ":::MLLOG " + json.dumps({"key": key, "value": value, "metadata": {"is_error": error}}) + "\n"
+
+
+def test_the_detail_log_is_read_as_loadgen_judged_it(tmp_path):
+    from tinybert.loadgen.logs import read_detail
+
+    path = tmp_path / "mlperf_log_detail.txt"
+    path.write_text("noise\n" + _mllog("effective_scenario", "Server") + _mllog("result_validity", "VALID")
+                    + _mllog("result_99.00_percentile_latency_ns", 2500000) + _mllog("early_stopping_met", True))
+    detail = read_detail(str(path))
+    assert detail.valid and detail.reasons == () and detail.latency_ms("99.00") == 2.5
+    path.write_text(_mllog("result_validity", "INVALID") + _mllog("result_min_duration_met", False)
+                    + _mllog("early_stopping_met", False) + _mllog("early_stopping_result", " * Not enough queries")
+                    + _mllog("result_perf_constraints_met", True))
+    detail = read_detail(str(path))
+    assert not detail.valid and detail.reasons[0].startswith("min duration not met")
+    assert "early stopping: * Not enough queries" in detail.reasons
+    path.write_text(_mllog("result_validity", "VALID") + _mllog("error_invalid_config", "Multiple conf files", True))
+    assert read_detail(str(path)).reasons == ("error_invalid_config: Multiple conf files",)  # an error line voids it
+    path.write_text(_mllog("result_validity", "VALID")[:-5] + "\n")
+    with pytest.raises(DataFormatError, match="expected a LoadGen MLLOG record"):
+        read_detail(str(path))
+
+
+def test_the_accuracy_log_gives_every_sample_or_an_error(tmp_path):
+    from tinybert.loadgen.logs import read_accuracy_log
+
+    logits = np.random.default_rng(0).standard_normal((SHARED_COUNT, 2)).astype(np.float32)
+    entries = [{"seq_id": i, "qsl_idx": int(i), "data": logits[i].tobytes().hex().upper()} for i in range(SHARED_COUNT)]
+    path = tmp_path / "mlperf_log_accuracy.json"
+    path.write_text(json.dumps(entries[::-1]))
+    assert np.array_equal(read_accuracy_log(str(path), SHARED_COUNT), logits)
+    path.write_text(json.dumps(entries[:-1]))
+    with pytest.raises(DataFormatError, match=f"expected all {SHARED_COUNT} samples, got {SHARED_COUNT - 1} distinct"):
+        read_accuracy_log(str(path), SHARED_COUNT)
+    path.write_text(json.dumps(entries + [{**entries[3], "data": entries[4]["data"]}]))
+    with pytest.raises(DataFormatError, match="expected one result per sample, got different logits for sample 3"):
+        read_accuracy_log(str(path), SHARED_COUNT)
+    path.write_text(json.dumps(entries[:5] + [{**entries[5], "data": "00ff"}] + entries[6:]))
+    with pytest.raises(DataFormatError, match="expected 2 float32 logits .*got 2 bytes for sample 5"):
+        read_accuracy_log(str(path), SHARED_COUNT)
+
+
+def test_the_batcher_fills_a_call_to_the_budget_oldest_first_or_waits():
+    from types import SimpleNamespace
+
+    from tinybert.loadgen.sut import Batcher, Samples, warm_shapes
+
+    mask = np.zeros((6, 64), dtype=np.int64)
+    for row, length in enumerate((10, 20, 30, 40, 8, 64)):
+        mask[row, :length] = 1
+    features = SimpleNamespace(batch=lambda _: (mask, mask, mask), labels=None)
+    samples = Samples(features, model_seq_len=None, bucket_edges="tight")
+    batcher = Batcher(samples, max_tokens=64, max_rows=64, wait_s=10.0)
+    batcher.put([(0, 0), (1, 1), (2, 2)])  # 2 x 20 fits 64 tokens, 3 x 30 does not: closed at once, no wait
+    tick = time.monotonic()
+    assert batcher.take() == [(0, 0), (1, 1)] and time.monotonic() - tick < 1.0
+    batcher = Batcher(samples, max_tokens=512, max_rows=64, wait_s=0.05)
+    batcher.put([(0, 0)])
+    tick = time.monotonic()
+    assert batcher.take() == [(0, 0)] and time.monotonic() - tick >= 0.05  # all fit: waited for more, then ran
+    packed = Batcher(samples, max_tokens=48, max_rows=64, wait_s=0.0)
+    packed.put([(1, 1), (3, 3), (4, 4)])  # 2 x 40 would not fit, 2 x 20 does: the shorter later row joins
+    assert packed.take() == [(1, 1), (4, 4)] and packed.take() == [(3, 3)]  # the one left out goes next
+    alone = Batcher(samples, max_tokens=32, max_rows=64, wait_s=0.0)
+    alone.put([(5, 5), (4, 4)])  # a lone row over the budget still runs, alone
+    assert alone.take() == [(5, 5)] and alone.take() == [(4, 4)]
+    alone.close()
+    assert alone.take() is None
+    shapes = warm_shapes(samples, "Server", batch_size=64, call_tokens=64, fixed_batch=None)
+    assert (3, 20) in shapes and (4, 20) not in shapes and (2, 30) in shapes and (3, 30) not in shapes
+    assert (1, 64) in shapes and (2, 64) not in shapes  # each length the samples have, within the budget
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_TSV.is_file() and (SHARED_CHECKPOINT / "pytorch_model.bin").is_file()),
+                    reason="needs ../shared (the dev set and the demo checkpoint)")
+def test_accuracy_mode_on_the_demo_checkpoint_matches_postprocess_and_infer(tmp_path):
+    """The fast path under LoadGen: the postprocess accuracy over all 872 and infer's logits within 1e-4."""
+    from tinybert.cli.main import run
+    from tinybert.data.features import preprocess
+    from tinybert.results.resultdir import read_logits
+    from tinybert.steps.postprocess import sample_stems, score
+
+    bin_dir, models = tmp_path / "bert_bin", tmp_path / "models"
+    manifest = preprocess(str(SHARED_TSV), str(SHARED_CHECKPOINT / "vocab.txt"), str(bin_dir), 64, progress=False)
+    common = ["--ckpt_dir", str(SHARED_CHECKPOINT), "--model_dir", str(models)]
+    assert run("infer", ["--input", ",".join(str(bin_dir / n) for n in ("input_ids", "segment_ids", "input_mask")),
+                         "--output", str(tmp_path / "result"), "--output_dirname", "fast", "--outfmt", "NPY",
+                         "--batchsize", "64", "--backend", "onnxruntime", "--ort_model", "fast", "--no_progress",
+                         *common]) == 0
+    infer_logits = read_logits(str(tmp_path / "result" / "fast"), sample_stems(manifest))
+    expected = score(str(tmp_path / "result" / "fast"), str(bin_dir), predictions_out="")["accuracy"]
+    assert run("loadgen", ["--scenario", "SingleStream", "--mode", "accuracy", "--backend", "onnxruntime",
+                           "--ort_model", "fast", "--bin_dir", str(bin_dir), "--out", str(tmp_path), "--no_warm",
+                           "--json_out", str(tmp_path / "acc.json"), *common]) == 0
+    got = json.loads((tmp_path / "acc.json").read_text())["outcomes"][0]
+    assert got["accuracy"]["samples"] == SHARED_COUNT and got["accuracy"]["accuracy"] == pytest.approx(expected)
+    assert np.abs(np.load(os.path.join(got["folder"], "logits.npy")) - infer_logits).max() <= 1e-4
