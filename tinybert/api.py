@@ -86,8 +86,9 @@ class Classifier:
         """What runs: runtime, model and the path the settings chose."""
         return self.ready.plan.describe()
 
-    def encode(self, texts: list[str]):
-        """The texts as the model's three inputs (tokenized as the preprocess step does)."""
+    def encode(self, texts: list[str], seq_len: int | None = None):
+        """The texts as the model's three inputs (tokenized as the preprocess step does); `seq_len`: at another
+        length than the model's (the server's over-length check)."""
         from tinybert.data.features import encode_sentences
 
         expect(not isinstance(texts, str), UsageError, "expected a list of strings, got one string (wrap it in a list)")
@@ -95,7 +96,7 @@ class Classifier:
         for position, text in enumerate(texts):
             expect(isinstance(text, str), UsageError,
                    f"expected a list of strings, got {type(text).__name__} at position {position}")
-        return encode_sentences(texts, self._vocab_file, self.seq_len, tokenizer=self._tokenizer)
+        return encode_sentences(texts, self._vocab_file, seq_len or self.seq_len, tokenizer=self._tokenizer)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """float32 logits [len(texts), 2], in the texts' order."""

@@ -60,3 +60,14 @@ class ThresholdExceededError(PipelineError):
     """A comparison ran, but a limit asked for on the command line (a CI gate) was exceeded."""
 
     exit_code = 1
+
+
+class ServeRequestError(PipelineError):
+    """A request the server refuses: TEI's error type (Empty, Validation, Tokenizer, Overloaded, Backend, Unhealthy)
+    and its HTTP status travel with the message."""
+
+    STATUS = {"Empty": 400, "Validation": 413, "Tokenizer": 422, "Overloaded": 429, "Backend": 424, "Unhealthy": 503}
+
+    def __init__(self, error_type: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.error_type, self.status = error_type, status or self.STATUS[error_type]

@@ -132,6 +132,23 @@ SETTINGS = (
             scripts=("classify_gpu_check.sh",)),
     Setting("CHECK_TARGET", "0.8", "classify-check's least end-to-end rate over the tokenizer's alone: the GPU "
                                    "hidden behind the tokenizing", scripts=("classify_gpu_check.sh",)),
+    Setting("SERVE_PORT", "8000", "serve's HTTP port: Ray Serve's own default", scripts=("serve.sh",)),
+    Setting("SERVE_METRICS_PORT", "9000", "serve's Prometheus metrics on a port of their own, as TEI serves them",
+            scripts=("serve.sh",)),
+    Setting("SERVE_REPLICAS", "1", "serve's model replicas, one process each; on a GPU one replica per GPU "
+                                   "(num_gpus 1)", scripts=("serve.sh",)),
+    Setting("SERVE_WAIT_MS", "2", "the longest a batch waits for more requests once one is queued: short "
+                                  "against one call, so a lone request is not held back", scripts=("serve.sh",)),
+    Setting("SERVE_MAX_INPUTS", "32", "sentences one request may carry (more: 413): TEI's "
+                                      "max_client_batch_size default", scripts=("serve.sh",)),
+    Setting("SERVE_MAX_BYTES", "2000000", "the largest request body (more: 413): TEI's payload_limit default",
+            scripts=("serve.sh",)),
+    Setting("SERVE_MAX_QUEUED", "64", "requests a replica holds waiting for the model (more: 429 Overloaded): "
+                                      "a full queue already waits many batches", scripts=("serve.sh",)),
+    Setting("SERVE_RETRY_AFTER", "1", "seconds a 429's Retry-After asks a client to wait: about the time a full "
+                                      "queue takes to drain", scripts=("serve.sh",)),
+    Setting("SERVE_DRAIN_S", "2", "seconds /health reports 503 after SIGTERM before Serve stops: a load "
+                                  "balancer's health check notices and stops sending", scripts=("serve.sh",)),
 )
 # Values a run computes, which defaults may refer to as {name}.
 RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
@@ -191,6 +208,15 @@ CHECK_BATCH_SIZES = tuple(int(bs) for bs in default("CHECK_BATCH_SIZES").split()
 CORPUS_TARGET = int(default("CORPUS_TARGET"))
 CHECK_SENTENCES = int(default("CHECK_SENTENCES"))
 CHECK_TARGET = float(default("CHECK_TARGET"))
+SERVE_PORT = int(default("SERVE_PORT"))
+SERVE_METRICS_PORT = int(default("SERVE_METRICS_PORT"))
+SERVE_REPLICAS = int(default("SERVE_REPLICAS"))
+SERVE_WAIT_MS = float(default("SERVE_WAIT_MS"))
+SERVE_MAX_INPUTS = int(default("SERVE_MAX_INPUTS"))
+SERVE_MAX_BYTES = int(default("SERVE_MAX_BYTES"))
+SERVE_MAX_QUEUED = int(default("SERVE_MAX_QUEUED"))
+SERVE_RETRY_AFTER = int(default("SERVE_RETRY_AFTER"))
+SERVE_DRAIN_S = float(default("SERVE_DRAIN_S"))
 CARD_LARGEST_BATCH = max(BATCH_SIZES)  # the GPU checks' inference batch: the card's largest
 # The reference GPU path the checks compare the others with: GPU_MODEL's default, the card's GPU column.
 GPU_FP32 = default("GPU_MODEL")

@@ -1,0 +1,136 @@
+"""The server on Ray Serve: one deployment whose replicas each open the Engine once and serve the FastAPI app, Ray's
+own queue limit answering 429 with Retry-After; the entry point drains on SIGTERM, stops Serve and exits 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from tinybert.serve.app import Limits
+from tinybert.serve.metrics import MULTIPROCESS_ENV
+from tinybert.settings import SERVE_DRAIN_S
+
+APP_NAME = "tinybert"
+DEPLOYMENT = "TinyBertClassifier"
+DRAIN_TIMEOUT_S = 30.0  # the longest the entry point waits for answers in flight after the drain
+# Ray Serve's queue limit per caller sits above each replica's own (SERVE_MAX_QUEUED): the replica's TEI-shaped 429
+# is what a client normally meets; Serve's own 429 only guards the router.
+ROUTER_QUEUE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What each replica needs, picklable: the checkpoint, the Classifier's settings and the limits."""
+
+    checkpoint: str
+    settings: dict = field(default_factory=dict)  # Classifier.open's keywords (backend, ort_model, ...)
+    limits: Limits = Limits()
+    drain_flag: str | None = None
+    model_id: str = ""
+
+
+class Replica:
+    """A Ray Serve replica's body (the deployment wraps it): opens the engine, warms it, then builds the app."""
+
+    def __init__(self, config: dict):
+        from tinybert.serve.app import Server
+        from tinybert.serve.engine import Engine
+
+        config = ServeConfig(**{**config, "limits": Limits(**config["limits"])})
+        self.server = Server(Engine.open(config.checkpoint, **config.settings), config.limits,
+                             drain_flag=config.drain_flag, model_id=config.model_id)
+        self.server.warm_up()
+
+    def __serve_build_asgi_app__(self):
+        from tinybert.serve.app import create_app
+
+        return create_app(self.server)
+
+
+def deployment(replicas: int, limits: Limits, gpu: bool, metrics_dir: str | None):
+    """The Serve deployment of Replica: `replicas` of it, one GPU each on a GPU path."""
+    from ray import serve
+    from ray.serve.config import BackpressureConfig
+
+    env = {MULTIPROCESS_ENV: metrics_dir} if metrics_dir else {}
+    options = {"num_cpus": 0 if gpu else 1, "num_gpus": 1 if gpu else 0, "runtime_env": {"env_vars": env}}
+    wrapped = serve.ingress()(Replica)
+    return serve.deployment(wrapped, name=DEPLOYMENT, num_replicas=replicas, ray_actor_options=options,
+                            max_ongoing_requests=limits.max_queued + 8,
+                            max_queued_requests=ROUTER_QUEUE_FACTOR * limits.max_queued,
+                            backpressure_config=BackpressureConfig(status_code=429, retry_after_s=limits.retry_after),
+                            graceful_shutdown_wait_loop_s=0.5, graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S)
+
+
+def wants_gpu(settings: dict) -> bool:
+    """Whether the settings' BACKEND runs on a CUDA GPU here (auto: where the gpu backend can run), so each replica
+    takes one."""
+    from tinybert.registry import backend
+    from tinybert.runtimes.needs import backend_unmet
+
+    requested = settings.get("backend") or "auto"
+    return requested == "gpu" or (requested == "auto" and backend_unmet(backend("gpu")) is None)
+
+
+class Stop:
+    """SIGTERM and Ctrl-C as a flag the serving loop polls: the signal handler only records it."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def __call__(self, signum, frame):
+        self.signal = signum
+        self.event.set()
+
+
+def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, replicas: int,
+               ready_file: str | None = None, log=print) -> int:
+    """Serve until SIGTERM or Ctrl-C, then drain (/health 503 for SERVE_DRAIN_S and until nothing is in flight),
+    stop Serve and return 0; `ready_file` is written once every replica is ready."""
+    stop = Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    work = tempfile.mkdtemp(prefix="tinybert-serve-")
+    metrics_dir = os.path.join(work, "metrics")
+    os.makedirs(metrics_dir)
+    config = ServeConfig(**{**asdict(config), "limits": config.limits, "drain_flag": os.path.join(work, "draining")})
+    try:
+        import ray
+        from ray import serve
+
+        from tinybert.serve.metrics import sample, serve_folder
+
+        metrics_server, registry = serve_folder(metrics_dir, metrics_port, host)
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False,
+                 num_cpus=max(os.cpu_count() or 1, replicas))
+        serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+        app = deployment(replicas, config.limits, wants_gpu(config.settings), metrics_dir).bind(
+            {**asdict(config), "limits": asdict(config.limits)})
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        log(f"serving http://{host}:{port}/predict ({replicas} replica(s)), metrics on http://{host}:{metrics_port}/")
+        if ready_file:
+            with open(ready_file, "w") as handle:
+                handle.write(f"{port} {metrics_port}\n")
+        while not stop.event.wait(0.2):
+            pass
+        log("draining: /health answers 503, requests in flight finish")
+        open(config.drain_flag, "w").close()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        time.sleep(SERVE_DRAIN_S)
+        while sample(registry, "tinybert_in_flight") > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        serve.shutdown()
+        ray.shutdown()
+        metrics_server.shutdown()
+        log("stopped")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
