@@ -111,6 +111,8 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
         app = deployment(replicas, config.limits, wants_gpu(config.settings), metrics_dir).bind(
             {**asdict(config), "limits": asdict(config.limits)})
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        for sig in previous:  # again: Ray's core worker put its own handlers in place of ours
+            signal.signal(sig, stop)
         log(f"serving http://{host}:{port}/predict ({replicas} replica(s)), metrics on http://{host}:{metrics_port}/")
         if ready_file:
             with open(ready_file, "w") as handle:
