@@ -50,11 +50,11 @@ SETTINGS = (
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh", "serve.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
                                   "batches): larger calls outgrow the caches, smaller pay per-call overhead "
                                   "(docs/measurements/call-tokens-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "serve.sh")),
     Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
                                      "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-amd-2vcpu.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
@@ -107,7 +107,7 @@ SETTINGS = (
     Setting("CLASSIFY_BATCH", "64", "classify's batch size: length-sorted inside each chunk and run as calls of "
                                     "CALL_TOKENS positions, so bs 8-64 differ little "
                                     "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("classify.sh",)),
+            scripts=("classify.sh", "serve.sh")),
     Setting("GPU_CLASSIFY_BATCH", "4096", "classify's batch on a GPU where CLASSIFY_BATCH is not set: length-sorted "
                                           "in each chunk, each batch one CUDA graph at its length rounded up to 8",
             scripts=("classify.sh", "classify_gpu_check.sh")),

@@ -25,8 +25,8 @@ def positive_float(text: str) -> float:
                "port) on Ray Serve, with token-budget batching; SIGTERM drains and exits 0")
 def _serve(argv, prog):
     from tinybert.registry import ort_models
-    from tinybert.settings import (CALL_TOKENS, CLASSIFY_BATCH, SERVE_MAX_BYTES, SERVE_MAX_INPUTS, SERVE_MAX_QUEUED,
-                                   SERVE_METRICS_PORT, SERVE_PORT, SERVE_REPLICAS, SERVE_RETRY_AFTER, SERVE_WAIT_MS)
+    from tinybert.settings import (CALL_TOKENS, CLASSIFY_BATCH, SERVE_DRAIN_S, SERVE_MAX_BYTES, SERVE_MAX_INPUTS,
+                                   SERVE_MAX_QUEUED, SERVE_METRICS_PORT, SERVE_PORT, SERVE_REPLICAS, SERVE_RETRY_AFTER, SERVE_WAIT_MS)
 
     p = STEPS.parser("serve", prog)
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: the checkpoint (weights, vocab.txt)")
@@ -50,6 +50,7 @@ def _serve(argv, prog):
     p.add_argument("--max_bytes", type=positive_int, default=SERVE_MAX_BYTES, help="SERVE_MAX_BYTES")
     p.add_argument("--max_queued", type=positive_int, default=SERVE_MAX_QUEUED, help="SERVE_MAX_QUEUED")
     p.add_argument("--retry_after", type=positive_int, default=SERVE_RETRY_AFTER, help="SERVE_RETRY_AFTER")
+    p.add_argument("--drain_s", type=float, default=SERVE_DRAIN_S, help="SERVE_DRAIN_S")
     p.add_argument("--ready_file", default=None, help="a file written once every replica is ready (for scripts)")
     a = p.parse_args(argv)
     import os
@@ -65,7 +66,7 @@ def _serve(argv, prog):
     config = ServeConfig(os.path.abspath(a.ckpt_dir), settings, limits, model_id=os.path.basename(
         os.path.abspath(a.ckpt_dir)))
     run_server(config, host=a.host, port=a.port, metrics_port=a.metrics_port, replicas=a.replicas,
-               ready_file=a.ready_file)
+               drain_s=a.drain_s, ready_file=a.ready_file)
 
 
 @step("serve-load", "a bounded load on a running server over loopback: rates for seconds each; p50/p99 latency, "

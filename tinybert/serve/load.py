@@ -1,6 +1,5 @@
-"""A bounded open-loop load on a running server over loopback: requests at set rates for a set time each, stopping by
-itself; reports latency percentiles, the mean batch size and requests per replica from /metrics, and the highest rate
-held under a latency bound."""
+"""A bounded open-loop load on a running server over loopback, stopping by itself: latency percentiles, the mean
+batch size and sentences per replica from the metrics, and the highest rate held under a latency bound."""
 
 from __future__ import annotations
 

@@ -51,19 +51,30 @@ class Replica:
         return create_app(self.server)
 
 
-def deployment(replicas: int, limits: Limits, gpu: bool, metrics_dir: str | None):
-    """The Serve deployment of Replica: `replicas` of it, one GPU each on a GPU path."""
+def deployment(replicas: int | None, limits: Limits, gpu: bool, metrics_dir: str | None):
+    """The Serve deployment of Replica: `replicas` of it (None: the config file's count or autoscaling), one GPU
+    each on a GPU path."""
     from ray import serve
     from ray.serve.config import BackpressureConfig
 
     env = {MULTIPROCESS_ENV: metrics_dir} if metrics_dir else {}
     options = {"num_cpus": 0 if gpu else 1, "num_gpus": 1 if gpu else 0, "runtime_env": {"env_vars": env}}
     wrapped = serve.ingress()(Replica)
-    return serve.deployment(wrapped, name=DEPLOYMENT, num_replicas=replicas, ray_actor_options=options,
+    count = {} if replicas is None else {"num_replicas": replicas}
+    return serve.deployment(wrapped, name=DEPLOYMENT, **count, ray_actor_options=options,
                             max_ongoing_requests=limits.max_queued + 8,
                             max_queued_requests=ROUTER_QUEUE_FACTOR * limits.max_queued,
                             backpressure_config=BackpressureConfig(status_code=429, retry_after_s=limits.retry_after),
                             graceful_shutdown_wait_loop_s=0.5, graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S)
+
+
+def cluster_app(args: dict):
+    """`serve deploy`'s application builder (test/serve_config.yaml): args `checkpoint`, `settings` (Classifier.open's
+    keywords), `gpu` and `limits` (Limits' fields)."""
+    limits = Limits(**args.get("limits", {}))
+    config = ServeConfig(args["checkpoint"], dict(args.get("settings") or {}), limits,
+                         model_id=os.path.basename(os.path.normpath(args["checkpoint"])))
+    return deployment(None, limits, bool(args.get("gpu")), None).bind({**asdict(config), "limits": asdict(limits)})
 
 
 def wants_gpu(settings: dict) -> bool:
@@ -89,8 +100,8 @@ class Stop:
 
 
 def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, replicas: int,
-               ready_file: str | None = None, log=print) -> int:
-    """Serve until SIGTERM or Ctrl-C, then drain (/health 503 for SERVE_DRAIN_S and until nothing is in flight),
+               drain_s: float = SERVE_DRAIN_S, ready_file: str | None = None, log=print) -> int:
+    """Serve until SIGTERM or Ctrl-C, then drain (/health 503 for `drain_s` and until nothing is in flight),
     stop Serve and return 0; `ready_file` is written once every replica is ready."""
     stop = Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -122,7 +133,7 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
         log("draining: /health answers 503, requests in flight finish")
         open(config.drain_flag, "w").close()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        time.sleep(SERVE_DRAIN_S)
+        time.sleep(drain_s)
         while sample(registry, "tinybert_in_flight") > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         serve.shutdown()
