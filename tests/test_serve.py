@@ -232,3 +232,20 @@ def test_raw_scores_equal_the_classifier_s_logits(small_inputs, small_fast_model
             got += [{s["label"]: s["score"] for s in row} for row in rows]
     engine.close()
     np.testing.assert_allclose([[g["negative"], g["positive"]] for g in got], expected, atol=1e-5)
+
+
+def test_a_gpu_path_warms_every_batch_shape_before_ready():
+    """On a path that runs whole batches (a GPU's graph replays) every (rows, length) a batch can take is prepared
+    before the server says ready; a CPU path prepares none."""
+    from types import SimpleNamespace
+
+    from tinybert.serve.engine import Engine
+
+    asked = []
+    runtime = SimpleNamespace(requests=1, seq_len=None, warm_up=lambda shapes: asked.extend(shapes) or 1.5)
+    classifier = SimpleNamespace(seq_len=64, call_tokens=0, batch_size=16, runtime=runtime)
+    engine = Engine(classifier)
+    assert engine.warm_up() == 16 * 8 and engine.budget_tokens == 16 * 64
+    assert set(asked) == {(rows, length) for rows in range(1, 17) for length in range(8, 65, 8)}
+    cpu = Engine(SimpleNamespace(seq_len=64, call_tokens=512, batch_size=64, runtime=runtime))
+    assert cpu.warm_up() == 0 and cpu.budget_tokens == 512

@@ -62,6 +62,7 @@ def server(inputs, tmp_path_factory):
     while not ready.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert ready.is_file(), (root / "serve.log").read_text(errors="replace")[-3000:]
+    process.models = models
     yield process, port, metrics_port
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -72,14 +73,17 @@ def server(inputs, tmp_path_factory):
     log.close()
 
 
-def test_dev_raw_scores_equal_the_classifier_s_and_both_replicas_serve(server, inputs, tmp_path_factory):
-    from tinybert.api import Classifier
+def test_dev_raw_scores_equal_infer_s_and_both_replicas_serve(server, inputs, tmp_path):
+    from conftest import input_dirs
+
     from tinybert.data.dataset import read_sst2_tsv
+    from tinybert.data.features import preprocess
     from tinybert.serve.load import per_replica, scrape
+    from tinybert.steps.inference import run_inference
+    from tinybert.steps.postprocess import score
 
     process, port, metrics_port = server
-    dataset = read_sst2_tsv(str(inputs.tsv))
-    sentences = dataset.sentences
+    sentences = read_sst2_tsv(str(inputs.tsv)).sentences
     groups = [sentences[start:start + 32] for start in range(0, len(sentences), 32)]
     with ThreadPoolExecutor(8) as pool:  # requests at once: Serve spreads them over both replicas
         answers = list(pool.map(lambda group: _post(port, {"inputs": group, "raw_scores": True, "truncate": True}),
@@ -87,13 +91,16 @@ def test_dev_raw_scores_equal_the_classifier_s_and_both_replicas_serve(server, i
     assert {status for status, _ in answers} == {200}
     got = np.array([[{s["label"]: s["score"] for s in row}[name] for name in ("negative", "positive")]
                     for _, rows in answers for row in rows])
-    models = copy_models(fast_models_of(inputs, tmp_path_factory), tmp_path_factory.mktemp("api-models"))
-    with Classifier.open(str(inputs.checkpoint), model_dir=str(models), ort_model="fast",
-                         backend="onnxruntime") as model:
-        expected = model.logits(sentences)
-    np.testing.assert_allclose(got, expected, atol=1e-4)
-    labels = np.asarray(dataset.labels)
-    assert int((got.argmax(axis=1) == labels).sum()) == int((expected.argmax(axis=1) == labels).sum())
+    # The step pipeline on the same model: preprocess, infer, postprocess (its logits and accuracy).
+    bin_dir = tmp_path / "bert_bin"
+    manifest = preprocess(str(inputs.tsv), str(inputs.checkpoint / "vocab.txt"), str(bin_dir), 64, progress=False)
+    report = run_inference(str(process.models / "TinyBERT_fast.onnx"), input_dirs(bin_dir), str(tmp_path / "result"),
+                           64, progress=False, bucket_edges="tight")
+    scored = score(report.result_dir, str(bin_dir), predictions_out=str(tmp_path / "pipeline.tsv"), with_logits=True)
+    pipeline = [line.split("\t") for line in (tmp_path / "pipeline.tsv").read_text().splitlines()[1:]]
+    np.testing.assert_allclose(got, [[float(row[2]), float(row[3])] for row in pipeline], atol=1e-4)
+    labels = np.asarray(manifest["labels"])
+    assert int((got.argmax(axis=1) == labels).sum()) == scored["correct"]
     served = per_replica(scrape(f"http://127.0.0.1:{metrics_port}/"))
     assert len(served) == 2 and all(count > 0 for count in served.values()), served
 

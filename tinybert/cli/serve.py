@@ -55,7 +55,12 @@ def _serve(argv, prog):
     a = p.parse_args(argv)
     import os
 
+    from tinybert.errors import CheckpointError, expect
     from tinybert.serve.app import Limits
+
+    expect(os.path.isdir(a.ckpt_dir), CheckpointError,
+           f"{a.ckpt_dir}: expected the TinyBERT checkpoint folder (CKPT_DIR: config, weights, vocab.txt), found no "
+           "such folder")
     from tinybert.serve.ray_serve import ServeConfig, run_server
 
     settings = {"backend": a.backend, "ort_model": a.ort_model, "gpu_model": a.gpu_model,

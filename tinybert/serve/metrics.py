@@ -14,6 +14,8 @@ class Metrics:
     """The metrics of one app; `replica` tells replicas apart (the process id unless given)."""
 
     def __init__(self, replica: str | None = None):
+        if os.environ.get(MULTIPROCESS_ENV):  # a replica on a node where the entry point's folder does not exist
+            os.makedirs(os.environ[MULTIPROCESS_ENV], exist_ok=True)
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.replica = replica or str(os.getpid())

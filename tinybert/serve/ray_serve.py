@@ -99,6 +99,12 @@ class Stop:
         self.event.set()
 
 
+def _handle(previous: dict, stop: Stop) -> None:
+    """Our handlers again: Ray's core worker puts its own in place of them when it starts."""
+    for sig in previous:
+        signal.signal(sig, stop)
+
+
 def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, replicas: int,
                drain_s: float = SERVE_DRAIN_S, ready_file: str | None = None, log=print) -> int:
     """Serve until SIGTERM or Ctrl-C, then drain (/health 503 for `drain_s` and until nothing is in flight),
@@ -109,6 +115,7 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
     metrics_dir = os.path.join(work, "metrics")
     os.makedirs(metrics_dir)
     config = ServeConfig(**{**asdict(config), "limits": config.limits, "drain_flag": os.path.join(work, "draining")})
+    started = []  # what to stop on the way out, last first
     try:
         import ray
         from ray import serve
@@ -116,14 +123,18 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
         from tinybert.serve.metrics import sample, serve_folder
 
         metrics_server, registry = serve_folder(metrics_dir, metrics_port, host)
+        started.append(metrics_server.shutdown)
+        joining = bool(os.environ.get("RAY_ADDRESS"))  # a cluster's resources are its own
         ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False,
-                 num_cpus=max(os.cpu_count() or 1, replicas))
+                 **({} if joining else {"num_cpus": max(os.cpu_count() or 1, replicas)}))
+        started.append(ray.shutdown)
+        _handle(previous, stop)
         serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+        started.append(serve.shutdown)
         app = deployment(replicas, config.limits, wants_gpu(config.settings), metrics_dir).bind(
             {**asdict(config), "limits": asdict(config.limits)})
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
-        for sig in previous:  # again: Ray's core worker put its own handlers in place of ours
-            signal.signal(sig, stop)
+        _handle(previous, stop)
         log(f"serving http://{host}:{port}/predict ({replicas} replica(s)), metrics on http://{host}:{metrics_port}/")
         if ready_file:
             with open(ready_file, "w") as handle:
@@ -136,12 +147,13 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
         time.sleep(drain_s)
         while sample(registry, "tinybert_in_flight") > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        serve.shutdown()
-        ray.shutdown()
-        metrics_server.shutdown()
+        while started:
+            started.pop()()
         log("stopped")
         return 0
     finally:
+        while started:  # a failed start: Serve and Ray go too
+            started.pop()()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         import shutil
