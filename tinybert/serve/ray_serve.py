@@ -117,6 +117,11 @@ def run_server(config: ServeConfig, *, host: str, port: int, metrics_port: int, 
     config = ServeConfig(**{**asdict(config), "limits": config.limits, "drain_flag": os.path.join(work, "draining")})
     started = []  # what to stop on the way out, last first
     try:
+        from tinybert.api import Classifier
+
+        # Exported and gated once here, not by each replica at once; a wrong setting is one line before Ray starts.
+        ready = Classifier.prepare(config.checkpoint, **config.settings, quiet=False)
+        log(f"[INFO] {ready.plan.describe()}")
         import ray
         from ray import serve
 
