@@ -101,6 +101,10 @@ def test_dev_raw_scores_equal_infer_s_and_both_replicas_serve(server, inputs, tm
     np.testing.assert_allclose(got, [[float(row[2]), float(row[3])] for row in pipeline], atol=1e-4)
     labels = np.asarray(manifest["labels"])
     assert int((got.argmax(axis=1) == labels).sum()) == scored["correct"]
+    with ThreadPoolExecutor(16) as pool:  # enough requests at once that the router uses both replicas
+        one = {"truncate": True}
+        assert set(pool.map(lambda k: _post(port, {**one, "inputs": sentences[k % len(sentences)]})[0],
+                            range(64))) == {200}
     served = per_replica(scrape(f"http://127.0.0.1:{metrics_port}/"))
     assert len(served) == 2 and all(count > 0 for count in served.values()), served
 

@@ -26,7 +26,8 @@ def positive_float(text: str) -> float:
 def _serve(argv, prog):
     from tinybert.registry import ort_models
     from tinybert.settings import (CALL_TOKENS, CLASSIFY_BATCH, SERVE_DRAIN_S, SERVE_MAX_BYTES, SERVE_MAX_INPUTS,
-                                   SERVE_MAX_QUEUED, SERVE_METRICS_PORT, SERVE_PORT, SERVE_REPLICAS, SERVE_RETRY_AFTER, SERVE_WAIT_MS)
+                                   SERVE_MAX_QUEUED, SERVE_METRICS_PORT, SERVE_PORT, SERVE_REPLICAS, SERVE_RETRY_AFTER,
+                                   SERVE_WAIT_MS)
 
     p = STEPS.parser("serve", prog)
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR: the checkpoint (weights, vocab.txt)")

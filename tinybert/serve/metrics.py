@@ -1,5 +1,5 @@
 """The server's Prometheus metrics, one registry per app: requests by status, latency, batch rows and tokens, queue
-depth and requests in flight, each labelled by replica; Ray Serve's replicas share them through a multiprocess folder."""
+depth and requests in flight, each labelled by replica; Ray Serve's replicas share them through one folder."""
 
 from __future__ import annotations
 
