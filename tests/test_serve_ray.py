@@ -1,5 +1,5 @@
 """The real server (`python -m tinybert serve`, Ray Serve, two replicas) on 127.0.0.1, started once for the module:
-the dev sentences' raw scores equal the Classifier's logits and accuracy, both replicas serve, a bounded load
+the dev sentences' raw scores equal infer's logits and postprocess's accuracy, both replicas serve, a bounded load
 reports, and SIGTERM with 50 requests in flight answers all 50 and exits 0."""
 
 from __future__ import annotations
