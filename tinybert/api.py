@@ -60,9 +60,24 @@ class Classifier:
              call_tokens: int = CALL_TOKENS, quiet: bool = True) -> Classifier:
         """The model the settings name, ready and open: `checkpoint` is CKPT_DIR (weights and vocab.txt); the other
         keywords are the settings of the same names (BACKEND auto: a CUDA GPU torch can use, else the CPU)."""
+        from tinybert.model.modeling import vocab_path
+
+        ready = cls.prepare(checkpoint, backend=backend, ort_model=ort_model, gpu_model=gpu_model, model_dir=model_dir,
+                            features_dir=features_dir, calibration_file=calibration_file, device=device,
+                            threads=threads, requests=requests, seq_len=seq_len, batch_size=batch_size, quiet=quiet)
+        return cls(ready, vocab_file=vocab_path(checkpoint), seq_len=seq_len, batch_size=batch_size,
+                   bucket_edges=bucket_edges, call_tokens=call_tokens)
+
+    @staticmethod
+    def prepare(checkpoint: str, *, backend: str = default("BACKEND"), ort_model: str = default("ORT_MODEL"),
+                gpu_model: str = default("GPU_MODEL"), model_dir: str = default("MODEL_DIR"),
+                features_dir: str | None = None, calibration_file: str | None = None, device: int | None = None,
+                threads: int | None = None, requests: int | str | None = None, seq_len: int = int(default("SEQ_LEN")),
+                batch_size: int = CLASSIFY_BATCH, quiet: bool = True, **unused):
+        """What `open` opens, exported and gated but not opened (`tinybert.prepare.Ready`): a server prepares once
+        before its replicas open it; `unused` takes open's batching keywords."""
         import os
 
-        from tinybert.model.modeling import vocab_path
         from tinybert.prepare import Calibration, ModelRequest, prepare
         from tinybert.registry import path_backends
 
@@ -73,9 +88,7 @@ class Classifier:
                                ckpt_dir=checkpoint, batch_size=batch_size, features_dir=features_dir,
                                calibration=Calibration(calibration_file) if calibration_file else None,
                                device=device, threads=threads, requests=requests, seq_len=seq_len)
-        ready = prepare(request, among=path_backends(), quiet=quiet)
-        return cls(ready, vocab_file=vocab_path(checkpoint), seq_len=seq_len, batch_size=batch_size,
-                   bucket_edges=bucket_edges, call_tokens=call_tokens)
+        return prepare(request, among=path_backends(), quiet=quiet)
 
     @property
     def runtime(self):
@@ -86,8 +99,9 @@ class Classifier:
         """What runs: runtime, model and the path the settings chose."""
         return self.ready.plan.describe()
 
-    def encode(self, texts: list[str]):
-        """The texts as the model's three inputs (tokenized as the preprocess step does)."""
+    def encode(self, texts: list[str], seq_len: int | None = None):
+        """The texts as the model's three inputs (tokenized as the preprocess step does); `seq_len`: at another
+        length than the model's (the server's over-length check)."""
         from tinybert.data.features import encode_sentences
 
         expect(not isinstance(texts, str), UsageError, "expected a list of strings, got one string (wrap it in a list)")
@@ -95,7 +109,7 @@ class Classifier:
         for position, text in enumerate(texts):
             expect(isinstance(text, str), UsageError,
                    f"expected a list of strings, got {type(text).__name__} at position {position}")
-        return encode_sentences(texts, self._vocab_file, self.seq_len, tokenizer=self._tokenizer)
+        return encode_sentences(texts, self._vocab_file, seq_len or self.seq_len, tokenizer=self._tokenizer)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """float32 logits [len(texts), 2], in the texts' order."""

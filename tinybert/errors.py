@@ -67,3 +67,12 @@ class InvalidResultError(PipelineError):
     reasons are printed and no figure is given."""
 
     exit_code = 1
+class ServeRequestError(PipelineError):
+    """A request the server refuses: TEI's error type (Empty, Validation, Tokenizer, Overloaded, Backend, Unhealthy)
+    and its HTTP status travel with the message."""
+
+    STATUS = {"Empty": 400, "Validation": 413, "Tokenizer": 422, "Overloaded": 429, "Backend": 424, "Unhealthy": 503}
+
+    def __init__(self, error_type: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.error_type, self.status = error_type, status or self.STATUS[error_type]

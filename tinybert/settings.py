@@ -50,11 +50,13 @@ SETTINGS = (
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh", "loadgen.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "predict.sh", "eval_all.sh", "classify.sh", "loadgen.sh",
+                     "serve.sh")),
     Setting("CALL_TOKENS", "512", "the most positions (sentences x padded length) one CPU call computes (0: whole "
                                   "batches): larger calls outgrow the caches, smaller pay per-call overhead "
                                   "(docs/measurements/call-tokens-amd-2vcpu.md)",
-            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "loadgen.sh")),
+            scripts=("ais_inference.sh", "perf.sh", "eval_all.sh", "benchmark.sh", "classify.sh", "loadgen.sh",
+                     "serve.sh")),
     Setting("BUCKET_EDGES", "tight", "tight: each length-sorted batch padded to its own longest sample, faster on "
                                      "the CPU than the 16/32/48/64 gears (docs/measurements/benchmark-amd-2vcpu.md)"),
     Setting("DYNAMIC_DIMS", "", "empty: the card's static OM models; e.g. 16,32,48,64 builds Ascend gear models"),
@@ -107,7 +109,7 @@ SETTINGS = (
     Setting("CLASSIFY_BATCH", "64", "classify's batch size: length-sorted inside each chunk and run as calls of "
                                     "CALL_TOKENS positions, so bs 8-64 differ little "
                                     "(docs/measurements/benchmark-amd-2vcpu.md)",
-            scripts=("classify.sh",)),
+            scripts=("classify.sh", "serve.sh")),
     Setting("GPU_CLASSIFY_BATCH", "4096", "classify's batch on a GPU where CLASSIFY_BATCH is not set: length-sorted "
                                           "in each chunk, each batch one CUDA graph at its length rounded up to 8",
             scripts=("classify.sh", "classify_gpu_check.sh")),
@@ -157,6 +159,23 @@ SETTINGS = (
                                          "CALL_TOKENS, or until LOADGEN_WAIT_MS); nowait (one row per call on "
                                          "REQUESTS workers) is the baseline it is measured against",
             scripts=("loadgen.sh",)),
+    Setting("SERVE_PORT", "8000", "serve's HTTP port: Ray Serve's own default", scripts=("serve.sh",)),
+    Setting("SERVE_METRICS_PORT", "9000", "serve's Prometheus metrics on a port of their own, as TEI serves them",
+            scripts=("serve.sh",)),
+    Setting("SERVE_REPLICAS", "1", "serve's model replicas, one process each; on a GPU one replica per GPU "
+                                   "(num_gpus 1)", scripts=("serve.sh",)),
+    Setting("SERVE_WAIT_MS", "2", "the longest a batch waits for more requests once one is queued: short "
+                                  "against one call, so a lone request is not held back", scripts=("serve.sh",)),
+    Setting("SERVE_MAX_INPUTS", "32", "sentences one request may carry (more: 413): TEI's "
+                                      "max_client_batch_size default", scripts=("serve.sh",)),
+    Setting("SERVE_MAX_BYTES", "2000000", "the largest request body (more: 413): TEI's payload_limit default",
+            scripts=("serve.sh",)),
+    Setting("SERVE_MAX_QUEUED", "64", "requests a replica holds waiting for the model (more: 429 Overloaded): "
+                                      "a full queue already waits many batches", scripts=("serve.sh",)),
+    Setting("SERVE_RETRY_AFTER", "1", "seconds a 429's Retry-After asks a client to wait: about the time a full "
+                                      "queue takes to drain", scripts=("serve.sh",)),
+    Setting("SERVE_DRAIN_S", "2", "seconds /health reports 503 after SIGTERM before Serve stops: a load "
+                                  "balancer's health check notices and stops sending", scripts=("serve.sh",)),
 )
 # Values a run computes, which defaults may refer to as {name}.
 RUN_VALUES = {"stamp": "the run's start time, YYYY_MM_DD-HH_MM_SS as in ais_bench's result folder names"}
@@ -237,6 +256,15 @@ LOADGEN_PROFILES = {"quick": LoadGenProfile(1000), "full": LoadGenProfile(60000)
 LOADGEN_MULTISTREAM_SAMPLES = 8  # MLPerf's samples per MultiStream query (mlperf.conf)
 LOADGEN_SINGLESTREAM_PERCENTILE = 0.9  # the percentiles mlperf.conf judges the scenarios by
 LOADGEN_TAIL_PERCENTILE = 0.99
+SERVE_PORT = int(default("SERVE_PORT"))
+SERVE_METRICS_PORT = int(default("SERVE_METRICS_PORT"))
+SERVE_REPLICAS = int(default("SERVE_REPLICAS"))
+SERVE_WAIT_MS = float(default("SERVE_WAIT_MS"))
+SERVE_MAX_INPUTS = int(default("SERVE_MAX_INPUTS"))
+SERVE_MAX_BYTES = int(default("SERVE_MAX_BYTES"))
+SERVE_MAX_QUEUED = int(default("SERVE_MAX_QUEUED"))
+SERVE_RETRY_AFTER = int(default("SERVE_RETRY_AFTER"))
+SERVE_DRAIN_S = float(default("SERVE_DRAIN_S"))
 CARD_LARGEST_BATCH = max(BATCH_SIZES)  # the GPU checks' inference batch: the card's largest
 # The reference GPU path the checks compare the others with: GPU_MODEL's default, the card's GPU column.
 GPU_FP32 = default("GPU_MODEL")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import signal
 import sys
 
-from tinybert.cli import classify, classify_check, gpu_check, loadgen, model_steps, pipeline, roofline, settings
+from tinybert.cli import classify, classify_check, gpu_check, loadgen, model_steps, pipeline, roofline, serve, settings
 from tinybert.errors import PipelineError
 from tinybert.machine import use_compile_cache
 
 STEPS = {**pipeline.STEPS, **classify.STEPS, **roofline.STEPS, **model_steps.STEPS, **gpu_check.STEPS,
-         **classify_check.STEPS, **settings.STEPS, **loadgen.STEPS}
+         **classify_check.STEPS, **serve.STEPS, **settings.STEPS, **loadgen.STEPS}
 
 
 class Terminated(BaseException):
