@@ -210,14 +210,17 @@ def test_the_batcher_fills_a_call_to_the_budget_oldest_first_or_waits():
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_TSV.is_file() and (SHARED_CHECKPOINT / "pytorch_model.bin").is_file()),
                     reason="needs ../shared (the dev set and the demo checkpoint)")
-def test_accuracy_mode_on_the_demo_checkpoint_matches_postprocess_and_infer(tmp_path):
+def test_accuracy_mode_on_the_demo_checkpoint_matches_postprocess_and_infer(inputs, tmp_path, tmp_path_factory):
     """The fast path under LoadGen: the postprocess accuracy over all 872 and infer's logits within 1e-4."""
+    from conftest import copy_models, fast_models_of
+
     from tinybert.cli.main import run
     from tinybert.data.features import preprocess
     from tinybert.results.resultdir import read_logits
     from tinybert.steps.postprocess import sample_stems, score
 
-    bin_dir, models = tmp_path / "bert_bin", tmp_path / "models"
+    bin_dir = tmp_path / "bert_bin"
+    models = copy_models(fast_models_of(inputs, tmp_path_factory), tmp_path / "models")  # the run's one export
     manifest = preprocess(str(SHARED_TSV), str(SHARED_CHECKPOINT / "vocab.txt"), str(bin_dir), 64, progress=False)
     common = ["--ckpt_dir", str(SHARED_CHECKPOINT), "--model_dir", str(models)]
     assert run("infer", ["--input", ",".join(str(bin_dir / n) for n in ("input_ids", "segment_ids", "input_mask")),
