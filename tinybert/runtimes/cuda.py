@@ -470,10 +470,10 @@ def _fused_forward(model, cls_only: bool):
     return _fresh(forward)
 
 
-def matmul_chain(weights, *, precision: str, threads: int, requests: int):
-    """The roofline's chain on the GPU at `precision` (as this runtime sets it), the input moved there once per M;
-    each call waits for the GPU, so a call's time is the GEMMs' own."""
-    found = find_gpu(0)
+def matmul_chain(weights, *, precision: str, threads: int, requests: int, device: int = 0):
+    """The roofline's chain on GPU `device` (DEVICE) at `precision` (as this runtime sets it), the input moved there
+    once per M; each call waits for the GPU, so a call's time is the GEMMs' own."""
+    found = find_gpu(device)
     device = FakedCudaDevice(found) if found.faked else CudaDevice(found)
     dtype = DTYPES[precision]
     mats = [torch.from_numpy(w.T.copy()).to(device.torch_device, dtype) for w in weights]
