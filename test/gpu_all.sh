@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU target of issue 40 in one command on a GPU machine: the model alone on a corpus (fp16), fp16 at the
-# card's [1, 64], classify against the tokenizing alone, eval_all.sh 1 4 8 16 32 64 with its GPU column, the
-# benchmark's compiled row against its graph row; one [SUMMARY] line each, and a record for docs/measurements/.
+# card's [1, 64], classify against the tokenizing alone, eval_all.sh at the card's batch sizes with its GPU column,
+# the benchmark's compiled row against its graph row; one [SUMMARY] line each, and a record for docs/measurements/.
 # Needs a PyTorch image's packages alone (no onnxsim, OpenVINO or TensorRT) and no network; on a faked GPU
 # (TINYBERT_FAKE_GPU) it runs on the CPU and says its figures are not a GPU's. Options: tinybert gpu-all --help.
 set -euo pipefail

@@ -35,9 +35,8 @@ class Timing:
 
 def model_shape_rate(runtime: str, precision: str, m_values, threads: int, requests: int | str | None = None,
                      timing: Timing = Timing(), device: int = 0) -> dict:
-    """Rates of `runtime` at `precision` on the model's shapes per M of `m_values`, one call on all `threads`
-    and `requests` in flight (a GPU chain on GPU `device`); `best` is the faster. BackendUnavailableError where
-    it cannot run."""
+    """Rates of `runtime` at `precision` on the model's shapes per M of `m_values` (a GPU chain on GPU `device`), one
+    call on all `threads` and `requests` in flight; `best` is the faster. BackendUnavailableError where it cannot run."""
     import tempfile
 
     from tinybert.capabilities import current, gpu

@@ -1,6 +1,5 @@
-"""PyTorch on a CUDA GPU: the checkpoint in fp32 (TF32 off), TF32, fp16 or bf16, last layer at [CLS] only, one CUDA
-graph per (rows, length) shape captured on first use and replayed, int32 inputs staged through two pinned slots so the
-host gathers the next batch while the GPU runs this one."""
+"""PyTorch on a CUDA GPU: fp32 (TF32 off), TF32, fp16 or bf16, [CLS] only at the last layer, a CUDA graph per (rows,
+length) replayed, int32 inputs staged through two pinned slots so the host gathers the next batch while one runs."""
 
 from __future__ import annotations
 
