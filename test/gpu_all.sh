@@ -8,6 +8,7 @@ set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/gpu_all.sh [corpus.tsv] [--lines N] [--out DIR]   (default corpus: GPU_ALL_CORPUS, e.g. \$GLUE_DIR/train.tsv; GPU_ALL_LINES, GPU_ALL_DIR, DATA_FILE, CKPT_DIR, DEVICE)" 0 20 "$@"
+invoked="bash test/gpu_all.sh $*"
 corpus="$GPU_ALL_CORPUS"
 if (($#)) && [[ "$1" != --* ]]; then
   corpus="$1"
@@ -16,4 +17,4 @@ fi
 tinybert gpu-all --corpus "$corpus" --lines "$GPU_ALL_LINES" --data_file "$DATA_FILE" --ckpt_dir "$CKPT_DIR" \
   --device "$DEVICE" --out "$GPU_ALL_DIR" --eval_script "$REPO_ROOT/test/eval_all.sh" \
   --corpus_target "$CORPUS_TARGET" --card_shape_target "$CARD_SHAPE_TARGET" --ratio_target "$CHECK_TARGET" \
-  --eval_target_s "$EVAL_TARGET_S" --invoked_as "bash test/gpu_all.sh $*" "$@"
+  --eval_target_s "$EVAL_TARGET_S" --invoked_as "$invoked" "$@"
