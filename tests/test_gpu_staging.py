@@ -170,3 +170,47 @@ def test_the_graph_takes_the_int32_buffer_and_builds_the_models_inputs_inside(sm
         runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
         runtime.warm_up([(4, 16)])
     assert captured == [[((4 * 16 + 4,), torch.int32)]]
+
+
+def test_the_real_devices_stream_and_event_calls(monkeypatch):
+    """CudaDevice's staging calls with torch.cuda's stand-ins: work runs under its stream, a stream waits on the event
+    (cudaStreamWaitEvent), the host on the event itself; a real GPU's timing only a GPU shows."""
+    import contextlib
+
+    from tinybert.capabilities import Gpu
+
+    log = []
+
+    class Stream:
+        def __init__(self, *args):
+            self.name = f"stream{len(log)}"
+
+        def wait_event(self, event):
+            log.append(("wait", self.name, event.name))
+
+    class Event:
+        name = "copied"
+
+        def record(self, stream):
+            log.append(("record", self.name, stream.name))
+
+        def synchronize(self):
+            log.append(("host waits", self.name))
+
+    @contextlib.contextmanager
+    def on(stream):
+        log.append(("enter", stream.name))
+        yield
+        log.append(("leave", stream.name))
+
+    for name, value in {"set_device": lambda device: None, "graph_pool_handle": lambda: "pool", "Stream": Stream,
+                        "Event": Event, "stream": on, "current_stream": lambda device=None: Stream()}.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    device = cuda.CudaDevice(Gpu(0, H200, (9, 0)))
+    copies, event = device.stream(), device.event()
+    device.enqueue(copies, lambda: log.append("copy"))
+    device.record(event, copies)
+    device.wait(device.current(), event)
+    device.host_wait(event)
+    assert log == [("enter", "stream0"), "copy", ("leave", "stream0"), ("record", "copied", "stream0"),
+                   ("wait", "stream4", "copied"), ("host waits", "copied")]

@@ -47,7 +47,7 @@ class CudaDevice:
         return torch.zeros(shape, dtype=dtype, pin_memory=True)
 
     def synchronize(self) -> None:
-        torch.cuda.current_stream(self.torch_device).synchronize()
+        torch.cuda.synchronize(self.torch_device)  # every stream: the staging's copy stream too
 
     # Streams and events: the staging's ordering (_Pipeline) goes through these, so a faked device can show it.
     def stream(self):
