@@ -411,8 +411,14 @@ def test_a_cluster_without_a_gpu_is_decided_on_the_driver(small_inputs, tmp_path
         if backend == "gpu":
             with pytest.raises(BackendUnavailableError, match="expected a GPU in the Ray cluster, found none"):
                 ensure_model(options)
-        else:
-            assert ensure_model(options)[0].backend != "gpu"
+        else:  # decided here as before: the local prepare step (its export for the CPU left out)
+            from types import SimpleNamespace
+
+            local = []
+            monkeypatch.setattr("tinybert.prepare.prepare", lambda request, among=None: local.append(request) or
+                                SimpleNamespace(model="m.onnx", plan=SimpleNamespace(path="fast")))
+            ensure_model(options)
+            assert [r.backend for r in local] == ["auto"]
     assert calls == ["shutdown"]  # asked the cluster, ran nothing on it
 
 
