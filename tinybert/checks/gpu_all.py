@@ -117,10 +117,10 @@ def _plan(path: str, ckpt_dir: str, work: str, device: int):
 
 
 def _model_on_corpus(corpus: str, *, ckpt_dir: str, work: str, device: int, progress: bool) -> dict:
-    from tinybert.checks.gpu_check import _model_on_corpus as on_corpus
+    from tinybert.checks.gpu_check import model_on_corpus
 
-    runs = on_corpus(corpus, ckpt_dir=ckpt_dir, work_dir=work, paths=[GPU_FP32, FP16], device=device, repeats=3,
-                     progress=progress)  # fp32 too: fp16's predictions are compared with it
+    runs = model_on_corpus(corpus, ckpt_dir=ckpt_dir, work_dir=work, paths=[GPU_FP32, FP16], device=device, repeats=3,
+                           progress=progress)  # fp32 too: fp16's predictions are compared with it
     return {"rate": runs[FP16]["sentences_per_s"], "runs": runs}
 
 
