@@ -69,3 +69,29 @@ def test_the_prepared_script_runs_on_a_faked_gpu_with_a_pytorch_images_packages(
     assert all(not figures["eager_fallback"] and figures["shapes"] >= 1 for figures in compiled.values())
     text = (out / "record.md").read_text(encoding="utf-8")
     assert "not a GPU figure" in text and "## Output" in text and summary[0] in text
+
+
+@pytest.mark.slow
+def test_one_part_alone_on_a_faked_gpu_writes_the_record(tmp_path, small_inputs, capsys):
+    """--parts: a GPU session short of time reruns one target; the record still has command, device and versions."""
+    from tinybert.capabilities import faked
+
+    with faked(gpu="NVIDIA H100 80GB HBM3"):
+        record = gpu_all.run_gpu_all(corpus=str(small_inputs.tsv), data_file=str(small_inputs.tsv),
+                                     ckpt_dir=str(small_inputs.checkpoint), out_dir=str(tmp_path / "out"), device=0,
+                                     lines=5, eval_script=None, targets=TARGETS, command="probe", perf_seconds=0,
+                                     perf_repeats=1, parts=("card_shape_fp16",))
+    said = capsys.readouterr().out
+    assert list(record["parts"]) == ["card_shape_fp16"] and record["parts"]["card_shape_fp16"]["rate"] > 0
+    assert [line for line in said.splitlines() if line.startswith("[SUMMARY]")] == record["summary"]
+    assert record["summary"][0].startswith("[SUMMARY] gpu-fp16 at [1, 64]:") and record["faked"]
+    saved = json.loads((tmp_path / "out" / "record.json").read_text())
+    assert saved["command"] == "probe" and "torch" in saved["versions"] and "[SUMMARY]" in saved["output"]
+
+
+def test_unknown_parts_are_refused(capsys):
+    from tinybert.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["gpu-all", "--parts", "eval_all,nope"])
+    assert exited.value.code == 2 and "expected parts among model_on_corpus" in capsys.readouterr().err

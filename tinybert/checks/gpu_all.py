@@ -16,6 +16,7 @@ from tinybert.settings import GPU_FP32, SEQ_LEN
 FP16, COMPILED_ROW, GRAPH_ROW = "gpu-fp16", "Ghc", "Gh"  # the model's fp16 path; the benchmark's rows compared
 COMPARED_SIZES = (64, 1024)
 EVAL_SIZES = (1, 4, 8, 16, 32, 64)
+PARTS = ("model_on_corpus", "card_shape_fp16", "classify_vs_tokenizer", "eval_all", "compiled_vs_graphs")
 
 
 class _Tee(io.TextIOBase):
@@ -66,8 +67,9 @@ def versions() -> dict:
 
 def run_gpu_all(*, corpus: str, data_file: str, ckpt_dir: str, out_dir: str, device: int, lines: int,
                 eval_script: str | None, targets: dict, command: str, progress: bool = False,
-                perf_seconds: float = 1.0, perf_repeats: int = 3, bench_repeats: int = 3) -> dict:
-    """Each part in turn (a failing one said, the rest still run); the record written to `out_dir`."""
+                perf_seconds: float = 1.0, perf_repeats: int = 3, bench_repeats: int = 3, parts=PARTS) -> dict:
+    """Each of `parts` in turn, in PARTS' order (a failing one said, the rest still run); the record written to
+    `out_dir`."""
     from tinybert.capabilities import gpu
 
     os.makedirs(out_dir, exist_ok=True)
@@ -84,13 +86,14 @@ def run_gpu_all(*, corpus: str, data_file: str, ckpt_dir: str, out_dir: str, dev
         os.makedirs(work, exist_ok=True)
         used = slice_corpus(corpus, os.path.join(work, "corpus.tsv"), lines)
         common = dict(ckpt_dir=ckpt_dir, work=work, device=device, progress=progress)
+        chosen = parts
         parts = [("model_on_corpus", lambda: _model_on_corpus(used, **common)),
                  ("card_shape_fp16", lambda: _card_shape(perf_seconds, perf_repeats, **common)),
                  ("classify_vs_tokenizer", lambda: _classify(used, **common)),
                  ("eval_all", lambda: _eval_all(eval_script, data_file, ckpt_dir, work, device)),
                  ("compiled_vs_graphs", lambda: _compiled_vs_graphs(data_file, ckpt_dir, work, device,
                                                                    bench_repeats))]
-        for name, part in parts:
+        for name, part in [(name, part) for name, part in parts if name in chosen]:
             tick = time.perf_counter()
             print(f"[INFO] ===== {name} =====")
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, non_negative_int, positive_int
+from tinybert.checks.gpu_all import PARTS
 from tinybert.settings import CORPUS_TARGET, PERF_REPEATS
 
 STEPS = StepTable()
@@ -36,6 +37,16 @@ def _gpu_check(argv, prog):
                   json_out=a.json_out, progress=not a.no_progress, corpus_target=a.corpus_target)
 
 
+def _parts(text: str) -> tuple[str, ...]:
+    import argparse
+
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in PARTS]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"expected parts among {', '.join(PARTS)}, got {text!r}")
+    return chosen
+
+
 @step("gpu-all", "every GPU target once (test/gpu_all.sh): the model alone on a corpus, fp16 at [1, 64], classify "
                  "against the tokenizer, eval_all.sh's GPU column, compiled against graph rows; one record")
 def _gpu_all(argv, prog):
@@ -61,6 +72,8 @@ def _gpu_all(argv, prog):
                    help="CARD_SHAPE_TARGET")
     p.add_argument("--ratio_target", type=float, default=CHECK_TARGET, help="CHECK_TARGET")
     p.add_argument("--eval_target_s", type=float, default=DEFAULTS["EVAL_TARGET_S"], help="EVAL_TARGET_S")
+    p.add_argument("--parts", default=",".join(PARTS), type=_parts,
+                   help="which targets, comma-separated, in this order (a GPU session short of time reruns one)")
     p.add_argument("--invoked_as", default="python -m tinybert gpu-all", help="the command the record names")
     a = p.parse_args(argv)
     from tinybert.checks.gpu_all import run_gpu_all
@@ -69,6 +82,7 @@ def _gpu_all(argv, prog):
                          lines=a.lines, eval_script=a.eval_script, command=f"{a.invoked_as}: python -m tinybert gpu-all {shlex.join(argv)}",
                          targets={"corpus": a.corpus_target, "card_shape": a.card_shape_target,
                                   "ratio": a.ratio_target, "eval_s": a.eval_target_s},
-                         perf_seconds=a.perf_seconds, perf_repeats=a.perf_repeats, bench_repeats=a.bench_repeats)
+                         perf_seconds=a.perf_seconds, perf_repeats=a.perf_repeats, bench_repeats=a.bench_repeats,
+                         parts=a.parts)
     if any("error" in part for part in record["parts"].values()):
         sys.exit(1)
