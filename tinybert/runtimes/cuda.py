@@ -49,7 +49,7 @@ class CudaDevice:
     def synchronize(self) -> None:
         torch.cuda.synchronize(self.torch_device)  # every stream: the staging's copy stream too
 
-    # Streams and events: the staging's ordering (_Pipeline) goes through these, so a faked device can show it.
+    # Streams and events: the staging's ordering (CudaRuntime.run_calls) goes through these, so a faked device shows it.
     def stream(self):
         return torch.cuda.Stream(self.torch_device)
 
