@@ -17,4 +17,4 @@ else
 fi
 tinybert benchmark --model_dir "$CKPT_DIR" --data_file "$DATA_FILE" --output "$BENCH_DIR" \
   --batch_sizes "${BATCH_SIZES[*]}" --repeats "$REPEATS" --max_seq_length "$SEQ_LEN" --opset "$OPSET" \
-  --call_tokens "$CALL_TOKENS" --record_dir "$MODEL_DIR" "${calib_args[@]}"
+  --call_tokens "$CALL_TOKENS" --record_dir "$MODEL_DIR" --device "$DEVICE" "${calib_args[@]}"

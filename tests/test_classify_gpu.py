@@ -320,17 +320,24 @@ def test_ray_stages_write_the_local_engines_shard(small_inputs, tmp_path, monkey
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
-def _fake_ray(monkeypatch, gpu_ids):
+def _fake_ray(monkeypatch, gpu_ids, cluster_gpus=1, worker_gpus=None):
+    """A stand-in Ray: a remote function runs here, seeing `worker_gpus` (faked names) where given."""
+    import contextlib
     from types import SimpleNamespace
 
     calls = []
 
+    def on_the_worker(function, *a, **k):
+        with faked(gpu=worker_gpus) if worker_gpus else contextlib.nullcontext():
+            return function(*a, **k)
+
     def remote(**resources):
         def wrap(function):
-            return SimpleNamespace(remote=lambda *a, **k: calls.append(resources) or function(*a, **k))
+            return SimpleNamespace(remote=lambda *a, **k: calls.append(resources) or on_the_worker(function, *a, **k))
         return wrap
     fake = SimpleNamespace(is_initialized=lambda: True, get_gpu_ids=lambda: gpu_ids, remote=remote,
-                           get=lambda value: value, shutdown=lambda: calls.append("shutdown"))
+                           get=lambda value: value, shutdown=lambda: calls.append("shutdown"),
+                           cluster_resources=lambda: {"CPU": 4, **({"GPU": cluster_gpus} if cluster_gpus else {})})
     monkeypatch.setitem(sys.modules, "ray", fake)
     return calls
 
@@ -360,6 +367,67 @@ def test_a_decision_on_a_gpu_runs_on_a_cluster_gpu(monkeypatch):
     monkeypatch.setattr(ray_engine, "_connect", lambda ray, cpus, gpus=None: calls.append(("connect", cpus)) or True)
     assert ray_engine.on_a_cluster_gpu(SimpleNamespace(ray_cpus=3), divmod, 7, 2) == (3, 1)
     assert calls == [("connect", 3), {"num_gpus": 1, "max_retries": 0}, "shutdown"]
+
+
+def _headless(monkeypatch):
+    """This process as a Ray head node without a GPU, on any machine."""
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    monkeypatch.setattr(sys.modules["tinybert.capabilities.gpu"], "_real_gpus", lambda: ())
+    monkeypatch.setattr(ray_engine, "_connect", lambda ray, cpus, gpus=None: True)
+
+
+@pytest.mark.parametrize("gpu_model", ["gpu-fp32", "auto"])
+def test_a_head_without_a_gpu_lets_a_cluster_gpu_decide(small_inputs, small_features, tmp_path, monkeypatch,
+                                                         capsys, gpu_model):
+    """BACKEND=auto and GPU_MODEL (auto: its gates) decided by a task on a cluster GPU (two faked there, Ray giving
+    it GPU 1), not on the driver, which has none and would pick the CPU; the lines name the worker's device."""
+    from tinybert.classify.pipeline import ensure_model
+
+    _headless(monkeypatch)
+    calls = _fake_ray(monkeypatch, [1], cluster_gpus=2, worker_gpus="NVIDIA H200, NVIDIA A100")
+    options = ClassifyOptions(str(small_inputs.tsv), engine="ray", backend="auto", gpu_model=gpu_model,
+                              ckpt_dir=str(small_inputs.checkpoint), model_dir=str(tmp_path),
+                              features_dir=str(small_features), device=0)
+    with faked(gpu=""):
+        ready, _ = ensure_model(options)
+    said = capsys.readouterr().out
+    assert ready.backend == "gpu" and ready.plan.options["device"] == 1
+    assert {"num_gpus": 1, "max_retries": 0} in calls
+    assert "decided on a GPU of the Ray cluster, this machine having none" in said
+    assert "CUDA device 1 is NVIDIA A100 (faked" in said and "CUDA device 0" not in said
+
+
+@pytest.mark.parametrize("backend", ["auto", "gpu"])
+def test_a_cluster_without_a_gpu_is_decided_on_the_driver(small_inputs, tmp_path, monkeypatch, backend):
+    """No GPU anywhere: no task waits for one; auto takes the CPU here, BACKEND=gpu is refused here."""
+    from tinybert.classify.pipeline import ensure_model
+    from tinybert.errors import BackendUnavailableError
+
+    _headless(monkeypatch)
+    calls = _fake_ray(monkeypatch, [], cluster_gpus=0)
+    options = ClassifyOptions(str(small_inputs.tsv), engine="ray", backend=backend, gpu_model="gpu-fp32",
+                              ckpt_dir=str(small_inputs.checkpoint), model_dir=str(tmp_path))
+    with faked(gpu=""):
+        if backend == "gpu":
+            with pytest.raises(BackendUnavailableError, match="expected a GPU in the Ray cluster, found none"):
+                ensure_model(options)
+        else:  # decided here as before: the local prepare step (its export for the CPU left out)
+            from types import SimpleNamespace
+
+            local = []
+            monkeypatch.setattr("tinybert.prepare.prepare", lambda request, among=None: local.append(request) or
+                                SimpleNamespace(model="m.onnx", plan=SimpleNamespace(path="fast")))
+            ensure_model(options)
+            assert [r.backend for r in local] == ["auto"]
+    assert calls == ["shutdown"]  # asked the cluster, ran nothing on it
+
+
+def test_the_backend_line_names_device_not_device_0(small_inputs, monkeypatch):
+    monkeypatch.delenv(FAKE_GPU_ENV, raising=False)
+    request = route.Request(ckpt_dir=str(small_inputs.checkpoint), gpu_model="gpu-fp32", device=1)
+    with faked(gpu="NVIDIA H200, NVIDIA A100"):
+        name, why = route.explain_backend("auto", [1], request, among=("gpu", "onnxruntime"))
+    assert name == "gpu" and "gpu: CUDA device 1 is NVIDIA A100 (faked" in why and "device 0" not in why
 
 
 @pytest.mark.slow

@@ -164,7 +164,7 @@ def test_one_graph_per_padded_shape_captured_once_and_replayed(small_inputs, mon
     captured = []
     real_capture = cuda.FakedCudaDevice.capture
     monkeypatch.setattr(cuda.FakedCudaDevice, "capture",
-                        lambda self, forward, inputs: captured.append(tuple(inputs[0].shape))
+                        lambda self, forward, inputs: captured.append((forward.__self__.rows, forward.__self__.length))
                         or real_capture(self, forward, inputs))
     ids = np.full((3, 11), 7, dtype=np.int64)
     with faked(gpu=H200):
@@ -516,9 +516,11 @@ def test_the_gpu_path_runs_one_qkv_projection_and_fused_attention(small_inputs, 
     assert np.abs(logits - reference).max() <= EXPORT_TOLERANCE
 
 
-def test_the_gpu_staging_masks_padding_and_filler_rows(small_inputs):
+@pytest.mark.parametrize("segments_given", [False, True])
+def test_the_gpu_staging_masks_padding_and_filler_rows(small_inputs, segments_given):
     """The rule the slow tests rely on: a call padded to its shape's length and rows sees mask 1 on its real tokens
-    only, ids and segments 0 elsewhere, whatever an earlier, longer call left in the buffers."""
+    only, ids and segments 0 elsewhere, whatever an earlier, longer call left in the buffers; with segments all 0
+    only ids and lengths are sent, the mask and segments built on the device."""
     rng = np.random.default_rng(0)
     with faked(gpu=H200):
         runtime = open_runtime("pytorch-cuda", str(small_inputs.checkpoint))
@@ -527,15 +529,24 @@ def test_the_gpu_staging_masks_padding_and_filler_rows(small_inputs):
             lengths[0] = length
             mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
             ids = rng.integers(1, 20, (rows, length)) * mask
-            segments = mask.copy()
+            segments = mask.copy() if segments_given else np.zeros_like(mask)
             runtime.run(ids, segments, mask)
             [shape] = runtime._shapes.values()
-            staged = shape.device_in.numpy()
-            assert staged.shape == (3, 18, 16)
+            assert shape.compact is not segments_given and shape.static.dtype == torch_int32()
+            assert shape.static.numel() == (3 * 18 * 16 if segments_given else 18 * 16 + 18)
+            staged = np.stack([plane.numpy() for plane in shape.inputs(shape.static)])
+            assert staged.shape == (3, 18, 16) and staged.dtype == np.int64
             expected_mask = np.zeros((18, 16), dtype=np.int64)
             expected_mask[:rows, :length] = mask
             assert np.array_equal(staged[2], expected_mask)
             assert np.array_equal(staged[0][:rows, :length], ids) and not (staged[:2] * (1 - expected_mask)).any()
+            assert np.array_equal(staged[1][:rows, :length], segments)
+
+
+def torch_int32():
+    import torch
+
+    return torch.int32
 
 
 def test_two_faked_gpus_and_devices_chosen_by_index(small_inputs, monkeypatch):

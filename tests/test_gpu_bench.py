@@ -105,6 +105,23 @@ def test_the_gpu_roofline_holds_gpu_rows_apart_and_never_below_a_row(small_input
     assert any(line.startswith("bs4 (M=40) GPU fp16 roofline") and "of the GPU peak" in line for line in lines)
 
 
+def test_the_gpu_roofline_runs_on_device_not_on_the_first_gpu(small_inputs, monkeypatch):
+    """DEVICE 1 of two faked GPUs: the chain is built on it, and the rates and peak name it (not device 0)."""
+    from tinybert.model.modeling import load_bert_config
+    from tinybert.runtimes import cuda
+
+    built = []
+    chain = cuda.matmul_chain
+    monkeypatch.setattr(cuda, "matmul_chain", lambda weights, device=0, **kw: built.append(device)
+                        or chain(weights, device=device, **kw))
+    with faked(gpu="NVIDIA H200, Tesla T4"):
+        roofline = Roofline(load_bert_config(str(small_inputs.checkpoint)), 1, [row("A"), row("Gh")],
+                            mean_tokens=10.0, batch_sizes=(2,), timing=QUICK, device=1)
+    assert built == [1]
+    assert roofline.rates["pytorch-cuda fp16"]["features"].startswith("Tesla T4 (faked")
+    assert roofline.gpu_peaks[GPU_KEY + "fp16"]["device"].startswith("Tesla T4 (faked")
+
+
 # ---------------------------------------------------------------- the GPU checks
 
 def _row(row, bs, speed, role, gate=None, on_gpu=True, **more):

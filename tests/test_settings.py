@@ -398,7 +398,7 @@ def test_a_new_backend_is_one_table_entry(tmp_path, monkeypatch):
                              "ort_model", missing_model="{path}: expected the ONNX model for batch size {bs}")
     monkeypatch.setattr(registry, "BACKENDS", (other,) + registry.BACKENDS)
     real_unmet = route.backend_unmet
-    monkeypatch.setattr(route, "backend_unmet", lambda entry: real_unmet(entry) if entry.name != "other" else
+    monkeypatch.setattr(route, "backend_unmet", lambda entry, device=0: real_unmet(entry) if entry.name != "other" else
                         (None if installed["other"] else "not installed"))
     installed = {"other": True}
     assert backend_choice.choose_backend("auto", [1], request) == "onnxruntime"  # its model is missing

@@ -188,8 +188,8 @@ RUNTIMES = [
         module="tinybert.runtimes.cuda",
         cls="CudaRuntime",
         title="PyTorch on a CUDA GPU: fp32 (TF32 off), TF32, fp16 or bf16, one QKV projection and fused attention, "
-        "last layer at [CLS] only, a CUDA graph per (rows, length) shape in one memory pool, pinned buffers and "
-        "asynchronous copies; or torch.compile per shape",
+        "last layer at [CLS] only, a CUDA graph per (rows, length) shape in one memory pool, int32 ids and lengths "
+        "staged through two pinned slots (the next batch gathered while one runs); or torch.compile per shape",
         package=Package("torch", "a CUDA build of torch and an NVIDIA GPU with its driver (on Linux x86-64, pip "
                                  "install torch brings the CUDA build)"),
         device=CUDA,

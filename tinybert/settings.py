@@ -128,12 +128,22 @@ SETTINGS = (
     Setting("CHECK_BATCH_SIZES", "1 8 64 1024", "gpu-check's perf batch sizes: the card's smallest, middle and "
                                                 "largest, and one where the GPU is busy", scripts=("gpu_check.sh",)),
     Setting("CORPUS_TARGET", "650000", "the issue's rate for the model on a corpus at fp16 on an H200 (issue 25), "
-                                       "printed beside gpu-check's measured one", scripts=("gpu_check.sh",)),
+                                       "printed beside gpu-check's measured one", scripts=("gpu_check.sh", "gpu_all.sh")),
     Setting("CHECK_SENTENCES", "1000000", "classify-check's corpus, its TSV repeated to this many sentences at "
                                           "least: the size the issue measures classify by",
             scripts=("classify_gpu_check.sh",)),
     Setting("CHECK_TARGET", "0.8", "classify-check's least end-to-end rate over the tokenizer's alone: the GPU "
-                                   "hidden behind the tokenizing", scripts=("classify_gpu_check.sh",)),
+                                   "hidden behind the tokenizing", scripts=("classify_gpu_check.sh", "gpu_all.sh")),
+    Setting("GPU_ALL_CORPUS", "{GLUE_DIR}/train.tsv", "gpu_all.sh's corpus: the model alone and classify run on it",
+            scripts=("gpu_all.sh",)),
+    Setting("GPU_ALL_LINES", "0", "gpu_all.sh's slice of its corpus, in data lines (0: all of it); a faked GPU's "
+                                  "run takes a few", scripts=("gpu_all.sh",)),
+    Setting("GPU_ALL_DIR", "./gpu_all/{stamp}", "gpu_all.sh's record (record.md for docs/measurements/, "
+                                                "record.json) and its working files", scripts=("gpu_all.sh",)),
+    Setting("CARD_SHAPE_TARGET", "4861", "gpu_all.sh's least fp16 rate at the card's [1, 64], sentences/s",
+            scripts=("gpu_all.sh",)),
+    Setting("EVAL_TARGET_S", "180", "gpu_all.sh's most seconds for eval_all.sh 1 4 8 16 32 64 with its GPU column",
+            scripts=("gpu_all.sh",)),
     Setting("LOADGEN_DIR", "./loadgen_results", "each LoadGen run adds a loadgen-<scenario>-<time> folder here with "
                                                 "LoadGen's own logs: an earlier run's folder is never overwritten",
             scripts=("loadgen.sh", "loadgen_measure.sh")),

@@ -44,6 +44,7 @@ class BenchmarkRun:
     export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
     gpu_batch_sizes: tuple[int, ...] = GPU_BENCH_BATCH_SIZES  # the GPU rows' extra batch sizes (data repeated)
     record_dir: str | None = None  # where the GPU speed record goes (GPU_MODEL=auto reads it); None: MODEL_DIR
+    device: int = 0  # DEVICE: the GPU the GPU rows, their roofline chains and its peak are on
 
 
 # ---------------------------------------------------------------- rows
@@ -123,7 +124,8 @@ class Models:
             self._ready[key] = prepare(ModelRequest(path=path, model_dir=self.work_dir, ckpt_dir=self.run.model_dir,
                                                     batch_size=batch_size, features_dir=self.features_dir,
                                                     calibration=self.calibration, threads=self.threads,
-                                                    opset=self.run.opset, seq_len=self.run.seq_len))
+                                                    opset=self.run.opset, seq_len=self.run.seq_len,
+                                                    device=self.run.device))
         return self._ready[key]
 
     def runtime(self, path: RunPath, batch_size: int):
@@ -176,7 +178,8 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
         p.on_gpu for p in rows) else ()
     sizes = (*run.batch_sizes, *gpu_sizes)
     roofline = Roofline(load_bert_config(run.model_dir), threads, rows, mean_tokens=float(features.lengths.mean()),
-                        batch_sizes=run.batch_sizes, timing=run.roofline_timing, gpu_batch_sizes=gpu_sizes)
+                        batch_sizes=run.batch_sizes, timing=run.roofline_timing, gpu_batch_sizes=gpu_sizes,
+                        device=run.device)
     print_header(run, roofline, threads, features)
     for note in notes:
         print(f"[INFO] {note}")
@@ -215,7 +218,8 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
     if any(r["role"] == Role.GPU_PROJECT for r in results):
         from tinybert.bench.gpu_choice import write_speed_record
 
-        report["gpu_speed_record"] = write_speed_record(results, run.model_dir, run.record_dir or default("MODEL_DIR"))
+        report["gpu_speed_record"] = write_speed_record(results, run.model_dir, run.record_dir or default("MODEL_DIR"),
+                                                         device=run.device)
     return report
 
 

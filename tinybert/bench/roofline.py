@@ -34,9 +34,9 @@ class Timing:
 
 
 def model_shape_rate(runtime: str, precision: str, m_values, threads: int, requests: int | str | None = None,
-                     timing: Timing = Timing()) -> dict:
-    """Rates of `runtime` at `precision` on the model's shapes per M of `m_values`, one call on all `threads`
-    and `requests` in flight; `best` is the faster. BackendUnavailableError where it cannot run."""
+                     timing: Timing = Timing(), device: int = 0) -> dict:
+    """Rates of `runtime` at `precision` on the model's shapes per M of `m_values` (a GPU chain on GPU `device`), one
+    call on all `threads` and `requests` in flight; `best` is the faster. BackendUnavailableError where it cannot run."""
     import tempfile
 
     from tinybert.capabilities import current, gpu
@@ -50,10 +50,10 @@ def model_shape_rate(runtime: str, precision: str, m_values, threads: int, reque
     with tempfile.TemporaryDirectory(prefix="tinybert-roofline-") as work_dir:
         for layout, in_flight in layouts.items():
             for m, rate in _layout_rates(runtime, precision, threads, in_flight=in_flight, m_values=m_values,
-                                         timing=timing, work_dir=work_dir).items():
+                                         timing=timing, work_dir=work_dir, device=device).items():
                 rates[m][layout] = rate
     return {"runtime": runtime, "precision": precision, "recipe": chain.recipe,
-            "features": gpu(0).name if on_gpu(runtime, precision) else current().features_for(precision),
+            "features": gpu(device).name if on_gpu(runtime, precision) else current().features_for(precision),
             "unit": unit(precision),
             "shapes": [list(s) for s in SHAPES], "threads": threads,
             "layouts": {name: _layout_name(threads, n) for name, n in layouts.items()},
@@ -67,10 +67,10 @@ def _layout_name(threads: int, in_flight: int) -> str:
     return f"{in_flight} calls in flight, {max(1, threads // in_flight)} thread(s) each"
 
 
-def _layout_rates(runtime, precision, threads, in_flight, m_values, timing: Timing, work_dir) -> dict:
+def _layout_rates(runtime, precision, threads, in_flight, m_values, timing: Timing, work_dir, device: int = 0) -> dict:
     from tinybert.bench.shape_graphs import build_runner, chain_flops, inputs
 
-    run = build_runner(runtime, precision, threads, in_flight, work_dir)
+    run = build_runner(runtime, precision, threads, in_flight, work_dir, device=device)
     return {m: chain_flops(m) * _calls_per_second(run, inputs(m), in_flight, timing) / 1e9 for m in m_values}
 
 
@@ -103,7 +103,8 @@ def _calls_per_second(run, x, in_flight: int, timing: Timing) -> float:
     return count * in_flight / best
 
 
-def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, timing: Timing = Timing()) -> dict:
+def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, timing: Timing = Timing(),
+              device: int = 0) -> dict:
     """`model_shape_rate` for each distinct (runtime, precision) of `pairs`, keyed "runtime precision";
     one that cannot run here is {"skipped": why} instead."""
     from tinybert.errors import BackendUnavailableError
@@ -112,7 +113,7 @@ def rates_for(pairs, m_values, threads: int, requests: int | str | None = None, 
     for runtime, precision in dict.fromkeys(tuple(p) for p in pairs):
         try:
             results[f"{runtime} {precision}"] = model_shape_rate(runtime, precision, m_values, threads, requests=requests,
-                                                                   timing=timing)
+                                                                   timing=timing, device=device)
         except BackendUnavailableError as exc:
             results[f"{runtime} {precision}"] = {"runtime": runtime, "precision": precision, "skipped": str(exc)}
     return results
@@ -134,7 +135,8 @@ def load_average() -> float:
 
 
 def run_roofline(*, batch_sizes: list[int], tokens: int, threads: int | None, requests: str,
-                 pairs: list[tuple[str, str]] | None, timing: Timing, square: bool, json_out: str | None) -> dict:
+                 pairs: list[tuple[str, str]] | None, timing: Timing, square: bool, json_out: str | None,
+                 device: int = 0) -> dict:
     """The `roofline` step: the rates of `pairs` (default: cpu_pairs()) at M = each batch size x `tokens`, printed with
     the machine and its load, the square-size rates too with `square`; the report, written to `json_out` if given."""
     from tinybert.capabilities import current
@@ -147,7 +149,7 @@ def run_roofline(*, batch_sizes: list[int], tokens: int, threads: int | None, re
     print(f"[INFO] M = batch size x {tokens} tokens: " + ", ".join(f"bs{bs} M={m}" for bs, m in zip(sizes, m_values)))
     pairs = pairs or [tuple(pair.split()) for pair in cpu_pairs()]
     load = [load_average()]
-    results = rates_for(pairs, m_values, threads, requests, timing)
+    results = rates_for(pairs, m_values, threads, requests, timing, device=device)
     load.append(load_average())
     for line in model_shape_lines(results):
         print(f"[INFO] {line}")
@@ -284,7 +286,7 @@ class Roofline:
     rate any engine reaches in the run, its matrix-multiply chains (timed once at the start) or its rows."""
 
     def __init__(self, config, threads: int, rows, mean_tokens: float, batch_sizes, timing: Timing = Timing(),
-                 gpu_batch_sizes=()):
+                 gpu_batch_sizes=(), device: int = 0):
         from tinybert.capabilities import current, gpu
         from tinybert.machine import cpu_clock_mhz
 
@@ -295,12 +297,12 @@ class Roofline:
         cpu_m = sorted({self.m_values[bs] for bs in batch_sizes})
         self.rates = rates_for([p for p in pairs if not on_gpu(*p)], cpu_m, threads, timing=timing)
         self.rates.update(rates_for([p for p in pairs if on_gpu(*p)], sorted(set(self.m_values.values())),
-                                    threads, timing=timing))
+                                    threads, timing=timing, device=device))
         clock, self.clock_source = cpu_clock_mhz()
         cores = min(threads, current().physical_cores)
         precisions = dict.fromkeys(precision_class(p) for r, p in pairs if not on_gpu(r, p))
         self.peaks = {p: cpu_peak(p, cores, clock) for p in precisions}
-        self.gpu_peaks = {GPU_KEY + p: gpu_peak(p, gpu(0)) for r, p in pairs if on_gpu(r, p)}
+        self.gpu_peaks = {GPU_KEY + p: gpu_peak(p, gpu(device)) for r, p in pairs if on_gpu(r, p)}
         self.best: dict = {}  # batch size -> precision -> the best rate and where it came from
         self.best_lines: list[str] = []
 

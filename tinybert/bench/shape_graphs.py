@@ -101,12 +101,13 @@ def chain_model(kind: str, work_dir: str):
     return target
 
 
-def build_runner(runtime: str, precision: str, threads: int, requests: int, work_dir: str):
-    """`run(x [M, 312] float32)`, safe to call from `requests` threads at once."""
+def build_runner(runtime: str, precision: str, threads: int, requests: int, work_dir: str, device: int = 0):
+    """`run(x [M, 312] float32)`, safe to call from `requests` threads at once; a GPU chain on GPU `device`."""
     from tinybert.runtimes.needs import resolve
 
     chain, owner = check_recipe(runtime, precision)
     expect(owner.requests or requests == 1, UsageError,
            f"{runtime}: expected one call at a time (its runtime takes no REQUESTS), got {requests} requests")
+    on_device = {"device": device} if owner.device == registry.CUDA else {}
     return resolve(chain.build)(chain_model(chain.model, work_dir), precision=precision, threads=threads,
-                                requests=requests)
+                                requests=requests, **on_device)

@@ -40,9 +40,9 @@ def run_gpu_check(*, data_file: str, corpus: str | None, ckpt_dir: str, work_dir
                                             progress=progress)
     record["fp32_vs_pytorch_cpu"] = _against_cpu(record["paths"][FP32]["result_dir"], bin_dir, ckpt_dir)
     if corpus:
-        record["model_on_corpus"] = _model_on_corpus(corpus, ckpt_dir=ckpt_dir, work_dir=work_dir,
-                                                     paths=list(record["paths"]), device=device, repeats=repeats,
-                                                     progress=progress)
+        record["model_on_corpus"] = model_on_corpus(corpus, ckpt_dir=ckpt_dir, work_dir=work_dir,
+                                                    paths=list(record["paths"]), device=device, repeats=repeats,
+                                                    progress=progress)
         record["classify"] = _classify(corpus, ckpt_dir=ckpt_dir, work_dir=work_dir, paths=list(record["paths"]),
                                        device=device, progress=progress)
     json_out = json_out or os.path.join(work_dir, "gpu_check.json")
@@ -97,7 +97,7 @@ def _against_cpu(result_dir: str, bin_dir: str, ckpt_dir: str) -> dict:
             "same_predictions": float((logits.argmax(1) == reference.argmax(1)).mean())}
 
 
-def _model_on_corpus(corpus: str, *, ckpt_dir: str, work_dir: str, paths: list[str], device: int | None,
+def model_on_corpus(corpus: str, *, ckpt_dir: str, work_dir: str, paths: list[str], device: int | None,
                      repeats: int, progress: bool) -> dict:
     """The model alone on the corpus's features (tokenized first, on the host): length-sorted batches of
     CORPUS_BATCH, each shape captured before the clock, the copies to and from the GPU inside it."""

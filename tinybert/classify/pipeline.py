@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from tinybert.classify.corpus import BAD_EXAMPLES, ChunkPlan, resolve_layout, scan_chunks
 from tinybert.data.dataset import file_sha256
-from tinybert.errors import DataFormatError, UsageError, expect
+from tinybert.errors import BackendUnavailableError, DataFormatError, UsageError, expect
 from tinybert.progress import progress as progress_bar
 from tinybert.settings import CLASSIFY_BATCH, ENGINES
 from tinybert.classify.options import ClassifyOptions
@@ -30,13 +30,39 @@ def ensure_model(options: ClassifyOptions):
     from tinybert.registry import CHECKPOINT, path_backends, run_path
 
     calibration = Calibration(options.calibration_file) if options.calibration_file else None
-    ready = prepare(ModelRequest(backend=options.backend, ort_model=options.ort_model, gpu_model=options.gpu_model,
-                                 model_dir=options.model_dir, ckpt_dir=options.ckpt_dir,
-                                 batch_size=options.batch_size or CLASSIFY_BATCH, features_dir=options.features_dir,
-                                 calibration=calibration, device=options.device, seq_len=options.seq_len),
-                    among=path_backends())
+    request = ModelRequest(backend=options.backend, ort_model=options.ort_model, gpu_model=options.gpu_model,
+                           model_dir=options.model_dir, ckpt_dir=options.ckpt_dir,
+                           batch_size=options.batch_size or CLASSIFY_BATCH, features_dir=options.features_dir,
+                           calibration=calibration, device=options.device, seq_len=options.seq_len)
+    ready = _prepared_on_the_cluster(options, request) if _decided_on_the_cluster(options) else None
+    ready = ready or prepare(request, among=path_backends())
     model = weights_path(ready.model) if run_path(ready.plan.path).model == CHECKPOINT else ready.model
     return ready, model
+
+
+def _decided_on_the_cluster(options: ClassifyOptions) -> bool:
+    """Ray with a driver that has no GPU (a head node) where the backend may be a GPU's: the GPU workers decide."""
+    from tinybert.capabilities import gpus
+    from tinybert.registry import AUTO, GPU_MODEL, backend as backend_entry
+
+    maybe_gpu = options.backend == AUTO or backend_entry(options.backend).model == GPU_MODEL
+    return options.engine == "ray" and maybe_gpu and not gpus()
+
+
+def _prepared_on_the_cluster(options: ClassifyOptions, request):
+    """The ready model as a cluster GPU decided it, its lines said here; None where the cluster has no GPU."""
+    from tinybert.classify.ray_engine import prepared_on_a_cluster_gpu
+    from tinybert.registry import AUTO, path_backends
+
+    ready = prepared_on_a_cluster_gpu(options, request, path_backends())
+    expect(ready is not None or options.backend == AUTO, BackendUnavailableError,
+           f"BACKEND={options.backend} with ENGINE=ray: expected a GPU in the Ray cluster, found none (this machine "
+           "has none either)")
+    if ready is not None:
+        print(f"[INFO] decided on a GPU of the Ray cluster, this machine having none: {ready.plan.describe()}")
+        for line in ready.lines + ready.choice_lines():
+            print(line)
+    return ready
 
 
 def run_identity(options: ClassifyOptions, layout, plan: ChunkPlan, model: str, vocab: str, path: str) -> dict:

@@ -94,8 +94,8 @@ def actor_device() -> int:
 
 
 def on_a_cluster_gpu(options, function, *args, **kwargs):
-    """`function(*args, **kwargs)` run on one GPU of the Ray cluster (RAY_ADDRESS's, else a local one), its result:
-    what the prepare step decides on a GPU (the gates, GPU_MODEL=auto) where the driver has none."""
+    """`function(*args, **kwargs)` run on one GPU of the Ray cluster (RAY_ADDRESS's, else a local one), its result;
+    None where the cluster has no GPU (a task asking for one would wait for ever)."""
     import ray
 
     from tinybert.capabilities import gpus
@@ -103,10 +103,26 @@ def on_a_cluster_gpu(options, function, *args, **kwargs):
     faked = [g for g in gpus() if g.faked]
     started = _connect(ray, options.ray_cpus, len(faked) or None)
     try:
+        if not ray.cluster_resources().get("GPU"):
+            return None
         return ray.get(ray.remote(num_gpus=1, max_retries=0)(function).remote(*args, **kwargs))
     finally:
         if started:
             ray.shutdown()
+
+
+def prepared_on_a_cluster_gpu(options, request, among):
+    """`prepare(request)` decided on a GPU of the cluster, the one the actors run on, for a driver without one (a head
+    node): BACKEND=auto, the gates and GPU_MODEL=auto judged there; None where the cluster has no GPU."""
+    return on_a_cluster_gpu(options, _prepare_here, request, among)
+
+
+def _prepare_here(request, among):
+    from dataclasses import replace
+
+    from tinybert.prepare import prepare
+
+    return prepare(replace(request, device=actor_device()), among=among, quiet=True)
 
 
 def on_gpu(job) -> bool:

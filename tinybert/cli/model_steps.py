@@ -196,6 +196,8 @@ def _benchmark(argv, prog):
                    help="CALL_TOKENS: the project rows run each batch as calls of at most this many positions")
     p.add_argument("--work_dir", default=None, help="make features and models here and keep them (later runs reuse "
                                                     "what is up to date); default: a scratch folder, removed")
+    p.add_argument("--device", type=non_negative_int, default=DEFAULTS["DEVICE"],
+                   help="DEVICE: the GPU the GPU rows, their roofline chains and its peak are on")
     a = p.parse_args(argv)
     from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 
@@ -205,4 +207,4 @@ def _benchmark(argv, prog):
                                calibration_seed=a.calibration_seed,
                                rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,
                                call_tokens=a.call_tokens, gpu_batch_sizes=a.gpu_batch_sizes,
-                               record_dir=a.record_dir))
+                               record_dir=a.record_dir, device=a.device))

@@ -7,7 +7,7 @@ import argparse
 
 from tinybert.settings import BATCH_SIZES, ROOFLINE_BUDGET_S, ROOFLINE_MIN_TIME_S, ROOFLINE_SAMPLES, ROOFLINE_TOKENS
 from tinybert.bench.roofline import Timing, cpu_pairs
-from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, positive_int
+from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, non_negative_int, positive_int
 from tinybert.registry import chains
 
 
@@ -42,6 +42,7 @@ def _roofline(argv, prog):
     p.add_argument("--square", action="store_true",
                    help="also the square-size fp32 and int8 rates (512-2048), the second, machine-comparison figure")
     p.add_argument("--json_out", default=None, help="write the rates as JSON here")
+    p.add_argument("--device", type=non_negative_int, default=DEFAULTS["DEVICE"], help="DEVICE: the GPU chains' GPU")
     a = p.parse_args(argv)
     for name in ("min_time", "budget"):
         if getattr(a, name) < 0:
@@ -49,4 +50,5 @@ def _roofline(argv, prog):
     from tinybert.bench.roofline import run_roofline
 
     run_roofline(batch_sizes=list(a.batch_sizes), tokens=a.tokens, threads=a.threads, requests=a.requests,
-                 pairs=a.pairs, timing=Timing(a.min_time, a.samples, a.budget), square=a.square, json_out=a.json_out)
+                 pairs=a.pairs, timing=Timing(a.min_time, a.samples, a.budget), square=a.square, json_out=a.json_out,
+                 device=a.device)

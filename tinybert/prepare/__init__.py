@@ -95,7 +95,8 @@ def prepare(request: ModelRequest, *, among: tuple[str, ...] | None = None, quie
         ensure_model(r.path.model, job)
         return Ready(plan_path(r.path, r.model_dir, batch_size=r.batch_size, ckpt_dir=r.ckpt_dir, threads=r.threads,
                                requests=r.requests, device=r.device), backend="")
-    settings = Request(r.model_dir, r.ort_model, r.dynamic_dims, ckpt_dir=r.ckpt_dir, gpu_model=r.gpu_model)
+    settings = Request(r.model_dir, r.ort_model, r.dynamic_dims, ckpt_dir=r.ckpt_dir, gpu_model=r.gpu_model,
+                       device=r.device or 0)
     lines, name = [], r.backend
     if name == AUTO:
         name, why = explain_backend(AUTO, [r.batch_size] if r.batch_size else [], settings, among=among)

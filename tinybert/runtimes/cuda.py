@@ -1,11 +1,13 @@
-"""PyTorch on a CUDA GPU: the checkpoint in fp32 (TF32 off), TF32, fp16 or bf16, last layer at [CLS] only, one CUDA
-graph per (rows, length) shape captured on first use and replayed, pinned host buffers and asynchronous copies."""
+"""PyTorch on a CUDA GPU: fp32 (TF32 off), TF32, fp16 or bf16, [CLS] only at the last layer, a CUDA graph per (rows,
+length) replayed, int32 inputs staged through two pinned slots so the host gathers the next batch while one runs."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 import types
+import weakref
 
 import numpy as np
 import torch
@@ -24,6 +26,8 @@ _MATMUL_PRECISION = {"tf32": "high"}
 # Inductor's CUDA graph trees run a shape's first call as a warm-up and record on the second: a third replays, so a
 # compiled shape is called this often when prepared and never records inside a timed or corpus pass.
 COMPILED_WARM_CALLS = 3
+# Staging slots: batch n+1 is gathered and copied through one while batch n's copy and replay use the other.
+SLOTS = 2
 
 
 class CudaDevice:
@@ -43,7 +47,30 @@ class CudaDevice:
         return torch.zeros(shape, dtype=dtype, pin_memory=True)
 
     def synchronize(self) -> None:
-        torch.cuda.current_stream(self.torch_device).synchronize()
+        torch.cuda.synchronize(self.torch_device)  # every stream: the staging's copy stream too
+
+    # Streams and events: the staging's ordering (CudaRuntime.run_calls) goes through these, so a faked device shows it.
+    def stream(self):
+        return torch.cuda.Stream(self.torch_device)
+
+    def current(self):
+        return torch.cuda.current_stream(self.torch_device)
+
+    def event(self):
+        return torch.cuda.Event()
+
+    def enqueue(self, stream, work) -> None:
+        with torch.cuda.stream(stream):
+            work()
+
+    def record(self, event, stream) -> None:
+        event.record(stream)
+
+    def wait(self, stream, event) -> None:
+        stream.wait_event(event)
+
+    def host_wait(self, event) -> None:
+        event.synchronize()
 
     @contextlib.contextmanager
     def matmul_precision(self, precision: str):
@@ -69,9 +96,41 @@ class CudaDevice:
         return graph.replay, output
 
 
+class _Mark:
+    """One record of a faked event: done once its stream has run up to it."""
+
+    def __init__(self, stream):
+        self.stream, self.done = stream, False
+
+    def __call__(self):
+        self.done = True
+
+
+class LazyStream:
+    """A faked stream: work is queued and runs only when a wait needs it, as late as a GPU may run it, so a buffer
+    written again before its event completed is read later with the wrong batch in it."""
+
+    eager = False  # True: its work runs as soon as queued (as early as a GPU may run it), the other extreme
+
+    def __init__(self):
+        self.queue: collections.deque = collections.deque()
+
+    def run_to(self, mark: _Mark) -> None:
+        while not mark.done:
+            self.queue.popleft()()
+
+    def drain(self) -> None:
+        while self.queue:
+            self.queue.popleft()()
+
+
+class LazyEvent:
+    mark: _Mark | None = None  # its latest record; None: never recorded (complete, as CUDA's)
+
+
 class FakedCudaDevice(CudaDevice):
     """A faked GPU (capabilities.FAKE_GPU_ENV): the same buffers and calls on the CPU; capture runs the function
-    eagerly into the static output, and pinning, streams and the TF32 switch are left out."""
+    eagerly into the static output, streams run their work lazily, pinning and the TF32 switch are left out."""
 
     faked = True
 
@@ -79,12 +138,44 @@ class FakedCudaDevice(CudaDevice):
         self.gpu = gpu
         self.torch_device = torch.device("cpu")
         self.pool = None
+        self._current = LazyStream()
+        self._streams = [self._current]
 
     def pinned(self, shape, dtype) -> torch.Tensor:
         return torch.zeros(shape, dtype=dtype)
 
     def synchronize(self) -> None:
-        pass
+        while any(stream.queue for stream in self._streams):
+            for stream in self._streams:
+                stream.drain()
+
+    def stream(self):
+        self._streams.append(LazyStream())
+        return self._streams[-1]
+
+    def current(self):
+        return self._current
+
+    def event(self):
+        return LazyEvent()
+
+    def enqueue(self, stream, work) -> None:
+        stream.queue.append(work)
+        if stream.eager:
+            stream.drain()
+
+    def record(self, event, stream) -> None:
+        event.mark = _Mark(stream)
+        self.enqueue(stream, event.mark)
+
+    def wait(self, stream, event) -> None:
+        mark = event.mark  # the record in force now, as cudaStreamWaitEvent takes it
+        if mark is not None:
+            self.enqueue(stream, lambda: mark.stream.run_to(mark))
+
+    def host_wait(self, event) -> None:
+        if event.mark is not None:
+            event.mark.stream.run_to(event.mark)
 
     @contextlib.contextmanager
     def matmul_precision(self, precision: str):
@@ -100,38 +191,68 @@ class FakedCudaDevice(CudaDevice):
 
 
 class _Shape:
-    """One (rows, length) shape: pinned host staging, the device inputs, the captured graph and its output."""
+    """One (rows, length) shape: its static int32 device input (ids and lengths; all three planes where the segments
+    or the mask say more) and the captured graph that widens it, builds the model's inputs and runs the model."""
 
-    def __init__(self, runtime: CudaRuntime, rows: int, length: int):
+    def __init__(self, runtime: CudaRuntime, rows: int, length: int, compact: bool):
         device = runtime.device
-        self.rows, self.length, self.device = rows, length, device
-        self.host_in = device.pinned((3, rows, length), torch.int64)
-        self.host_out = device.pinned((rows, runtime.num_labels), torch.float32)
-        self.device_in = torch.zeros((3, rows, length), dtype=torch.int64, device=device.torch_device)
-        inputs = tuple(self.device_in.unbind(0))
+        self.runtime, self.rows, self.length, self.compact = runtime, rows, length, compact
+        self.size = rows * length + rows if compact else 3 * rows * length
+        self.static = torch.zeros(self.size, dtype=torch.int32, device=device.torch_device)
         with device.matmul_precision(runtime.precision), torch.inference_mode():
             if runtime.graphs:
-                self.replay, self.device_out = device.capture(runtime.forward, inputs)
+                self.replay, self.device_out = device.capture(self.forward, (self.static,))
             else:
                 self.device_out = None
-                self.replay = lambda: setattr(self, "device_out", runtime.forward(*inputs))
+                self.replay = lambda: setattr(self, "device_out", self.forward(self.static))
                 with runtime.compiling((rows, length)):  # compiled now, and warmed to its replay, so a pass never is
                     for _ in range(COMPILED_WARM_CALLS if runtime.compile_mode else 1):
                         self.replay()
 
-    def run(self, arrays) -> np.ndarray:
-        rows, length = arrays[0].shape
-        host = self.host_in.numpy()
-        for slot, array in enumerate(arrays):
-            host[slot, :rows, :length] = array
-        host[:, :rows, length:] = 0  # padding: mask 0, so the extra positions change no logit
-        host[:, rows:] = 0  # filler rows: computed, then dropped
-        with torch.inference_mode():
-            self.device_in.copy_(self.host_in, non_blocking=True)
-            self.replay()
-            self.host_out.copy_(self.device_out, non_blocking=True)
-        self.device.synchronize()
-        return self.host_out.numpy()[:rows].copy()
+    def inputs(self, static: torch.Tensor):
+        """The model's int64 ids, segments and mask from the static buffer, built on the device (in the graph)."""
+        rows, length = self.rows, self.length
+        if not self.compact:
+            return static.view(3, rows, length).long().unbind(0)
+        ids = static[:rows * length].view(rows, length).long()
+        lengths = static[rows * length:]
+        mask = (torch.arange(length, device=static.device)[None, :] < lengths[:, None]).long()
+        return ids, torch.zeros_like(ids), mask
+
+    def forward(self, static: torch.Tensor):
+        return self.runtime.forward(*self.inputs(static))
+
+
+class _Slot:
+    """One staging slot: pinned int32 input and float32 output on the host, the input's copy on the device, and the
+    events that say when each may be written again."""
+
+    def __init__(self, device, size: int, out_size: int):
+        self.host_in = device.pinned((size,), torch.int32)
+        self.device_in = torch.zeros(size, dtype=torch.int32, device=device.torch_device)
+        self.host_out = device.pinned((out_size,), torch.float32)
+        self.copied, self.consumed, self.done = device.event(), device.event(), device.event()
+
+    def gather(self, shape: _Shape, arrays, lengths, indices: np.ndarray, length: int) -> int:
+        """The batch's rows into the pinned input as int32 (numpy's indexed gather: np.take with a cast is slower,
+        docs/measurements/gpu-staging-gather-intel-2vcpu-loaded.md), zero past each length and in filler rows; the count."""
+        rows, padded = shape.rows, shape.length
+        planes = 1 if shape.compact else 3
+        host = self.host_in.numpy()[:shape.size]
+        grid = host[:planes * rows * padded].reshape(planes, rows, padded)
+        for plane, array in zip(grid, arrays[:planes]):
+            plane[:len(indices), :length] = array[indices, :length]
+        grid[:, :len(indices), length:] = 0  # padding: mask 0, so the extra positions change no logit
+        grid[:, len(indices):] = 0  # filler rows: computed, then dropped
+        if shape.compact:
+            counts = host[rows * padded:]
+            np.minimum(lengths[indices], length, out=counts[:len(indices)])
+            counts[len(indices):] = 0
+        return shape.size
+
+
+def _copy(target: torch.Tensor, source: torch.Tensor):
+    return lambda: target.copy_(source, non_blocking=True)
 
 
 class CudaRuntime(RuntimeBase):
@@ -166,13 +287,16 @@ class CudaRuntime(RuntimeBase):
         self.fused = bool(fused)  # the project's paths; the peer rows run the model as its users do
         forward = _fused_forward(self.model, cls_only) if fused else _forward(self.model)
         self.forward = self._compiled(forward) if compile_mode else forward
-        self._shapes: dict[tuple[int, int], _Shape] = {}
+        self._shapes: dict[tuple[int, int, bool], _Shape] = {}
+        self._slots: list[_Slot] = []
+        self._copies = self.device.stream()  # the host-to-device copies, beside the compute stream
+        self._layout_of = None
         self.prepare_seconds = 0.0  # capturing and compiling, kept out of every timed pass (warm_up)
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
         """The (padded rows, padded length) shapes prepared so far, one graph (or compiled code) each."""
-        return sorted(self._shapes)
+        return sorted({key[:2] for key in self._shapes})
 
     def _compiled(self, forward):
         # Inductor needs the real device; a faked one only traces (Dynamo), which still exercises this branch.
@@ -184,7 +308,7 @@ class CudaRuntime(RuntimeBase):
     def compile_limit(self) -> int:
         """Dynamo's recompile limit while this runtime prepares its next shape: one compiled graph per shape so
         far, and the new one."""
-        return len(self._shapes) + 1
+        return len(self.shapes) + 1
 
     @contextlib.contextmanager
     def compiling(self, shape):
@@ -216,8 +340,8 @@ class CudaRuntime(RuntimeBase):
         """Lengths rounded up to `length_step` (never past the model's positions): fewer shapes to capture."""
         return min(-(-length // self.length_step) * self.length_step, max(length, self.max_length))
 
-    def _shape(self, rows: int, length: int) -> _Shape:
-        key = (self.padded_rows(rows), self.padded_length(length))
+    def _shape(self, rows: int, length: int, compact: bool = True) -> _Shape:
+        key = (self.padded_rows(rows), self.padded_length(length), compact)
         if key not in self._shapes:
             tick = time.perf_counter()
             self._shapes[key] = _Shape(self, *key)
@@ -225,8 +349,70 @@ class CudaRuntime(RuntimeBase):
         return self._shapes[key]
 
     def run(self, input_ids: np.ndarray, segment_ids: np.ndarray, input_mask: np.ndarray) -> np.ndarray:
-        rows, length = input_ids.shape
-        return self._shape(rows, length).run((input_ids, segment_ids, input_mask))
+        outputs = []
+        self.run_calls((input_ids, segment_ids, input_mask), [(np.arange(len(input_ids)), input_ids.shape[1])],
+                       lambda position, logits: outputs.append(logits))
+        return outputs[0]
+
+    def run_calls(self, arrays, calls, on_output) -> None:
+        """Each (indices, length) call of `arrays`, in order, through the two staging slots: while the GPU runs one
+        call the host gathers the next; `on_output(position, logits)` sees each call's logits in order."""
+        lengths, compact = self._layout(arrays)
+        planned = [(np.asarray(indices), int(length), self._shape(len(indices), int(length), compact))
+                   for indices, length in calls]  # every graph captured before the first copy is queued
+        if not planned:
+            return
+        device, slots = self.device, self._staging(planned)
+        compute, pending = device.current(), collections.deque()
+        with torch.inference_mode(), device.matmul_precision(self.precision):
+            for position, (indices, length, shape) in enumerate(planned):
+                slot = slots[position % SLOTS]
+                device.host_wait(slot.copied)  # its last copy has left the pinned input
+                size = slot.gather(shape, arrays, lengths, indices, length)
+                device.wait(self._copies, slot.consumed)  # its last batch has moved on from the device copy
+                device.enqueue(self._copies, _copy(slot.device_in[:size], slot.host_in[:size]))
+                device.record(slot.copied, self._copies)
+                if len(pending) == SLOTS:  # the slot's output is read before this call's may land in it
+                    self._deliver(*pending.popleft(), on_output)
+                out = slot.host_out[:shape.rows * self.num_labels].view(shape.rows, self.num_labels)
+                device.wait(compute, slot.copied)
+                device.enqueue(compute, _copy(shape.static, slot.device_in[:size]))
+                device.record(slot.consumed, compute)
+                device.enqueue(compute, shape.replay)
+                device.enqueue(compute, lambda out=out, shape=shape: out.copy_(shape.device_out, non_blocking=True))
+                device.record(slot.done, compute)
+                pending.append((position, slot, out, len(indices)))
+            while pending:
+                self._deliver(*pending.popleft(), on_output)
+
+    def _deliver(self, position, slot, out, rows, on_output) -> None:
+        self.device.host_wait(slot.done)
+        on_output(position, out.numpy()[:rows].copy())
+
+    def _layout(self, arrays):
+        """Each sample's length and whether ids and lengths say all (segments 0, masks right-padded); read once per
+        arrays, since a pass hands the same ones again."""
+        ids, segments, mask = arrays
+        cached = self._layout_of
+        if cached and cached[0]() is mask and cached[1]() is segments and cached[2] == mask.shape:
+            return cached[3]
+        lengths = mask.sum(axis=1, dtype=np.int64)
+        right_padded = np.array_equal(mask, np.arange(mask.shape[1])[None, :] < lengths[:, None])
+        layout = (lengths.astype(np.int32), right_padded and not segments.any())
+        try:
+            self._layout_of = (weakref.ref(mask), weakref.ref(segments), mask.shape, layout)
+        except TypeError:  # a view of no weak-referenceable base: read again next time
+            self._layout_of = None
+        return layout
+
+    def _staging(self, planned) -> list[_Slot]:
+        """The two slots, grown (between passes, nothing in flight) to the largest call planned."""
+        size = max(shape.size for _, _, shape in planned)
+        out_size = max(shape.rows for _, _, shape in planned) * self.num_labels
+        if not self._slots or self._slots[0].host_in.numel() < size or self._slots[0].host_out.numel() < out_size:
+            self.device.synchronize()
+            self._slots = [_Slot(self.device, size, out_size) for _ in range(SLOTS)]
+        return self._slots
 
     def warm_up(self, shapes) -> float:
         """Capture (or compile) every (rows, length) of `shapes` now; the seconds it took."""
@@ -283,10 +469,10 @@ def _fused_forward(model, cls_only: bool):
     return _fresh(forward)
 
 
-def matmul_chain(weights, *, precision: str, threads: int, requests: int):
-    """The roofline's chain on the GPU at `precision` (as this runtime sets it), the input moved there once per M;
-    each call waits for the GPU, so a call's time is the GEMMs' own."""
-    found = find_gpu(0)
+def matmul_chain(weights, *, precision: str, threads: int, requests: int, device: int = 0):
+    """The roofline's chain on GPU `device` (DEVICE) at `precision` (as this runtime sets it), the input moved there
+    once per M; each call waits for the GPU, so a call's time is the GEMMs' own."""
+    found = find_gpu(device)
     device = FakedCudaDevice(found) if found.faked else CudaDevice(found)
     dtype = DTYPES[precision]
     mats = [torch.from_numpy(w.T.copy()).to(device.torch_device, dtype) for w in weights]

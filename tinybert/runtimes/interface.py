@@ -41,6 +41,16 @@ class OverlappedRuntime(Runtime, Protocol):
         ...
 
 
+@runtime_checkable
+class PipelinedRuntime(Runtime, Protocol):
+    """A runtime that stages its own calls (the CUDA runtime: the next batch gathered while this one runs): the
+    runner hands it the pass's (indices, length) calls over the whole arrays."""
+
+    def run_calls(self, arrays, calls: Iterable[tuple[np.ndarray, int]],
+                  on_output: Callable[[int, np.ndarray], None]) -> None:
+        ...
+
+
 class RuntimeBase:
     """What a runtime class inherits unless it does otherwise: nothing compiles per shape."""
 

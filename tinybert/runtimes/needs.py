@@ -58,8 +58,8 @@ def _unmet(need: str, calibration: str, calibration_file: str | None, device: in
     return None
 
 
-def backend_unmet(entry: registry.Backend) -> str | None:
-    """Why BACKEND `entry` cannot run here (its module missing, a need unmet), or None."""
+def backend_unmet(entry: registry.Backend, device: int = 0) -> str | None:
+    """Why BACKEND `entry` cannot run here (its module missing, a need unmet; a GPU's on DEVICE `device`), or None."""
     if entry.module and not installed(entry.module):
         return f"{entry.module} is not installed"
-    return next((why for why in map(unmet, entry.needs) if why), None)
+    return next((why for why in (unmet(need, device) for need in entry.needs) if why), None)

@@ -27,6 +27,7 @@ class Request:
     chip_name: str = ""  # given: the step builds the OM models itself (eval_all.sh with CHIP_NAME)
     ckpt_dir: str = field(default=default("CKPT_DIR"))
     gpu_model: str = field(default=default("GPU_MODEL"))
+    device: int = 0  # DEVICE: the GPU a GPU backend is judged and named on
 
 
 def model_file(path: str | RunPath, model_dir: str = ".", batch_size: int | None = None,
@@ -279,11 +280,11 @@ def _missing_models(entry: Backend, request: Request, batch_sizes) -> list[tuple
     return [(bs, path) for bs, path in paths if not os.path.exists(path)]
 
 
-def _found(entry: Backend) -> list[str]:
-    """What a chosen backend found here, where the machine decides it (the GPU by name)."""
+def _found(entry: Backend, device: int = 0) -> list[str]:
+    """What a chosen backend found here, where the machine decides it (DEVICE's GPU by name)."""
     from tinybert.capabilities import gpu
 
-    return [f"{entry.name}: CUDA device 0 is {gpu(0).name}"] if "torch_cuda" in entry.needs else []
+    return [f"{entry.name}: CUDA device {device} is {gpu(device).name}"] if "torch_cuda" in entry.needs else []
 
 
 def explain_backend(requested: str, batch_sizes, request: Request = Request(), among=None) -> tuple[str, str]:
@@ -297,16 +298,16 @@ def explain_backend(requested: str, batch_sizes, request: Request = Request(), a
         for entry in registry.BACKENDS:
             if not entry.auto or (among is not None and entry.name not in among):
                 continue
-            why = backend_unmet(entry)
+            why = backend_unmet(entry, request.device)
             missing = [] if why else _missing_models(entry, request, batch_sizes)
             if not why and not missing:
-                return entry.name, "; ".join(passed_over + _found(entry)) or "the first backend auto tries"
+                return entry.name, "; ".join(passed_over + _found(entry, request.device)) or "the first backend auto tries"
             passed_over.append(f"{entry.name}: {why or 'no model ' + missing[0][1]}")
         raise BackendUnavailableError(f"expected a usable backend among "
                                       f"{alternatives([b.name for b in registry.BACKENDS if b.auto])}, found none "
                                       f"({'; '.join(passed_over)})")
     entry = backend(requested)
-    why = backend_unmet(entry)
+    why = backend_unmet(entry, request.device)
     if why:
         raise BackendUnavailableError(entry.not_installed.format(python=sys.executable, why=why))
     missing = _missing_models(entry, request, batch_sizes)
