@@ -8,7 +8,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage_or_help "bash test/serve.sh [--host ADDRESS] [--port PORT] [--metrics-port PORT] [--replicas N] [python -m tinybert serve options]" 0 100 "$@"
 
-tinybert serve --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --backend "$BACKEND" --ort_model "$ORT_MODEL" \
+# exec: a SIGTERM sent to this script reaches the server itself, which drains; bash would not pass it on.
+exec "$PYTHON" -m tinybert serve --ckpt_dir "$CKPT_DIR" --model_dir "$MODEL_DIR" --backend "$BACKEND" --ort_model "$ORT_MODEL" \
   --gpu_model "$GPU_MODEL" --device "$DEVICE" --requests "$REQUESTS" --call_tokens "$CALL_TOKENS" \
   --batch_size "$CLASSIFY_BATCH" --port "$SERVE_PORT" --metrics-port "$SERVE_METRICS_PORT" \
   --replicas "$SERVE_REPLICAS" --wait_ms "$SERVE_WAIT_MS" --max_inputs "$SERVE_MAX_INPUTS" \

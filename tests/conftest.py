@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# The workers share the cores: OpenMP threads that spin after each parallel region would take them from the other
+# worker's computation. Set before torch loads its OpenMP runtime, which reads it once; child processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import process_state  # noqa: E402
 from reference import write_checkpoint  # noqa: E402
@@ -54,9 +58,9 @@ AWKWARD_ROWS = [
 
 # The files that take longest (docs/measurements/tests-intel-2vcpu.md), handed out first: `--dist loadfile` gives
 # each worker the next file when it is free, so a long file started last would leave the other worker idle.
-LONGEST_FILES = ("test_real_eval.py", "test_real_numbers.py", "test_calibration.py", "test_classify_gpu.py",
-                 "test_gpu.py", "test_pipeline.py", "test_corpora.py", "test_classify_model.py", "test_export.py",
-                 "test_settings.py", "test_torch_peer_runtime.py", "test_faults.py", "test_prepare.py")
+LONGEST_FILES = ("test_real_eval.py", "test_real_numbers.py", "test_gpu.py", "test_gpu_all.py", "test_classify_gpu.py",
+                 "test_pipeline.py", "test_torch_peer_runtime.py", "test_calibration.py", "test_classify_model.py",
+                 "test_predict.py", "test_classify_resume.py", "test_settings.py", "test_classify.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -50,7 +50,7 @@ def test_the_prepared_script_runs_on_a_faked_gpu_with_a_pytorch_images_packages(
     (image / "sitecustomize.py").write_text(blocker, encoding="utf-8")
     out = tmp_path / "record"
     proc = run_script("gpu_all.sh", small_inputs.tsv, "--perf_seconds", "0", "--perf_repeats", "1",
-                      "--bench_repeats", "1", cwd=tmp_path,
+                      "--bench_repeats", "1", "--eval_sizes", "1", "--compare_sizes", "4", cwd=tmp_path,
                       env={FAKE_GPU_ENV: "NVIDIA H100 80GB HBM3", "PYTHONPATH": str(image), **QUICK_PERF,
                            "DATA_FILE": str(small_inputs.tsv), "CKPT_DIR": str(small_inputs.checkpoint),
                            "GPU_ALL_LINES": "20", "GPU_ALL_DIR": str(out), "LOOP": "2"})

@@ -176,27 +176,35 @@ def test_the_accuracy_log_gives_every_sample_or_an_error(tmp_path):
         read_accuracy_log(str(path), SHARED_COUNT)
 
 
-def test_the_batcher_fills_a_call_to_the_budget_oldest_first_or_waits():
+def test_the_batcher_fills_a_call_to_the_budget_with_rows_of_like_length_oldest_first_or_waits():
     from types import SimpleNamespace
 
     from tinybert.loadgen.sut import Batcher, Samples, warm_shapes
 
-    mask = np.zeros((6, 64), dtype=np.int64)
-    for row, length in enumerate((10, 20, 30, 40, 8, 64)):
+    mask = np.zeros((7, 64), dtype=np.int64)
+    for row, length in enumerate((10, 20, 30, 40, 8, 64, 18)):
         mask[row, :length] = 1
     features = SimpleNamespace(batch=lambda _: (mask, mask, mask), labels=None)
     samples = Samples(features, model_seq_len=None, bucket_edges="tight")
-    batcher = Batcher(samples, max_tokens=64, max_rows=64, wait_s=10.0)
-    batcher.put([(0, 0), (1, 1), (2, 2)])  # 2 x 20 fits 64 tokens, 3 x 30 does not: closed at once, no wait
+    batcher = Batcher(samples, max_tokens=16, max_rows=64, wait_s=10.0)
+    batcher.put([(0, 0), (4, 4)])  # 2 x 10 would pass 16 tokens: closed at once, no wait
     tick = time.monotonic()
-    assert batcher.take() == [(0, 0), (1, 1)] and time.monotonic() - tick < 1.0
+    assert batcher.take() == [(0, 0)] and time.monotonic() - tick < 1.0
     batcher = Batcher(samples, max_tokens=512, max_rows=64, wait_s=0.05)
     batcher.put([(0, 0)])
     tick = time.monotonic()
     assert batcher.take() == [(0, 0)] and time.monotonic() - tick >= 0.05  # all fit: waited for more, then ran
     packed = Batcher(samples, max_tokens=48, max_rows=64, wait_s=0.0)
-    packed.put([(1, 1), (3, 3), (4, 4)])  # 2 x 40 would not fit, 2 x 20 does: the shorter later row joins
-    assert packed.take() == [(1, 1), (4, 4)] and packed.take() == [(3, 3)]  # the one left out goes next
+    packed.put([(1, 1), (3, 3), (6, 6)])  # 40 would pad the call by 20 positions, 18 by 2: the later row joins
+    assert packed.take() == [(1, 1), (6, 6)] and packed.take() == [(3, 3)]  # the one left out goes next
+    apart = Batcher(samples, max_tokens=512, max_rows=64, wait_s=0.0)
+    apart.put([(0, 0), (5, 5), (4, 4)])  # 64 tokens would pad the call by 54 positions: a call of its own
+    assert apart.take() == [(0, 0), (4, 4)] and apart.take() == [(5, 5)]
+    shared = Batcher(samples, max_tokens=512, max_rows=64, wait_s=0.0)
+    shared._idle = 1  # another worker waits for rows: the two like rows go one to each, not both to one call
+    shared.put([(0, 0), (4, 4)])
+    assert shared.take() == [(0, 0)]
+    shared._idle = 0
     alone = Batcher(samples, max_tokens=32, max_rows=64, wait_s=0.0)
     alone.put([(5, 5), (4, 4)])  # a lone row over the budget still runs, alone
     assert alone.take() == [(5, 5)] and alone.take() == [(4, 4)]
@@ -235,3 +243,38 @@ def test_accuracy_mode_on_the_demo_checkpoint_matches_postprocess_and_infer(inpu
     got = json.loads((tmp_path / "acc.json").read_text())["outcomes"][0]
     assert got["accuracy"]["samples"] == SHARED_COUNT and got["accuracy"]["accuracy"] == pytest.approx(expected)
     assert np.abs(np.load(os.path.join(got["folder"], "logits.npy")) - infer_logits).max() <= 1e-4
+
+
+# ---------------------------------------------------------------- the benchmark's SingleStream rows
+
+def test_the_benchmark_report_shows_singlestream_beside_bs1_and_no_figure_when_invalid():
+    from tinybert.bench.report import _singlestream_lines
+
+    report = {"results": [{"row": "C", "batch_size": 1, "sentences_per_s": 812.5}],
+              "singlestream": [{"row": "C", "valid": True, "reasons": [], "p90_ms": 1.25, "p50_ms": 1.0,
+                                "queries": 900},
+                               {"row": "D", "valid": False, "reasons": ["min queries not met"], "p90_ms": 0.9,
+                                "p50_ms": 0.8, "queries": 10}]}
+    lines = _singlestream_lines(report)
+    assert "| C | VALID | 1.250 | 1.000 | 900 | 812.5 |" in lines
+    assert "| D | INVALID: min queries not met | - | - | - | - |" in lines
+    assert _singlestream_lines({"results": []}) == []
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_loadgen_s_singlestream_on_each_project_row(small_inputs, small_fast_models, tmp_path):
+    from conftest import copy_models
+
+    from tinybert.bench.benchmark import BenchmarkRun, Timing, run_benchmark
+    from tinybert.loadgen.run import singlestream_figures
+
+    work = copy_models(small_fast_models, tmp_path / "work")  # the run's one export of the fast models
+    run = BenchmarkRun(str(small_inputs.checkpoint), str(small_inputs.tsv), str(tmp_path / "out"), (1,), repeats=1,
+                       plot=False, rows=("C",), roofline_timing=Timing(0.0, 1, 0.0), work_dir=str(work),
+                       latency=singlestream_figures)
+    report = run_benchmark(run)
+    (single,) = report["singlestream"]  # C only: A is the baseline, not a project path
+    assert single["row"] == "C" and single["valid"] and single["p90_ms"] >= single["p50_ms"] > 0, single
+    assert single["queries"] >= 64 and os.path.isfile(os.path.join(single["folder"], "mlperf_log_detail.txt"))
+    table = next((tmp_path / "out").glob("benchmark-*")).joinpath("benchmark.md").read_text()
+    assert "SingleStream (MLPerf LoadGen" in table and f"| C | VALID | {single['p90_ms']:.3f} |" in table

@@ -42,11 +42,13 @@ SETTINGS = (
     Setting("ORT_MODEL", "fast", "fast: fp32, last layer at [CLS] only, length-bucketed, PyTorch's logits within "
                                  "EXPORT_TOLERANCE; auto, where speed is the point: the fastest path that passed "
                                  "its gate at export on this CPU class",
-            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"))),
+            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"),
+                             ("serve.sh", "auto"))),
     Setting("GPU_MODEL", "gpu-fp32", "the GPU path BACKEND=gpu runs: gpu-fp32 (TF32 off) is the card's GPU column "
                                      "and PyTorch's logits within EXPORT_TOLERANCE; auto, where speed is the point: "
                                      "the fastest path whose gate passed on this GPU",
-            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"))),
+            script_defaults=(("classify.sh", "auto"), ("predict.sh", "auto"), ("eval_all.sh", "auto"),
+                             ("serve.sh", "auto"))),
     Setting("REQUESTS", "auto", "ONNX Runtime/OpenVINO calls in flight, sharing the threads; auto: one per physical "
                                 "core on one thread each, faster than one call on all threads "
                                 "(docs/measurements/benchmark-amd-2vcpu.md)",
@@ -156,14 +158,15 @@ SETTINGS = (
     Setting("LOADGEN_QPS", "800", "Server's scheduled queries/s when --qps is not given: a rate the project's CPU "
                                   "paths hold at the bound on 2 vCPUs; the first measured run on a machine sets it",
             scripts=("loadgen.sh",)),
-    Setting("LOADGEN_OFFLINE_QPS", "2000", "Offline's expected samples/s: LoadGen sizes its one query as this x the "
-                                           "min duration, so a figure below the real rate ends the run too soon",
+    Setting("LOADGEN_OFFLINE_QPS", "5000", "Offline's expected samples/s: LoadGen sizes its one query as this x the "
+                                           "min duration, so a figure below the real rate ends the run too soon "
+                                           "(INVALID); above it only makes the run longer",
             scripts=("loadgen.sh", "loadgen_measure.sh")),
-    Setting("LOADGEN_EXPECTED_MS", "0.5", "SingleStream/MultiStream expected latency: LoadGen pre-generates min "
-                                          "duration / this many queries and stops once duration and count are met, "
-                                          "so a small value costs memory only", scripts=("loadgen.sh",)),
-    Setting("LOADGEN_WAIT_MS", "0.5", "Server: how long a free worker waits for more rows before its call, a "
-                                      "twentieth of the bound: a lone query waits little, a burst shares one call",
+    Setting("LOADGEN_EXPECTED_MS", "0.05", "SingleStream/MultiStream: LoadGen pre-generates min duration / this many "
+                                           "queries; below the fastest call, so a run never ends short (memory only)",
+            scripts=("loadgen.sh",)),
+    Setting("LOADGEN_WAIT_MS", "0", "Server: a free worker's wait for more rows; none: a call takes what queued while "
+                                    "workers were busy (docs/measurements/loadgen-intel-2vcpu.md)",
             scripts=("loadgen.sh", "loadgen_measure.sh")),
     Setting("LOADGEN_BATCHER", "budget", "Server: budget (rows join a call while rows x longest stays within "
                                          "CALL_TOKENS, or until LOADGEN_WAIT_MS); nowait (one row per call on "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,8 @@ class BenchmarkRun:
     export_min_agreement: float | None = None  # the static int8 export's bar (None: MIN_AGREEMENT)
     gpu_batch_sizes: tuple[int, ...] = GPU_BENCH_BATCH_SIZES  # the GPU rows' extra batch sizes (data repeated)
     record_dir: str | None = None  # where the GPU speed record goes (GPU_MODEL=auto reads it); None: MODEL_DIR
+    # (runtime, features_dir, out_root) -> a project row's SingleStream latencies: the cli passes LoadGen's
+    latency: Callable | None = None
     device: int = 0  # DEVICE: the GPU the GPU rows, their roofline chains and its peak are on
 
 
@@ -214,6 +217,10 @@ def _measure_all(run: BenchmarkRun, work_dir: str) -> dict:
             print(f"[INFO] {line}")
         results += at_bs
     report = run_record(run, threads, roofline, notes=notes, features=features, results=results)
+    if run.latency is not None:  # one sentence per query, at bs1 as a user's request comes
+        report["singlestream"] = [{"row": path.row, "title": path.title,
+                                   **run.latency(models.runtime(path, 1), features_dir, run.output_root)}
+                                  for path in rows if path.role == Role.PROJECT and not path.on_gpu]
     report["checks"] = evaluate_targets(results)
     if any(r["role"] == Role.GPU_PROJECT for r in results):
         from tinybert.bench.gpu_choice import write_speed_record

@@ -89,12 +89,30 @@ def markdown(report: dict) -> str:
                      f"{r.get('accuracy', float('nan')):.2f} | {100 * r['agreement_with_A']:.2f} | "
                      f"{r['max_abs_diff_to_A']:.1e} | {r['tokens']} | {r['achieved_gflops']:.1f} | "
                      f"{_percent(r['roofline_fraction'])} |")
+    lines += _singlestream_lines(report)
     lines += ["", *_row_titles(report["results"]), "",
               "| check | measured | target | met | cause of a miss (measured in this run) |",
               "| --- | --: | --: | --- | --- |"]
     lines += [f"| {c['check']} | {c['value']:.4g} | {c['target']:.4g} | {'yes' if c['met'] else '**no**'} | "
               f"{c.get('cause', '')} |" for c in report["checks"]]
     return "\n".join(lines) + "\n"
+
+
+def _singlestream_lines(report: dict) -> list[str]:
+    """MLPerf LoadGen's SingleStream per project row beside its bs1 throughput; no figure where LoadGen said INVALID."""
+    if not report.get("singlestream"):
+        return []
+    bs1 = {r["row"]: r["sentences_per_s"] for r in report["results"] if r["batch_size"] == 1}
+    lines = ["", "SingleStream (MLPerf LoadGen, one sentence per query, true lengths; docs/loadgen.md):", "",
+             "| row | LoadGen | p90 ms | p50 ms | queries | sentences/s at bs1 (above) |",
+             "| --- | --- | --: | --: | --: | --: |"]
+    for s in report["singlestream"]:
+        speed = f"{bs1[s['row']]:.1f}" if s["row"] in bs1 else "-"
+        if s["valid"]:
+            lines.append(f"| {s['row']} | VALID | {s['p90_ms']:.3f} | {s['p50_ms']:.3f} | {s['queries']} | {speed} |")
+        else:
+            lines.append(f"| {s['row']} | INVALID: {'; '.join(s['reasons'])} | - | - | - | {speed} |")
+    return lines
 
 
 def _row_titles(results: list[dict]) -> list[str]:

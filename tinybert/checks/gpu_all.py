@@ -67,7 +67,8 @@ def versions() -> dict:
 
 def run_gpu_all(*, corpus: str, data_file: str, ckpt_dir: str, out_dir: str, device: int, lines: int,
                 eval_script: str | None, targets: dict, command: str, progress: bool = False,
-                perf_seconds: float = 1.0, perf_repeats: int = 3, bench_repeats: int = 3, parts=PARTS) -> dict:
+                perf_seconds: float = 1.0, perf_repeats: int = 3, bench_repeats: int = 3, parts=PARTS,
+                eval_sizes=EVAL_SIZES, compare_sizes=COMPARED_SIZES) -> dict:
     """Each of `parts` in turn, in PARTS' order (a failing one said, the rest still run); the record written to
     `out_dir`."""
     from tinybert.capabilities import gpu
@@ -90,9 +91,9 @@ def run_gpu_all(*, corpus: str, data_file: str, ckpt_dir: str, out_dir: str, dev
         parts = [("model_on_corpus", lambda: _model_on_corpus(used, **common)),
                  ("card_shape_fp16", lambda: _card_shape(perf_seconds, perf_repeats, **common)),
                  ("classify_vs_tokenizer", lambda: _classify(used, **common)),
-                 ("eval_all", lambda: _eval_all(eval_script, data_file, ckpt_dir, work, device)),
+                 ("eval_all", lambda: _eval_all(eval_script, data_file, ckpt_dir, work, device, eval_sizes)),
                  ("compiled_vs_graphs", lambda: _compiled_vs_graphs(data_file, ckpt_dir, work, device,
-                                                                   bench_repeats))]
+                                                                   bench_repeats, compare_sizes))]
         for name, part in [(name, part) for name, part in parts if name in chosen]:
             tick = time.perf_counter()
             print(f"[INFO] ===== {name} =====")
@@ -155,7 +156,8 @@ def _classify(corpus: str, *, ckpt_dir: str, work: str, device: int, progress: b
             "labels_vs_fp32": record["labels_vs_fp32"]}
 
 
-def _eval_all(script: str | None, data_file: str, ckpt_dir: str, work: str, device: int) -> dict:
+def _eval_all(script: str | None, data_file: str, ckpt_dir: str, work: str, device: int,
+              sizes=EVAL_SIZES) -> dict:
     """eval_all.sh at the card's batch sizes, its folders under `work`; the wall time and its GPU column."""
     from tinybert.errors import UsageError, expect
 
@@ -166,16 +168,18 @@ def _eval_all(script: str | None, data_file: str, ckpt_dir: str, work: str, devi
            "RESULT_DIR": os.path.join(root, "result"), "MODEL_DIR": os.path.join(root, "models")}
     os.makedirs(env["MODEL_DIR"], exist_ok=True)
     tick = time.perf_counter()
-    done = subprocess.run(["bash", script, *map(str, EVAL_SIZES)], env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", script, *map(str, sizes)], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - tick
     print(done.stdout[-4000:], end="")
     expect(done.returncode == 0, UsageError, f"eval_all.sh: expected exit status 0, got {done.returncode}: "
                                              f"{done.stderr.strip()[-1500:]}")
-    gpu_perf = [os.path.join(env["EVAL_DIR"], f"bs{bs}_gpu_perf.json") for bs in EVAL_SIZES]
-    return {"wall_s": wall, "gpu_column": all(map(os.path.isfile, gpu_perf)), "eval_dir": env["EVAL_DIR"]}
+    gpu_perf = [os.path.join(env["EVAL_DIR"], f"bs{bs}_gpu_perf.json") for bs in sizes]
+    return {"wall_s": wall, "gpu_column": all(map(os.path.isfile, gpu_perf)), "eval_dir": env["EVAL_DIR"],
+            "batch_sizes": list(sizes)}
 
 
-def _compiled_vs_graphs(data_file: str, ckpt_dir: str, work: str, device: int, repeats: int) -> dict:
+def _compiled_vs_graphs(data_file: str, ckpt_dir: str, work: str, device: int, repeats: int,
+                        sizes=COMPARED_SIZES) -> dict:
     """The benchmark's compiled fp16 row against its fp16 CUDA-graph row, timed as the benchmark times rows (its
     RowTiming) on DATA_FILE at bs 64 and (the sentences repeated) 1024: each shape compiled, none eager."""
     import numpy as np
@@ -196,7 +200,7 @@ def _compiled_vs_graphs(data_file: str, ckpt_dir: str, work: str, device: int, r
         path = row(label)
         runtime = prepare(ModelRequest(path=path, model_dir=work, ckpt_dir=ckpt_dir, device=device),
                           quiet=True).open()
-        for bs in COMPARED_SIZES:
+        for bs in sizes:
             copies = max(1, -(-bs * 4 // len(arrays[0])))  # at least four full batches
             data = tuple(np.tile(a, (copies, 1)) for a in arrays)
             before, shapes_before = graphs_compiled(), len(runtime.shapes)
@@ -208,7 +212,7 @@ def _compiled_vs_graphs(data_file: str, ckpt_dir: str, work: str, device: int, r
             figures.setdefault(label, {})[str(bs)] = {
                 "sentences_per_s": result["sentences_per_s"], "shapes": new_shapes, "compile_s": result["compile_s"],
                 "graphs_compiled": graphs_compiled() - before}
-    for bs in map(str, COMPARED_SIZES):
+    for bs in map(str, sizes):
         compiled = figures[COMPILED_ROW][bs]
         compiled["eager_fallback"] = compiled["graphs_compiled"] < compiled["shapes"]
     return {"rows": figures}
@@ -232,14 +236,15 @@ def summary_line(name: str, part: dict, targets: dict, found) -> str:
                 f"{part['ratio']:.2f}x (target >= {targets['ratio']:.1f}x: {_met(part['ratio'] >= targets['ratio'])})"
                 f"{tag}")
     if name == "eval_all":
-        return (f"[SUMMARY] eval_all.sh {' '.join(map(str, EVAL_SIZES))}: {part['wall_s']:.0f} s, GPU column "
+        return (f"[SUMMARY] eval_all.sh {' '.join(map(str, part.get('batch_sizes', EVAL_SIZES)))}: "
+                f"{part['wall_s']:.0f} s, GPU column "
                 f"{'present' if part['gpu_column'] else 'MISSING'} (target <= {targets['eval_s']:.0f} s: "
                 f"{_met(part['wall_s'] <= targets['eval_s'] and part['gpu_column'])}){tag}")
     rows = part["rows"]
     text = "; ".join(f"bs{bs} {COMPILED_ROW} {rows[COMPILED_ROW][str(bs)]['sentences_per_s']:,.0f}/s "
                      f"({rows[COMPILED_ROW][str(bs)]['shapes']} shapes, "
                      f"{'EAGER FALLBACK' if rows[COMPILED_ROW][str(bs)]['eager_fallback'] else 'no eager fallback'}) "
-                     f"vs {GRAPH_ROW} {rows[GRAPH_ROW][str(bs)]['sentences_per_s']:,.0f}/s" for bs in COMPARED_SIZES)
+                     f"vs {GRAPH_ROW} {rows[GRAPH_ROW][str(bs)]['sentences_per_s']:,.0f}/s" for bs in rows[COMPILED_ROW])
     return f"[SUMMARY] benchmark rows, compiled vs CUDA graphs at fp16: {text}{tag}"
 
 

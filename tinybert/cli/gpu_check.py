@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinybert.cli.parsers import DEFAULTS, StepTable, batch_sizes, non_negative_int, positive_int
-from tinybert.checks.gpu_all import PARTS
+from tinybert.checks.gpu_all import COMPARED_SIZES, EVAL_SIZES, PARTS
 from tinybert.settings import CORPUS_TARGET, PERF_REPEATS
 
 STEPS = StepTable()
@@ -74,6 +74,10 @@ def _gpu_all(argv, prog):
     p.add_argument("--eval_target_s", type=float, default=DEFAULTS["EVAL_TARGET_S"], help="EVAL_TARGET_S")
     p.add_argument("--parts", default=",".join(PARTS), type=_parts,
                    help="which targets, comma-separated, in this order (a GPU session short of time reruns one)")
+    p.add_argument("--eval_sizes", type=batch_sizes, default=" ".join(map(str, EVAL_SIZES)),
+                   help="eval_all.sh's batch sizes, space-separated (the card's; a faked GPU's run takes fewer)")
+    p.add_argument("--compare_sizes", type=batch_sizes, default=" ".join(map(str, COMPARED_SIZES)),
+                   help="the compiled and CUDA-graph rows' batch sizes, space-separated")
     p.add_argument("--invoked_as", default="python -m tinybert gpu-all", help="the command the record names")
     a = p.parse_args(argv)
     from tinybert.checks.gpu_all import run_gpu_all
@@ -83,6 +87,6 @@ def _gpu_all(argv, prog):
                          targets={"corpus": a.corpus_target, "card_shape": a.card_shape_target,
                                   "ratio": a.ratio_target, "eval_s": a.eval_target_s},
                          perf_seconds=a.perf_seconds, perf_repeats=a.perf_repeats, bench_repeats=a.bench_repeats,
-                         parts=a.parts)
+                         parts=a.parts, eval_sizes=a.eval_sizes, compare_sizes=a.compare_sizes)
     if any("error" in part for part in record["parts"].values()):
         sys.exit(1)

@@ -99,7 +99,10 @@ def _loadgen(argv, prog):
     targets = Targets(profile=a.profile, latency_ms=a.latency_ms, qps=(a.qps or [float(DEFAULTS["LOADGEN_QPS"])])[0],
                       offline_qps=a.offline_qps, expected_ms=a.expected_ms, wait_ms=a.wait_ms, batcher=a.batcher,
                       min_duration_ms=a.min_duration_ms)
-    settings = dict(model_dir=a.model_dir, threads=a.threads, requests=a.requests, device=a.device, seq_len=SEQ_LEN,
+    requests = a.requests
+    if a.scenario == "SingleStream" and a.row is None and requests == "auto":
+        requests = "1"  # one query in flight at a time: one call on every thread, no worker left idle
+    settings = dict(model_dir=a.model_dir, threads=a.threads, requests=requests, device=a.device, seq_len=SEQ_LEN,
                     batch_size=a.batch_size, bucket_edges=a.bucket_edges, call_tokens=a.call_tokens)
     settings.update(calibration_file=a.calibration_file)
     if a.row is None:

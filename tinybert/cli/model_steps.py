@@ -198,13 +198,22 @@ def _benchmark(argv, prog):
                                                     "what is up to date); default: a scratch folder, removed")
     p.add_argument("--device", type=non_negative_int, default=DEFAULTS["DEVICE"],
                    help="DEVICE: the GPU the GPU rows, their roofline chains and its peak are on")
+    p.add_argument("--no_loadgen", action="store_true", help="no SingleStream row per project path (by default run "
+                                                             "where MLPerf LoadGen is installed)")
     a = p.parse_args(argv)
+    import importlib.util
+
     from tinybert.bench.benchmark import BenchmarkRun, run_benchmark
 
+    latency = None
+    if not a.no_loadgen and importlib.util.find_spec("mlperf_loadgen") is not None:
+        from tinybert.loadgen.run import singlestream_figures as latency
+
     run_benchmark(BenchmarkRun(a.model_dir, a.data_file, output_root=a.output, batch_sizes=a.batch_sizes,
-                               repeats=a.repeats, seq_len=a.max_seq_length, opset=a.opset, threads=a.threads, gpu=not a.no_gpu, plot=not a.no_plot,
+                               repeats=a.repeats, seq_len=a.max_seq_length, opset=a.opset, threads=a.threads,
+                               gpu=not a.no_gpu, plot=not a.no_plot,
                                calibration_file=a.calibration_file, calibration_samples=a.calibration_samples,
                                calibration_seed=a.calibration_seed,
                                rows=tuple(a.rows.split(",")) if a.rows else None, work_dir=a.work_dir,
                                call_tokens=a.call_tokens, gpu_batch_sizes=a.gpu_batch_sizes,
-                               record_dir=a.record_dir, device=a.device))
+                               record_dir=a.record_dir, device=a.device, latency=latency))

@@ -387,3 +387,21 @@ def open_model(ckpt_dir: str, bin_dir: str, *, row: str | None = None, warm_shap
     samples = Samples(features, model_seq_len=runtime.seq_len, bucket_edges=edges, source=bin_dir)
     return Model(runtime, samples, batch_size, edges, call_tokens, describe=describe, warm=warm_shapes_first,
                  close=close)
+
+
+def singlestream_figures(runtime, features_dir: str, out_root: str) -> dict:
+    """A benchmark row's SingleStream (quick profile) on its open runtime, batched as the Classifier batches: LoadGen's
+    verdict and latencies, its logs in a new folder under `out_root`."""
+    from tinybert.api import Classifier
+    from tinybert.data.features import load_features
+
+    given = Classifier.open.__kwdefaults__
+    features, _ = load_features(features_dir)
+    samples = Samples(features, model_seq_len=runtime.seq_len, bucket_edges=given["bucket_edges"],
+                      source=features_dir)
+    model = Model(runtime, samples, 1, given["bucket_edges"], given["call_tokens"])
+    outcome = run_test(model, "SingleStream", "performance", Targets(profile="quick"),
+                       new_folder(out_root, "SingleStream-benchmark"), quiet=True)
+    figures = {key: outcome.figures.get(key) for key in ("p50_ms", "p90_ms", "p99_ms", "queries")}
+    return {"valid": outcome.valid, "reasons": outcome.reasons, "folder": outcome.folder, **figures}
+

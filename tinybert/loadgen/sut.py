@@ -16,6 +16,9 @@ from tinybert.runtimes.runner import (CARD_BATCHES, Batch, batch_inputs, bucket_
 BUDGET, NOWAIT = "budget", "nowait"
 BATCHERS = (BUDGET, NOWAIT)
 WINDOW_ROWS = 4  # a call looks this many times its row limit into the queue: shorter rows fill it, the oldest first
+# A row joins a call only while the padding it adds stays within about one call's fixed cost, in positions
+# (docs/measurements/loadgen-intel-2vcpu.md): padded positions cost as much as real ones.
+JOIN_POSITIONS = 8
 
 
 class Samples:
@@ -73,8 +76,8 @@ class Calls:
 
 
 class Batcher(Calls):
-    """Server's batcher: a free worker takes the oldest row and later ones while rows x longest stays within the call
-    budget, at once when one is left out, else after `wait_s`; max_rows 1 and no wait is the no-wait baseline."""
+    """Server's batcher: a free worker takes the oldest row and later ones of like length while rows x longest stays in
+    the call budget, at once when one is left out, else after `wait_s`; max_rows 1, no wait: the no-wait baseline."""
 
     def __init__(self, samples: Samples, max_tokens: int | None, max_rows: int, wait_s: float):
         super().__init__()
@@ -82,6 +85,8 @@ class Batcher(Calls):
                f"expected a positive row limit and a non-negative wait, got {max_rows} rows and {wait_s} s")
         self.samples, self.max_tokens, self.max_rows, self.wait_s = samples, max_tokens, max_rows, wait_s
         self.window = WINDOW_ROWS * max_rows  # how far past the oldest row a call looks for rows that fit
+        self._idle = 0  # workers waiting for rows
+
 
     def put(self, call: list) -> None:
         with self._cond:
@@ -96,7 +101,10 @@ class Batcher(Calls):
             if position >= self.window or len(chosen) == self.max_rows:
                 closed = True
                 break
-            length = max(longest, self.samples.length_of(index))
+            own = self.samples.length_of(index)
+            length = max(longest, own)
+            if chosen and (length - own) + len(chosen) * (length - longest) > JOIN_POSITIONS:
+                continue  # padding it to the call (or the call to it) costs more than a call of its own
             if chosen and not call_fits(len(chosen) + 1, length, self.max_tokens):
                 closed = True
                 continue
@@ -107,8 +115,12 @@ class Batcher(Calls):
     def take(self) -> list | None:
         with self._cond:
             while True:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                self._idle += 1
+                try:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                finally:
+                    self._idle -= 1
                 if not self._queue:
                     return None
                 deadline = time.monotonic() + self.wait_s
@@ -118,7 +130,9 @@ class Batcher(Calls):
                         break
                     self._cond.wait(left)
                 if self._queue:  # else another worker took them while this one waited: start again
-                    return self._pop(self._choose()[0])
+                    # Idle workers share the queue: one call of many rows would keep them waiting.
+                    share = -(-len(self._queue) // (self._idle + 1))
+                    return self._pop(self._choose()[0][:share])
 
     def _pop(self, positions: list[int]) -> list:
         head = [self._queue.popleft() for _ in range(positions[-1] + 1)]
