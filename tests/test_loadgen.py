@@ -69,6 +69,7 @@ def outcome(path) -> dict:
     return json.loads(path.read_text())["outcomes"]
 
 
+@pytest.mark.slow  # five LoadGen runs of their minimum duration each
 def test_each_scenario_is_valid_and_server_invalid_past_capacity(fake, small_inputs, small_features, tmp_path,
                                                                  capsys):
     """Offline sets the rate; SingleStream, MultiStream valid; Server VALID at half of it, INVALID at 1.5x."""
@@ -118,6 +119,7 @@ def test_accuracy_mode_logs_every_sample_and_scores_it_as_postprocess(fake, smal
     assert got["accuracy"]["accuracy"] == classification_metrics(features.labels, expected.argmax(axis=1))["accuracy"]
 
 
+@pytest.mark.slow  # two Server runs of their minimum query count each
 def test_a_server_sweep_writes_its_table_json_and_plot(fake, small_inputs, small_features, tmp_path):
     code = loadgen(small_inputs, small_features, tmp_path, "--scenario", "Server", *SHORT, "--qps", "600,4000",
                    "--batcher", "nowait")
