@@ -36,6 +36,16 @@ def _non_negative_float(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
 
 
+def _target_options(p) -> None:
+    """LoadGen's targets from the settings table, the same in a run and in the side-by-side measurement."""
+    p.add_argument("--latency_ms", type=_positive_float, default=float(DEFAULTS["LOADGEN_LATENCY_MS"]),
+                   help="LOADGEN_LATENCY_MS: Server's p99 bound")
+    p.add_argument("--offline_qps", type=_positive_float, default=float(DEFAULTS["LOADGEN_OFFLINE_QPS"]),
+                   help="LOADGEN_OFFLINE_QPS: Offline's expected samples/s")
+    p.add_argument("--wait_ms", type=_non_negative_float, default=float(DEFAULTS["LOADGEN_WAIT_MS"]),
+                   help="LOADGEN_WAIT_MS: Server's batcher waits at most this for more rows")
+
+
 @step("loadgen", "MLPerf LoadGen's SingleStream, MultiStream, Server (one QPS or a sweep) or Offline scenario, "
                  "performance or accuracy mode, on the model the settings name")
 def _loadgen(argv, prog):
@@ -69,14 +79,9 @@ def _loadgen(argv, prog):
     p.add_argument("--batch_size", type=positive_int, default=CLASSIFY_BATCH,
                    help="Offline's length-sorted batch (then split by CALL_TOKENS) and Server's most rows per call")
     p.add_argument("--calibration_file", default=None, help="CALIB_FILE, for a calibrated int8 model to export")
-    p.add_argument("--latency_ms", type=_positive_float, default=float(DEFAULTS["LOADGEN_LATENCY_MS"]),
-                   help="LOADGEN_LATENCY_MS: Server's p99 bound")
-    p.add_argument("--offline_qps", type=_positive_float, default=float(DEFAULTS["LOADGEN_OFFLINE_QPS"]),
-                   help="LOADGEN_OFFLINE_QPS: Offline's expected samples/s")
+    _target_options(p)
     p.add_argument("--expected_ms", type=_positive_float, default=float(DEFAULTS["LOADGEN_EXPECTED_MS"]),
                    help="LOADGEN_EXPECTED_MS: SingleStream/MultiStream expected latency")
-    p.add_argument("--wait_ms", type=_non_negative_float, default=float(DEFAULTS["LOADGEN_WAIT_MS"]),
-                   help="LOADGEN_WAIT_MS: Server's batcher waits at most this for more rows")
     p.add_argument("--batcher", default=DEFAULTS["LOADGEN_BATCHER"], choices=BATCHERS,
                    help="LOADGEN_BATCHER: budget, or nowait (one row per call: the baseline)")
     p.add_argument("--min_duration_ms", type=positive_int, default=None,
@@ -139,12 +144,7 @@ def _loadgen_measure(argv, prog):
     p.add_argument("--ckpt_dir", default=DEFAULTS["CKPT_DIR"], help="CKPT_DIR")
     p.add_argument("--model_dir", default=DEFAULTS["MODEL_DIR"], help="MODEL_DIR")
     p.add_argument("--calibration_file", default=None, help="CALIB_FILE, for the calibrated int8 models")
-    p.add_argument("--latency_ms", type=_positive_float, default=float(DEFAULTS["LOADGEN_LATENCY_MS"]),
-                   help="LOADGEN_LATENCY_MS: Server's p99 bound")
-    p.add_argument("--offline_qps", type=_positive_float, default=float(DEFAULTS["LOADGEN_OFFLINE_QPS"]),
-                   help="LOADGEN_OFFLINE_QPS")
-    p.add_argument("--wait_ms", type=_non_negative_float, default=float(DEFAULTS["LOADGEN_WAIT_MS"]),
-                   help="LOADGEN_WAIT_MS: the budget batcher's wait")
+    _target_options(p)
     a = p.parse_args(argv)
     from tinybert.loadgen.measure import default_paths, measure
 
