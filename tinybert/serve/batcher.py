@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinybert.errors import ServeRequestError, UsageError, expect
+from tinybert.runtimes.runner import call_fits
 
 
 @dataclass
@@ -105,7 +106,7 @@ class TokenBatcher:
 
     def _fits(self, rows: int, longest: int, more: _Waiting) -> bool:
         rows, longest = rows + more.rows, max(longest, more.longest)
-        return rows <= self.max_rows and rows * longest <= self.budget_tokens
+        return rows <= self.max_rows and call_fits(rows, longest, self.budget_tokens)
 
     def _take(self) -> list[_Waiting]:
         """The longest run of queued requests from the front that stays in the budget (one at least)."""
