@@ -4,18 +4,18 @@ the whole run is in test_profiles.py."""
 from __future__ import annotations
 
 import pytest
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, cli
 
 
 def test_benchmark_needs_its_inputs(small_inputs, tmp_path):
-    proc = run_cli("benchmark", "--model_dir", tmp_path / "nope", "--data_file", tmp_path / "dev.tsv",
-                   "--output", tmp_path / "out", "--batch_sizes", "4", cwd=tmp_path)
+    proc = cli("benchmark", "--model_dir", tmp_path / "nope", "--data_file", tmp_path / "dev.tsv",
+               "--output", tmp_path / "out", "--batch_sizes", "4", cwd=tmp_path)
     assert_clean_error(proc, f"{tmp_path / 'dev.tsv'}: expected the SST-2 TSV file", "found no such file", code=2)
-    proc = run_cli("benchmark", "--model_dir", tmp_path / "nope", "--data_file", small_inputs.tsv,
-                   "--output", tmp_path / "out", "--batch_sizes", "4", cwd=tmp_path)
+    proc = cli("benchmark", "--model_dir", tmp_path / "nope", "--data_file", small_inputs.tsv,
+               "--output", tmp_path / "out", "--batch_sizes", "4", cwd=tmp_path)
     assert_clean_error(proc, f"{tmp_path / 'nope' / 'vocab.txt'}: expected the WordPiece vocab.txt", code=2)
     assert not list((tmp_path / "out").glob("*")), "a failed run left a (work or results) folder behind"
-    assert_clean_error(run_cli("benchmark", "--batch_sizes", "4 x", cwd=tmp_path),
+    assert_clean_error(cli("benchmark", "--batch_sizes", "4 x", cwd=tmp_path),
                        "--batch_sizes: expected a positive integer, got 'x'", code=2)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_clean_error, copy_models, make_small_tsv, run_cli
+from conftest import assert_clean_error, cli, copy_models, make_small_tsv
 
 from tinybert.export.calibrated import calibration_sample
 
@@ -28,7 +28,7 @@ def test_calibrate_cache_and_record(small_inputs, small_fast_models, tmp_path):
             "--calibration_file", train, "--calibration_samples", 20, "--features_dir", tmp_path / "none",
             # A random generated checkpoint has near-tied logits: the 99 % gate is for the real one.
             "--min_agreement", 0.5]
-    first = run_cli(*args, cwd=tmp_path)
+    first = cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     model = tmp_path / "m" / "TinyBERT_int8_static.onnx"
     record = json.loads((tmp_path / "m" / "TinyBERT_int8_static.calibration.json").read_text())
@@ -48,25 +48,25 @@ def test_calibrate_cache_and_record(small_inputs, small_fast_models, tmp_path):
     ops = {node.op_type for node in onnx.load(str(model)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations quantized with fixed scales
     mtime = model.stat().st_mtime_ns
-    cached = run_cli(*args, cwd=tmp_path, check=True)
+    cached = cli(*args, cwd=tmp_path, check=True)
     assert "up to date" in cached.stdout and model.stat().st_mtime_ns == mtime
-    changed = run_cli(*args, "--calibration_seed", 1, cwd=tmp_path, check=True)
+    changed = cli(*args, "--calibration_seed", 1, cwd=tmp_path, check=True)
     assert "up to date" not in changed.stdout and model.stat().st_mtime_ns != mtime
 
 
 def test_calibrating_on_the_evaluation_set_is_refused(small_inputs, tmp_path):
     bins = tmp_path / "bert_bin"
-    run_cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", small_inputs.checkpoint / "vocab.txt",
-            "--output_dir", bins, "--no_progress", check=True)
-    proc = run_cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
-                   "--calibration_file", small_inputs.tsv, "--features_dir", bins, cwd=tmp_path)
+    cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", small_inputs.checkpoint / "vocab.txt",
+        "--output_dir", bins, "--no_progress", check=True)
+    proc = cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path / "m",
+               "--calibration_file", small_inputs.tsv, "--features_dir", bins, cwd=tmp_path)
     assert_clean_error(proc, "expected a calibration file other than the evaluation set")
     assert not (tmp_path / "m" / "TinyBERT_int8_static.onnx").exists()
 
 
 def test_missing_calibration_file(small_inputs, tmp_path):
-    proc = run_cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path,
-                   "--calibration_file", tmp_path / "train.tsv", cwd=tmp_path)
+    proc = cli("export-int8-static", "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path,
+               "--calibration_file", tmp_path / "train.tsv", cwd=tmp_path)
     assert_clean_error(proc, "train.tsv: expected a calibration TSV")
 
 

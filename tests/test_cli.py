@@ -4,7 +4,7 @@ non-zero exit code, no traceback and no output left behind."""
 from __future__ import annotations
 
 import pytest
-from conftest import assert_clean_error, input_arg, run_cli
+from conftest import assert_clean_error, cli, input_arg, run_cli
 
 
 def test_steps_are_listed_and_unknown_ones_refused(tmp_path):
@@ -28,13 +28,13 @@ def test_output_paths_under_a_regular_file_are_clear_errors(small_inputs, small_
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where a folder was expected")
     vocab = small_inputs.checkpoint / "vocab.txt"
-    assert_clean_error(run_cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", vocab,
-                               "--output_dir", blocker / "bert_bin"),
+    assert_clean_error(cli("preprocess", "--input_file", small_inputs.tsv, "--vocab_file", vocab,
+                           "--output_dir", blocker / "bert_bin"),
                        "cannot write features", f"{blocker} is a file, expected a folder")
-    assert_clean_error(run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
-                               input_arg(small_features), "--batchsize", 8, "--output", blocker / "result"),
+    assert_clean_error(cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
+                           input_arg(small_features), "--batchsize", 8, "--output", blocker / "result"),
                        "cannot write results under", f"{blocker} is a file, expected a folder")
     for option in ("--predictions_out", "--json_out"):
-        assert_clean_error(run_cli("postprocess", small_result, "--bin_dir", small_features, option, blocker / "out"),
+        assert_clean_error(cli("postprocess", small_result, "--bin_dir", small_features, option, blocker / "out"),
                            f"{blocker} is a file, expected a folder")
     assert blocker.read_text() == "a file where a folder was expected"

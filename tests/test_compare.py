@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import assert_clean_error, edit_outputs, input_arg, run_cli, run_script
+from conftest import assert_clean_error, cli, edit_outputs, input_arg, run_script
 
 from tinybert.steps.compare import compare
 from tinybert.data.dataset import read_sst2_tsv
@@ -35,7 +35,7 @@ def runs(small_inputs, small_features, small_onnx_bs4, tmp_path_factory):
 
 def _compare(runs, a, b, *extra, **kwargs):
     root, bin_dir = runs[0], runs[1]
-    return run_cli("compare", a, b, "--bin_dir", bin_dir, "--result_root", root / "result", *extra, **kwargs)
+    return cli("compare", a, b, "--bin_dir", bin_dir, "--result_root", root / "result", *extra, **kwargs)
 
 
 def test_the_same_model_on_two_backends_and_formats_agrees(runs, tmp_path):
@@ -143,7 +143,7 @@ def test_sentences_of_a_source_file_that_is_gone(small_inputs, runs, tmp_path):
     first = run_inference(str(small_inputs.checkpoint), inputs, str(tmp_path / "result"), 8, runtime="pytorch",
                           output_dirname="one", progress=False).result_dir
     tsv.unlink()
-    proc = run_cli("compare", first, first, "--bin_dir", tmp_path / "bin", "--top", 2)
+    proc = cli("compare", first, first, "--bin_dir", tmp_path / "bin", "--top", 2)
     assert proc.returncode == 0, proc.stderr
     assert f"[WARN] sentences not shown: {tsv}: the source file the manifest records is gone" in proc.stdout
     assert proc.stdout.count("(unavailable)") == 2 and "max 0, mean 0" in proc.stdout

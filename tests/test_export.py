@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, cli
 
 
 def _dims(value):
@@ -33,7 +33,7 @@ def test_static_export_has_the_card_interface(small_onnx_bs4):
 def test_models_that_fail_their_check_are_removed(small_inputs, tmp_path, step, names):
     """A negative tolerance fails every check: nothing may be left that looks like a good model."""
     extra = ["--batch_size", 2] if step == "export" else []
-    proc = run_cli(step, "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path, "--tolerance", "-1",
-                   *extra, cwd=tmp_path)
+    proc = cli(step, "--model_dir", small_inputs.checkpoint, "--output_dir", tmp_path, "--tolerance", "-1",
+               *extra, cwd=tmp_path)
     assert_clean_error(proc, "logits differ from PyTorch", "expected at most -1e+00", "removed")
     assert not [n for n in names if (tmp_path / n).exists()]

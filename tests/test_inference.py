@@ -9,7 +9,7 @@ import os
 import shutil
 
 import pytest
-from conftest import SMALL_COUNT, assert_clean_error, input_arg, input_dirs, run_cli
+from conftest import SMALL_COUNT, assert_clean_error, cli, input_arg, input_dirs
 
 from tinybert.errors import ModelFileError
 from tinybert.steps.inference import run_inference
@@ -40,8 +40,8 @@ def test_model_and_batch_size_must_agree(small_features, small_onnx_bs4, tmp_pat
 
 @pytest.mark.slow
 def test_model_and_batch_size_must_agree_via_the_cli(small_features, small_onnx_bs4, tmp_path):
-    proc = run_cli("infer", "--model", small_onnx_bs4, "--input", input_arg(small_features), "--batchsize", 1,
-                   cwd=tmp_path)
+    proc = cli("infer", "--model", small_onnx_bs4, "--input", input_arg(small_features), "--batchsize", 1,
+               cwd=tmp_path)
     assert_clean_error(proc, "fixed batch size of 4, expected 1")
     assert not (tmp_path / "result").exists()
 
@@ -49,7 +49,7 @@ def test_model_and_batch_size_must_agree_via_the_cli(small_features, small_onnx_
 def test_inference_refuses_features_that_changed(small_features, small_onnx_bs4, tmp_path):
     shutil.copytree(small_features, tmp_path / "bert_bin")
     os.remove(tmp_path / "bert_bin" / "segment_ids" / "input2.bin")
-    proc = run_cli("infer", "--model", small_onnx_bs4, "--input",
-                   "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 4, cwd=tmp_path)
+    proc = cli("infer", "--model", small_onnx_bs4, "--input",
+               "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 4, cwd=tmp_path)
     assert_clean_error(proc, "segment_ids", "input2.bin")
     assert not (tmp_path / "result").exists() or not os.listdir(tmp_path / "result")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SPECIALS, WORDS, assert_clean_error, run_cli
+from conftest import SPECIALS, WORDS, assert_clean_error, cli
 from reference import reference_logits, write_checkpoint
 
 from tinybert.errors import CheckpointError
@@ -165,11 +165,11 @@ def test_a_checkpoint_that_runs_code_on_load_is_refused(checkpoint_copy, tmp_pat
 def test_a_checkpoint_that_runs_code_is_refused_via_the_cli(checkpoint_copy, tmp_path):
     marker = tmp_path / "code-ran"
     _write_code_running_weights(checkpoint_copy, marker, legacy=True)
-    proc = run_cli("predict", "--model_dir", checkpoint_copy, "a good film")
+    proc = cli("predict", "--model_dir", checkpoint_copy, "a good film")
     assert_clean_error(proc, "pytorch_model.bin", "refused to load", "posix.system", "Nothing from it was executed",
                        code=2)
     assert not marker.exists()
-    exported = run_cli("export", "--model_dir", checkpoint_copy, "--batch_size", 1, "--output_dir", tmp_path / "onnx")
+    exported = cli("export", "--model_dir", checkpoint_copy, "--batch_size", 1, "--output_dir", tmp_path / "onnx")
     assert_clean_error(exported, "pytorch_model.bin", "refused to load", code=2)
     assert not marker.exists() and not (tmp_path / "onnx").exists()
 

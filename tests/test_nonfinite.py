@@ -9,7 +9,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_clean_error, edit_outputs, input_arg, run_cli, run_script
+from conftest import assert_clean_error, cli, edit_outputs, input_arg, run_script
 from onnx import TensorProto, helper
 
 from tinybert.data.dataset import read_sst2_tsv
@@ -59,7 +59,7 @@ def test_postprocess_refuses_nonfinite_outputs_naming_their_files(setup, tmp_pat
 
     broken = edit_outputs(Path(folders[fmt]), tmp_path / "broken", {4: [NAN, 0.0], 30: [1.0, INF], 9: [-INF, NAN]})
     ext = fmt.lower()
-    proc = run_cli("postprocess", broken, "--bin_dir", bin_dir)
+    proc = cli("postprocess", broken, "--bin_dir", bin_dir)
     assert_clean_error(proc, f"{broken}: expected finite logits, got NaN/inf in 3 of 37 outputs (NaN 2, inf 1): "
                              f"input4_0.{ext}, input9_0.{ext}, input30_0.{ext}", "--skip_nonfinite", code=2)
     assert proc.stderr.count("[ERROR]") == 1 and "accuracy" not in proc.stdout
@@ -98,7 +98,7 @@ def test_skip_nonfinite_with_nothing_finite_is_an_error(setup, tmp_path):
     from pathlib import Path
 
     broken = edit_outputs(Path(folders["BIN"]), tmp_path / "broken", {i: [INF, 0.0] for i in range(37)})
-    assert_clean_error(run_cli("postprocess", broken, "--bin_dir", bin_dir, "--skip_nonfinite"),
+    assert_clean_error(cli("postprocess", broken, "--bin_dir", bin_dir, "--skip_nonfinite"),
                        "expected some finite logits to score, got NaN/inf in all 37 of 37 outputs", code=2)
 
 
@@ -118,18 +118,18 @@ def test_the_onnxruntime_runner_warns_about_its_own_nonfinite_outputs(setup, ove
     _, bin_dir, folders = setup
     model, bad = overflow
     assert 0 < len(bad) < 37
-    proc = run_cli("infer", "--model", model, "--input", input_arg(bin_dir), "--output", tmp_path / "result",
-                   "--batchsize", 4, "--output_dirname", "overflow", "--no_progress")
+    proc = cli("infer", "--model", model, "--input", input_arg(bin_dir), "--output", tmp_path / "result",
+               "--batchsize", 4, "--output_dirname", "overflow", "--no_progress")
     assert proc.returncode == 0, proc.stderr
     shown = ", ".join(map(str, bad[:5]))
     assert f"[WARN] {len(bad)} of 37 outputs are non-finite (NaN/inf): sample(s) {shown}" in proc.stdout
-    refused = run_cli("postprocess", tmp_path / "result" / "overflow", "--bin_dir", bin_dir)
+    refused = cli("postprocess", tmp_path / "result" / "overflow", "--bin_dir", bin_dir)
     assert_clean_error(refused, f"NaN/inf in {len(bad)} of 37 outputs", f"input{bad[0]}_0.txt", code=2)
-    compared = run_cli("compare", folders["TXT"], tmp_path / "result" / "overflow", "--bin_dir", bin_dir)
+    compared = cli("compare", folders["TXT"], tmp_path / "result" / "overflow", "--bin_dir", bin_dir)
     assert compared.returncode == 0, compared.stderr
     assert f"[WARN] B has NaN/inf logits in {len(bad)} of 37 outputs" in compared.stdout
-    clean = run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input", input_arg(bin_dir),
-                    "--output", tmp_path / "result", "--batchsize", 8, "--no_progress")
+    clean = cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input", input_arg(bin_dir),
+                "--output", tmp_path / "result", "--batchsize", 8, "--no_progress")
     assert clean.returncode == 0 and "[WARN]" not in clean.stdout
 
 
@@ -142,7 +142,7 @@ def test_predict_shows_nonfinite_outputs_instead_of_a_label(overflow, small_inpu
 
     threshold = onnx_lib.numpy_helper.to_array(next(t for t in onnx_lib.load(model).graph.initializer if t.name == "k"))
     low, high = words[5], words[int(threshold) + 1]
-    proc = run_cli("predict", "--onnx", model, "--vocab_file", vocab, "--", f"{low} movie", f"{high} movie")
+    proc = cli("predict", "--onnx", model, "--vocab_file", vocab, "--", f"{low} movie", f"{high} movie")
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines()[1:]]
     assert rows[0][:4] == ["-", "non-finite", "nan", "nan"] and rows[0][4] == f"{low} movie"

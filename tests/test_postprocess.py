@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_error, edit_outputs, run_cli, run_script, tsv_bytes
+from conftest import assert_clean_error, cli, edit_outputs, run_script, tsv_bytes
 from reference import reference_features, reference_logits
 
 from tinybert.data.dataset import read_sst2_tsv
@@ -35,9 +35,9 @@ def unlabelled(small_inputs, tmp_path_factory):
     env = {"DATA_FILE": str(root / "test.tsv"), "CKPT_DIR": str(small_inputs.checkpoint)}
     pre = run_script("preprocess_data.sh", cwd=root, env=env)
     assert pre.returncode == 0, pre.stderr
-    infer = run_cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
-                    "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 3,
-                    "--output_dirname", "test_run", cwd=root)
+    infer = cli("infer", "--runtime", "pytorch", "--model", small_inputs.checkpoint, "--input",
+                "bert_bin/input_ids,bert_bin/segment_ids,bert_bin/input_mask", "--batchsize", 3,
+                "--output_dirname", "test_run", cwd=root)
     assert infer.returncode == 0, infer.stderr
     ckpt = small_inputs.checkpoint
     arrays = reference_features([s for _, s in TEST_ROWS], str(ckpt / "vocab.txt"), 64)
@@ -153,10 +153,10 @@ def _accepted(proc, count):
 ])
 def test_postprocess_refuses_results_of_other_features(small_features, small_result, other_features, other,
                                                        fragments):
-    proc = run_cli("postprocess", small_result, "--bin_dir", other_features / other)
+    proc = cli("postprocess", small_result, "--bin_dir", other_features / other)
     assert_clean_error(proc, "runA", str(small_features / "manifest.json"), "recorded in", "runA_summary.json",
                        *fragments, code=2)
-    _accepted(run_cli("postprocess", small_result, "--bin_dir", small_features), 37)
+    _accepted(cli("postprocess", small_result, "--bin_dir", small_features), 37)
 
 
 @pytest.mark.slow
@@ -164,16 +164,16 @@ def test_without_a_summary_the_sample_count_still_has_to_match(small_features, s
                                                               tmp_path):
     copy = tmp_path / "copied"  # e.g. a folder moved away from its summary, or from another tool
     shutil.copytree(small_result, copy)
-    assert_clean_error(run_cli("postprocess", copy, "--bin_dir", other_features / "C"),
+    assert_clean_error(cli("postprocess", copy, "--bin_dir", other_features / "C"),
                        "expected exactly 20 outputs", "unexpected input20_0.txt", code=2)
-    _accepted(run_cli("postprocess", copy, "--bin_dir", small_features), 37)
+    _accepted(cli("postprocess", copy, "--bin_dir", small_features), 37)
 
 
 def test_a_damaged_summary_is_refused(small_features, small_result, tmp_path):
     shutil.copytree(small_result, tmp_path / "runA")
     summary = (small_result.parent / "runA_summary.json").read_text()
     (tmp_path / "runA_summary.json").write_text(summary[: len(summary) // 2])
-    assert_clean_error(run_cli("postprocess", tmp_path / "runA", "--bin_dir", small_features),
+    assert_clean_error(cli("postprocess", tmp_path / "runA", "--bin_dir", small_features),
                        "runA_summary.json: expected the inference summary", "unparsable", code=2)
 
 

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SPECIALS, WORDS, assert_clean_error, run_cli, run_script
+from conftest import REPO, SPECIALS, WORDS, assert_clean_error, cli, run_script
 from reference import reference_features, reference_logits
 
 from tinybert.errors import DataFormatError, ModelFileError, UsageError
@@ -80,12 +80,12 @@ def test_sentences_and_model_choice_are_checked(small_inputs, small_onnx_bs4):
 
 @pytest.mark.slow
 def test_pytorch_on_arguments_and_stdin(small_inputs, expected):
-    by_args = run_cli("predict", "--model_dir", small_inputs.checkpoint, "--", *SENTENCES, check=True)
+    by_args = cli("predict", "--model_dir", small_inputs.checkpoint, "--", *SENTENCES, check=True)
     _check(by_args.stdout, expected)
     # stdin: one sentence per line; blank lines are skipped, so send the empty sentence as arguments only
     stdin_sentences = [s for s in SENTENCES if s]
-    proc = run_cli("predict", "--model_dir", small_inputs.checkpoint, input="\r\n".join(stdin_sentences) + "\n\n",
-                   check=True)
+    proc = cli("predict", "--model_dir", small_inputs.checkpoint, input="\r\n".join(stdin_sentences) + "\n\n",
+               check=True)
     rows = [line for line in by_args.stdout.splitlines()[1:] if line.split("\t")[4]]
     assert proc.stdout.splitlines()[1:] == rows
 
@@ -93,8 +93,8 @@ def test_pytorch_on_arguments_and_stdin(small_inputs, expected):
 @pytest.mark.slow
 def test_static_onnx_model_fills_the_last_batch(small_inputs, small_onnx_bs4, expected):
     """6 sentences on a [4, 64] model: one full batch, one filled with filler rows that are dropped."""
-    proc = run_cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", small_inputs.checkpoint / "vocab.txt", "--",
-                   *SENTENCES, check=True)
+    proc = cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", small_inputs.checkpoint / "vocab.txt", "--",
+               *SENTENCES, check=True)
     _check(proc.stdout, expected, atol=2e-4)
 
 
@@ -112,17 +112,17 @@ def test_predict_script(small_inputs, small_onnx_bs4, expected, tmp_path):
 @pytest.mark.slow
 def test_predict_mistakes_are_clear(small_inputs, small_onnx_bs4, tmp_path):
     ckpt = small_inputs.checkpoint
-    assert_clean_error(run_cli("predict", "good"), "exactly one of --model_dir", "got neither", code=2)
-    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--onnx", small_onnx_bs4, "good"), "got both", code=2)
-    empty = run_cli("predict", "--model_dir", ckpt, input="\n \n")
+    assert_clean_error(cli("predict", "good"), "exactly one of --model_dir", "got neither", code=2)
+    assert_clean_error(cli("predict", "--model_dir", ckpt, "--onnx", small_onnx_bs4, "good"), "got both", code=2)
+    empty = cli("predict", "--model_dir", ckpt, input="\n \n")
     assert_clean_error(empty, "expected sentences as arguments or one per line on stdin", code=2)
-    assert_clean_error(run_cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", ckpt / "vocab.txt",
-                               "--max_seq_length", 32, "good"), "fixed length of 64", code=2)
-    assert_clean_error(run_cli("predict", "--onnx", tmp_path / "none.onnx", "--vocab_file", ckpt / "vocab.txt",
-                               "good"), "none.onnx", "found no such file", code=2)
+    assert_clean_error(cli("predict", "--onnx", small_onnx_bs4, "--vocab_file", ckpt / "vocab.txt",
+                           "--max_seq_length", 32, "good"), "fixed length of 64", code=2)
+    assert_clean_error(cli("predict", "--onnx", tmp_path / "none.onnx", "--vocab_file", ckpt / "vocab.txt",
+                           "good"), "none.onnx", "found no such file", code=2)
     bigger = tmp_path / "vocab.txt"  # a vocabulary that is not the checkpoint's
     bigger.write_text("\n".join(SPECIALS + WORDS + [f"extra{i}" for i in range(50)]) + "\n", encoding="utf-8")
-    assert_clean_error(run_cli("predict", "--model_dir", ckpt, "--vocab_file", bigger, "extra49 good"),
+    assert_clean_error(cli("predict", "--model_dir", ckpt, "--vocab_file", bigger, "extra49 good"),
                        "expected the vocabulary of", code=2)
 
 
