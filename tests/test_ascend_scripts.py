@@ -235,3 +235,15 @@ def test_gear_runs_hold_their_lock_and_remove_what_killed_runs_left(tmp_path, fa
     assert "[INFO] removed 1 stale staging folder(s) left by killed runs in ./result" in proc.stdout
     assert sorted(p.name for p in result.iterdir()) == [".gears-running", ".gears-running.lock",
                                                        "geared", "geared_summary.json"]
+
+
+def test_the_gears_command_splits_features_and_prints_each_gear_for_the_scripts(small_features, tmp_path):
+    from conftest import cli
+
+    proc = cli("gears", "split", "--bin_dir", small_features, "--edges", "16,32,64", "--output_dir", tmp_path / "g",
+               "--print_gears", check=True)
+    printed = [line.split() for line in proc.stdout.splitlines() if line[:1].isdigit()]
+    assert [int(length) for length, _ in printed] and all(folder.endswith(f"gear{length}") for length, folder in printed)
+    assert {int(length) for length, _ in printed} <= {16, 32, 64}
+    counted = sum(len(os.listdir(os.path.join(folder, "input_ids"))) for _, folder in printed)
+    assert counted == len(os.listdir(small_features / "input_ids"))

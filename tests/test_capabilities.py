@@ -205,3 +205,9 @@ def test_a_model_load_is_quiet_where_torchao_is_installed(small_inputs):
     proc = subprocess.run([sys.executable, "-c", code, str(small_inputs.checkpoint)], capture_output=True, text=True,
                           cwd=capabilities.__file__.rsplit("/tinybert/", 1)[0], check=True)
     assert proc.stderr == "" and proc.stdout == f"{installed('torchao')}\n"
+
+
+def test_an_unknown_need_is_named():
+    from tinybert.capabilities import current
+
+    assert current().unmet("warp_drive") == "unknown need 'warp_drive'"

@@ -95,3 +95,13 @@ def test_unknown_parts_are_refused(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["gpu-all", "--parts", "eval_all,nope"])
     assert exited.value.code == 2 and "expected parts among model_on_corpus" in capsys.readouterr().err
+
+
+def test_a_part_that_failed_makes_the_step_exit_1(monkeypatch, tmp_path):
+    """Every part runs and is recorded; the exit status says one failed, so a script stops there."""
+    from conftest import cli
+
+    monkeypatch.setattr(gpu_all, "run_gpu_all", lambda **kw: {"parts": {"eval_all": {"error": "no GPU"}}})
+    assert cli("gpu-all", "--out", tmp_path).returncode == 1
+    monkeypatch.setattr(gpu_all, "run_gpu_all", lambda **kw: {"parts": {"eval_all": {"rows": []}}})
+    assert cli("gpu-all", "--out", tmp_path).returncode == 0

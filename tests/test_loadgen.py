@@ -280,3 +280,52 @@ def test_the_benchmark_runs_loadgen_s_singlestream_on_each_project_row(small_inp
     assert single["queries"] >= 64 and os.path.isfile(os.path.join(single["folder"], "mlperf_log_detail.txt"))
     table = next((tmp_path / "out").glob("benchmark-*")).joinpath("benchmark.md").read_text()
     assert "SingleStream (MLPerf LoadGen" in table and f"| C | VALID | {single['p90_ms']:.3f} |" in table
+
+
+def test_measure_sweeps_each_path_s_offline_fractions_with_both_batchers_and_never_shows_an_invalid_figure(
+        small_inputs, small_features, tmp_path, monkeypatch, capsys):
+    """loadgen-measure's orchestration, each run's outcome given (its runs are `loadgen` processes, tested above):
+    Server swept at fractions of the path's own Offline rate with each batcher; INVALID shows '-', never a figure."""
+    from conftest import cli
+
+    from tinybert.loadgen import measure
+
+    ran = []
+
+    def path_of(args):
+        return args[args.index("--row" if "--row" in args else "--ort_model") + 1]
+
+    def fake_run(args, json_out, log):
+        ran.append(args)
+        scenario = args[args.index("--scenario") + 1]
+        if scenario == "SingleStream":
+            return [{"valid": True, "figures": {"p90_ms": 1.5}}]
+        if scenario == "Offline":
+            return [{"valid": path_of(args) != "slow", "figures": {"samples_per_s": 1000.0}}]
+        qps = [float(q) for q in args[args.index("--qps") + 1].split(",")]
+        limit = 600 if args[args.index("--batcher") + 1] == "budget" else 400
+        return [{"valid": q <= limit, "target_qps": q, "figures": {}} for q in qps]
+
+    monkeypatch.setattr(measure, "_run", fake_run)
+    proc = cli("loadgen-measure", "--paths", "int8,slow,OV8", "--out", tmp_path, "--bin_dir", small_features,
+               "--ckpt_dir", small_inputs.checkpoint, "--min_duration_ms", 500, "--no_warm", check=True)
+    [folder] = [p for p in tmp_path.iterdir() if p.name.startswith("loadgen-measure-")]
+    servers = [a for a in ran if "Server" in a]
+    assert [a[a.index("--qps") + 1] for a in servers if path_of(a) == "int8"] == ["200,400,600,800,1000"] * 2
+    assert not [a for a in servers if path_of(a) == "slow"]  # no Offline rate: nothing to sweep
+    assert {path_of(a) for a in ran if "--row" in a} == {"OV8"}
+    assert all("--min_duration_ms" in a and "--no_warm" in a for a in ran)
+    table = (folder / "measure.md").read_text()
+    assert "| int8 | 1.500 | 1000.0 | 600 | 400 | 0.60 |" in table
+    assert "| slow | 1.500 | - | - | - | - |" in table and table in proc.stdout
+    saved = json.loads((folder / "measure.json").read_text())
+    assert [row["path"] for row in saved["paths"]] == ["int8", "slow", "OV8"]
+
+
+def test_a_measure_run_that_fails_leaves_no_outcome_and_says_so(tmp_path, capsys):
+    from tinybert.loadgen.measure import _run
+
+    with open(tmp_path / "runs.log", "w") as log:
+        assert _run(["--scenario", "Nope"], str(tmp_path / "out.json"), log) == []
+    assert "[WARN] --scenario Nope: exit 2, no outcome" in capsys.readouterr().out
+    assert "invalid choice: 'Nope'" in (tmp_path / "runs.log").read_text()

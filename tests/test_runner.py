@@ -68,6 +68,14 @@ def test_bucket_edges_are_checked(text, message):
         parse_edges(text, 64)
 
 
+def test_a_length_past_the_last_edge_is_refused():
+    from tinybert.runtimes.runner import bucket_length
+
+    assert bucket_length(17, (16, 32)) == 32 and bucket_length(17, None) == 17
+    with pytest.raises(UsageError, match="bucket edges up to at least 40 tokens"):
+        bucket_length(40, (16, 32))
+
+
 def test_static_models_get_the_card_batches_and_dynamic_ones_buckets():
     lengths = np.array([5, 60, 2, 33, 17, 9, 64])
     arrays = [np.zeros((7, 64), np.int64), np.zeros((7, 64), np.int64), _mask(lengths)]

@@ -249,3 +249,27 @@ def test_a_gpu_path_warms_every_batch_shape_before_ready():
     assert set(asked) == {(rows, length) for rows in range(1, 17) for length in range(8, 65, 8)}
     cpu = Engine(SimpleNamespace(seq_len=64, call_tokens=512, batch_size=64, runtime=runtime))
     assert cpu.warm_up() == 0 and cpu.budget_tokens == 512
+
+
+def test_serve_load_s_command_line_reaches_the_load_and_saves_its_report(small_inputs, tmp_path, monkeypatch):
+    """The load itself runs against a real server in tests/test_serve_ray.py; here what the command line hands it."""
+    from conftest import cli
+
+    from tinybert.serve import load
+    from tinybert.settings import SERVE_METRICS_PORT
+
+    given = {}
+
+    def fake_load(sentences, **kwargs):
+        given.update(kwargs, sentences=len(sentences))
+        return {"rates": [], "highest_within_bound": None}
+
+    monkeypatch.setattr(load, "run_load", fake_load)
+    out = tmp_path / "load.json"
+    cli("serve-load", "--data_file", small_inputs.tsv, "--qps", "5", "20", "--seconds", "0.5", "--json_out", out,
+        check=True)
+    assert given["rates"] == [5.0, 20.0] and given["seconds"] == 0.5 and given["sentences"] == small_inputs.count
+    assert given["metrics_url"] == f"http://127.0.0.1:{SERVE_METRICS_PORT}/" and given["bound_ms"] == 100.0
+    assert json.loads(out.read_text()) == {"rates": [], "highest_within_bound": None}
+    refused = cli("serve-load", "--qps", "0")
+    assert refused.returncode == 2 and "expected a positive number, got '0'" in refused.stderr
