@@ -207,6 +207,11 @@ def test_the_batcher_fills_a_call_to_the_budget_with_rows_of_like_length_oldest_
     shared.put([(0, 0), (4, 4)])
     assert shared.take() == [(0, 0)]
     shared._idle = 0
+    backlog = Batcher(samples, max_tokens=512, max_rows=64, wait_s=0.0, workers=2)
+    backlog.put([(0, 0), (4, 4)])  # no more rows than workers: one row, the other worker frees soon for the next
+    assert backlog.take() == [(0, 0)] and backlog.take() == [(4, 4)]
+    backlog.put([(0, 0), (4, 4), (6, 6)])  # a backlog: like rows join (18 tokens would pad them by 16 positions)
+    assert backlog.take() == [(0, 0), (4, 4)] and backlog.take() == [(6, 6)]
     alone = Batcher(samples, max_tokens=32, max_rows=64, wait_s=0.0)
     alone.put([(5, 5), (4, 4)])  # a lone row over the budget still runs, alone
     assert alone.take() == [(5, 5)] and alone.take() == [(4, 4)]

@@ -168,9 +168,8 @@ SETTINGS = (
     Setting("LOADGEN_WAIT_MS", "0", "Server: a free worker's wait for more rows; none: a call takes what queued while "
                                     "workers were busy (docs/measurements/loadgen-intel-2vcpu.md)",
             scripts=("loadgen.sh", "loadgen_measure.sh")),
-    Setting("LOADGEN_BATCHER", "budget", "Server: budget (rows join a call while rows x longest stays within "
-                                         "CALL_TOKENS, or until LOADGEN_WAIT_MS); nowait (one row per call on "
-                                         "REQUESTS workers) is the baseline it is measured against",
+    Setting("LOADGEN_BATCHER", "budget", "Server: budget (rows join a call within CALL_TOKENS once more queue than "
+                                         "workers); nowait (one row per call) is the baseline it is measured against",
             scripts=("loadgen.sh",)),
     Setting("SERVE_PORT", "8000", "serve's HTTP port: Ray Serve's own default", scripts=("serve.sh",)),
     Setting("SERVE_METRICS_PORT", "9000", "serve's Prometheus metrics on a port of their own, as TEI serves them",

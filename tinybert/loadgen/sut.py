@@ -79,11 +79,13 @@ class Batcher(Calls):
     """Server's batcher: a free worker takes the oldest row and later ones of like length while rows x longest stays in
     the call budget, at once when one is left out, else after `wait_s`; max_rows 1, no wait: the no-wait baseline."""
 
-    def __init__(self, samples: Samples, max_tokens: int | None, max_rows: int, wait_s: float):
+    def __init__(self, samples: Samples, max_tokens: int | None, max_rows: int, wait_s: float, workers: int = 1):
         super().__init__()
-        expect(max_rows > 0 and wait_s >= 0, UsageError,
-               f"expected a positive row limit and a non-negative wait, got {max_rows} rows and {wait_s} s")
+        expect(max_rows > 0 and wait_s >= 0 and workers > 0, UsageError,
+               f"expected a positive row limit and worker count and a non-negative wait, got {max_rows} rows, "
+               f"{workers} workers and {wait_s} s")
         self.samples, self.max_tokens, self.max_rows, self.wait_s = samples, max_tokens, max_rows, wait_s
+        self.workers = workers
         self.window = WINDOW_ROWS * max_rows  # how far past the oldest row a call looks for rows that fit
         self._idle = 0  # workers waiting for rows
 
@@ -130,6 +132,10 @@ class Batcher(Calls):
                         break
                     self._cond.wait(left)
                 if self._queue:  # else another worker took them while this one waited: start again
+                    # No backlog (no more rows than workers): one row, as a joined row waits out the others' compute
+                    # while a worker frees soon (docs/measurements/loadgen-intel-2vcpu.md).
+                    if len(self._queue) <= self.workers:
+                        return [self._queue.popleft()]
                     # Idle workers share the queue: one call of many rows would keep them waiting.
                     share = -(-len(self._queue) // (self._idle + 1))
                     return self._pop(self._choose()[0][:share])
@@ -153,7 +159,7 @@ class Sut:
         self.workers = max(1, int(runtime.requests))
         if scenario == "Server":
             rows = runtime.batch_size or batch_size
-            self.source = (Batcher(samples, call_tokens, rows, wait_s) if batcher == BUDGET
+            self.source = (Batcher(samples, call_tokens, rows, wait_s, self.workers) if batcher == BUDGET
                            else Batcher(samples, None, 1, 0.0))
         else:
             self.source = Calls()
