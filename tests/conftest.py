@@ -323,6 +323,8 @@ def cli(*args, cwd=None, check=False, input=None) -> subprocess.CompletedProcess
             try:
                 code = main([str(a) for a in args])
             except SystemExit as exc:  # argparse's usage errors, as the interpreter would exit
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
                 code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     finally:
         sys.stdin = saved_stdin
