@@ -89,7 +89,6 @@ class Batcher(Calls):
         self.window = WINDOW_ROWS * max_rows  # how far past the oldest row a call looks for rows that fit
         self._idle = 0  # workers waiting for rows
 
-
     def put(self, call: list) -> None:
         with self._cond:
             self._queue.extend(call)
@@ -126,7 +125,8 @@ class Batcher(Calls):
                 if not self._queue:
                     return None
                 deadline = time.monotonic() + self.wait_s
-                while self._queue and not self._choose()[1] and not self._closed:
+                # With no wait, nothing to scan for: the rows are taken as they are.
+                while self.wait_s > 0 and self._queue and not self._choose()[1] and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
